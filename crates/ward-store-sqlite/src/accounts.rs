@@ -467,9 +467,16 @@ impl UiaStore for SqliteStore {
     async fn create_uia_session(&self, s: UiaSession) -> Result<()> {
         self.write(move |tx| {
             tx.execute(
-                "INSERT INTO uia_sessions (id, purpose, user_id, completed, created_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![s.id, s.purpose, s.user_id, join_stages(&s.completed), to_sql(s.created_ms)],
+                "INSERT INTO uia_sessions (id, purpose, user_id, completed, registration_token, created_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    s.id,
+                    s.purpose,
+                    s.user_id,
+                    join_stages(&s.completed),
+                    s.registration_token,
+                    to_sql(s.created_ms)
+                ],
             )
             .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(s.id.clone()) } else { backend(e) })?;
             Ok(())
@@ -481,7 +488,8 @@ impl UiaStore for SqliteStore {
         let id = id.to_owned();
         self.read(move |tx| {
             tx.query_row(
-                "SELECT id, purpose, user_id, completed, created_ms FROM uia_sessions WHERE id = ?1",
+                "SELECT id, purpose, user_id, completed, registration_token, created_ms
+                 FROM uia_sessions WHERE id = ?1",
                 [&id],
                 |r| {
                     Ok(UiaSession {
@@ -489,7 +497,8 @@ impl UiaStore for SqliteStore {
                         purpose: r.get(1)?,
                         user_id: r.get(2)?,
                         completed: split_stages(&r.get::<_, String>(3)?),
-                        created_ms: from_sql(r.get(4)?),
+                        registration_token: r.get(4)?,
+                        created_ms: from_sql(r.get(5)?),
                     })
                 },
             )
@@ -499,11 +508,15 @@ impl UiaStore for SqliteStore {
         .await
     }
 
-    async fn set_uia_completed(&self, id: &str, completed: &[String]) -> Result<bool> {
-        let (id, completed) = (id.to_owned(), join_stages(completed));
+    async fn update_uia_session(&self, session: &UiaSession) -> Result<bool> {
+        let (id, completed, token) =
+            (session.id.clone(), join_stages(&session.completed), session.registration_token.clone());
         self.write(move |tx| {
             let n = tx
-                .execute("UPDATE uia_sessions SET completed = ?2 WHERE id = ?1", params![id, completed])
+                .execute(
+                    "UPDATE uia_sessions SET completed = ?2, registration_token = ?3 WHERE id = ?1",
+                    params![id, completed, token],
+                )
                 .map_err(backend)?;
             Ok(n > 0)
         })

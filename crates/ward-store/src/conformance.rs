@@ -243,6 +243,7 @@ pub async fn deactivation_removes_everything(store: &dyn Store) {
             purpose: "deactivate".into(),
             user_id: Some("@a:x".into()),
             completed: vec![],
+            registration_token: None,
             created_ms: NOW,
         })
         .await
@@ -299,6 +300,7 @@ pub async fn uia_sessions(store: &dyn Store) {
         purpose: "register".into(),
         user_id: None,
         completed: vec![],
+        registration_token: None,
         created_ms: NOW,
     };
     store.create_uia_session(s.clone()).await.unwrap();
@@ -306,9 +308,10 @@ pub async fn uia_sessions(store: &dyn Store) {
     store.create_uia_session(s2.clone()).await.unwrap();
     assert_eq!(store.uia_session("S1").await.unwrap(), Some(s.clone()));
     let done = vec!["m.login.dummy".to_owned(), "m.login.password".to_owned()];
-    assert!(store.set_uia_completed("S1", &done).await.unwrap());
-    assert_eq!(store.uia_session("S1").await.unwrap().unwrap().completed, done);
-    assert!(!store.set_uia_completed("nope", &done).await.unwrap());
+    let progressed = UiaSession { completed: done, registration_token: Some("tok".into()), ..s.clone() };
+    assert!(store.update_uia_session(&progressed).await.unwrap());
+    assert_eq!(store.uia_session("S1").await.unwrap(), Some(progressed.clone()));
+    assert!(!store.update_uia_session(&UiaSession { id: "nope".into(), ..progressed }).await.unwrap());
     assert_eq!(store.delete_uia_sessions_before(NOW + 50).await.unwrap(), 1);
     assert!(store.uia_session("S1").await.unwrap().is_none());
     assert_eq!(store.uia_session("S2").await.unwrap(), Some(s2));

@@ -125,6 +125,9 @@ pub struct UiaSession {
     /// The authenticated user who started it; `None` for registration.
     pub user_id: Option<String>,
     pub completed: Vec<String>,
+    /// The registration token accepted by the `m.login.registration_token` stage, consumed when
+    /// the registration commits.
+    pub registration_token: Option<String>,
     pub created_ms: u64,
 }
 
@@ -200,7 +203,8 @@ pub trait RegistrationTokenStore: Send + Sync {
 pub trait UiaStore: Send + Sync {
     async fn create_uia_session(&self, session: UiaSession) -> Result<()>;
     async fn uia_session(&self, id: &str) -> Result<Option<UiaSession>>;
-    async fn set_uia_completed(&self, id: &str, completed: &[String]) -> Result<bool>;
+    /// Saves the session's progress (`completed`, `registration_token`); `false` if it is gone.
+    async fn update_uia_session(&self, session: &UiaSession) -> Result<bool>;
     async fn delete_uia_session(&self, id: &str) -> Result<()>;
     /// Deletes sessions begun before `created_before_ms`; returns how many.
     async fn delete_uia_sessions_before(&self, created_before_ms: u64) -> Result<u64>;

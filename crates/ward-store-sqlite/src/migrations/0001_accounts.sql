@@ -47,6 +47,7 @@ CREATE TABLE uia_sessions (
     purpose    TEXT NOT NULL,
     user_id    TEXT,
     completed  TEXT NOT NULL,
+    registration_token TEXT,
     created_ms INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX uia_sessions_by_age ON uia_sessions (created_ms);

@@ -1,1 +1,117 @@
-fn main() {}
+//! The `ward` binary: `ward serve` runs the server, `ward admin …` does operator tasks.
+//!
+//! This is the only crate that touches the process: arguments, environment, signals, logging
+//! setup, exit codes. Everything else it wires together from the library crates.
+
+mod admin;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use ward_config::{Config, LogFormat};
+use ward_service::{Services, Settings};
+use ward_store::Store;
+use ward_store_sqlite::{SqliteOptions, SqliteStore};
+
+#[derive(Parser)]
+#[command(name = "ward", version, about = "Private team chat and video for medical practices")]
+struct Cli {
+    /// Configuration file (default: ./ward.toml if it exists). Every key can also be set with
+    /// a WARD_<KEY> environment variable.
+    #[arg(long, global = true, env = "WARD_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve,
+    /// Operator tasks; they work while the server runs.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let loaded = match Config::load(cli.config.as_deref(), std::env::vars()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("ward: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let is_serve = matches!(cli.command, Command::Serve);
+    init_logging(&loaded.config, if is_serve { None } else { Some("warn") });
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ward: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve => serve::run(loaded, cli.config).await,
+            Command::Admin(cmd) => admin::run(cmd, &loaded.config).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("ward: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config, level_override: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("WARD_LOG")
+        .ok()
+        .and_then(|f| EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| {
+            let level = level_override.unwrap_or(&config.log_level);
+            EnvFilter::new(format!("warn,ward={level},ward_api={level},ward_service={level},ward_store_sqlite={level}"))
+        });
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+/// Creates the data directory (owner-only) and opens the store in it.
+async fn open_services(config: &Config) -> Result<(Arc<dyn Store>, Arc<Services>), String> {
+    create_data_dir(&config.data_dir)?;
+    let options = SqliteOptions {
+        read_connections: config.sqlite_read_connections as usize,
+        ..SqliteOptions::default()
+    };
+    let path = config.database_path();
+    let store = SqliteStore::open(&path, options)
+        .await
+        .map_err(|e| format!("cannot open the database {}: {e}", path.display()))?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let services = Arc::new(Services::new(store.clone(), Settings::from_config(config)));
+    Ok((store, services))
+}
+
+fn create_data_dir(dir: &std::path::Path) -> Result<(), String> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))
+}

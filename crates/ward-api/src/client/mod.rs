@@ -1,0 +1,45 @@
+//! The client-server API, one module per endpoint group.
+
+mod account;
+mod devices;
+mod discovery;
+mod profile;
+mod register;
+mod session;
+mod uia;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, RawPathParams};
+use http::request::Parts;
+use ruma::{OwnedUserId, UserId};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
+    let router = discovery::routes(router);
+    let router = session::routes(router);
+    let router = register::routes(router);
+    let router = account::routes(router);
+    let router = devices::routes(router);
+    profile::routes(router)
+}
+
+/// Path parameters in order, percent-decoded, with a Matrix error if they are not UTF-8.
+pub(crate) struct PathParams(pub Vec<String>);
+
+impl FromRequestParts<AppState> for PathParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let raw = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::invalid_param(format!("invalid path parameter: {e}")))?;
+        Ok(PathParams(raw.iter().map(|(_, v)| v.to_owned()).collect()))
+    }
+}
+
+/// A user ID the service layer produced; always valid, but checked rather than trusted.
+pub(crate) fn user_id(s: &str) -> Result<OwnedUserId, ApiError> {
+    UserId::parse(s).map_err(|e| ApiError::Service(ward_service::Error::Internal(format!("bad stored user ID: {e}"))))
+}

@@ -1,0 +1,60 @@
+//! The service layer's one error type. It says what went wrong in domain terms; the HTTP layer
+//! alone decides the Matrix `errcode` and status for each variant.
+
+use ward_core::uia::{Flow, Stage};
+use ward_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    InvalidParam(String),
+    #[error("{0}")]
+    MissingParam(String),
+    #[error("{0}")]
+    Unrecognized(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("this user ID is already taken")]
+    UserInUse,
+    #[error("{0}")]
+    InvalidUsername(String),
+    #[error("{0}")]
+    Exclusive(String),
+    #[error("{0}")]
+    WeakPassword(String),
+    #[error("guest access is disabled on this server")]
+    GuestAccessForbidden,
+    #[error("this account has been deactivated")]
+    UserDeactivated,
+    #[error("too many attempts; try again in {retry_after_ms} ms")]
+    LimitExceeded { retry_after_ms: u64 },
+    #[error("{message}")]
+    UnknownToken { soft_logout: bool, message: String },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("unknown or expired authentication session; start again without a session")]
+    UnknownUiaSession,
+    /// User-interactive authentication must continue (HTTP 401 with the flows).
+    #[error("additional authentication is required")]
+    AuthRequired(Box<UiaChallenge>),
+    #[error("storage failure: {0}")]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What a client needs to continue user-interactive authentication.
+#[derive(Debug)]
+pub struct UiaChallenge {
+    pub flows: Vec<Flow>,
+    pub completed: Vec<Stage>,
+    pub session: String,
+    /// Why the last stage attempt failed, if it did.
+    pub error: Option<Error>,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

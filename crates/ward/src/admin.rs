@@ -1,0 +1,166 @@
+//! `ward admin …`: operator tasks. They open the same database as the server (SQLite allows a
+//! second process), so they work while the server runs.
+
+use std::io::BufRead;
+
+use clap::{Args, Subcommand};
+use ward_config::Config;
+use ward_service::NewRegistrationToken;
+
+#[derive(Subcommand)]
+pub enum AdminCommand {
+    /// Create an account (reserved names allowed). Prints a generated password if none is given.
+    CreateUser {
+        /// Username (localpart), e.g. `alice`, or a full user ID.
+        name: String,
+        /// Make the account a server administrator.
+        #[arg(long)]
+        admin: bool,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Set a new password; the user is logged out everywhere.
+    ResetPassword {
+        name: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+    },
+    /// Deactivate an account for good: logged out everywhere, can never log in again.
+    Deactivate { name: String },
+    /// Registration tokens, for `registration = "token"`.
+    #[command(subcommand)]
+    RegistrationToken(TokenCommand),
+}
+
+#[derive(Args)]
+pub struct PasswordArgs {
+    /// The password (visible in the process list: prefer --password-stdin).
+    #[arg(long, conflicts_with = "password_stdin")]
+    password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it.
+    Create {
+        /// How many registrations it allows (default: unlimited).
+        #[arg(long)]
+        uses: Option<u32>,
+        /// Days until it expires (default: never).
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+        /// Use this token instead of a generated one (A-Z a-z 0-9 . _ ~ -, at most 64).
+        #[arg(long)]
+        token: Option<String>,
+    },
+    /// List all tokens with their uses and expiry.
+    List,
+    /// Delete a token; it can no longer be used.
+    Revoke { token: String },
+}
+
+impl PasswordArgs {
+    /// The given password, or one read from stdin, or a generated one (then `true`).
+    fn resolve(&self) -> Result<(String, bool), String> {
+        if let Some(p) = &self.password {
+            return Ok((p.clone(), false));
+        }
+        if self.password_stdin {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("cannot read the password: {e}"))?;
+            let p = line.trim_end_matches(['\n', '\r']).to_owned();
+            if p.is_empty() {
+                return Err("no password on standard input".into());
+            }
+            return Ok((p, false));
+        }
+        Ok((ward_service::generate_password(), true))
+    }
+}
+
+fn format_ms(ms: u64) -> String {
+    let secs = ms / 1000;
+    let days = secs / 86_400;
+    // Civil date from days since the epoch (Howard Hinnant's algorithm), to avoid a date crate.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let rem = secs % 86_400;
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+}
+
+pub async fn run(cmd: AdminCommand, config: &Config) -> Result<(), String> {
+    let (_store, services) = crate::open_services(config).await?;
+    let err = |e: ward_service::Error| e.to_string();
+    match cmd {
+        AdminCommand::CreateUser { name, admin, password } => {
+            let (password, generated) = password.resolve()?;
+            let user_id = services.admin_create_user(&name, &password, admin).await.map_err(err)?;
+            println!("created {user_id}{}", if admin { " (administrator)" } else { "" });
+            if generated {
+                println!("password: {password}");
+                println!("(shown once; the user should change it after the first login)");
+            }
+        }
+        AdminCommand::ResetPassword { name, password } => {
+            let (password, generated) = password.resolve()?;
+            let user_id = services.admin_reset_password(&name, &password).await.map_err(err)?;
+            println!("new password set for {user_id}; all of its devices were logged out");
+            if generated {
+                println!("password: {password}");
+            }
+        }
+        AdminCommand::Deactivate { name } => {
+            let user_id = services.admin_deactivate(&name).await.map_err(err)?;
+            println!("deactivated {user_id}");
+        }
+        AdminCommand::RegistrationToken(TokenCommand::Create { uses, expires_in_days, token }) => {
+            let expires_ms = expires_in_days.map(|d| ward_service::now_ms() + u64::from(d) * 86_400_000);
+            let t = services
+                .admin_create_registration_token(NewRegistrationToken { token, uses_allowed: uses, expires_ms })
+                .await
+                .map_err(err)?;
+            println!("{}", t.token);
+        }
+        AdminCommand::RegistrationToken(TokenCommand::List) => {
+            let tokens = services.admin_registration_tokens().await.map_err(err)?;
+            if tokens.is_empty() {
+                println!("no registration tokens");
+            }
+            let now = ward_service::now_ms();
+            for t in tokens {
+                let uses = match t.uses_allowed {
+                    Some(n) => format!("{}/{n} used", t.completed),
+                    None => format!("{} used, unlimited", t.completed),
+                };
+                let expiry = t.expires_ms.map(|e| format!("expires {}", format_ms(e))).unwrap_or_else(|| "no expiry".into());
+                let state = if t.is_valid(now) { "valid" } else { "INVALID" };
+                println!("{}\t{state}\t{uses}\t{expiry}\tcreated {}", t.token, format_ms(t.created_ms));
+            }
+        }
+        AdminCommand::RegistrationToken(TokenCommand::Revoke { token }) => {
+            services.admin_revoke_registration_token(&token).await.map_err(err)?;
+            println!("revoked {token}");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates() {
+        assert_eq!(super::format_ms(0), "1970-01-01 00:00 UTC");
+        assert_eq!(super::format_ms(1_700_000_000_000), "2023-11-14 22:13 UTC");
+        assert_eq!(super::format_ms(951_782_400_000), "2000-02-29 00:00 UTC");
+    }
+}

@@ -4,8 +4,8 @@
 //! does not let anyone act as a user. Passwords are hashed with argon2id in PHC string format,
 //! which carries its own parameters, so they can be raised later without a migration.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::Rng;
@@ -57,7 +57,9 @@ pub fn hash_password(password: &str) -> Result<String, PasswordHashError> {
 /// Checks a password against a stored PHC hash. A malformed stored hash never matches.
 pub fn verify_password(password: &str, stored_hash: &str) -> bool {
     match PasswordHash::new(stored_hash) {
-        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }

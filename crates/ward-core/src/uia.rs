@@ -51,7 +51,9 @@ pub fn stage_allowed(flows: &[Flow], completed: &[Stage], stage: Stage) -> bool 
 
 /// Whether some flow has all its stages completed.
 pub fn is_complete(flows: &[Flow], completed: &[Stage]) -> bool {
-    flows.iter().any(|flow| flow.iter().all(|s| completed.contains(s)))
+    flows
+        .iter()
+        .any(|flow| flow.iter().all(|s| completed.contains(s)))
 }
 
 /// Whether a session begun at `created_ms` has timed out at `now_ms`.
@@ -74,13 +76,26 @@ mod tests {
 
     #[test]
     fn multi_stage_flows() {
-        let flows = vec![vec![Stage::RegistrationToken, Stage::Dummy], vec![Stage::Password]];
+        let flows = vec![
+            vec![Stage::RegistrationToken, Stage::Dummy],
+            vec![Stage::Password],
+        ];
         assert!(stage_allowed(&flows, &[], Stage::Dummy));
-        assert!(stage_allowed(&flows, &[Stage::RegistrationToken], Stage::Dummy));
+        assert!(stage_allowed(
+            &flows,
+            &[Stage::RegistrationToken],
+            Stage::Dummy
+        ));
         assert!(stage_allowed(&flows, &[], Stage::Password));
-        assert!(!stage_allowed(&flows, &[Stage::Dummy], Stage::Password), "no flow has both");
+        assert!(
+            !stage_allowed(&flows, &[Stage::Dummy], Stage::Password),
+            "no flow has both"
+        );
         assert!(!is_complete(&flows, &[Stage::RegistrationToken]));
-        assert!(is_complete(&flows, &[Stage::Dummy, Stage::RegistrationToken]));
+        assert!(is_complete(
+            &flows,
+            &[Stage::Dummy, Stage::RegistrationToken]
+        ));
     }
 
     #[test]

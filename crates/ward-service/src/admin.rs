@@ -16,7 +16,10 @@ pub struct NewRegistrationToken {
 /// A password for `ward admin` to hand out: 20 characters from an alphabet without look-alikes
 /// (about 116 bits).
 pub fn generate_password() -> String {
-    random_string(20, b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789")
+    random_string(
+        20,
+        b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789",
+    )
 }
 
 impl Services {
@@ -25,7 +28,12 @@ impl Services {
     }
 
     /// Creates an account. Reserved names are allowed here: the operator decides.
-    pub async fn admin_create_user(&self, username: &str, password: &str, is_admin: bool) -> Result<String> {
+    pub async fn admin_create_user(
+        &self,
+        username: &str,
+        password: &str,
+        is_admin: bool,
+    ) -> Result<String> {
         let localpart = self.check_new_username(username, false).await?;
         self.check_new_password(password)?;
         let hash = hash_password(password).await?;
@@ -50,7 +58,8 @@ impl Services {
     }
 
     fn existing_user_id(&self, user: &str) -> Result<String> {
-        self.resolve_user(user).ok_or_else(|| Error::NotFound(format!("`{user}` is not a user of this server")))
+        self.resolve_user(user)
+            .ok_or_else(|| Error::NotFound(format!("`{user}` is not a user of this server")))
     }
 
     /// Sets a new password and logs the user out everywhere.
@@ -63,7 +72,9 @@ impl Services {
             None => return Err(Error::NotFound(format!("no account {user_id}"))),
         }
         let hash = hash_password(password).await?;
-        self.store.set_password_hash(&user_id, &hash, DeviceRetention::RemoveAll).await?;
+        self.store
+            .set_password_hash(&user_id, &hash, DeviceRetention::RemoveAll)
+            .await?;
         Ok(user_id)
     }
 
@@ -76,12 +87,17 @@ impl Services {
         }
     }
 
-    pub async fn admin_create_registration_token(&self, new: NewRegistrationToken) -> Result<RegistrationToken> {
+    pub async fn admin_create_registration_token(
+        &self,
+        new: NewRegistrationToken,
+    ) -> Result<RegistrationToken> {
         let token = match new.token {
             Some(t) => {
                 let ok = !t.is_empty()
                     && t.len() <= limits::REGISTRATION_TOKEN_MAX_BYTES
-                    && t.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'));
+                    && t.bytes().all(|b| {
+                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-')
+                    });
                 if !ok {
                     return Err(Error::InvalidParam(format!(
                         "a registration token has 1 to {} characters from A-Z a-z 0-9 . _ ~ -",
@@ -90,7 +106,10 @@ impl Services {
                 }
                 t
             }
-            None => random_string(16, b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"),
+            None => random_string(
+                16,
+                b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789",
+            ),
         };
         if new.uses_allowed == Some(0) {
             return Err(Error::InvalidParam("uses must be at least 1".into()));
@@ -104,7 +123,9 @@ impl Services {
         };
         match self.store.create_registration_token(record.clone()).await {
             Ok(()) => Ok(record),
-            Err(StoreError::Conflict(_)) => Err(Error::InvalidParam("that registration token exists already".into())),
+            Err(StoreError::Conflict(_)) => Err(Error::InvalidParam(
+                "that registration token exists already".into(),
+            )),
             Err(e) => Err(e.into()),
         }
     }

@@ -31,7 +31,10 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        Self { read_connections: 4, busy_timeout_ms: 5_000 }
+        Self {
+            read_connections: 4,
+            busy_timeout_ms: 5_000,
+        }
     }
 }
 
@@ -66,7 +69,9 @@ impl SqliteStore {
             .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
             .map_err(backend)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Backend(format!("could not switch to WAL mode (got {mode})")));
+            return Err(StoreError::Backend(format!(
+                "could not switch to WAL mode (got {mode})"
+            )));
         }
         migrations::run(&mut writer)?;
         let readers = (0..options.read_connections.max(1))
@@ -81,7 +86,11 @@ impl SqliteStore {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            inner: Arc::new(Inner { writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0) }),
+            inner: Arc::new(Inner {
+                writer: Mutex::new(writer),
+                readers,
+                next_reader: AtomicUsize::new(0),
+            }),
         })
     }
 
@@ -96,7 +105,9 @@ impl SqliteStore {
             // A poisoned lock means a panic mid-transaction; the transaction was rolled back
             // when it was dropped, so the connection itself is still sound.
             let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
             let out = f(&tx)?;
             tx.commit().map_err(backend)?;
             Ok(out)
@@ -116,7 +127,9 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || {
             let i = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len();
             let mut conn = inner.readers[i].lock().unwrap_or_else(|p| p.into_inner());
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(backend)?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Deferred)
+                .map_err(backend)?;
             f(&tx)
         })
         .await
@@ -125,7 +138,8 @@ impl SqliteStore {
 }
 
 fn configure(conn: &Connection, options: &SqliteOptions) -> Result<()> {
-    conn.busy_timeout(std::time::Duration::from_millis(options.busy_timeout_ms)).map_err(backend)?;
+    conn.busy_timeout(std::time::Duration::from_millis(options.busy_timeout_ms))
+        .map_err(backend)?;
     conn.execute_batch(
         "PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;",

@@ -110,7 +110,8 @@ pub struct RegistrationToken {
 
 impl RegistrationToken {
     pub fn is_valid(&self, now_ms: u64) -> bool {
-        self.uses_allowed.is_none_or(|allowed| self.completed < allowed)
+        self.uses_allowed
+            .is_none_or(|allowed| self.completed < allowed)
             && self.expires_ms.is_none_or(|exp| now_ms < exp)
     }
 }
@@ -161,7 +162,10 @@ pub trait DeviceStore: Send + Sync {
     async fn create_session(&self, user_id: &str, session: NewSession, now_ms: u64) -> Result<()>;
     /// The session an access token belongs to (expired ones included: the caller decides).
     /// The first use of an access token made by a refresh revokes the token pair it replaced.
-    async fn session_by_access_token(&self, access_token_hash: &TokenHash) -> Result<Option<Session>>;
+    async fn session_by_access_token(
+        &self,
+        access_token_hash: &TokenHash,
+    ) -> Result<Option<Session>>;
     /// Exchanges a refresh token for a new token pair on the same device. The old pair keeps
     /// working until the new pair is first used, so a lost response does not log the client
     /// out. `None` if the refresh token is unknown.

@@ -70,7 +70,10 @@ impl PasswordArgs {
         }
         if self.password_stdin {
             let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("cannot read the password: {e}"))?;
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| format!("cannot read the password: {e}"))?;
             let p = line.trim_end_matches(['\n', '\r']).to_owned();
             if p.is_empty() {
                 return Err("no password on standard input".into());
@@ -95,17 +98,31 @@ fn format_ms(ms: u64) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     let rem = secs % 86_400;
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
 }
 
 pub async fn run(cmd: AdminCommand, config: &Config) -> Result<(), String> {
     let (_store, services) = crate::open_services(config).await?;
     let err = |e: ward_service::Error| e.to_string();
     match cmd {
-        AdminCommand::CreateUser { name, admin, password } => {
+        AdminCommand::CreateUser {
+            name,
+            admin,
+            password,
+        } => {
             let (password, generated) = password.resolve()?;
-            let user_id = services.admin_create_user(&name, &password, admin).await.map_err(err)?;
-            println!("created {user_id}{}", if admin { " (administrator)" } else { "" });
+            let user_id = services
+                .admin_create_user(&name, &password, admin)
+                .await
+                .map_err(err)?;
+            println!(
+                "created {user_id}{}",
+                if admin { " (administrator)" } else { "" }
+            );
             if generated {
                 println!("password: {password}");
                 println!("(shown once; the user should change it after the first login)");
@@ -113,7 +130,10 @@ pub async fn run(cmd: AdminCommand, config: &Config) -> Result<(), String> {
         }
         AdminCommand::ResetPassword { name, password } => {
             let (password, generated) = password.resolve()?;
-            let user_id = services.admin_reset_password(&name, &password).await.map_err(err)?;
+            let user_id = services
+                .admin_reset_password(&name, &password)
+                .await
+                .map_err(err)?;
             println!("new password set for {user_id}; all of its devices were logged out");
             if generated {
                 println!("password: {password}");
@@ -123,10 +143,19 @@ pub async fn run(cmd: AdminCommand, config: &Config) -> Result<(), String> {
             let user_id = services.admin_deactivate(&name).await.map_err(err)?;
             println!("deactivated {user_id}");
         }
-        AdminCommand::RegistrationToken(TokenCommand::Create { uses, expires_in_days, token }) => {
-            let expires_ms = expires_in_days.map(|d| ward_service::now_ms() + u64::from(d) * 86_400_000);
+        AdminCommand::RegistrationToken(TokenCommand::Create {
+            uses,
+            expires_in_days,
+            token,
+        }) => {
+            let expires_ms =
+                expires_in_days.map(|d| ward_service::now_ms() + u64::from(d) * 86_400_000);
             let t = services
-                .admin_create_registration_token(NewRegistrationToken { token, uses_allowed: uses, expires_ms })
+                .admin_create_registration_token(NewRegistrationToken {
+                    token,
+                    uses_allowed: uses,
+                    expires_ms,
+                })
                 .await
                 .map_err(err)?;
             println!("{}", t.token);
@@ -142,13 +171,23 @@ pub async fn run(cmd: AdminCommand, config: &Config) -> Result<(), String> {
                     Some(n) => format!("{}/{n} used", t.completed),
                     None => format!("{} used, unlimited", t.completed),
                 };
-                let expiry = t.expires_ms.map(|e| format!("expires {}", format_ms(e))).unwrap_or_else(|| "no expiry".into());
+                let expiry = t
+                    .expires_ms
+                    .map(|e| format!("expires {}", format_ms(e)))
+                    .unwrap_or_else(|| "no expiry".into());
                 let state = if t.is_valid(now) { "valid" } else { "INVALID" };
-                println!("{}\t{state}\t{uses}\t{expiry}\tcreated {}", t.token, format_ms(t.created_ms));
+                println!(
+                    "{}\t{state}\t{uses}\t{expiry}\tcreated {}",
+                    t.token,
+                    format_ms(t.created_ms)
+                );
             }
         }
         AdminCommand::RegistrationToken(TokenCommand::Revoke { token }) => {
-            services.admin_revoke_registration_token(&token).await.map_err(err)?;
+            services
+                .admin_revoke_registration_token(&token)
+                .await
+                .map_err(err)?;
             println!("revoked {token}");
         }
     }

@@ -30,10 +30,12 @@ pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
     endpoint::<whoami::v3::Request, _, _>(router, whoami)
 }
 
-async fn login_types(Ruma(_): Ruma<get_login_types::v3::Request>) -> RumaResponse<get_login_types::v3::Response> {
-    RumaResponse(get_login_types::v3::Response::new(vec![get_login_types::v3::LoginType::Password(
-        Default::default(),
-    )]))
+async fn login_types(
+    Ruma(_): Ruma<get_login_types::v3::Request>,
+) -> RumaResponse<get_login_types::v3::Response> {
+    RumaResponse(get_login_types::v3::Response::new(vec![
+        get_login_types::v3::LoginType::Password(Default::default()),
+    ]))
 }
 
 #[allow(deprecated)] // the legacy top-level `user` field is still sent by older clients
@@ -43,16 +45,28 @@ async fn login(
     Ruma(req): Ruma<login::v3::Request>,
 ) -> Result<RumaResponse<login::v3::Response>, ApiError> {
     let login::v3::LoginInfo::Password(password) = req.login_info else {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::Unknown, "only m.login.password is supported"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorKind::Unknown,
+            "only m.login.password is supported",
+        ));
     };
     let user = match (password.identifier, password.user) {
         (Some(UserIdentifier::Matrix(id)), _) => id.user,
         (None, Some(user)) => user,
         (Some(_), _) => {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::Unknown, "only m.id.user identifiers are supported"));
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorKind::Unknown,
+                "only m.id.user identifiers are supported",
+            ));
         }
         (None, None) => {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, ErrorKind::MissingParam, "missing identifier"));
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorKind::MissingParam,
+                "missing identifier",
+            ));
         }
     };
     let outcome = state
@@ -75,7 +89,9 @@ async fn login(
     );
     resp.refresh_token = outcome.tokens.refresh_token;
     resp.expires_in = outcome.tokens.expires_in_ms.map(Duration::from_millis);
-    resp.well_known = Some(login::v3::DiscoveryInfo::new(login::v3::HomeserverInfo::new(state.api.base_url.clone())));
+    resp.well_known = Some(login::v3::DiscoveryInfo::new(
+        login::v3::HomeserverInfo::new(state.api.base_url.clone()),
+    ));
     Ok(RumaResponse(resp))
 }
 

@@ -41,20 +41,32 @@ impl AuthJson {
                 let user = match self.identifier {
                     Some(Identifier { kind, user }) if kind == "m.id.user" => user,
                     Some(Identifier { kind, .. }) => {
-                        return Err(ApiError::invalid_param(format!("identifier type `{kind}` is not supported")));
+                        return Err(ApiError::invalid_param(format!(
+                            "identifier type `{kind}` is not supported"
+                        )));
                     }
                     None => self.user,
                 };
-                Some(UiaStageInput::Password { user, password: self.password.ok_or_else(|| missing("auth.password"))? })
+                Some(UiaStageInput::Password {
+                    user,
+                    password: self.password.ok_or_else(|| missing("auth.password"))?,
+                })
             }
             Some(other) => Some(UiaStageInput::Unsupported(other.to_owned())),
         };
-        Ok(UiaAuth { session: self.session, stage })
+        Ok(UiaAuth {
+            session: self.session,
+            stage,
+        })
     }
 }
 
 fn missing(field: &str) -> ApiError {
-    ApiError::new(http::StatusCode::BAD_REQUEST, ruma::api::error::ErrorKind::MissingParam, format!("missing field `{field}`"))
+    ApiError::new(
+        http::StatusCode::BAD_REQUEST,
+        ruma::api::error::ErrorKind::MissingParam,
+        format!("missing field `{field}`"),
+    )
 }
 
 pub(crate) fn uia(auth: Option<AuthJson>) -> Result<Option<UiaAuth>, ApiError> {

@@ -1,0 +1,231 @@
+"""Starting and stopping real homeservers for the acceptance tests.
+
+`WardServer` runs the `ward` binary built by the test script; `SynapseServer` runs Synapse from
+its own venv (scripts/test-against-synapse installs it), so that the portable tests can prove
+they check the Matrix spec and not our reading of it. Both listen on 127.0.0.1 on a port picked
+here, keep their data in a temporary directory, and are stopped by the test that started them.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url + "/_matrix/client/versions", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"server did not come up within {timeout_s}s:\n{log.read_text()}")
+
+
+def http_json(method: str, url: str, body=None, token: str | None = None):
+    """A tiny JSON request helper for harness chores (not for the tests themselves)."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def ward_binary() -> Path:
+    override = os.environ.get("WARD_BIN")
+    if override:
+        return Path(override)
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    return target / "debug" / "ward"
+
+
+class WardServer:
+    kind = "ward"
+
+    def __init__(self, registration: str = "token", env: dict | None = None, data_dir: Path | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server_name = "localhost"
+        self._own_dir = data_dir is None
+        self.dir = Path(tempfile.mkdtemp(prefix="ward-test-")) if data_dir is None else data_dir
+        self.log = self.dir / "ward.log"
+        self.env = {
+            **os.environ,
+            "WARD_LISTEN": f"127.0.0.1:{self.port}",
+            "WARD_SERVER_NAME": self.server_name,
+            "WARD_DATA_DIR": str(self.dir / "data"),
+            "WARD_REGISTRATION": registration,
+            "WARD_LOG_LEVEL": "debug",
+            **(env or {}),
+        }
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "WardServer":
+        logf = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            [str(ward_binary()), "serve"], env=self.env, cwd=self.dir, stdout=logf, stderr=subprocess.STDOUT
+        )
+        logf.close()
+        wait_until_up(self.url, self.proc, self.log)
+        return self
+
+    def admin(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
+        """Runs `ward admin …` against this server's data directory (while it runs)."""
+        return subprocess.run(
+            [str(ward_binary()), "admin", *args],
+            env=self.env,
+            cwd=self.dir,
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=60,
+        )
+
+    def create_registration_token(self, uses: int) -> str:
+        r = self.admin("registration-token", "create", "--uses", str(uses))
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    def create_user(self, name: str, password: str, admin: bool = False) -> str:
+        args = ["create-user", name, "--password-stdin"] + (["--admin"] if admin else [])
+        r = self.admin(*args, input=password + "\n")
+        assert r.returncode == 0, r.stderr
+        return f"@{name}:{self.server_name}"
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self.proc = None
+
+    def stop(self) -> int | None:
+        code = None
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                code = self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+        return code
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class SynapseServer:
+    """Synapse from PyPI with SQLite, configured like a Ward in `token` registration mode."""
+
+    kind = "synapse"
+
+    def __init__(self):
+        venv = Path(os.environ["WARD_SYNAPSE_VENV"])
+        self.python = venv / "bin" / "python"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server_name = "localhost"
+        self.dir = Path(tempfile.mkdtemp(prefix="synapse-test-"))
+        self.log = self.dir / "synapse.out"
+        self.proc: subprocess.Popen | None = None
+        self.admin_token: str | None = None
+
+    def start(self) -> "SynapseServer":
+        config = self.dir / "homeserver.yaml"
+        subprocess.run(
+            [str(self.python), "-m", "synapse.app.homeserver", "--server-name", self.server_name,
+             "--config-path", str(config), "--data-directory", str(self.dir), "--generate-config",
+             "--report-stats=no"],
+            check=True, capture_output=True, cwd=self.dir, timeout=120,
+        )
+        lots = {"per_second": 1000, "burst_count": 1000}
+        extra = {
+            "listeners": [{"port": self.port, "bind_addresses": ["127.0.0.1"], "type": "http",
+                           "tls": False, "x_forwarded": False,
+                           "resources": [{"names": ["client"], "compress": False}]}],
+            "enable_registration": True,
+            "registration_requires_token": True,
+            "rc_registration": lots,
+            "rc_registration_token_validity": lots,
+            "rc_login": {"address": lots, "account": lots,
+                         "failed_attempts": {"per_second": 0.001, "burst_count": 5}},
+            "rc_message": lots,
+            "rc_admin_redaction": lots,
+            "rc_joins": {"local": lots, "remote": lots},
+            "rc_3pid_validation": lots,
+            "rc_invites": {"per_room": lots, "per_user": lots, "per_issuer": lots},
+            "trusted_key_servers": [],
+            "suppress_key_server_warning": True,
+            "report_stats": False,
+        }
+        # Synapse reads several config files, later top-level keys replacing earlier ones.
+        # JSON is YAML, so the overrides need no YAML library here.
+        overrides = self.dir / "overrides.yaml"
+        overrides.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in extra.items()))
+        logf = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            [str(self.python), "-m", "synapse.app.homeserver", "--config-path", str(config),
+             "--config-path", str(overrides)],
+            cwd=self.dir, stdout=logf, stderr=subprocess.STDOUT,
+        )
+        logf.close()
+        wait_until_up(self.url, self.proc, self.log, timeout_s=120)
+        subprocess.run(
+            [str(self.python), "-m", "synapse._scripts.register_new_matrix_user", "-c", str(config),
+             "-u", "harness_admin", "-p", "harness-admin-pw", "--admin", self.url],
+            check=True, capture_output=True, timeout=120,
+        )
+        status, body = http_json("POST", self.url + "/_matrix/client/v3/login", {
+            "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "harness_admin"},
+            "password": "harness-admin-pw"})
+        assert status == 200, body
+        self.admin_token = body["access_token"]
+        return self
+
+    def create_registration_token(self, uses: int) -> str:
+        status, body = http_json("POST", self.url + "/_synapse/admin/v1/registration_tokens/new",
+                                 {"uses_allowed": uses}, token=self.admin_token)
+        assert status == 200, body
+        return body["token"]
+
+    def stop(self) -> int | None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+        return None
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)

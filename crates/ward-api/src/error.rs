@@ -82,6 +82,15 @@ impl ApiError {
                 Self::not_json(format!("the body is not UTF-8: {e}"))
             }
             FromHttpRequestError::MethodMismatch { .. } => Self::unrecognized_method(),
+            FromHttpRequestError::Deserialization(DeserializationError::Query(e))
+                if e.to_string().starts_with("missing field") =>
+            {
+                Self::new(
+                    StatusCode::BAD_REQUEST,
+                    ErrorKind::MissingParam,
+                    e.to_string(),
+                )
+            }
             FromHttpRequestError::Deserialization(e) => Self::invalid_param(e.to_string()),
             other => Self::invalid_param(other.to_string()),
         }

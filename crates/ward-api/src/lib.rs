@@ -22,6 +22,7 @@ use http::{Method, StatusCode, header};
 use metrics_exporter_prometheus::PrometheusHandle;
 use ruma::api::Metadata;
 use ruma::api::path_builder::PathBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 use ward_service::Services;
@@ -71,8 +72,16 @@ pub fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
+        .layer(CatchPanicLayer::custom(panicked))
         .layer(cors())
         .with_state(state)
+}
+
+/// A panic is a bug; the safety net logs it and answers 500 M_UNKNOWN instead of dropping the
+/// connection. Tests fail on any "panicked" in the server log, so the net never hides one.
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a request handler panicked");
+    ApiError::Service(ward_service::Error::Internal("handler panicked".into())).into_response()
 }
 
 /// CORS as the client-server spec requires, so browser clients on other origins work.

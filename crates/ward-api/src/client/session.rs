@@ -12,13 +12,14 @@ use axum::extract::State;
 use http::StatusCode;
 use ruma::api::client::account::whoami;
 use ruma::api::client::session::{get_login_types, login, logout, logout_all, refresh_token};
-use ruma::api::client::uiaa::UserIdentifier;
 use ruma::api::error::ErrorKind;
+use serde::Deserialize;
 use ward_service::LoginInput;
 
+use super::uia::{Identifier, missing};
 use super::user_id;
 use crate::error::ApiError;
-use crate::extract::{Auth, ClientAddr, Ruma, RumaResponse};
+use crate::extract::{Auth, ClientAddr, JsonBody, Ruma, RumaResponse};
 use crate::{AppState, endpoint};
 
 pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
@@ -38,46 +39,66 @@ async fn login_types(
     ]))
 }
 
-#[allow(deprecated)] // the legacy top-level `user` field is still sent by older clients
+/// The `POST /login` body. Read with our own type because ruma's `LoginInfo` panics on a body
+/// without `type` (ruma-client-api 0.25.2, `session/login.rs`), and bytes from the network
+/// must never panic.
+#[derive(Debug, Deserialize)]
+struct LoginBody {
+    #[serde(rename = "type")]
+    kind: String,
+    identifier: Option<Identifier>,
+    /// Legacy (pre-r0.4) way to name the user.
+    user: Option<String>,
+    password: Option<String>,
+    device_id: Option<String>,
+    initial_device_display_name: Option<String>,
+    #[serde(default)]
+    refresh_token: bool,
+}
+
 async fn login(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
-    Ruma(req): Ruma<login::v3::Request>,
+    JsonBody(body): JsonBody<LoginBody>,
 ) -> Result<RumaResponse<login::v3::Response>, ApiError> {
-    let login::v3::LoginInfo::Password(password) = req.login_info else {
+    if body.kind != "m.login.password" {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             ErrorKind::Unknown,
-            "only m.login.password is supported",
+            format!(
+                "login type `{}` is not supported; use m.login.password",
+                body.kind
+            ),
         ));
-    };
-    let user = match (password.identifier, password.user) {
-        (Some(UserIdentifier::Matrix(id)), _) => id.user,
-        (None, Some(user)) => user,
-        (Some(_), _) => {
+    }
+    let user = match (body.identifier, body.user) {
+        (
+            Some(Identifier {
+                kind,
+                user: Some(user),
+            }),
+            _,
+        ) if kind == "m.id.user" => user,
+        (Some(Identifier { kind, .. }), _) if kind != "m.id.user" => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 ErrorKind::Unknown,
-                "only m.id.user identifiers are supported",
+                format!("identifier type `{kind}` is not supported; use m.id.user"),
             ));
         }
-        (None, None) => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                ErrorKind::MissingParam,
-                "missing identifier",
-            ));
-        }
+        (None, Some(user)) => user,
+        _ => return Err(missing("identifier.user")),
     };
+    let password = body.password.ok_or_else(|| missing("password"))?;
     let outcome = state
         .services
         .login(
             LoginInput {
                 user,
-                password: password.password,
-                device_id: req.device_id.map(|d| d.to_string()),
-                initial_device_display_name: req.initial_device_display_name,
-                refresh_token: req.refresh_token,
+                password,
+                device_id: body.device_id,
+                initial_device_display_name: body.initial_device_display_name,
+                refresh_token: body.refresh_token,
             },
             &addr,
         )

@@ -23,10 +23,10 @@ pub(crate) struct AuthJson {
 }
 
 #[derive(Debug, Deserialize)]
-struct Identifier {
+pub(crate) struct Identifier {
     #[serde(rename = "type")]
-    kind: String,
-    user: Option<String>,
+    pub(crate) kind: String,
+    pub(crate) user: Option<String>,
 }
 
 impl AuthJson {
@@ -61,7 +61,7 @@ impl AuthJson {
     }
 }
 
-fn missing(field: &str) -> ApiError {
+pub(crate) fn missing(field: &str) -> ApiError {
     ApiError::new(
         http::StatusCode::BAD_REQUEST,
         ruma::api::error::ErrorKind::MissingParam,

@@ -1,0 +1,223 @@
+"""Bad input to every implemented endpoint gets a 4xx with the right Matrix errcode: never a
+5xx, never a crash, never a half-written record."""
+
+import json
+
+import pytest
+import requests
+
+from harness import WardServer
+
+LIMIT = 4096
+USER, PASSWORD = "erika", "a long enough password"
+
+# (method, path, needs_auth, takes_json_body)
+ENDPOINTS = [
+    ("GET", "/.well-known/matrix/client", False, False),
+    ("GET", "/_matrix/client/versions", False, False),
+    ("GET", "/_matrix/client/v3/capabilities", True, False),
+    ("GET", "/_matrix/client/v3/login", False, False),
+    ("POST", "/_matrix/client/v3/login", False, True),
+    ("POST", "/_matrix/client/v3/refresh", False, True),
+    ("POST", "/_matrix/client/v3/logout", True, False),
+    ("POST", "/_matrix/client/v3/logout/all", True, False),
+    ("GET", "/_matrix/client/v3/account/whoami", True, False),
+    ("POST", "/_matrix/client/v3/register", False, True),
+    ("GET", "/_matrix/client/v3/register/available?username=x", False, False),
+    ("GET", "/_matrix/client/v1/register/m.login.registration_token/validity?token=x", False, False),
+    ("GET", "/_matrix/client/v3/devices", True, False),
+    ("GET", "/_matrix/client/v3/devices/SOMEDEVICE", True, False),
+    ("PUT", "/_matrix/client/v3/devices/SOMEDEVICE", True, True),
+    ("DELETE", "/_matrix/client/v3/devices/SOMEDEVICE", True, True),
+    ("POST", "/_matrix/client/v3/delete_devices", True, True),
+    ("POST", "/_matrix/client/v3/account/password", True, True),
+    ("POST", "/_matrix/client/v3/account/deactivate", True, True),
+    ("GET", "/_matrix/client/v3/profile/@erika:localhost", True, False),
+    ("GET", "/_matrix/client/v3/profile/@erika:localhost/displayname", True, False),
+    ("PUT", "/_matrix/client/v3/profile/@erika:localhost/displayname", True, True),
+    ("GET", "/_matrix/client/v3/profile/@erika:localhost/avatar_url", True, False),
+    ("PUT", "/_matrix/client/v3/profile/@erika:localhost/avatar_url", True, True),
+]
+AUTHED = [e for e in ENDPOINTS if e[2]]
+WITH_BODY = [e for e in ENDPOINTS if e[3]]
+
+# A body of the right shape but wrong types, per endpoint.
+WRONG_TYPES = {
+    "/_matrix/client/v3/login": {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": 5}, "password": []},
+    "/_matrix/client/v3/refresh": {"refresh_token": 12},
+    "/_matrix/client/v3/register": {"username": 42, "password": True},
+    "/_matrix/client/v3/devices/SOMEDEVICE": {"display_name": {"nested": 1}},
+    "/_matrix/client/v3/delete_devices": {"devices": "ABC"},
+    "/_matrix/client/v3/account/password": {"new_password": 123456789},
+    "/_matrix/client/v3/account/deactivate": {"auth": "password"},
+    "/_matrix/client/v3/profile/@erika:localhost/displayname": {"displayname": 7},
+    "/_matrix/client/v3/profile/@erika:localhost/avatar_url": {"avatar_url": ["mxc://x/y"]},
+}
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = WardServer("open", env={"WARD_MAX_REQUEST_BODY_BYTES": str(LIMIT)}).start()
+    s.create_user(USER, PASSWORD)
+    yield s
+    log = s.log.read_text()
+    s.cleanup()
+    assert "panicked" not in log, log
+
+
+@pytest.fixture(scope="module")
+def token(server):
+    r = requests.post(server.url + "/_matrix/client/v3/login", json={
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": USER}, "password": PASSWORD})
+    assert r.status_code == 200, r.text
+    return r.json()["access_token"]
+
+
+def send(server, method, path, token=None, data=None, headers=None):
+    h = {"Content-Type": "application/json", **(headers or {})}
+    if token:
+        h["Authorization"] = f"Bearer {token}"
+    return requests.request(method, server.url + path, data=data, headers=h, timeout=30)
+
+
+def expect(r, status, *errcodes):
+    assert r.status_code == status, (r.request.method, r.request.url, r.status_code, r.text)
+    body = r.json()
+    assert body.get("errcode") in errcodes, (r.request.method, r.request.url, body)
+    assert body.get("error"), body
+
+
+def test_every_endpoint_answers_well_formed(server, token):
+    for method, path, needs_auth, _ in ENDPOINTS:
+        if path.endswith("/logout") or path.endswith("/logout/all"):
+            continue  # would end the shared session
+        r = send(server, method, path, token if needs_auth else None, "{}" if method != "GET" else None)
+        assert r.status_code < 500, (method, path, r.status_code, r.text)
+        r.json()
+
+
+@pytest.mark.parametrize("method,path", [(m, p) for m, p, _, _ in AUTHED])
+def test_missing_and_unknown_tokens(server, method, path):
+    expect(send(server, method, path), 401, "M_MISSING_TOKEN")
+    expect(send(server, method, path, token="ward_at_not-a-real-token"), 401, "M_UNKNOWN_TOKEN")
+    expect(send(server, method, path, headers={"Authorization": "Basic dXNlcjpwdw=="}), 401, "M_MISSING_TOKEN")
+
+
+@pytest.mark.parametrize("method,path", [(m, p) for m, p, _, _ in WITH_BODY])
+def test_malformed_json(server, token, method, path):
+    expect(send(server, method, path, token, data="{not json"), 400, "M_NOT_JSON")
+    expect(send(server, method, path, token, data=b"\xff\xfe{}"), 400, "M_NOT_JSON")
+    expect(send(server, method, path, token, data='{"a": 1,}'), 400, "M_NOT_JSON")
+
+
+@pytest.mark.parametrize("method,path", [(m, p) for m, p, _, _ in WITH_BODY])
+def test_non_object_json(server, token, method, path):
+    expect(send(server, method, path, token, data="[1, 2, 3]"), 400, "M_NOT_JSON", "M_BAD_JSON")
+
+
+@pytest.mark.parametrize("method,path", [(m, p) for m, p, _, _ in WITH_BODY])
+def test_oversized_body(server, token, method, path):
+    big = json.dumps({"padding": "x" * (LIMIT * 2)})
+    expect(send(server, method, path, token, data=big), 413, "M_TOO_LARGE")
+
+    def chunks():  # no Content-Length: the limit must hold for streamed bodies too
+        yield b'{"padding": "'
+        for _ in range(64):
+            yield b"x" * 1024
+        yield b'"}'
+
+    expect(send(server, method, path, token, data=chunks()), 413, "M_TOO_LARGE")
+
+
+@pytest.mark.parametrize("path,body", list(WRONG_TYPES.items()))
+def test_wrong_types(server, token, path, body):
+    method = next(m for m, p, _, b in WITH_BODY if p == path)
+    expect(send(server, method, path, token, data=json.dumps(body)), 400, "M_BAD_JSON", "M_INVALID_PARAM")
+
+
+def test_missing_fields(server, token):
+    expect(send(server, "POST", "/_matrix/client/v3/account/password", token, data="{}"), 400, "M_MISSING_PARAM")
+    expect(send(server, "POST", "/_matrix/client/v3/delete_devices", token, data="{}"), 400, "M_MISSING_PARAM")
+    expect(send(server, "POST", "/_matrix/client/v3/refresh", data="{}"), 400, "M_MISSING_PARAM", "M_BAD_JSON")
+    expect(send(server, "POST", "/_matrix/client/v3/login", data='{"type": "m.login.password"}'), 400,
+           "M_MISSING_PARAM", "M_BAD_JSON")
+    expect(send(server, "GET", "/_matrix/client/v3/register/available"), 400, "M_MISSING_PARAM")
+    expect(send(server, "GET", "/_matrix/client/v1/register/m.login.registration_token/validity"), 400,
+           "M_MISSING_PARAM")
+    # A password stage without a password.
+    r = send(server, "POST", "/_matrix/client/v3/delete_devices", token,
+             data=json.dumps({"devices": [], "auth": {"type": "m.login.password"}}))
+    expect(r, 400, "M_MISSING_PARAM")
+
+
+def test_invalid_params(server, token):
+    expect(send(server, "GET", "/_matrix/client/v3/profile/not-a-user-id", token), 400, "M_INVALID_PARAM")
+    expect(send(server, "GET", "/_matrix/client/v3/profile/%40nobody%3Alocalhost", token), 404, "M_NOT_FOUND")
+    expect(send(server, "GET", "/_matrix/client/v3/devices/NOSUCHDEVICE", token), 404, "M_NOT_FOUND")
+    expect(send(server, "PUT", "/_matrix/client/v3/devices/NOSUCHDEVICE", token, data='{"display_name": "x"}'), 404,
+           "M_NOT_FOUND")
+    expect(send(server, "DELETE", "/_matrix/client/v3/devices/NOSUCHDEVICE", token, data="{}"), 404, "M_NOT_FOUND")
+    expect(send(server, "PUT", "/_matrix/client/v3/profile/@erika:localhost/displayname", token,
+                data=json.dumps({"displayname": "x" * 300})), 400, "M_INVALID_PARAM")
+    expect(send(server, "PUT", "/_matrix/client/v3/profile/@erika:localhost/avatar_url", token,
+                data=json.dumps({"avatar_url": "https://tracker.example/pixel.png"})), 400, "M_INVALID_PARAM")
+    expect(send(server, "PUT", "/_matrix/client/v3/profile/@someoneelse:localhost/displayname", token,
+                data=json.dumps({"displayname": "x"})), 403, "M_FORBIDDEN")
+    expect(send(server, "POST", "/_matrix/client/v3/register?kind=robot", data="{}"), 400, "M_INVALID_PARAM")
+    expect(send(server, "POST", "/_matrix/client/v3/register?kind=guest", data="{}"), 403, "M_GUEST_ACCESS_FORBIDDEN")
+    expect(send(server, "POST", "/_matrix/client/v3/login", data=json.dumps({"type": "m.login.token", "token": "x"})),
+           400, "M_UNKNOWN")
+    expect(send(server, "POST", "/_matrix/client/v3/login", data=json.dumps({"type": "m.login.password",
+           "identifier": {"type": "m.id.user", "user": USER}, "password": PASSWORD, "device_id": "D" * 300})),
+           400, "M_INVALID_PARAM")
+    expect(send(server, "POST", "/_matrix/client/v3/refresh", data=json.dumps({"refresh_token": "nope"})), 401,
+           "M_UNKNOWN_TOKEN")
+    expect(send(server, "POST", "/_matrix/client/v3/delete_devices", token,
+                data=json.dumps({"devices": [], "auth": {"type": "m.login.recaptcha", "session": "x"}})),
+           400, "M_UNKNOWN", "M_UNRECOGNIZED")
+
+
+def test_registration_input(server):
+    reg = "/_matrix/client/v3/register"
+    expect(send(server, "POST", reg, data=json.dumps({"username": "Bad Name!", "password": PASSWORD})), 400,
+           "M_INVALID_USERNAME")
+    expect(send(server, "POST", reg, data=json.dumps({"username": USER, "password": PASSWORD})), 400, "M_USER_IN_USE")
+    expect(send(server, "POST", reg, data=json.dumps({"username": "admin", "password": PASSWORD})), 400, "M_EXCLUSIVE")
+    expect(send(server, "POST", reg, data=json.dumps({"username": "shorty", "password": "short"})), 400,
+           "M_WEAK_PASSWORD")
+    expect(send(server, "POST", reg, data=json.dumps({"username": "x" * 300, "password": PASSWORD})), 400,
+           "M_INVALID_USERNAME")
+    expect(send(server, "POST", reg, data=json.dumps({"auth": {"type": "m.login.dummy", "session": "forged"}})), 400,
+           "M_UNKNOWN")
+    expect(send(server, "GET", "/_matrix/client/v3/register/available?username=erika"), 400, "M_USER_IN_USE")
+    expect(send(server, "GET", "/_matrix/client/v1/register/m.login.registration_token/validity?token=x"), 403,
+           "M_FORBIDDEN")
+    # Nothing of the refused attempts was written.
+    for name in ["shorty", "admin"]:
+        r = send(server, "GET", f"/_matrix/client/v3/register/available?username={name}")
+        assert r.status_code in (200, 400) and r.json().get("errcode") != "M_USER_IN_USE", r.text
+
+
+def test_unknown_endpoints_and_methods(server, token):
+    expect(send(server, "GET", "/_matrix/client/v3/no/such/endpoint"), 404, "M_UNRECOGNIZED")
+    expect(send(server, "GET", "/nothing-here"), 404, "M_UNRECOGNIZED")
+    expect(send(server, "POST", "/_matrix/client/v3/preview_url", token, data="{}"), 404, "M_UNRECOGNIZED")
+    expect(send(server, "DELETE", "/_matrix/client/versions"), 405, "M_UNRECOGNIZED")
+    expect(send(server, "PUT", "/_matrix/client/v3/login", data="{}"), 405, "M_UNRECOGNIZED")
+    expect(send(server, "GET", "/_matrix/client/v3/delete_devices", token), 405, "M_UNRECOGNIZED")
+
+
+def test_cors_for_browser_clients(server):
+    r = requests.options(server.url + "/_matrix/client/v3/login", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type"}, timeout=10)
+    assert r.status_code in (200, 204), r.text
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
+    methods = r.headers["Access-Control-Allow-Methods"]
+    for m in ["GET", "POST", "PUT", "DELETE", "OPTIONS"]:
+        assert m in methods
+    allowed = r.headers["Access-Control-Allow-Headers"].lower()
+    for h in ["authorization", "content-type", "x-requested-with"]:
+        assert h in allowed
+    r = requests.get(server.url + "/_matrix/client/versions", headers={"Origin": "https://app.example"}, timeout=10)
+    assert r.headers["Access-Control-Allow-Origin"] == "*"

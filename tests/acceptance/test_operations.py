@@ -1,0 +1,237 @@
+"""What an operator relies on: durability, the admin CLI while the server runs, configuration
+errors, first-run guidance, graceful shutdown, metrics, token refresh."""
+
+import asyncio
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+from nio import AsyncClient, AsyncClientConfig, LoginError, LoginResponse, RegisterResponse
+
+from harness import REPO, WardServer, ward_binary
+
+PASSWORD = "a long enough password"
+CONFIG = AsyncClientConfig(max_limit_exceeded=0, max_timeouts=0)
+
+
+async def nio_login(server, user, password):
+    c = AsyncClient(server.url, user, config=CONFIG)
+    try:
+        return await c.login(password)
+    finally:
+        await c.close()
+
+
+def login_json(server, user, password, **extra):
+    return requests.post(server.url + "/_matrix/client/v3/login", json={
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": user}, "password": password,
+        **extra}, timeout=30)
+
+
+def test_acknowledged_registration_survives_kill_9(ward_factory):
+    server = ward_factory("open")
+
+    async def register():
+        c = AsyncClient(server.url, "karl", config=CONFIG)
+        try:
+            r = await c.register("karl", PASSWORD, device_name="phone")
+            assert isinstance(r, RegisterResponse), r
+            await c.set_displayname("Karl Kühn")
+        finally:
+            await c.close()
+
+    asyncio.run(register())
+    # No graceful shutdown: the process dies the moment the responses were read.
+    server.kill9()
+    server.start()
+    r = asyncio.run(nio_login(server, "karl", PASSWORD))
+    assert isinstance(r, LoginResponse), r
+    t = r.access_token
+    p = requests.get(server.url + "/_matrix/client/v3/profile/@karl:localhost/displayname",
+                     headers={"Authorization": f"Bearer {t}"}, timeout=10)
+    assert p.json() == {"displayname": "Karl Kühn"}
+
+
+def test_admin_cli_while_the_server_runs(ward_factory):
+    server = ward_factory("closed")
+    # Closed registration refuses the API…
+    r = requests.post(server.url + "/_matrix/client/v3/register", json={"username": "x", "password": PASSWORD})
+    assert r.status_code == 403 and r.json()["errcode"] == "M_FORBIDDEN", r.text
+    # …but the operator can create users, with a generated password if none is given.
+    out = server.admin("create-user", "doris", "--admin")
+    assert out.returncode == 0, out.stderr
+    assert "@doris:localhost" in out.stdout
+    generated = next(line.split(": ", 1)[1] for line in out.stdout.splitlines() if line.startswith("password: "))
+    assert isinstance(asyncio.run(nio_login(server, "doris", generated)), LoginResponse)
+    # Reserved names are the operator's to hand out.
+    assert server.admin("create-user", "admin", "--password-stdin", input=PASSWORD + "\n").returncode == 0
+    # Duplicate names and weak passwords are refused with a message.
+    dup = server.admin("create-user", "doris", "--password-stdin", input=PASSWORD + "\n")
+    assert dup.returncode != 0 and "taken" in dup.stderr
+    weak = server.admin("create-user", "emil", "--password", "short")
+    assert weak.returncode != 0 and "at least" in weak.stderr
+
+    # Reset a password: logged out everywhere, old password gone.
+    t = login_json(server, "doris", generated).json()["access_token"]
+    assert server.admin("reset-password", "doris", "--password-stdin", input="brand new password\n").returncode == 0
+    r = requests.get(server.url + "/_matrix/client/v3/account/whoami", headers={"Authorization": f"Bearer {t}"})
+    assert r.status_code == 401 and r.json()["errcode"] == "M_UNKNOWN_TOKEN"
+    assert login_json(server, "doris", generated).status_code == 403
+    assert login_json(server, "doris", "brand new password").status_code == 200
+
+    # Deactivate: can never log in again, the name stays taken, the profile is gone.
+    assert server.admin("deactivate", "@doris:localhost").returncode == 0
+    r = login_json(server, "doris", "brand new password")
+    assert r.status_code == 403 and r.json()["errcode"] in ("M_USER_DEACTIVATED", "M_FORBIDDEN"), r.text
+    assert server.admin("create-user", "doris", "--password", PASSWORD).returncode != 0
+    assert server.admin("deactivate", "nobody").returncode != 0
+
+    # Registration tokens: create, list, revoke.
+    created = server.admin("registration-token", "create", "--uses", "3", "--expires-in-days", "7",
+                           "--token", "praxis-2026")
+    assert created.returncode == 0 and created.stdout.strip() == "praxis-2026", created.stderr
+    listed = server.admin("registration-token", "list")
+    assert "praxis-2026" in listed.stdout and "0/3 used" in listed.stdout and "expires" in listed.stdout
+    assert server.admin("registration-token", "create", "--token", "praxis-2026").returncode != 0
+    assert server.admin("registration-token", "create", "--token", "bad token!").returncode != 0
+    assert server.admin("registration-token", "revoke", "praxis-2026").returncode == 0
+    assert "praxis-2026" not in server.admin("registration-token", "list").stdout
+    assert server.admin("registration-token", "revoke", "praxis-2026").returncode != 0
+
+
+def test_registration_token_validity_and_open_mode(ward_factory):
+    tokened = ward_factory("token")
+    token = tokened.create_registration_token(1)
+    url = tokened.url + "/_matrix/client/v1/register/m.login.registration_token/validity?token="
+    assert requests.get(url + token).json() == {"valid": True}
+    assert requests.get(url + "wrong").json() == {"valid": False}
+
+    opened = ward_factory("open")
+    assert "registration is OPEN" in opened.log.read_text()
+    r = requests.post(opened.url + "/_matrix/client/v3/register", json={"username": "olga", "password": PASSWORD})
+    assert r.status_code == 401 and r.json()["flows"] == [{"stages": ["m.login.dummy"]}]
+    session = r.json()["session"]
+    r = requests.post(opened.url + "/_matrix/client/v3/register", json={
+        "username": "olga", "password": PASSWORD, "inhibit_login": True,
+        "auth": {"type": "m.login.dummy", "session": session}})
+    assert r.status_code == 200 and r.json()["user_id"] == "@olga:localhost" and "access_token" not in r.json()
+    # The finished session cannot be replayed.
+    r = requests.post(opened.url + "/_matrix/client/v3/register", json={
+        "username": "olga2", "password": PASSWORD, "auth": {"type": "m.login.dummy", "session": session}})
+    assert r.status_code == 400, r.text
+    assert requests.get(opened.url + "/_matrix/client/v3/register/available?username=olga").json()["errcode"] \
+        == "M_USER_IN_USE"
+    assert requests.get(opened.url + "/_matrix/client/v3/register/available?username=Newbie").json() \
+        == {"available": True}
+
+
+def test_refresh_tokens_and_expiry(ward_factory):
+    server = ward_factory("closed", env={"WARD_ACCESS_TOKEN_LIFETIME_MS": "1500"})
+    server.create_user("fritz", PASSWORD)
+    r = login_json(server, "fritz", PASSWORD, refresh_token=True).json()
+    assert r["expires_in_ms"] == 1500 and r["refresh_token"]
+    whoami = server.url + "/_matrix/client/v3/account/whoami"
+    assert requests.get(whoami, headers={"Authorization": f"Bearer {r['access_token']}"}).status_code == 200
+
+    fresh = requests.post(server.url + "/_matrix/client/v3/refresh", json={"refresh_token": r["refresh_token"]}).json()
+    assert fresh["access_token"] != r["access_token"] and fresh["refresh_token"] != r["refresh_token"]
+    w = requests.get(whoami, headers={"Authorization": f"Bearer {fresh['access_token']}"})
+    assert w.status_code == 200 and w.json()["device_id"] == r["device_id"]
+    # Once the new token was used, the old refresh token is spent.
+    old = requests.post(server.url + "/_matrix/client/v3/refresh", json={"refresh_token": r["refresh_token"]})
+    assert old.status_code == 401 and old.json()["errcode"] == "M_UNKNOWN_TOKEN"
+
+    time.sleep(1.6)
+    expired = requests.get(whoami, headers={"Authorization": f"Bearer {fresh['access_token']}"})
+    assert expired.status_code == 401
+    assert expired.json()["errcode"] == "M_UNKNOWN_TOKEN" and expired.json()["soft_logout"] is True
+
+    # Clients that did not ask for refresh tokens get tokens without expiry.
+    plain = login_json(server, "fritz", PASSWORD).json()
+    assert "refresh_token" not in plain and "expires_in_ms" not in plain
+
+
+def test_discovery(ward_factory):
+    server = ward_factory("closed", env={"WARD_PUBLIC_BASE_URL": "https://matrix.praxis.example/"})
+    wk = requests.get(server.url + "/.well-known/matrix/client").json()
+    assert wk["m.homeserver"]["base_url"] == "https://matrix.praxis.example"
+    assert "v1.1" in requests.get(server.url + "/_matrix/client/versions").json()["versions"]
+    flows = requests.get(server.url + "/_matrix/client/v3/login").json()["flows"]
+    assert {"type": "m.login.password"} in flows
+    server.create_user("gabi", PASSWORD)
+    t = login_json(server, "gabi", PASSWORD).json()["access_token"]
+    caps = requests.get(server.url + "/_matrix/client/v3/capabilities",
+                        headers={"Authorization": f"Bearer {t}"}).json()["capabilities"]
+    # Absent means "enabled" for these (spec); ruma leaves defaults out.
+    assert caps.get("m.change_password", {"enabled": True})["enabled"] is True
+    assert caps["m.3pid_changes"]["enabled"] is False
+    assert caps["m.room_versions"]["default"] == "12"
+
+
+def test_first_run_sigterm_and_metrics(ward_factory):
+    metrics_port = __import__("harness").free_port()
+    server = ward_factory("closed", env={"WARD_METRICS_LISTEN": f"127.0.0.1:{metrics_port}"})
+    assert "ward admin create-user NAME --admin" in server.log.read_text()
+    requests.get(server.url + "/_matrix/client/versions")
+    requests.get(server.url + "/_matrix/client/v3/no-such-thing")
+    m = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10)
+    assert m.status_code == 200
+    assert 'ward_http_requests_total{method="GET",endpoint="/_matrix/client/versions",status="200"}' in m.text
+    assert 'endpoint="unmatched",status="404"' in m.text
+    # Metrics are not on the public listener.
+    assert requests.get(server.url + "/metrics").status_code == 404
+    # SIGTERM: a clean exit with status 0.
+    assert server.stop() == 0
+    assert "shutting down" in server.log.read_text()
+    # The hint appears only while there are no accounts.
+    server.create_user("hanna", PASSWORD)
+    before = server.log.read_text().count("create-user NAME --admin")
+    server.start()
+    assert server.log.read_text().count("create-user NAME --admin") == before
+
+
+def run_ward(tmp_path: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("WARD_")}
+    return subprocess.run([str(ward_binary()), *args], env={**clean, **env}, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_invalid_configuration_names_the_key_and_touches_nothing(tmp_path):
+    data = tmp_path / "data"
+    cases = [
+        ({"WARD_REGISTRATION": "sometimes"}, "registration"),
+        ({"WARD_LISTEN": "not-an-address"}, "listen"),
+        ({"WARD_SERVER_NAME": "bad name"}, "server_name"),
+        ({"WARD_MAX_REQUEST_BODY_BYTES": "lots"}, "max_request_body_bytes"),
+        ({"WARD_LOGIN_FAILURES_BURST": "0"}, "login_failures_burst"),
+    ]
+    for env, key in cases:
+        r = run_ward(tmp_path, {"WARD_DATA_DIR": str(data), **env}, "serve")
+        assert r.returncode not in (0, None), r
+        assert f"`{key}`" in r.stderr and next(iter(env)) in r.stderr, r.stderr
+        assert not data.exists(), "an invalid config must not create anything"
+
+    cfg = tmp_path / "ward.toml"
+    cfg.write_text('server_name = "praxis.example"\nlisten = 8008\n')
+    r = run_ward(tmp_path, {"WARD_DATA_DIR": str(data)}, "--config", str(cfg), "serve")
+    assert r.returncode != 0 and "`listen`" in r.stderr and "ward.toml" in r.stderr, r.stderr
+    cfg.write_text('sever_name = "typo.example"\n')
+    r = run_ward(tmp_path, {"WARD_DATA_DIR": str(data)}, "--config", str(cfg), "serve")
+    assert r.returncode != 0 and "sever_name" in r.stderr, r.stderr
+    r = run_ward(tmp_path, {}, "--config", str(tmp_path / "missing.toml"), "serve")
+    assert r.returncode != 0 and "missing.toml" in r.stderr
+    assert not data.exists()
+
+    # The documented example is a valid config as it stands.
+    example = REPO / "docs" / "ward.example.toml"
+    r = run_ward(tmp_path, {"WARD_DATA_DIR": str(data)}, "--config", str(example), "admin", "registration-token",
+                 "list")
+    assert r.returncode == 0, r.stderr
+
+
+def test_listen_address_in_use_is_a_clear_error(ward_factory, tmp_path):
+    first = ward_factory("closed")
+    r = run_ward(tmp_path, {"WARD_LISTEN": f"127.0.0.1:{first.port}", "WARD_DATA_DIR": str(tmp_path / "d")}, "serve")
+    assert r.returncode != 0 and "cannot listen" in r.stderr, r.stderr

@@ -235,3 +235,50 @@ def test_listen_address_in_use_is_a_clear_error(ward_factory, tmp_path):
     first = ward_factory("closed")
     r = run_ward(tmp_path, {"WARD_LISTEN": f"127.0.0.1:{first.port}", "WARD_DATA_DIR": str(tmp_path / "d")}, "serve")
     assert r.returncode != 0 and "cannot listen" in r.stderr, r.stderr
+
+
+def uia_password(server, token, path, body, user, password):
+    """Runs a request through m.login.password user-interactive auth."""
+    h = {"Authorization": f"Bearer {token}"}
+    first = requests.post(server.url + path, json=body, headers=h, timeout=30)
+    assert first.status_code == 401, first.text
+    session = first.json()["session"]
+    wrong = requests.post(server.url + path, headers=h, timeout=30, json={**body, "auth": {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": user}, "password": "wrong",
+        "session": session}})
+    assert wrong.status_code == 401 and wrong.json()["errcode"] == "M_FORBIDDEN", wrong.text
+    assert wrong.json()["session"] == session and wrong.json().get("completed", []) == []
+    return requests.post(server.url + path, headers=h, timeout=30, json={**body, "auth": {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": user}, "password": password,
+        "session": session}})
+
+
+def test_password_change_keeping_devices_and_deactivation(ward_factory):
+    server = ward_factory("closed")
+    server.create_user("ida", PASSWORD)
+    a = login_json(server, "ida", PASSWORD).json()["access_token"]
+    b = login_json(server, "ida", PASSWORD).json()["access_token"]
+    whoami = server.url + "/_matrix/client/v3/account/whoami"
+
+    r = uia_password(server, a, "/_matrix/client/v3/account/password",
+                     {"new_password": "second password", "logout_devices": False}, "ida", PASSWORD)
+    assert r.status_code == 200, r.text
+    assert requests.get(whoami, headers={"Authorization": f"Bearer {b}"}).status_code == 200
+
+    # Someone else's password does not authenticate me.
+    server.create_user("jan", PASSWORD)
+    h = {"Authorization": f"Bearer {a}"}
+    first = requests.post(server.url + "/_matrix/client/v3/account/deactivate", json={}, headers=h).json()
+    r = requests.post(server.url + "/_matrix/client/v3/account/deactivate", headers=h, json={"auth": {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "jan"}, "password": PASSWORD,
+        "session": first["session"]}})
+    assert r.status_code == 401 and r.json()["errcode"] == "M_FORBIDDEN", r.text
+
+    r = uia_password(server, a, "/_matrix/client/v3/account/deactivate", {}, "ida", "second password")
+    assert r.status_code == 200 and r.json() == {"id_server_unbind_result": "no-support"}, r.text
+    for t in (a, b):
+        assert requests.get(whoami, headers={"Authorization": f"Bearer {t}"}).status_code == 401
+    assert login_json(server, "ida", "second password").status_code == 403
+    r = requests.get(server.url + "/_matrix/client/v3/profile/@ida:localhost",
+                     headers={"Authorization": f"Bearer {login_json(server, 'jan', PASSWORD).json()['access_token']}"})
+    assert r.status_code == 404 and r.json()["errcode"] == "M_NOT_FOUND"

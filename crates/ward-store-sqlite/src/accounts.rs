@@ -92,6 +92,25 @@ fn delete_devices_where(
     Ok(n as u64)
 }
 
+impl SqliteStore {
+    /// Sets one column of an account; `false` if there is no such account. `column` is always
+    /// a literal from this file, never input.
+    async fn update_account(
+        &self,
+        user_id: &str,
+        column: &'static str,
+        value: rusqlite::types::Value,
+    ) -> Result<bool> {
+        let user_id = user_id.to_owned();
+        self.write(move |tx| {
+            let sql = format!("UPDATE accounts SET {column} = ?2 WHERE user_id = ?1");
+            let n = tx.execute(&sql, params![user_id, value]).map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl AccountStore for SqliteStore {
     async fn register(&self, reg: Registration, now_ms: u64) -> Result<()> {
@@ -197,17 +216,8 @@ impl AccountStore for SqliteStore {
     }
 
     async fn set_admin(&self, user_id: &str, is_admin: bool) -> Result<bool> {
-        let user_id = user_id.to_owned();
-        self.write(move |tx| {
-            let n = tx
-                .execute(
-                    "UPDATE accounts SET is_admin = ?2 WHERE user_id = ?1",
-                    params![user_id, is_admin],
-                )
-                .map_err(backend)?;
-            Ok(n > 0)
-        })
-        .await
+        self.update_account(user_id, "is_admin", is_admin.into())
+            .await
     }
 
     async fn deactivate_account(&self, user_id: &str) -> Result<bool> {
@@ -233,31 +243,17 @@ impl AccountStore for SqliteStore {
     }
 
     async fn set_display_name(&self, user_id: &str, display_name: Option<&str>) -> Result<bool> {
-        let (user_id, value) = (user_id.to_owned(), display_name.map(str::to_owned));
-        self.write(move |tx| {
-            let n = tx
-                .execute(
-                    "UPDATE accounts SET display_name = ?2 WHERE user_id = ?1",
-                    params![user_id, value],
-                )
-                .map_err(backend)?;
-            Ok(n > 0)
-        })
+        self.update_account(
+            user_id,
+            "display_name",
+            display_name.map(str::to_owned).into(),
+        )
         .await
     }
 
     async fn set_avatar_url(&self, user_id: &str, avatar_url: Option<&str>) -> Result<bool> {
-        let (user_id, value) = (user_id.to_owned(), avatar_url.map(str::to_owned));
-        self.write(move |tx| {
-            let n = tx
-                .execute(
-                    "UPDATE accounts SET avatar_url = ?2 WHERE user_id = ?1",
-                    params![user_id, value],
-                )
-                .map_err(backend)?;
-            Ok(n > 0)
-        })
-        .await
+        self.update_account(user_id, "avatar_url", avatar_url.map(str::to_owned).into())
+            .await
     }
 }
 

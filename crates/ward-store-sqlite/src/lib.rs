@@ -11,6 +11,7 @@
 
 mod accounts;
 mod migrations;
+mod rooms;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -29,6 +29,13 @@ macro_rules! store_conformance_tests {
             registration_token_admin,
             uia_sessions,
             device_activity,
+            rooms_append_and_read,
+            state_at_any_position,
+            room_pagination,
+            transaction_ids_are_idempotent_and_atomic,
+            memberships_by_user_and_room,
+            redaction_replaces_json,
+            transaction_ids_go_with_their_device,
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
@@ -735,4 +742,391 @@ pub async fn device_activity(store: &dyn Store) {
     );
     // Touching an unknown device is not an error (it may have just been deleted).
     store.touch_device("@a:x", "GONE", NOW).await.unwrap();
+}
+
+// ---- rooms ----
+
+fn new_room(room_id: &str) -> NewRoom {
+    NewRoom {
+        room_id: room_id.into(),
+        room_version: "12".into(),
+        creator: "@a:x".into(),
+        created_ms: NOW,
+    }
+}
+
+fn ev(id: &str, kind: &str, state_key: Option<&str>, membership: Option<&str>) -> NewEvent {
+    NewEvent {
+        event_id: id.into(),
+        kind: kind.into(),
+        state_key: state_key.map(str::to_owned),
+        sender: "@a:x".into(),
+        depth: 1,
+        origin_server_ts: NOW,
+        json: format!("{{\"id\":\"{id}\"}}"),
+        membership: membership.map(str::to_owned),
+        txn: None,
+    }
+}
+
+fn state_map(entries: &[StateEntry]) -> std::collections::BTreeMap<(String, String), String> {
+    entries
+        .iter()
+        .map(|e| ((e.kind.clone(), e.state_key.clone()), e.event_id.clone()))
+        .collect()
+}
+
+async fn seed_room(store: &dyn Store, room_id: &str) -> Vec<u64> {
+    store.create_room(new_room(room_id)).await.unwrap();
+    store
+        .append_events(
+            room_id,
+            vec![
+                ev(
+                    &format!("$create{room_id}"),
+                    "m.room.create",
+                    Some(""),
+                    None,
+                ),
+                ev(
+                    &format!("$join{room_id}"),
+                    "m.room.member",
+                    Some("@a:x"),
+                    Some("join"),
+                ),
+                ev(
+                    &format!("$pl{room_id}"),
+                    "m.room.power_levels",
+                    Some(""),
+                    None,
+                ),
+            ],
+        )
+        .await
+        .unwrap()
+}
+
+pub async fn rooms_append_and_read(store: &dyn Store) {
+    assert_eq!(store.max_stream_pos().await.unwrap(), 0);
+    assert!(store.room("!r:x").await.unwrap().is_none());
+    let pos = seed_room(store, "!r:x").await;
+    assert!(
+        pos.windows(2).all(|w| w[0] < w[1]),
+        "positions increase: {pos:?}"
+    );
+    let room = store.room("!r:x").await.unwrap().unwrap();
+    assert_eq!(
+        (room.room_version.as_str(), room.creator.as_str()),
+        ("12", "@a:x")
+    );
+    assert!(matches!(
+        store.create_room(new_room("!r:x")).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let msg = store
+        .append_events("!r:x", vec![ev("$m1", "m.room.message", None, None)])
+        .await
+        .unwrap();
+    assert!(msg[0] > pos[2]);
+    assert_eq!(store.max_stream_pos().await.unwrap(), msg[0]);
+    assert_eq!(
+        store.room_tip("!r:x").await.unwrap(),
+        Some(("$m1".to_owned(), 1))
+    );
+    let stored = store.event("$m1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            stored.room_id.as_str(),
+            stored.kind.as_str(),
+            stored.stream_pos
+        ),
+        ("!r:x", "m.room.message", msg[0])
+    );
+    assert_eq!(stored.json, "{\"id\":\"$m1\"}");
+    assert_eq!(stored.state_key, None);
+    assert!(store.event("$nope").await.unwrap().is_none());
+
+    let state = state_map(&store.current_state("!r:x").await.unwrap());
+    assert_eq!(state.len(), 3);
+    assert_eq!(
+        state[&("m.room.member".to_owned(), "@a:x".to_owned())],
+        "$join!r:x"
+    );
+    let pl = store
+        .current_state_event("!r:x", "m.room.power_levels", "")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(pl.event_id, "$pl!r:x");
+    assert!(
+        store
+            .current_state_event("!r:x", "m.room.name", "")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let found = store
+        .events_by_id(&["$m1".into(), "$nope".into(), "$pl!r:x".into()])
+        .await
+        .unwrap();
+    assert_eq!(
+        found
+            .iter()
+            .map(|e| e.event_id.as_str())
+            .collect::<Vec<_>>(),
+        ["$m1", "$pl!r:x"]
+    );
+
+    // Appending to an unknown room fails and writes nothing.
+    assert!(
+        store
+            .append_events("!unknown:x", vec![ev("$x", "m.room.message", None, None)])
+            .await
+            .is_err()
+    );
+    assert!(store.event("$x").await.unwrap().is_none());
+}
+
+pub async fn state_at_any_position(store: &dyn Store) {
+    let seeded = seed_room(store, "!r:x").await;
+    // Enough state changes to cross several snapshot boundaries, interleaved with messages.
+    let mut name_at = vec![];
+    for i in 0..130 {
+        let p = store
+            .append_events(
+                "!r:x",
+                vec![ev(&format!("$name{i}"), "m.room.name", Some(""), None)],
+            )
+            .await
+            .unwrap()[0];
+        let m = store
+            .append_events(
+                "!r:x",
+                vec![ev(&format!("$msg{i}"), "m.room.message", None, None)],
+            )
+            .await
+            .unwrap()[0];
+        name_at.push((p, m, format!("$name{i}")));
+    }
+    assert!(
+        store
+            .state_at("!r:x", seeded[0] - 1)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing before the room"
+    );
+    let first = state_map(&store.state_at("!r:x", seeded[0]).await.unwrap());
+    assert_eq!(first.len(), 1, "just the create event after it");
+    for (p, m, name) in name_at.iter().step_by(7).chain(name_at.last()) {
+        for at in [*p, *m] {
+            let s = state_map(&store.state_at("!r:x", at).await.unwrap());
+            assert_eq!(s.len(), 4, "create, member, power levels, name");
+            assert_eq!(&s[&("m.room.name".to_owned(), String::new())], name);
+            assert_eq!(
+                s[&("m.room.member".to_owned(), "@a:x".to_owned())],
+                "$join!r:x"
+            );
+        }
+    }
+    let current = state_map(&store.current_state("!r:x").await.unwrap());
+    let last = state_map(&store.state_at("!r:x", u64::MAX / 2).await.unwrap());
+    assert_eq!(current, last);
+}
+
+pub async fn room_pagination(store: &dyn Store) {
+    seed_room(store, "!r:x").await;
+    seed_room(store, "!other:x").await;
+    let mut pos = vec![];
+    for i in 0..10 {
+        pos.push(
+            store
+                .append_events(
+                    "!r:x",
+                    vec![ev(&format!("$m{i}"), "m.room.message", None, None)],
+                )
+                .await
+                .unwrap()[0],
+        );
+        store
+            .append_events(
+                "!other:x",
+                vec![ev(&format!("$o{i}"), "m.room.message", None, None)],
+            )
+            .await
+            .unwrap();
+    }
+    let ids = |v: Vec<StoredEvent>| v.into_iter().map(|e| e.event_id).collect::<Vec<_>>();
+    let back = ids(store
+        .room_events("!r:x", u64::MAX / 2, None, Direction::Backward, 3)
+        .await
+        .unwrap());
+    assert_eq!(back, ["$m9", "$m8", "$m7"]);
+    let back = ids(store
+        .room_events("!r:x", pos[7], None, Direction::Backward, 3)
+        .await
+        .unwrap());
+    assert_eq!(back, ["$m6", "$m5", "$m4"]);
+    let fwd = ids(store
+        .room_events("!r:x", pos[4], None, Direction::Forward, 3)
+        .await
+        .unwrap());
+    assert_eq!(fwd, ["$m5", "$m6", "$m7"]);
+    let fwd = ids(store
+        .room_events("!r:x", pos[4], Some(pos[6]), Direction::Forward, 10)
+        .await
+        .unwrap());
+    assert_eq!(fwd, ["$m5", "$m6"]);
+    let back = ids(store
+        .room_events("!r:x", pos[6], Some(pos[3]), Direction::Backward, 10)
+        .await
+        .unwrap());
+    assert_eq!(back, ["$m5", "$m4"]);
+    let all = store
+        .room_events("!r:x", 0, None, Direction::Forward, 100)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 13);
+    assert!(all.iter().all(|e| e.room_id == "!r:x"));
+}
+
+pub async fn transaction_ids_are_idempotent_and_atomic(store: &dyn Store) {
+    seed_room(store, "!r:x").await;
+    let key = TxnKey {
+        user_id: "@a:x".into(),
+        device_id: "D".into(),
+        txn_id: "t1".into(),
+    };
+    assert!(store.txn_event(&key).await.unwrap().is_none());
+    let mut first = ev("$t1", "m.room.message", None, None);
+    first.txn = Some(key.clone());
+    store
+        .append_events("!r:x", vec![first.clone()])
+        .await
+        .unwrap();
+    assert_eq!(store.txn_event(&key).await.unwrap().as_deref(), Some("$t1"));
+    // The same transaction again fails as a whole: the other event of the batch is not kept.
+    let mut again = ev("$t1b", "m.room.message", None, None);
+    again.txn = Some(key.clone());
+    let r = store
+        .append_events(
+            "!r:x",
+            vec![ev("$side", "m.room.topic", Some(""), None), again],
+        )
+        .await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    assert!(store.event("$side").await.unwrap().is_none());
+    assert!(
+        store
+            .current_state_event("!r:x", "m.room.topic", "")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Other devices and users have their own transaction namespaces.
+    let other = TxnKey {
+        device_id: "E".into(),
+        ..key.clone()
+    };
+    assert!(store.txn_event(&other).await.unwrap().is_none());
+    // A duplicate event ID is a conflict too.
+    let r = store
+        .append_events("!r:x", vec![ev("$t1", "m.room.message", None, None)])
+        .await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+}
+
+pub async fn memberships_by_user_and_room(store: &dyn Store) {
+    seed_room(store, "!r:x").await;
+    seed_room(store, "!s:x").await;
+    store
+        .append_events(
+            "!r:x",
+            vec![ev("$binv", "m.room.member", Some("@b:x"), Some("invite"))],
+        )
+        .await
+        .unwrap();
+    let m = store.membership("!r:x", "@b:x").await.unwrap().unwrap();
+    assert_eq!(
+        (m.membership.as_str(), m.event_id.as_str()),
+        ("invite", "$binv")
+    );
+    let p = store
+        .append_events(
+            "!r:x",
+            vec![ev("$bjoin", "m.room.member", Some("@b:x"), Some("join"))],
+        )
+        .await
+        .unwrap();
+    let m = store.membership("!r:x", "@b:x").await.unwrap().unwrap();
+    assert_eq!((m.membership.as_str(), m.stream_pos), ("join", p[0]));
+    store
+        .append_events(
+            "!s:x",
+            vec![ev("$bban", "m.room.member", Some("@b:x"), Some("ban"))],
+        )
+        .await
+        .unwrap();
+    let mine = store.memberships_of_user("@b:x").await.unwrap();
+    let mine: Vec<_> = mine
+        .iter()
+        .map(|m| (m.room_id.as_str(), m.membership.as_str()))
+        .collect();
+    assert_eq!(mine, [("!r:x", "join"), ("!s:x", "ban")]);
+    let members = store.room_members("!r:x").await.unwrap();
+    let members: Vec<_> = members
+        .iter()
+        .map(|m| (m.user_id.as_str(), m.membership.as_str()))
+        .collect();
+    assert_eq!(members, [("@a:x", "join"), ("@b:x", "join")]);
+    assert!(
+        store
+            .membership("!r:x", "@nobody:x")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+pub async fn redaction_replaces_json(store: &dyn Store) {
+    seed_room(store, "!r:x").await;
+    store
+        .append_events("!r:x", vec![ev("$m", "m.room.message", None, None)])
+        .await
+        .unwrap();
+    assert!(
+        store
+            .redact_event("$m", "{\"redacted\":true}", "$red")
+            .await
+            .unwrap()
+    );
+    let e = store.event("$m").await.unwrap().unwrap();
+    assert_eq!(
+        (e.json.as_str(), e.redacted_by.as_deref()),
+        ("{\"redacted\":true}", Some("$red"))
+    );
+    assert!(!store.redact_event("$nope", "{}", "$red").await.unwrap());
+}
+
+pub async fn transaction_ids_go_with_their_device(store: &dyn Store) {
+    store
+        .register(registration("@a:x", None, Some(session("D", 1, None))), NOW)
+        .await
+        .unwrap();
+    seed_room(store, "!r:x").await;
+    let key = TxnKey {
+        user_id: "@a:x".into(),
+        device_id: "D".into(),
+        txn_id: "t".into(),
+    };
+    let mut e = ev("$t", "m.room.message", None, None);
+    e.txn = Some(key.clone());
+    store.append_events("!r:x", vec![e]).await.unwrap();
+    store.delete_devices("@a:x", &["D".into()]).await.unwrap();
+    assert!(store.txn_event(&key).await.unwrap().is_none());
+    assert!(
+        store.event("$t").await.unwrap().is_some(),
+        "the event itself stays"
+    );
 }

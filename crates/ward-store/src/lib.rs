@@ -12,6 +12,11 @@ use async_trait::async_trait;
 use ward_core::secret::TokenHash;
 
 pub mod conformance;
+pub mod rooms;
+
+pub use rooms::{
+    Direction, Membership, NewEvent, NewRoom, Room, RoomStore, StateEntry, StoredEvent, TxnKey,
+};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -215,6 +220,9 @@ pub trait UiaStore: Send + Sync {
 }
 
 /// Everything Ward stores. Services hold an `Arc<dyn Store>` and never see the backend.
-pub trait Store: AccountStore + DeviceStore + RegistrationTokenStore + UiaStore {}
+pub trait Store:
+    AccountStore + DeviceStore + RegistrationTokenStore + UiaStore + RoomStore
+{
+}
 
-impl<T: AccountStore + DeviceStore + RegistrationTokenStore + UiaStore> Store for T {}
+impl<T: AccountStore + DeviceStore + RegistrationTokenStore + UiaStore + RoomStore> Store for T {}

@@ -1,0 +1,82 @@
+-- Rooms, their events (signed PDUs), state and memberships.
+--
+-- Every event gets a stream position (`events.stream_pos`), the global order in which this
+-- server accepted events; sync tokens and pagination are positions in that stream.
+--
+-- Room state is kept as state groups: a group is the state after some event, stored as a
+-- delta (the entries that changed) on top of its `prev_group`, or as a full snapshot
+-- (`prev_group IS NULL`) every so often, so "state at event X" costs a short walk and no full
+-- copy per event. `room_state` is the current state, for the hot path.
+
+CREATE TABLE rooms (
+    room_id      TEXT PRIMARY KEY NOT NULL,
+    room_version TEXT NOT NULL,
+    creator      TEXT NOT NULL,
+    created_ms   INTEGER NOT NULL,
+    state_group  INTEGER
+) STRICT;
+
+CREATE TABLE state_groups (
+    id          INTEGER PRIMARY KEY,
+    room_id     TEXT NOT NULL,
+    prev_group  INTEGER,
+    -- How many deltas lie between this group and its snapshot.
+    chain_len   INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE state_group_entries (
+    group_id  INTEGER NOT NULL,
+    type      TEXT NOT NULL,
+    state_key TEXT NOT NULL,
+    event_id  TEXT NOT NULL,
+    PRIMARY KEY (group_id, type, state_key)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE events (
+    stream_pos       INTEGER PRIMARY KEY,
+    event_id         TEXT NOT NULL UNIQUE,
+    room_id          TEXT NOT NULL REFERENCES rooms (room_id),
+    type             TEXT NOT NULL,
+    state_key        TEXT,
+    sender           TEXT NOT NULL,
+    depth            INTEGER NOT NULL,
+    origin_server_ts INTEGER NOT NULL,
+    -- State after this event.
+    state_group      INTEGER NOT NULL,
+    -- The signed PDU as canonical JSON (pruned in place when redacted).
+    json             TEXT NOT NULL,
+    redacted_by      TEXT
+) STRICT;
+CREATE INDEX events_by_room ON events (room_id, stream_pos);
+
+CREATE TABLE room_state (
+    room_id   TEXT NOT NULL,
+    type      TEXT NOT NULL,
+    state_key TEXT NOT NULL,
+    event_id  TEXT NOT NULL,
+    PRIMARY KEY (room_id, type, state_key)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE memberships (
+    room_id    TEXT NOT NULL,
+    user_id    TEXT NOT NULL,
+    membership TEXT NOT NULL,
+    event_id   TEXT NOT NULL,
+    stream_pos INTEGER NOT NULL,
+    PRIMARY KEY (room_id, user_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX memberships_by_user ON memberships (user_id, membership);
+
+-- Client transaction IDs, for idempotent sends per device.
+CREATE TABLE event_txns (
+    user_id   TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    txn_id    TEXT NOT NULL,
+    event_id  TEXT NOT NULL,
+    PRIMARY KEY (user_id, device_id, txn_id)
+) STRICT, WITHOUT ROWID;
+
+-- A transaction ID belongs to a device; it goes when the device goes.
+CREATE TRIGGER event_txns_follow_devices AFTER DELETE ON devices BEGIN
+    DELETE FROM event_txns WHERE user_id = old.user_id AND device_id = old.device_id;
+END;

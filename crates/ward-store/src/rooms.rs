@@ -1,0 +1,127 @@
+//! Rooms in domain terms: events in stream order, room state, memberships.
+
+use async_trait::async_trait;
+
+use crate::Result;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRoom {
+    pub room_id: String,
+    pub room_version: String,
+    pub creator: String,
+    pub created_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Room {
+    pub room_id: String,
+    pub room_version: String,
+    pub creator: String,
+    pub created_ms: u64,
+}
+
+/// A client's transaction ID: a send with the same key is answered with the same event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnKey {
+    pub user_id: String,
+    pub device_id: String,
+    pub txn_id: String,
+}
+
+/// An event accepted by the room core, to be appended to its room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub event_id: String,
+    pub kind: String,
+    pub state_key: Option<String>,
+    pub sender: String,
+    pub depth: u64,
+    pub origin_server_ts: u64,
+    /// The signed PDU as canonical JSON.
+    pub json: String,
+    /// For `m.room.member`: the membership it gives `state_key`.
+    pub membership: Option<String>,
+    pub txn: Option<TxnKey>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub stream_pos: u64,
+    pub event_id: String,
+    pub room_id: String,
+    pub kind: String,
+    pub state_key: Option<String>,
+    pub sender: String,
+    pub json: String,
+    pub redacted_by: Option<String>,
+}
+
+/// One entry of a room's state.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StateEntry {
+    pub kind: String,
+    pub state_key: String,
+    pub event_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    pub room_id: String,
+    pub user_id: String,
+    pub membership: String,
+    pub event_id: String,
+    pub stream_pos: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Forward,
+    Backward,
+}
+
+#[async_trait]
+pub trait RoomStore: Send + Sync {
+    /// [`crate::StoreError::Conflict`] if the room exists.
+    async fn create_room(&self, room: NewRoom) -> Result<()>;
+    async fn room(&self, room_id: &str) -> Result<Option<Room>>;
+    /// Appends events to a room, in order, in one transaction: stream positions, state (current
+    /// and per event), memberships and transaction IDs. Returns the new events' positions.
+    async fn append_events(&self, room_id: &str, events: Vec<NewEvent>) -> Result<Vec<u64>>;
+    async fn event(&self, event_id: &str) -> Result<Option<StoredEvent>>;
+    async fn events_by_id(&self, event_ids: &[String]) -> Result<Vec<StoredEvent>>;
+    /// The room's newest event (its forward extremity) and its depth.
+    async fn room_tip(&self, room_id: &str) -> Result<Option<(String, u64)>>;
+    async fn current_state(&self, room_id: &str) -> Result<Vec<StateEntry>>;
+    async fn current_state_event(
+        &self,
+        room_id: &str,
+        kind: &str,
+        state_key: &str,
+    ) -> Result<Option<StoredEvent>>;
+    /// The room's state after the last event at or before `stream_pos` (empty before the room).
+    async fn state_at(&self, room_id: &str, stream_pos: u64) -> Result<Vec<StateEntry>>;
+    /// Up to `limit` events of the room strictly after (`Forward`) or before (`Backward`)
+    /// `from`, and not beyond `to` if given; backward results come newest first.
+    async fn room_events(
+        &self,
+        room_id: &str,
+        from: u64,
+        to: Option<u64>,
+        direction: Direction,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>>;
+    async fn membership(&self, room_id: &str, user_id: &str) -> Result<Option<Membership>>;
+    /// Every room the user has a membership in (any state), with its latest membership.
+    async fn memberships_of_user(&self, user_id: &str) -> Result<Vec<Membership>>;
+    async fn room_members(&self, room_id: &str) -> Result<Vec<Membership>>;
+    async fn txn_event(&self, key: &TxnKey) -> Result<Option<String>>;
+    /// The newest stream position (0 for none).
+    async fn max_stream_pos(&self) -> Result<u64>;
+    /// Replaces an event's JSON with its redacted form and records what redacted it.
+    async fn redact_event(
+        &self,
+        event_id: &str,
+        redacted_json: &str,
+        redacted_by: &str,
+    ) -> Result<bool>;
+}

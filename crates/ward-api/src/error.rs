@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use ruma::api::client::uiaa::{AuthFlow, AuthType, UiaaInfo, UiaaResponse};
 use ruma::api::error::{
-    ErrorBody, ErrorKind, FromHttpRequestError, LimitExceededErrorData, RetryAfter,
-    StandardErrorBody, UnknownTokenErrorData,
+    ErrorBody, ErrorKind, FromHttpRequestError, LimitExceededErrorData, RetryAfter, StandardErrorBody,
+    UnknownTokenErrorData,
 };
 use ruma::api::{OutgoingResponseExt, error::DeserializationError};
 use ward_service::{Error as ServiceError, Stage};
@@ -26,11 +26,7 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self::Request {
-            status,
-            kind,
-            message: message.into(),
-        }
+        Self::Request { status, kind, message: message.into() }
     }
 
     pub fn not_json(message: impl Into<String>) -> Self {
@@ -50,34 +46,24 @@ impl ApiError {
     }
 
     pub fn missing_token() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorKind::MissingToken,
-            "an access token is required",
-        )
+        Self::new(StatusCode::UNAUTHORIZED, ErrorKind::MissingToken, "an access token is required")
     }
 
     /// A JSON body that did not fit the endpoint's shape.
     pub fn from_json(e: &serde_json::Error) -> Self {
         use serde_json::error::Category;
         match e.classify() {
-            Category::Syntax | Category::Eof => {
-                Self::not_json(format!("the body is not valid JSON: {e}"))
+            Category::Syntax | Category::Eof => Self::not_json(format!("the body is not valid JSON: {e}")),
+            Category::Data if e.to_string().starts_with("missing field") => {
+                Self::new(StatusCode::BAD_REQUEST, ErrorKind::MissingParam, e.to_string())
             }
-            Category::Data if e.to_string().starts_with("missing field") => Self::new(
-                StatusCode::BAD_REQUEST,
-                ErrorKind::MissingParam,
-                e.to_string(),
-            ),
             _ => Self::new(StatusCode::BAD_REQUEST, ErrorKind::BadJson, e.to_string()),
         }
     }
 
     pub fn from_ruma(e: FromHttpRequestError) -> Self {
         match e {
-            FromHttpRequestError::Deserialization(DeserializationError::Json(e)) => {
-                Self::from_json(&e)
-            }
+            FromHttpRequestError::Deserialization(DeserializationError::Json(e)) => Self::from_json(&e),
             FromHttpRequestError::Deserialization(DeserializationError::Utf8(e)) => {
                 Self::not_json(format!("the body is not UTF-8: {e}"))
             }
@@ -85,11 +71,7 @@ impl ApiError {
             FromHttpRequestError::Deserialization(DeserializationError::Query(e))
                 if e.to_string().starts_with("missing field") =>
             {
-                Self::new(
-                    StatusCode::BAD_REQUEST,
-                    ErrorKind::MissingParam,
-                    e.to_string(),
-                )
+                Self::new(StatusCode::BAD_REQUEST, ErrorKind::MissingParam, e.to_string())
             }
             FromHttpRequestError::Deserialization(e) => Self::invalid_param(e.to_string()),
             other => Self::invalid_param(other.to_string()),
@@ -97,11 +79,7 @@ impl ApiError {
     }
 
     pub fn unrecognized_path() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            ErrorKind::Unrecognized,
-            "unrecognized request",
-        )
+        Self::new(StatusCode::NOT_FOUND, ErrorKind::Unrecognized, "unrecognized request")
     }
 
     pub fn unrecognized_method() -> Self {
@@ -138,10 +116,7 @@ fn classify(e: &ServiceError) -> (StatusCode, ErrorKind) {
         E::LimitExceeded { retry_after_ms } => {
             let mut data = LimitExceededErrorData::new();
             data.retry_after = Some(RetryAfter::Delay(Duration::from_millis(*retry_after_ms)));
-            (
-                StatusCode::TOO_MANY_REQUESTS,
-                ErrorKind::LimitExceeded(data),
-            )
+            (StatusCode::TOO_MANY_REQUESTS, ErrorKind::LimitExceeded(data))
         }
         E::UnknownToken { soft_logout, .. } => {
             let mut data = UnknownTokenErrorData::new();
@@ -165,10 +140,8 @@ fn stage_auth_type(stage: Stage) -> AuthType {
 }
 
 fn error_response(status: StatusCode, kind: ErrorKind, message: String) -> Response {
-    let error = ruma::api::error::Error::new(
-        status,
-        ErrorBody::Standard(StandardErrorBody::new(kind, message)),
-    );
+    let error =
+        ruma::api::error::Error::new(status, ErrorBody::Standard(StandardErrorBody::new(kind, message)));
     render(error.try_into_http_response::<Vec<u8>>())
 }
 
@@ -187,11 +160,7 @@ pub(crate) fn render<E: std::fmt::Display>(r: Result<http::Response<Vec<u8>>, E>
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
-            ApiError::Request {
-                status,
-                kind,
-                message,
-            } => error_response(status, kind, message),
+            ApiError::Request { status, kind, message } => error_response(status, kind, message),
             ApiError::Service(ServiceError::AuthRequired(challenge)) => {
                 let mut info = UiaaInfo::new(
                     challenge
@@ -200,12 +169,7 @@ impl IntoResponse for ApiError {
                         .map(|f| AuthFlow::new(f.iter().copied().map(stage_auth_type).collect()))
                         .collect(),
                 );
-                info.completed = challenge
-                    .completed
-                    .iter()
-                    .copied()
-                    .map(stage_auth_type)
-                    .collect();
+                info.completed = challenge.completed.iter().copied().map(stage_auth_type).collect();
                 info.session = Some(challenge.session.clone());
                 info.params = serde_json::value::to_raw_value(&serde_json::json!({})).ok();
                 info.auth_error = challenge.error.as_ref().map(|e| {

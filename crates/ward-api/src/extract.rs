@@ -43,9 +43,7 @@ impl<T: IncomingRequest + Send> FromRequest<AppState> for Ruma<T> {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let bytes = read_body(body, state.api.max_request_body_bytes).await?;
         let request = http::Request::from_parts(parts, bytes.as_ref());
-        T::try_from_http_request(request, &args)
-            .map(Ruma)
-            .map_err(ApiError::from_ruma)
+        T::try_from_http_request(request, &args).map(Ruma).map_err(ApiError::from_ruma)
     }
 }
 
@@ -60,14 +58,11 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let bytes = read_body(req.into_body(), state.api.max_request_body_bytes).await?;
         let bytes: &[u8] = if bytes.is_empty() { b"{}" } else { &bytes };
-        let value: serde_json::Value =
-            serde_json::from_slice(bytes).map_err(|e| ApiError::from_json(&e))?;
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| ApiError::from_json(&e))?;
         if !value.is_object() {
             return Err(ApiError::not_json("the body must be a JSON object"));
         }
-        serde_json::from_value(value)
-            .map(JsonBody)
-            .map_err(|e| ApiError::from_json(&e))
+        serde_json::from_value(value).map(JsonBody).map_err(|e| ApiError::from_json(&e))
     }
 }
 
@@ -86,9 +81,7 @@ fn access_token(parts: &Parts) -> Option<String> {
     if let Some(value) = parts.headers.get(http::header::AUTHORIZATION) {
         let value = value.to_str().ok()?;
         let (scheme, token) = value.split_once(' ')?;
-        return scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim().to_owned());
+        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned());
     }
     let query = parts.uri.query()?;
     query.split('&').find_map(|pair| {
@@ -103,13 +96,8 @@ pub struct Auth(pub Authed);
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let token = access_token(parts)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(ApiError::missing_token)?;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = access_token(parts).filter(|t| !t.is_empty()).ok_or_else(ApiError::missing_token)?;
         let authed = state.services.authenticate(&token).await?;
         Ok(Auth(authed))
     }
@@ -122,10 +110,7 @@ pub struct ClientAddr(pub String);
 impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if state.api.trust_x_forwarded_for
             && let Some(first) = parts
                 .headers
@@ -137,10 +122,7 @@ impl FromRequestParts<AppState> for ClientAddr {
         {
             return Ok(ClientAddr(first.to_owned()));
         }
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string());
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
         Ok(ClientAddr(peer.unwrap_or_else(|| "unknown".into())))
     }
 }

@@ -68,10 +68,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::unrecognized_path() })
         .method_not_allowed_fallback(|| async { ApiError::unrecognized_method() })
         .layer(middleware::from_fn(observe))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            timeout,
-        ))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(CatchPanicLayer::custom(panicked))
         .layer(cors())
         .with_state(state)
@@ -88,13 +85,7 @@ fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::DELETE,
-            Method::OPTIONS,
-        ])
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE, Method::OPTIONS])
         .allow_headers([
             header::HeaderName::from_static("x-requested-with"),
             header::CONTENT_TYPE,
@@ -128,14 +119,9 @@ async fn observe(request: Request, next: Next) -> Response {
 
 /// The metrics listener: `GET /metrics` in Prometheus text format.
 pub fn metrics_router(handle: PrometheusHandle) -> Router {
-    Router::new()
-        .route("/metrics", get(render_metrics))
-        .with_state(handle)
+    Router::new().route("/metrics", get(render_metrics)).with_state(handle)
 }
 
 async fn render_metrics(State(handle): State<PrometheusHandle>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        handle.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render())
 }

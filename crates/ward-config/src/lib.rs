@@ -65,17 +65,9 @@ impl Default for Config {
             public_base_url: String::new(),
             data_dir: PathBuf::from("./ward-data"),
             registration: RegistrationMode::Closed,
-            reserved_usernames: [
-                "admin",
-                "administrator",
-                "root",
-                "ward",
-                "support",
-                "postmaster",
-                "abuse",
-            ]
-            .map(String::from)
-            .to_vec(),
+            reserved_usernames: ["admin", "administrator", "root", "ward", "support", "postmaster", "abuse"]
+                .map(String::from)
+                .to_vec(),
             password_min_length: 8,
             max_request_body_bytes: 1024 * 1024,
             http_request_timeout_ms: 120_000,
@@ -101,11 +93,7 @@ pub enum ConfigError {
     #[error("config file {path} is not valid TOML: {message}")]
     Syntax { path: PathBuf, message: String },
     #[error("invalid config key `{key}` (from {source_name}): {message}")]
-    Key {
-        key: String,
-        source_name: String,
-        message: String,
-    },
+    Key { key: String, source_name: String, message: String },
 }
 
 /// What was loaded, with warnings for the operator (unknown `WARD_*` variables).
@@ -134,16 +122,11 @@ impl Config {
         let mut table = toml::Table::new();
         let mut origin: std::collections::HashMap<String, String> = Default::default();
         if let Some(path) = &path {
-            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::Read { path: path.clone(), message: e.to_string() })?;
             table = text
                 .parse::<toml::Table>()
-                .map_err(|e| ConfigError::Syntax {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
+                .map_err(|e| ConfigError::Syntax { path: path.clone(), message: e.to_string() })?;
             for key in table.keys() {
                 origin.insert(key.clone(), path.display().to_string());
             }
@@ -160,9 +143,7 @@ impl Config {
             let key = key.to_ascii_lowercase();
             let Some(default) = defaults.get(&key) else {
                 if !NON_KEY_VARIABLES.contains(&name.as_str()) {
-                    warnings.push(format!(
-                        "ignoring environment variable {name}: no config key `{key}`"
-                    ));
+                    warnings.push(format!("ignoring environment variable {name}: no config key `{key}`"));
                 }
                 continue;
             };
@@ -175,52 +156,29 @@ impl Config {
             origin.insert(key, name);
         }
 
-        let config: Config =
-            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-                let key = e.path().to_string();
-                let key = key.split('.').next().unwrap_or_default().to_owned();
-                let source_name = origin
-                    .get(&key)
-                    .cloned()
-                    .unwrap_or_else(|| "the config file".into());
-                ConfigError::Key {
-                    key,
-                    source_name,
-                    message: e.into_inner().to_string(),
-                }
-            })?;
-        config
-            .validate()
-            .map_err(|(key, message)| ConfigError::Key {
-                source_name: origin
-                    .get(key)
-                    .cloned()
-                    .unwrap_or_else(|| "defaults".into()),
-                key: key.to_owned(),
-                message,
-            })?;
-        Ok(Loaded {
-            config,
-            source: path,
-            warnings,
-        })
+        let config: Config = serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let key = e.path().to_string();
+            let key = key.split('.').next().unwrap_or_default().to_owned();
+            let source_name = origin.get(&key).cloned().unwrap_or_else(|| "the config file".into());
+            ConfigError::Key { key, source_name, message: e.into_inner().to_string() }
+        })?;
+        config.validate().map_err(|(key, message)| ConfigError::Key {
+            source_name: origin.get(key).cloned().unwrap_or_else(|| "defaults".into()),
+            key: key.to_owned(),
+            message,
+        })?;
+        Ok(Loaded { config, source: path, warnings })
     }
 
     fn validate(&self) -> Result<(), (&'static str, String)> {
         if !is_valid_server_name(&self.server_name) {
-            return Err((
-                "server_name",
-                format!("`{}` is not a valid Matrix server name", self.server_name),
-            ));
+            return Err(("server_name", format!("`{}` is not a valid Matrix server name", self.server_name)));
         }
         self.listen_addr().map_err(|m| ("listen", m))?;
         self.metrics_addr().map_err(|m| ("metrics_listen", m))?;
         let url = &self.public_base_url;
         if !(url.is_empty() || url.starts_with("https://") || url.starts_with("http://")) {
-            return Err((
-                "public_base_url",
-                "must start with https:// or http://".into(),
-            ));
+            return Err(("public_base_url", "must start with https:// or http://".into()));
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(("data_dir", "must not be empty".into()));
@@ -235,27 +193,19 @@ impl Config {
             ("login_throttle_max_keys", self.login_throttle_max_keys),
             ("uia_session_timeout_ms", self.uia_session_timeout_ms),
             ("max_devices_per_user", self.max_devices_per_user.into()),
-            (
-                "sqlite_read_connections",
-                self.sqlite_read_connections.into(),
-            ),
+            ("sqlite_read_connections", self.sqlite_read_connections.into()),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err((key, "must be greater than 0".into()));
         }
         if !["trace", "debug", "info", "warn", "error"].contains(&self.log_level.as_str()) {
-            return Err((
-                "log_level",
-                "must be one of trace, debug, info, warn, error".into(),
-            ));
+            return Err(("log_level", "must be one of trace, debug, info, warn, error".into()));
         }
         Ok(())
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, String> {
-        self.listen
-            .parse()
-            .map_err(|_| format!("`{}` is not an address like 127.0.0.1:8008", self.listen))
+        self.listen.parse().map_err(|_| format!("`{}` is not an address like 127.0.0.1:8008", self.listen))
     }
 
     /// `None` when metrics are off (the default).
@@ -263,12 +213,10 @@ impl Config {
         if self.metrics_listen.is_empty() {
             return Ok(None);
         }
-        self.metrics_listen.parse().map(Some).map_err(|_| {
-            format!(
-                "`{}` is not an address like 127.0.0.1:9108",
-                self.metrics_listen
-            )
-        })
+        self.metrics_listen
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("`{}` is not an address like 127.0.0.1:9108", self.metrics_listen))
     }
 
     /// The URL clients should use, for `/.well-known/matrix/client`.
@@ -295,11 +243,9 @@ fn env_value(default: &toml::Value, raw: &str) -> Result<toml::Value, String> {
     use toml::Value;
     Ok(match default {
         Value::String(_) => Value::String(raw.to_owned()),
-        Value::Integer(_) => Value::Integer(
-            raw.trim()
-                .parse()
-                .map_err(|_| format!("`{raw}` is not a whole number"))?,
-        ),
+        Value::Integer(_) => {
+            Value::Integer(raw.trim().parse().map_err(|_| format!("`{raw}` is not a whole number"))?)
+        }
         Value::Boolean(_) => Value::Boolean(match raw.trim() {
             "true" | "1" | "yes" => true,
             "false" | "0" | "no" => false,
@@ -313,10 +259,7 @@ fn env_value(default: &toml::Value, raw: &str) -> Result<toml::Value, String> {
                 .collect(),
         ),
         other => {
-            return Err(format!(
-                "cannot be set from the environment ({})",
-                other.type_str()
-            ));
+            return Err(format!("cannot be set from the environment ({})", other.type_str()));
         }
     })
 }
@@ -324,8 +267,7 @@ fn env_value(default: &toml::Value, raw: &str) -> Result<toml::Value, String> {
 /// Server names per <https://spec.matrix.org/latest/appendices/#server-name>: a DNS name or IP
 /// literal, with an optional port.
 fn is_valid_server_name(name: &str) -> bool {
-    let valid_port =
-        |p: &str| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit());
+    let valid_port = |p: &str| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit());
     if let Some(rest) = name.strip_prefix('[') {
         let Some((v6, after)) = rest.split_once(']') else {
             return false;
@@ -340,9 +282,7 @@ fn is_valid_server_name(name: &str) -> bool {
     port.is_none_or(valid_port)
         && !host.is_empty()
         && host.len() <= 255
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 #[cfg(test)]
@@ -350,10 +290,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     fn write(text: &str) -> (tempfile_lite::Dir, PathBuf) {
@@ -370,8 +307,7 @@ mod tests {
             pub fn new() -> Self {
                 static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
                 let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let p = std::env::temp_dir()
-                    .join(format!("ward-config-test-{}-{n}", std::process::id()));
+                let p = std::env::temp_dir().join(format!("ward-config-test-{}-{n}", std::process::id()));
                 std::fs::create_dir_all(&p).unwrap();
                 Self(p)
             }
@@ -403,14 +339,8 @@ mod tests {
         want.sort();
         have.sort();
         assert_eq!(have, want, "docs/ward.example.toml must list every key");
-        let config: Config = toml::Value::Table(parsed)
-            .try_into()
-            .expect("example is a valid config");
-        assert_eq!(
-            config,
-            Config::default(),
-            "example values must be the defaults"
-        );
+        let config: Config = toml::Value::Table(parsed).try_into().expect("example is a valid config");
+        assert_eq!(config, Config::default(), "example values must be the defaults");
     }
 
     #[test]
@@ -441,72 +371,46 @@ mod tests {
 
     #[test]
     fn errors_name_the_key_and_source() {
-        let e = Config::load(None::<&Path>, env(&[("WARD_REGISTRATION", "sometimes")]))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("`registration`") && e.contains("WARD_REGISTRATION"),
-            "{e}"
-        );
-        let e = Config::load(None::<&Path>, env(&[("WARD_LISTEN", "nowhere")]))
-            .unwrap_err()
-            .to_string();
+        let e =
+            Config::load(None::<&Path>, env(&[("WARD_REGISTRATION", "sometimes")])).unwrap_err().to_string();
+        assert!(e.contains("`registration`") && e.contains("WARD_REGISTRATION"), "{e}");
+        let e = Config::load(None::<&Path>, env(&[("WARD_LISTEN", "nowhere")])).unwrap_err().to_string();
         assert!(e.contains("`listen`") && e.contains("WARD_LISTEN"), "{e}");
-        let e = Config::load(
-            None::<&Path>,
-            env(&[("WARD_HTTP_REQUEST_TIMEOUT_MS", "soon")]),
-        )
-        .unwrap_err()
-        .to_string();
+        let e = Config::load(None::<&Path>, env(&[("WARD_HTTP_REQUEST_TIMEOUT_MS", "soon")]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("http_request_timeout_ms"), "{e}");
         let (_d, path) = write("server_nme = \"x\"\n");
         let e = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
         assert!(e.contains("server_nme"), "{e}");
         let (_d, path) = write("max_request_body_bytes = \"big\"\n");
         let e = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
-        assert!(
-            e.contains("`max_request_body_bytes`") && e.contains("ward.toml"),
-            "{e}"
-        );
+        assert!(e.contains("`max_request_body_bytes`") && e.contains("ward.toml"), "{e}");
         let (_d, path) = write("server_name = \"bad name!\"\n");
         let e = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
         assert!(e.contains("`server_name`"), "{e}");
         let (_d, path) = write("this is not toml");
-        assert!(matches!(
-            Config::load(Some(&path), env(&[])),
-            Err(ConfigError::Syntax { .. })
-        ));
+        assert!(matches!(Config::load(Some(&path), env(&[])), Err(ConfigError::Syntax { .. })));
         assert!(matches!(
             Config::load(Some(Path::new("/nonexistent/ward.toml")), env(&[])),
             Err(ConfigError::Read { .. })
         ));
-        let e = Config::load(None::<&Path>, env(&[("WARD_LOGIN_FAILURES_BURST", "0")]))
-            .unwrap_err()
-            .to_string();
+        let e =
+            Config::load(None::<&Path>, env(&[("WARD_LOGIN_FAILURES_BURST", "0")])).unwrap_err().to_string();
         assert!(e.contains("login_failures_burst"), "{e}");
     }
 
     #[test]
     fn unknown_ward_variables_warn() {
-        let loaded = Config::load(
-            None::<&Path>,
-            env(&[("WARD_REGISTRATON", "open"), ("WARD_CONFIG", "x")]),
-        )
-        .unwrap();
+        let loaded =
+            Config::load(None::<&Path>, env(&[("WARD_REGISTRATON", "open"), ("WARD_CONFIG", "x")])).unwrap();
         assert_eq!(loaded.warnings.len(), 1);
         assert!(loaded.warnings[0].contains("WARD_REGISTRATON"));
     }
 
     #[test]
     fn server_names() {
-        for ok in [
-            "localhost",
-            "example.org",
-            "example.org:8448",
-            "1.2.3.4",
-            "[::1]",
-            "[::1]:80",
-        ] {
+        for ok in ["localhost", "example.org", "example.org:8448", "1.2.3.4", "[::1]", "[::1]:80"] {
             assert!(is_valid_server_name(ok), "{ok}");
         }
         for bad in ["", "a b", "x:", "x:port", "[zz]", "ex_ample.org"] {

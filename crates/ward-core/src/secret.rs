@@ -28,9 +28,7 @@ pub fn hash_token(token: &str) -> TokenHash {
 /// A random identifier of `len` characters from `alphabet`.
 pub fn random_string(len: usize, alphabet: &[u8]) -> String {
     let mut rng = rand::rng();
-    (0..len)
-        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
-        .collect()
+    (0..len).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
 }
 
 /// A device ID as Synapse and Element make them: ten upper-case letters.
@@ -57,9 +55,7 @@ pub fn hash_password(password: &str) -> Result<String, PasswordHashError> {
 /// Checks a password against a stored PHC hash. A malformed stored hash never matches.
 pub fn verify_password(password: &str, stored_hash: &str) -> bool {
     match PasswordHash::new(stored_hash) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
+        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
         Err(_) => false,
     }
 }

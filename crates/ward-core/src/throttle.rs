@@ -28,10 +28,7 @@ impl FailureThrottle {
     pub fn new(config: ThrottleConfig) -> Self {
         assert!(config.burst >= 1, "a burst of 0 would lock everyone out");
         assert!(config.max_keys >= 1);
-        Self {
-            config,
-            tat_ms: HashMap::new(),
-        }
+        Self { config, tat_ms: HashMap::new() }
     }
 
     fn tolerance_ms(&self) -> u64 {
@@ -41,9 +38,7 @@ impl FailureThrottle {
     /// `Err(retry_after_ms)` while `key` is throttled.
     pub fn check(&self, key: &str, now_ms: u64) -> Result<(), u64> {
         match self.tat_ms.get(key) {
-            Some(&tat) if tat > now_ms + self.tolerance_ms() => {
-                Err(tat - now_ms - self.tolerance_ms())
-            }
+            Some(&tat) if tat > now_ms + self.tolerance_ms() => Err(tat - now_ms - self.tolerance_ms()),
             _ => Ok(()),
         }
     }
@@ -77,11 +72,7 @@ mod tests {
     use super::*;
 
     fn throttle(max_keys: usize) -> FailureThrottle {
-        FailureThrottle::new(ThrottleConfig {
-            burst: 5,
-            refill_ms: 60_000,
-            max_keys,
-        })
+        FailureThrottle::new(ThrottleConfig { burst: 5, refill_ms: 60_000, max_keys })
     }
 
     #[test]

@@ -26,9 +26,7 @@ impl Stage {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Stage::Password, Stage::RegistrationToken, Stage::Dummy]
-            .into_iter()
-            .find(|st| st.as_str() == s)
+        [Stage::Password, Stage::RegistrationToken, Stage::Dummy].into_iter().find(|st| st.as_str() == s)
     }
 }
 
@@ -44,16 +42,12 @@ pub type Flow = Vec<Stage>;
 /// far. Order within a flow is not enforced, as in Synapse: matrix-nio, for one, completes
 /// `m.login.registration_token` before `m.login.dummy` whatever the advertised order.
 pub fn stage_allowed(flows: &[Flow], completed: &[Stage], stage: Stage) -> bool {
-    flows
-        .iter()
-        .any(|flow| flow.contains(&stage) && completed.iter().all(|done| flow.contains(done)))
+    flows.iter().any(|flow| flow.contains(&stage) && completed.iter().all(|done| flow.contains(done)))
 }
 
 /// Whether some flow has all its stages completed.
 pub fn is_complete(flows: &[Flow], completed: &[Stage]) -> bool {
-    flows
-        .iter()
-        .any(|flow| flow.iter().all(|s| completed.contains(s)))
+    flows.iter().any(|flow| flow.iter().all(|s| completed.contains(s)))
 }
 
 /// Whether a session begun at `created_ms` has timed out at `now_ms`.
@@ -76,26 +70,13 @@ mod tests {
 
     #[test]
     fn multi_stage_flows() {
-        let flows = vec![
-            vec![Stage::RegistrationToken, Stage::Dummy],
-            vec![Stage::Password],
-        ];
+        let flows = vec![vec![Stage::RegistrationToken, Stage::Dummy], vec![Stage::Password]];
         assert!(stage_allowed(&flows, &[], Stage::Dummy));
-        assert!(stage_allowed(
-            &flows,
-            &[Stage::RegistrationToken],
-            Stage::Dummy
-        ));
+        assert!(stage_allowed(&flows, &[Stage::RegistrationToken], Stage::Dummy));
         assert!(stage_allowed(&flows, &[], Stage::Password));
-        assert!(
-            !stage_allowed(&flows, &[Stage::Dummy], Stage::Password),
-            "no flow has both"
-        );
+        assert!(!stage_allowed(&flows, &[Stage::Dummy], Stage::Password), "no flow has both");
         assert!(!is_complete(&flows, &[Stage::RegistrationToken]));
-        assert!(is_complete(
-            &flows,
-            &[Stage::Dummy, Stage::RegistrationToken]
-        ));
+        assert!(is_complete(&flows, &[Stage::Dummy, Stage::RegistrationToken]));
     }
 
     #[test]

@@ -18,15 +18,10 @@ pub enum UsernameError {
 
 /// Normalises a requested username (lower-cases it, strips a leading `@` and a matching
 /// `:server` suffix) and checks it against the grammar for new accounts.
-pub fn normalise_new_localpart(
-    requested: &str,
-    server_name: &str,
-) -> Result<String, UsernameError> {
+pub fn normalise_new_localpart(requested: &str, server_name: &str) -> Result<String, UsernameError> {
     let requested = requested.strip_prefix('@').unwrap_or(requested);
-    let requested = requested
-        .strip_suffix(server_name)
-        .and_then(|s| s.strip_suffix(':'))
-        .unwrap_or(requested);
+    let requested =
+        requested.strip_suffix(server_name).and_then(|s| s.strip_suffix(':')).unwrap_or(requested);
     let localpart = requested.to_lowercase();
     if localpart.is_empty() {
         return Err(UsernameError::Empty);
@@ -60,43 +55,19 @@ mod tests {
 
     #[test]
     fn normalises_case_and_full_ids() {
-        assert_eq!(
-            normalise_new_localpart("Alice", "example.org").unwrap(),
-            "alice"
-        );
-        assert_eq!(
-            normalise_new_localpart("@bob:example.org", "example.org").unwrap(),
-            "bob"
-        );
-        assert_eq!(
-            normalise_new_localpart("dr.x_1=a-b/c+d", "e.org").unwrap(),
-            "dr.x_1=a-b/c+d"
-        );
+        assert_eq!(normalise_new_localpart("Alice", "example.org").unwrap(), "alice");
+        assert_eq!(normalise_new_localpart("@bob:example.org", "example.org").unwrap(), "bob");
+        assert_eq!(normalise_new_localpart("dr.x_1=a-b/c+d", "e.org").unwrap(), "dr.x_1=a-b/c+d");
     }
 
     #[test]
     fn rejects_bad_names() {
-        assert_eq!(
-            normalise_new_localpart("", "e.org"),
-            Err(UsernameError::Empty)
-        );
-        assert_eq!(
-            normalise_new_localpart("a b", "e.org"),
-            Err(UsernameError::InvalidCharacter)
-        );
-        assert_eq!(
-            normalise_new_localpart("ä", "e.org"),
-            Err(UsernameError::InvalidCharacter)
-        );
-        assert_eq!(
-            normalise_new_localpart("@x:other.org", "e.org"),
-            Err(UsernameError::InvalidCharacter)
-        );
+        assert_eq!(normalise_new_localpart("", "e.org"), Err(UsernameError::Empty));
+        assert_eq!(normalise_new_localpart("a b", "e.org"), Err(UsernameError::InvalidCharacter));
+        assert_eq!(normalise_new_localpart("ä", "e.org"), Err(UsernameError::InvalidCharacter));
+        assert_eq!(normalise_new_localpart("@x:other.org", "e.org"), Err(UsernameError::InvalidCharacter));
         let long = "a".repeat(250);
-        assert_eq!(
-            normalise_new_localpart(&long, "e.org"),
-            Err(UsernameError::TooLong)
-        );
+        assert_eq!(normalise_new_localpart(&long, "e.org"), Err(UsernameError::TooLong));
     }
 
     #[test]

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use ruma::canonical_json::{CanonicalJsonObject, CanonicalJsonValue, to_canonical_value};
 use ruma::events::{StateEventType, TimelineEventType};
 use ruma::room_version_rules::RoomVersionRules;
-use ruma::{
-    EventId, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, RoomId, ServerName, UserId,
-};
+use ruma::{EventId, MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, RoomId, ServerName, UserId};
 use serde_json::Value;
 
 use crate::{Pdu, ServerKey};
@@ -47,8 +45,8 @@ pub fn auth_state_keys(
     sender: &UserId,
     draft: &EventDraft,
 ) -> Result<Vec<(StateEventType, String)>, BuildError> {
-    let content = serde_json::value::to_raw_value(&draft.content)
-        .map_err(|e| BuildError::Invalid(e.to_string()))?;
+    let content =
+        serde_json::value::to_raw_value(&draft.content).map_err(|e| BuildError::Invalid(e.to_string()))?;
     let mut keys = ruma::state_res::auth_types_for_event(
         &draft.kind,
         sender,
@@ -93,8 +91,7 @@ pub fn build_event(
     {
         map.insert("redacts".into(), Value::String(redacts.to_string()));
     }
-    let raw = serde_json::value::to_raw_value(&content)
-        .map_err(|e| BuildError::Invalid(e.to_string()))?;
+    let raw = serde_json::value::to_raw_value(&content).map_err(|e| BuildError::Invalid(e.to_string()))?;
     let auth_types = ruma::state_res::auth_types_for_event(
         &draft.kind,
         sender,
@@ -103,92 +100,58 @@ pub fn build_event(
         &rules.authorization,
     )
     .map_err(BuildError::Invalid)?;
-    let auth_events: Vec<OwnedEventId> = auth_types
-        .iter()
-        .filter_map(|k| state.get(k))
-        .map(|p| p.event_id.clone())
-        .collect();
+    let auth_events: Vec<OwnedEventId> =
+        auth_types.iter().filter_map(|k| state.get(k)).map(|p| p.event_id.clone()).collect();
 
     let canon = |v: Value| to_canonical_value(v).map_err(|e| BuildError::Invalid(e.to_string()));
     let mut obj = CanonicalJsonObject::new();
-    obj.insert(
-        "type".into(),
-        CanonicalJsonValue::String(draft.kind.to_string()),
-    );
-    obj.insert(
-        "sender".into(),
-        CanonicalJsonValue::String(sender.to_string()),
-    );
-    obj.insert(
-        "origin_server_ts".into(),
-        canon(Value::from(u64::from(now.0)))?,
-    );
+    obj.insert("type".into(), CanonicalJsonValue::String(draft.kind.to_string()));
+    obj.insert("sender".into(), CanonicalJsonValue::String(sender.to_string()));
+    obj.insert("origin_server_ts".into(), canon(Value::from(u64::from(now.0)))?);
     obj.insert("content".into(), canon(content)?);
     obj.insert("depth".into(), canon(Value::from(placement.depth))?);
     obj.insert(
         "prev_events".into(),
         canon(serde_json::to_value(&placement.prev_events).unwrap_or_default())?,
     );
-    obj.insert(
-        "auth_events".into(),
-        canon(serde_json::to_value(&auth_events).unwrap_or_default())?,
-    );
+    obj.insert("auth_events".into(), canon(serde_json::to_value(&auth_events).unwrap_or_default())?);
     if let Some(k) = &draft.state_key {
         obj.insert("state_key".into(), CanonicalJsonValue::String(k.clone()));
     }
     if let Some(redacts) = &draft.redacts
         && !rules.redaction.keep_room_redaction_redacts
     {
-        obj.insert(
-            "redacts".into(),
-            CanonicalJsonValue::String(redacts.to_string()),
-        );
+        obj.insert("redacts".into(), CanonicalJsonValue::String(redacts.to_string()));
     }
     let derived_room_id = is_create && rules.authorization.room_create_event_id_as_room_id;
     match (placement.room_id, derived_room_id) {
         (_, true) => {}
         (Some(room_id), false) => {
-            obj.insert(
-                "room_id".into(),
-                CanonicalJsonValue::String(room_id.to_string()),
-            );
+            obj.insert("room_id".into(), CanonicalJsonValue::String(room_id.to_string()));
         }
         (None, false) => {
-            return Err(BuildError::Internal(
-                "this room version needs a room ID".into(),
-            ));
+            return Err(BuildError::Internal("this room version needs a room ID".into()));
         }
     }
 
-    ruma::signatures::hash_and_sign_event(
-        server_name.as_str(),
-        key.pair(),
-        &mut obj,
-        &rules.redaction,
-    )
-    .map_err(|e| match e {
-        ruma::signatures::JsonError::PduTooLarge => BuildError::TooLarge,
-        e => BuildError::Internal(e.to_string()),
-    })?;
+    ruma::signatures::hash_and_sign_event(server_name.as_str(), key.pair(), &mut obj, &rules.redaction)
+        .map_err(|e| match e {
+            ruma::signatures::JsonError::PduTooLarge => BuildError::TooLarge,
+            e => BuildError::Internal(e.to_string()),
+        })?;
     ruma::state_res::check_pdu_format(&obj, &rules.event_format).map_err(|e| {
-        if e.contains("bytes") || e.contains("size") {
-            BuildError::TooLarge
-        } else {
-            BuildError::Invalid(e)
-        }
+        if e.contains("bytes") || e.contains("size") { BuildError::TooLarge } else { BuildError::Invalid(e) }
     })?;
     let hash = ruma::signatures::reference_hash(&obj, rules).map_err(|e| match e {
         ruma::signatures::JsonError::PduTooLarge => BuildError::TooLarge,
         e => BuildError::Internal(e.to_string()),
     })?;
-    let event_id =
-        EventId::parse(format!("${hash}")).map_err(|e| BuildError::Internal(e.to_string()))?;
+    let event_id = EventId::parse(format!("${hash}")).map_err(|e| BuildError::Internal(e.to_string()))?;
     let room_id: OwnedRoomId = match placement.room_id {
         Some(r) if !derived_room_id => r.to_owned(),
         _ => RoomId::parse(format!("!{hash}")).map_err(|e| BuildError::Internal(e.to_string()))?,
     };
-    let pdu =
-        Pdu::from_json(obj, event_id, room_id).map_err(|e| BuildError::Internal(e.to_string()))?;
+    let pdu = Pdu::from_json(obj, event_id, room_id).map_err(|e| BuildError::Internal(e.to_string()))?;
 
     let by_id = |id: &EventId| state.values().find(|p| p.event_id == id).map(|p| &**p);
     ruma::state_res::check_state_independent_auth_rules(&rules.authorization, &pdu, by_id)

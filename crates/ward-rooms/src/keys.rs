@@ -14,9 +14,7 @@ pub struct ServerKey {
 
 impl std::fmt::Debug for ServerKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerKey")
-            .field("version", &self.pair.version())
-            .finish_non_exhaustive()
+        f.debug_struct("ServerKey").field("version", &self.pair.version()).finish_non_exhaustive()
     }
 }
 
@@ -28,12 +26,8 @@ impl ServerKey {
     }
 
     pub fn from_pkcs8(der: &[u8], version: &str) -> Result<Self, KeyError> {
-        let pair = Ed25519KeyPair::from_der(der, version.to_owned())
-            .map_err(|e| KeyError(e.to_string()))?;
-        Ok(Self {
-            pair,
-            pkcs8: der.to_vec(),
-        })
+        let pair = Ed25519KeyPair::from_der(der, version.to_owned()).map_err(|e| KeyError(e.to_string()))?;
+        Ok(Self { pair, pkcs8: der.to_vec() })
     }
 
     pub fn pkcs8(&self) -> &[u8] {

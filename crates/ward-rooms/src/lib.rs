@@ -25,9 +25,5 @@ pub const DEFAULT_ROOM_VERSION: RoomVersionId = RoomVersionId::V12;
 
 /// Rules of a version Ward supports; `None` for others.
 pub fn rules_for(version: &RoomVersionId) -> Option<ruma::room_version_rules::RoomVersionRules> {
-    if SUPPORTED_ROOM_VERSIONS.contains(version) {
-        version.rules()
-    } else {
-        None
-    }
+    if SUPPORTED_ROOM_VERSIONS.contains(version) { version.rules() } else { None }
 }

@@ -62,14 +62,11 @@ impl Pdu {
         room_id: OwnedRoomId,
     ) -> Result<Self, PduError> {
         let value = serde_json::to_value(&json).map_err(|e| PduError::Malformed(e.to_string()))?;
-        let f: Fields =
-            serde_json::from_value(value).map_err(|e| PduError::Malformed(e.to_string()))?;
+        let f: Fields = serde_json::from_value(value).map_err(|e| PduError::Malformed(e.to_string()))?;
         let redacts = match f.redacts {
             Some(r) => Some(r),
             None if f.kind == TimelineEventType::RoomRedaction => {
-                serde_json::from_str::<ContentRedacts>(f.content.get())
-                    .ok()
-                    .and_then(|c| c.redacts)
+                serde_json::from_str::<ContentRedacts>(f.content.get()).ok().and_then(|c| c.redacts)
             }
             None => None,
         };
@@ -89,11 +86,7 @@ impl Pdu {
         })
     }
 
-    pub fn from_json_str(
-        s: &str,
-        event_id: OwnedEventId,
-        room_id: OwnedRoomId,
-    ) -> Result<Self, PduError> {
+    pub fn from_json_str(s: &str, event_id: OwnedEventId, room_id: OwnedRoomId) -> Result<Self, PduError> {
         let json: CanonicalJsonObject =
             serde_json::from_str(s).map_err(|e| PduError::Malformed(e.to_string()))?;
         Self::from_json(json, event_id, room_id)
@@ -125,10 +118,7 @@ impl Pdu {
         m.insert("content".into(), self.content_value());
         m.insert("event_id".into(), Value::String(self.event_id.to_string()));
         m.insert("sender".into(), Value::String(self.sender.to_string()));
-        m.insert(
-            "origin_server_ts".into(),
-            Value::from(u64::from(self.origin_server_ts.0)),
-        );
+        m.insert("origin_server_ts".into(), Value::from(u64::from(self.origin_server_ts.0)));
         m.insert("room_id".into(), Value::String(self.room_id.to_string()));
         if let Some(k) = &self.state_key {
             m.insert("state_key".into(), Value::String(k.clone()));
@@ -137,10 +127,7 @@ impl Pdu {
             m.insert("redacts".into(), Value::String(r.to_string()));
         }
         if let Some(CanonicalJsonValue::Object(unsigned)) = self.json.get("unsigned") {
-            m.insert(
-                "unsigned".into(),
-                serde_json::to_value(unsigned).unwrap_or_default(),
-            );
+            m.insert("unsigned".into(), serde_json::to_value(unsigned).unwrap_or_default());
         }
         m
     }

@@ -26,8 +26,8 @@ const CAROL: &str = "@carol:ward.test";
 impl Room {
     fn new(version: RoomVersionId) -> Self {
         // Before v12 the server picks the room ID; from v12 on it is the create event's hash.
-        let room_id = (version != RoomVersionId::V12)
-            .then(|| ruma::RoomId::parse("!testroom:ward.test").unwrap());
+        let room_id =
+            (version != RoomVersionId::V12).then(|| ruma::RoomId::parse("!testroom:ward.test").unwrap());
         Room {
             version,
             key: ServerKey::generate("a_test").unwrap(),
@@ -63,10 +63,8 @@ impl Room {
         draft: EventDraft,
     ) -> Result<Arc<Pdu>, BuildError> {
         let keys = auth_state_keys(rules, sender, &draft)?;
-        let relevant: StateLookup = keys
-            .iter()
-            .filter_map(|k| self.state.get(k).map(|p| (k.clone(), p.clone())))
-            .collect();
+        let relevant: StateLookup =
+            keys.iter().filter_map(|k| self.state.get(k).map(|p| (k.clone(), p.clone()))).collect();
         self.now += 1;
         let pdu = build_event(
             rules,
@@ -87,10 +85,7 @@ impl Room {
             self.room_id = Some(pdu.room_id.clone());
         }
         if let Some(k) = &pdu.state_key {
-            self.state.insert(
-                (StateEventType::from(pdu.kind.to_string()), k.clone()),
-                pdu.clone(),
-            );
+            self.state.insert((StateEventType::from(pdu.kind.to_string()), k.clone()), pdu.clone());
         }
         self.last = Some(pdu.clone());
         Ok(pdu)
@@ -116,19 +111,9 @@ impl Room {
             json!({"room_version": version.as_str()})
         };
         room.send(ALICE, "m.room.create", Some(""), create).unwrap();
-        room.send(
-            ALICE,
-            "m.room.member",
-            Some(ALICE),
-            json!({"membership": "join"}),
-        )
-        .unwrap();
+        room.send(ALICE, "m.room.member", Some(ALICE), json!({"membership": "join"})).unwrap();
         // From v12 on the creators have unlimited power and must not be listed.
-        let users = if version == RoomVersionId::V12 {
-            json!({})
-        } else {
-            json!({ALICE: 100})
-        };
+        let users = if version == RoomVersionId::V12 { json!({}) } else { json!({ALICE: 100}) };
         room.send(
             ALICE,
             "m.room.power_levels",
@@ -137,29 +122,15 @@ impl Room {
             "invite": 0, "kick": 50, "ban": 50, "redact": 50, "users_default": 0}),
         )
         .unwrap();
-        room.send(
-            ALICE,
-            "m.room.join_rules",
-            Some(""),
-            json!({"join_rule": "invite"}),
-        )
-        .unwrap();
-        room.send(
-            ALICE,
-            "m.room.history_visibility",
-            Some(""),
-            json!({"history_visibility": "shared"}),
-        )
-        .unwrap();
+        room.send(ALICE, "m.room.join_rules", Some(""), json!({"join_rule": "invite"})).unwrap();
+        room.send(ALICE, "m.room.history_visibility", Some(""), json!({"history_visibility": "shared"}))
+            .unwrap();
         room
     }
 }
 
 fn forbidden<T: std::fmt::Debug>(r: Result<T, BuildError>) {
-    assert!(
-        matches!(r, Err(BuildError::Forbidden(_))),
-        "expected Forbidden, got {r:?}"
-    );
+    assert!(matches!(r, Err(BuildError::Forbidden(_))), "expected Forbidden, got {r:?}");
 }
 
 fn each_version(f: impl Fn(RoomVersionId)) {
@@ -172,16 +143,9 @@ fn each_version(f: impl Fn(RoomVersionId)) {
 fn event_ids_and_room_ids_follow_the_version() {
     each_version(|v| {
         let room = Room::create(v.clone());
-        let create = room
-            .state
-            .get(&(StateEventType::RoomCreate, String::new()))
-            .unwrap();
+        let create = room.state.get(&(StateEventType::RoomCreate, String::new())).unwrap();
         assert!(create.event_id.as_str().starts_with('$'));
-        assert_eq!(
-            create.event_id.as_str().len(),
-            44,
-            "URL-safe base64 SHA-256 reference hash"
-        );
+        assert_eq!(create.event_id.as_str().len(), 44, "URL-safe base64 SHA-256 reference hash");
         if v == RoomVersionId::V12 {
             assert_eq!(
                 &create.room_id.as_str()[1..],
@@ -194,12 +158,8 @@ fn event_ids_and_room_ids_follow_the_version() {
         }
         let msg = room.last.clone().unwrap();
         assert!(msg.json().contains_key("signatures") && msg.json().contains_key("hashes"));
-        let reloaded = Pdu::from_json_str(
-            &msg.to_json_string(),
-            msg.event_id.clone(),
-            msg.room_id.clone(),
-        )
-        .unwrap();
+        let reloaded =
+            Pdu::from_json_str(&msg.to_json_string(), msg.event_id.clone(), msg.room_id.clone()).unwrap();
         assert_eq!(reloaded.to_json_string(), msg.to_json_string());
     });
 }
@@ -209,130 +169,34 @@ fn membership_transitions() {
     each_version(|v| {
         let mut room = Room::create(v);
         // Invite-only: a stranger cannot join or speak.
-        forbidden(room.send(
-            BOB,
-            "m.room.member",
-            Some(BOB),
-            json!({"membership": "join"}),
-        ));
-        forbidden(room.send(
-            BOB,
-            "m.room.message",
-            None,
-            json!({"msgtype": "m.text", "body": "hi"}),
-        ));
+        forbidden(room.send(BOB, "m.room.member", Some(BOB), json!({"membership": "join"})));
+        forbidden(room.send(BOB, "m.room.message", None, json!({"msgtype": "m.text", "body": "hi"})));
         // Invited, then joined: may speak.
-        room.send(
-            ALICE,
-            "m.room.member",
-            Some(BOB),
-            json!({"membership": "invite"}),
-        )
-        .unwrap();
-        forbidden(room.send(
-            BOB,
-            "m.room.message",
-            None,
-            json!({"msgtype": "m.text", "body": "too early"}),
-        ));
-        room.send(
-            BOB,
-            "m.room.member",
-            Some(BOB),
-            json!({"membership": "join"}),
-        )
-        .unwrap();
-        room.send(
-            BOB,
-            "m.room.message",
-            None,
-            json!({"msgtype": "m.text", "body": "hi"}),
-        )
-        .unwrap();
+        room.send(ALICE, "m.room.member", Some(BOB), json!({"membership": "invite"})).unwrap();
+        forbidden(room.send(BOB, "m.room.message", None, json!({"msgtype": "m.text", "body": "too early"})));
+        room.send(BOB, "m.room.member", Some(BOB), json!({"membership": "join"})).unwrap();
+        room.send(BOB, "m.room.message", None, json!({"msgtype": "m.text", "body": "hi"})).unwrap();
         // A member cannot change the membership of others without power.
-        forbidden(room.send(
-            BOB,
-            "m.room.member",
-            Some(ALICE),
-            json!({"membership": "leave"}),
-        ));
+        forbidden(room.send(BOB, "m.room.member", Some(ALICE), json!({"membership": "leave"})));
         // Kicked: no longer speaks, may be re-invited.
-        room.send(
-            ALICE,
-            "m.room.member",
-            Some(BOB),
-            json!({"membership": "leave"}),
-        )
-        .unwrap();
+        room.send(ALICE, "m.room.member", Some(BOB), json!({"membership": "leave"})).unwrap();
         forbidden(room.send(
             BOB,
             "m.room.message",
             None,
             json!({"msgtype": "m.text", "body": "still here?"}),
         ));
-        room.send(
-            ALICE,
-            "m.room.member",
-            Some(BOB),
-            json!({"membership": "invite"}),
-        )
-        .unwrap();
-        room.send(
-            BOB,
-            "m.room.member",
-            Some(BOB),
-            json!({"membership": "leave"}),
-        )
-        .unwrap(); // reject
+        room.send(ALICE, "m.room.member", Some(BOB), json!({"membership": "invite"})).unwrap();
+        room.send(BOB, "m.room.member", Some(BOB), json!({"membership": "leave"})).unwrap(); // reject
         // Banned: cannot be invited or join until unbanned.
-        room.send(
-            ALICE,
-            "m.room.member",
-            Some(CAROL),
-            json!({"membership": "ban"}),
-        )
-        .unwrap();
-        forbidden(room.send(
-            ALICE,
-            "m.room.member",
-            Some(CAROL),
-            json!({"membership": "invite"}),
-        ));
-        forbidden(room.send(
-            CAROL,
-            "m.room.member",
-            Some(CAROL),
-            json!({"membership": "join"}),
-        ));
-        room.send(
-            ALICE,
-            "m.room.member",
-            Some(CAROL),
-            json!({"membership": "leave"}),
-        )
-        .unwrap(); // unban
-        room.send(
-            ALICE,
-            "m.room.member",
-            Some(CAROL),
-            json!({"membership": "invite"}),
-        )
-        .unwrap();
-        room.send(
-            CAROL,
-            "m.room.member",
-            Some(CAROL),
-            json!({"membership": "join"}),
-        )
-        .unwrap();
+        room.send(ALICE, "m.room.member", Some(CAROL), json!({"membership": "ban"})).unwrap();
+        forbidden(room.send(ALICE, "m.room.member", Some(CAROL), json!({"membership": "invite"})));
+        forbidden(room.send(CAROL, "m.room.member", Some(CAROL), json!({"membership": "join"})));
+        room.send(ALICE, "m.room.member", Some(CAROL), json!({"membership": "leave"})).unwrap(); // unban
+        room.send(ALICE, "m.room.member", Some(CAROL), json!({"membership": "invite"})).unwrap();
+        room.send(CAROL, "m.room.member", Some(CAROL), json!({"membership": "join"})).unwrap();
         // Leaving is always allowed.
-        room.send(
-            CAROL,
-            "m.room.member",
-            Some(CAROL),
-            json!({"membership": "leave"}),
-        )
-        .unwrap();
+        room.send(CAROL, "m.room.member", Some(CAROL), json!({"membership": "leave"})).unwrap();
     });
 }
 
@@ -340,54 +204,13 @@ fn membership_transitions() {
 fn public_rooms_and_knocking() {
     each_version(|v| {
         let mut room = Room::create(v);
-        room.send(
-            ALICE,
-            "m.room.join_rules",
-            Some(""),
-            json!({"join_rule": "public"}),
-        )
-        .unwrap();
-        room.send(
-            BOB,
-            "m.room.member",
-            Some(BOB),
-            json!({"membership": "join"}),
-        )
-        .unwrap();
-        room.send(
-            ALICE,
-            "m.room.join_rules",
-            Some(""),
-            json!({"join_rule": "knock"}),
-        )
-        .unwrap();
-        room.send(
-            CAROL,
-            "m.room.member",
-            Some(CAROL),
-            json!({"membership": "knock"}),
-        )
-        .unwrap();
-        forbidden(room.send(
-            CAROL,
-            "m.room.member",
-            Some(CAROL),
-            json!({"membership": "join"}),
-        ));
-        room.send(
-            ALICE,
-            "m.room.member",
-            Some(CAROL),
-            json!({"membership": "invite"}),
-        )
-        .unwrap();
-        room.send(
-            CAROL,
-            "m.room.member",
-            Some(CAROL),
-            json!({"membership": "join"}),
-        )
-        .unwrap();
+        room.send(ALICE, "m.room.join_rules", Some(""), json!({"join_rule": "public"})).unwrap();
+        room.send(BOB, "m.room.member", Some(BOB), json!({"membership": "join"})).unwrap();
+        room.send(ALICE, "m.room.join_rules", Some(""), json!({"join_rule": "knock"})).unwrap();
+        room.send(CAROL, "m.room.member", Some(CAROL), json!({"membership": "knock"})).unwrap();
+        forbidden(room.send(CAROL, "m.room.member", Some(CAROL), json!({"membership": "join"})));
+        room.send(ALICE, "m.room.member", Some(CAROL), json!({"membership": "invite"})).unwrap();
+        room.send(CAROL, "m.room.member", Some(CAROL), json!({"membership": "join"})).unwrap();
     });
 }
 
@@ -395,35 +218,13 @@ fn public_rooms_and_knocking() {
 fn power_levels_guard_state_and_moderation() {
     each_version(|v| {
         let mut room = Room::create(v.clone());
-        room.send(
-            ALICE,
-            "m.room.member",
-            Some(BOB),
-            json!({"membership": "invite"}),
-        )
-        .unwrap();
-        room.send(
-            BOB,
-            "m.room.member",
-            Some(BOB),
-            json!({"membership": "join"}),
-        )
-        .unwrap();
+        room.send(ALICE, "m.room.member", Some(BOB), json!({"membership": "invite"})).unwrap();
+        room.send(BOB, "m.room.member", Some(BOB), json!({"membership": "join"})).unwrap();
         forbidden(room.send(BOB, "m.room.name", Some(""), json!({"name": "Bob's room"})));
-        forbidden(room.send(
-            BOB,
-            "m.room.member",
-            Some(ALICE),
-            json!({"membership": "ban"}),
-        ));
-        room.send(ALICE, "m.room.name", Some(""), json!({"name": "Praxis"}))
-            .unwrap();
+        forbidden(room.send(BOB, "m.room.member", Some(ALICE), json!({"membership": "ban"})));
+        room.send(ALICE, "m.room.name", Some(""), json!({"name": "Praxis"})).unwrap();
         // Raise Bob to moderator; now he may name the room but not exceed his own level.
-        let users = if v == RoomVersionId::V12 {
-            json!({BOB: 50})
-        } else {
-            json!({ALICE: 100, BOB: 50})
-        };
+        let users = if v == RoomVersionId::V12 { json!({BOB: 50}) } else { json!({ALICE: 100, BOB: 50}) };
         room.send(
             ALICE,
             "m.room.power_levels",
@@ -432,13 +233,9 @@ fn power_levels_guard_state_and_moderation() {
             "events_default": 0, "invite": 0, "kick": 50, "ban": 50, "redact": 50}),
         )
         .unwrap();
-        room.send(BOB, "m.room.name", Some(""), json!({"name": "Empfang"}))
-            .unwrap();
-        let too_high = if v == RoomVersionId::V12 {
-            json!({BOB: 100})
-        } else {
-            json!({ALICE: 100, BOB: 100})
-        };
+        room.send(BOB, "m.room.name", Some(""), json!({"name": "Empfang"})).unwrap();
+        let too_high =
+            if v == RoomVersionId::V12 { json!({BOB: 100}) } else { json!({ALICE: 100, BOB: 100}) };
         forbidden(room.send(
             BOB,
             "m.room.power_levels",
@@ -446,20 +243,10 @@ fn power_levels_guard_state_and_moderation() {
             json!({"users": too_high, "state_default": 50}),
         ));
         // A moderator cannot kick someone at a higher level.
-        forbidden(room.send(
-            BOB,
-            "m.room.member",
-            Some(ALICE),
-            json!({"membership": "leave"}),
-        ));
+        forbidden(room.send(BOB, "m.room.member", Some(ALICE), json!({"membership": "leave"})));
         if v == RoomVersionId::V12 {
             // Creators have unlimited power and must not appear in the users map.
-            forbidden(room.send(
-                ALICE,
-                "m.room.power_levels",
-                Some(""),
-                json!({"users": {ALICE: 100}}),
-            ));
+            forbidden(room.send(ALICE, "m.room.power_levels", Some(""), json!({"users": {ALICE: 100}})));
         }
     });
 }
@@ -468,36 +255,12 @@ fn power_levels_guard_state_and_moderation() {
 fn redaction_rights() {
     each_version(|v| {
         let mut room = Room::create(v);
-        room.send(
-            ALICE,
-            "m.room.member",
-            Some(BOB),
-            json!({"membership": "invite"}),
-        )
-        .unwrap();
-        room.send(
-            BOB,
-            "m.room.member",
-            Some(BOB),
-            json!({"membership": "join"}),
-        )
-        .unwrap();
-        let bobs = room
-            .send(
-                BOB,
-                "m.room.message",
-                None,
-                json!({"msgtype": "m.text", "body": "typo"}),
-            )
-            .unwrap();
-        let alices = room
-            .send(
-                ALICE,
-                "m.room.message",
-                None,
-                json!({"msgtype": "m.text", "body": "x"}),
-            )
-            .unwrap();
+        room.send(ALICE, "m.room.member", Some(BOB), json!({"membership": "invite"})).unwrap();
+        room.send(BOB, "m.room.member", Some(BOB), json!({"membership": "join"})).unwrap();
+        let bobs =
+            room.send(BOB, "m.room.message", None, json!({"msgtype": "m.text", "body": "typo"})).unwrap();
+        let alices =
+            room.send(ALICE, "m.room.message", None, json!({"msgtype": "m.text", "body": "x"})).unwrap();
         // Own events may be redacted; others' only with the redact level (checked by servers
         // against the redacted event's sender, which auth rules leave to the server).
         let r = room.redact(BOB, &bobs).unwrap();
@@ -511,12 +274,7 @@ fn oversized_events_are_refused() {
     each_version(|v| {
         let mut room = Room::create(v);
         let big = "x".repeat(70_000);
-        let r = room.send(
-            ALICE,
-            "m.room.message",
-            None,
-            json!({"msgtype": "m.text", "body": big}),
-        );
+        let r = room.send(ALICE, "m.room.message", None, json!({"msgtype": "m.text", "body": big}));
         assert!(matches!(r, Err(BuildError::TooLarge)), "{r:?}");
     });
 }
@@ -526,9 +284,6 @@ fn malformed_member_content_is_invalid() {
     each_version(|v| {
         let mut room = Room::create(v);
         let r = room.send(ALICE, "m.room.member", Some(BOB), json!({"membership": 5}));
-        assert!(
-            matches!(r, Err(BuildError::Invalid(_) | BuildError::Forbidden(_))),
-            "{r:?}"
-        );
+        assert!(matches!(r, Err(BuildError::Invalid(_) | BuildError::Forbidden(_))), "{r:?}");
     });
 }

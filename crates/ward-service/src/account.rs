@@ -27,18 +27,9 @@ impl Services {
             .ok_or_else(|| Error::NotFound("no such device".into()))
     }
 
-    pub async fn rename_device(
-        &self,
-        authed: &Authed,
-        device_id: &str,
-        name: Option<&str>,
-    ) -> Result<()> {
+    pub async fn rename_device(&self, authed: &Authed, device_id: &str, name: Option<&str>) -> Result<()> {
         Self::check_device_input(None, name)?;
-        if self
-            .store
-            .set_device_display_name(&authed.user_id, device_id, name)
-            .await?
-        {
+        if self.store.set_device_display_name(&authed.user_id, device_id, name).await? {
             Ok(())
         } else {
             Err(Error::NotFound("no such device".into()))
@@ -58,17 +49,8 @@ impl Services {
                 limits::DELETE_DEVICES_MAX
             )));
         }
-        let session = self
-            .run_uia(
-                "delete_devices",
-                Some(&authed.user_id),
-                &password_flows(),
-                auth,
-            )
-            .await?;
-        self.store
-            .delete_devices(&authed.user_id, device_ids)
-            .await?;
+        let session = self.run_uia("delete_devices", Some(&authed.user_id), &password_flows(), auth).await?;
+        self.store.delete_devices(&authed.user_id, device_ids).await?;
         self.store.delete_uia_session(&session.id).await?;
         Ok(())
     }
@@ -83,23 +65,14 @@ impl Services {
         auth: Option<UiaAuth>,
     ) -> Result<()> {
         self.check_new_password(new_password)?;
-        let session = self
-            .run_uia(
-                "change_password",
-                Some(&authed.user_id),
-                &password_flows(),
-                auth,
-            )
-            .await?;
+        let session = self.run_uia("change_password", Some(&authed.user_id), &password_flows(), auth).await?;
         let hash = hash_password(new_password).await?;
         let retention = if logout_devices {
             DeviceRetention::KeepOnly(authed.device_id.clone())
         } else {
             DeviceRetention::KeepAll
         };
-        self.store
-            .set_password_hash(&authed.user_id, &hash, retention)
-            .await?;
+        self.store.set_password_hash(&authed.user_id, &hash, retention).await?;
         self.store.delete_uia_session(&session.id).await?;
         tracing::info!("password changed");
         Ok(())
@@ -107,8 +80,7 @@ impl Services {
 
     /// `POST /account/deactivate`: the account can never log in again and its name stays taken.
     pub async fn deactivate(&self, authed: &Authed, auth: Option<UiaAuth>) -> Result<()> {
-        self.run_uia("deactivate", Some(&authed.user_id), &password_flows(), auth)
-            .await?;
+        self.run_uia("deactivate", Some(&authed.user_id), &password_flows(), auth).await?;
         // Deactivation deletes the account's UIA sessions, this one included.
         self.store.deactivate_account(&authed.user_id).await?;
         tracing::info!("account deactivated");
@@ -118,29 +90,21 @@ impl Services {
     /// A local user's public profile. Deactivated and unknown users have none.
     pub async fn profile(&self, user_id: &str) -> Result<Profile> {
         match self.store.account(user_id).await? {
-            Some(a) if !a.deactivated => Ok(Profile {
-                display_name: a.display_name,
-                avatar_url: a.avatar_url,
-            }),
+            Some(a) if !a.deactivated => {
+                Ok(Profile { display_name: a.display_name, avatar_url: a.avatar_url })
+            }
             _ => Err(Error::NotFound("profile not found".into())),
         }
     }
 
     fn check_own_profile(&self, authed: &Authed, user_id: &str) -> Result<()> {
         if authed.user_id != user_id {
-            return Err(Error::Forbidden(
-                "you can only change your own profile".into(),
-            ));
+            return Err(Error::Forbidden("you can only change your own profile".into()));
         }
         Ok(())
     }
 
-    pub async fn set_display_name(
-        &self,
-        authed: &Authed,
-        user_id: &str,
-        name: Option<&str>,
-    ) -> Result<()> {
+    pub async fn set_display_name(&self, authed: &Authed, user_id: &str, name: Option<&str>) -> Result<()> {
         self.check_own_profile(authed, user_id)?;
         let name = name.filter(|n| !n.is_empty());
         if let Some(n) = name
@@ -155,12 +119,7 @@ impl Services {
         Ok(())
     }
 
-    pub async fn set_avatar_url(
-        &self,
-        authed: &Authed,
-        user_id: &str,
-        url: Option<&str>,
-    ) -> Result<()> {
+    pub async fn set_avatar_url(&self, authed: &Authed, user_id: &str, url: Option<&str>) -> Result<()> {
         self.check_own_profile(authed, user_id)?;
         let url = url.filter(|u| !u.is_empty());
         if let Some(u) = url {
@@ -171,9 +130,7 @@ impl Services {
                 )));
             }
             if !is_mxc_uri(u) {
-                return Err(Error::InvalidParam(
-                    "avatar_url must be an mxc:// URI".into(),
-                ));
+                return Err(Error::InvalidParam("avatar_url must be an mxc:// URI".into()));
             }
         }
         self.store.set_avatar_url(user_id, url).await?;
@@ -191,7 +148,5 @@ fn is_mxc_uri(u: &str) -> bool {
     };
     !server.is_empty()
         && !media.is_empty()
-        && media
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && media.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }

@@ -16,10 +16,7 @@ pub struct NewRegistrationToken {
 /// A password for `ward admin` to hand out: 20 characters from an alphabet without look-alikes
 /// (about 116 bits).
 pub fn generate_password() -> String {
-    random_string(
-        20,
-        b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789",
-    )
+    random_string(20, b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789")
 }
 
 impl Services {
@@ -28,12 +25,7 @@ impl Services {
     }
 
     /// Creates an account. Reserved names are allowed here: the operator decides.
-    pub async fn admin_create_user(
-        &self,
-        username: &str,
-        password: &str,
-        is_admin: bool,
-    ) -> Result<String> {
+    pub async fn admin_create_user(&self, username: &str, password: &str, is_admin: bool) -> Result<String> {
         let localpart = self.check_new_username(username, false).await?;
         self.check_new_password(password)?;
         let hash = hash_password(password).await?;
@@ -72,9 +64,7 @@ impl Services {
             None => return Err(Error::NotFound(format!("no account {user_id}"))),
         }
         let hash = hash_password(password).await?;
-        self.store
-            .set_password_hash(&user_id, &hash, DeviceRetention::RemoveAll)
-            .await?;
+        self.store.set_password_hash(&user_id, &hash, DeviceRetention::RemoveAll).await?;
         Ok(user_id)
     }
 
@@ -95,9 +85,7 @@ impl Services {
             Some(t) => {
                 let ok = !t.is_empty()
                     && t.len() <= limits::REGISTRATION_TOKEN_MAX_BYTES
-                    && t.bytes().all(|b| {
-                        b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-')
-                    });
+                    && t.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'~' | b'-'));
                 if !ok {
                     return Err(Error::InvalidParam(format!(
                         "a registration token has 1 to {} characters from A-Z a-z 0-9 . _ ~ -",
@@ -106,10 +94,7 @@ impl Services {
                 }
                 t
             }
-            None => random_string(
-                16,
-                b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789",
-            ),
+            None => random_string(16, b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"),
         };
         if new.uses_allowed == Some(0) {
             return Err(Error::InvalidParam("uses must be at least 1".into()));
@@ -123,9 +108,9 @@ impl Services {
         };
         match self.store.create_registration_token(record.clone()).await {
             Ok(()) => Ok(record),
-            Err(StoreError::Conflict(_)) => Err(Error::InvalidParam(
-                "that registration token exists already".into(),
-            )),
+            Err(StoreError::Conflict(_)) => {
+                Err(Error::InvalidParam("that registration token exists already".into()))
+            }
             Err(e) => Err(e.into()),
         }
     }

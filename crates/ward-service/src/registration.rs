@@ -31,8 +31,7 @@ impl Services {
     fn registration_flows(&self) -> Result<Vec<Flow>> {
         match self.settings.registration {
             RegistrationMode::Closed => Err(Error::Forbidden(
-                "registration is closed on this server; ask your administrator for an account"
-                    .into(),
+                "registration is closed on this server; ask your administrator for an account".into(),
             )),
             // The token flow ends in m.login.dummy as Synapse's does; matrix-nio relies on it.
             RegistrationMode::Token => Ok(vec![vec![Stage::RegistrationToken, Stage::Dummy]]),
@@ -48,19 +47,10 @@ impl Services {
     ) -> Result<String> {
         let localpart = username::normalise_new_localpart(requested, &self.settings.server_name)
             .map_err(|e| Error::InvalidUsername(e.to_string()))?;
-        if apply_reservations
-            && username::is_reserved(&localpart, &self.settings.reserved_usernames)
-        {
-            return Err(Error::Exclusive(format!(
-                "the username `{localpart}` is reserved on this server"
-            )));
+        if apply_reservations && username::is_reserved(&localpart, &self.settings.reserved_usernames) {
+            return Err(Error::Exclusive(format!("the username `{localpart}` is reserved on this server")));
         }
-        if self
-            .store
-            .account(&self.user_id(&localpart))
-            .await?
-            .is_some()
-        {
+        if self.store.account(&self.user_id(&localpart)).await?.is_some() {
             return Err(Error::UserInUse);
         }
         Ok(localpart)
@@ -75,18 +65,12 @@ impl Services {
     /// `GET /register/m.login.registration_token/validity`.
     pub async fn registration_token_valid(&self, token: &str) -> Result<bool> {
         if self.settings.registration != RegistrationMode::Token {
-            return Err(Error::Forbidden(
-                "this server does not use registration tokens".into(),
-            ));
+            return Err(Error::Forbidden("this server does not use registration tokens".into()));
         }
         if token.len() > limits::REGISTRATION_TOKEN_MAX_BYTES {
             return Ok(false);
         }
-        Ok(self
-            .store
-            .registration_token(token)
-            .await?
-            .is_some_and(|t| t.is_valid(now_ms())))
+        Ok(self.store.registration_token(token).await?.is_some_and(|t| t.is_valid(now_ms())))
     }
 
     /// `POST /register`. Username and password are checked before user-interactive auth, so a
@@ -103,17 +87,12 @@ impl Services {
         if let Some(p) = &input.password {
             self.check_new_password(p)?;
         }
-        Self::check_device_input(
-            input.device_id.as_deref(),
-            input.initial_device_display_name.as_deref(),
-        )?;
+        Self::check_device_input(input.device_id.as_deref(), input.initial_device_display_name.as_deref())?;
 
         let session = self.run_uia("register", None, &flows, input.auth).await?;
 
         let Some(password) = input.password else {
-            return Err(Error::MissingParam(
-                "a password is required to register".into(),
-            ));
+            return Err(Error::MissingParam("a password is required to register".into()));
         };
         let localpart = match localpart {
             Some(l) => l,
@@ -150,9 +129,7 @@ impl Services {
             Err(StoreError::Conflict(_)) => return Err(Error::UserInUse),
             Err(StoreError::RegistrationTokenInvalid) => {
                 self.store.delete_uia_session(&session.id).await?;
-                return Err(Error::Unauthorized(
-                    "the registration token was used up meanwhile".into(),
-                ));
+                return Err(Error::Unauthorized("the registration token was used up meanwhile".into()));
             }
             Err(e) => return Err(e.into()),
         }
@@ -164,12 +141,7 @@ impl Services {
     async fn unused_localpart(&self) -> Result<String> {
         for _ in 0..10 {
             let candidate = random_string(12, b"abcdefghijklmnopqrstuvwxyz0123456789");
-            if self
-                .store
-                .account(&self.user_id(&candidate))
-                .await?
-                .is_none()
-            {
+            if self.store.account(&self.user_id(&candidate)).await?.is_none() {
                 return Ok(candidate);
             }
         }

@@ -56,20 +56,10 @@ impl Services {
             refresh_token_hash: refresh_token.as_deref().map(hash_token),
             access_expires_ms: expires_in_ms.map(|l| now + l),
         };
-        (
-            session,
-            Tokens {
-                access_token,
-                refresh_token,
-                expires_in_ms,
-            },
-        )
+        (session, Tokens { access_token, refresh_token, expires_in_ms })
     }
 
-    pub(crate) fn check_device_input(
-        device_id: Option<&str>,
-        display_name: Option<&str>,
-    ) -> Result<()> {
+    pub(crate) fn check_device_input(device_id: Option<&str>, display_name: Option<&str>) -> Result<()> {
         if let Some(d) = device_id
             && (d.is_empty() || d.len() > limits::DEVICE_ID_MAX_BYTES)
         {
@@ -93,10 +83,7 @@ impl Services {
     /// throttled key is refused before the password is even checked.
     pub async fn login(&self, input: LoginInput, client_addr: &str) -> Result<LoginOutcome> {
         let now = now_ms();
-        Self::check_device_input(
-            input.device_id.as_deref(),
-            input.initial_device_display_name.as_deref(),
-        )?;
+        Self::check_device_input(input.device_id.as_deref(), input.initial_device_display_name.as_deref())?;
         if input.password.len() > limits::PASSWORD_MAX_BYTES {
             return Err(Error::Forbidden("invalid username or password".into()));
         }
@@ -125,29 +112,18 @@ impl Services {
         };
         let existing = self.store.device(&account.user_id, &device_id).await?;
         if existing.is_none()
-            && self.store.count_devices(&account.user_id).await?
-                >= self.settings.max_devices_per_user
+            && self.store.count_devices(&account.user_id).await? >= self.settings.max_devices_per_user
         {
             return Err(Error::Forbidden(format!(
                 "this account already has {} devices logged in; log out of one first",
                 self.settings.max_devices_per_user
             )));
         }
-        let (session, tokens) = self.mint_session(
-            device_id.clone(),
-            input.initial_device_display_name,
-            input.refresh_token,
-            now,
-        );
-        self.store
-            .create_session(&account.user_id, session, now)
-            .await?;
+        let (session, tokens) =
+            self.mint_session(device_id.clone(), input.initial_device_display_name, input.refresh_token, now);
+        self.store.create_session(&account.user_id, session, now).await?;
         tracing::info!(device = %device_id, "login");
-        Ok(LoginOutcome {
-            user_id: account.user_id,
-            device_id,
-            tokens,
-        })
+        Ok(LoginOutcome { user_id: account.user_id, device_id, tokens })
     }
 
     /// `POST /refresh`: a new token pair for the same device.
@@ -166,30 +142,19 @@ impl Services {
             )
             .await?;
         match refreshed {
-            Some(_) => Ok(Tokens {
-                access_token,
-                refresh_token: Some(new_refresh),
-                expires_in_ms: Some(lifetime),
-            }),
-            None => Err(Error::UnknownToken {
-                soft_logout: false,
-                message: "unknown refresh token".into(),
-            }),
+            Some(_) => {
+                Ok(Tokens { access_token, refresh_token: Some(new_refresh), expires_in_ms: Some(lifetime) })
+            }
+            None => Err(Error::UnknownToken { soft_logout: false, message: "unknown refresh token".into() }),
         }
     }
 
     /// The user and device an access token belongs to.
     pub async fn authenticate(&self, access_token: &str) -> Result<Authed> {
         let now = now_ms();
-        let session = self
-            .store
-            .session_by_access_token(&hash_token(access_token))
-            .await?;
+        let session = self.store.session_by_access_token(&hash_token(access_token)).await?;
         let Some(session) = session else {
-            return Err(Error::UnknownToken {
-                soft_logout: false,
-                message: "unknown access token".into(),
-            });
+            return Err(Error::UnknownToken { soft_logout: false, message: "unknown access token".into() });
         };
         if session.access_expires_ms.is_some_and(|exp| exp <= now) {
             return Err(Error::UnknownToken {
@@ -197,12 +162,8 @@ impl Services {
                 message: "the access token has expired; refresh it".into(),
             });
         }
-        self.touch(&session.user_id, &session.device_id, now)
-            .await?;
-        Ok(Authed {
-            user_id: session.user_id,
-            device_id: session.device_id,
-        })
+        self.touch(&session.user_id, &session.device_id, now).await?;
+        Ok(Authed { user_id: session.user_id, device_id: session.device_id })
     }
 
     /// Records device activity, at most once per [`limits::DEVICE_TOUCH_INTERVAL_MS`].
@@ -229,9 +190,7 @@ impl Services {
 
     /// Ends this device's session; the device goes with it, as the spec requires.
     pub async fn logout(&self, authed: &Authed) -> Result<()> {
-        self.store
-            .delete_devices(&authed.user_id, std::slice::from_ref(&authed.device_id))
-            .await?;
+        self.store.delete_devices(&authed.user_id, std::slice::from_ref(&authed.device_id)).await?;
         Ok(())
     }
 

@@ -28,8 +28,7 @@ pub enum UiaStageInput {
     Unsupported(String),
 }
 
-const SESSION_ID_ALPHABET: &[u8] =
-    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+const SESSION_ID_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
 impl Services {
     /// Advances UIA for `purpose` (and the authenticated `user_id`, if any). `Ok` with the
@@ -49,11 +48,7 @@ impl Services {
                 Some(s)
                     if s.purpose == purpose
                         && s.user_id.as_deref() == user_id
-                        && !uia::is_expired(
-                            s.created_ms,
-                            now,
-                            self.settings.uia_session_timeout_ms,
-                        ) =>
+                        && !uia::is_expired(s.created_ms, now, self.settings.uia_session_timeout_ms) =>
                 {
                     s
                 }
@@ -62,9 +57,7 @@ impl Services {
             None => {
                 // Expired sessions are swept whenever a new one starts.
                 self.store
-                    .delete_uia_sessions_before(
-                        now.saturating_sub(self.settings.uia_session_timeout_ms),
-                    )
+                    .delete_uia_sessions_before(now.saturating_sub(self.settings.uia_session_timeout_ms))
                     .await?;
                 let s = UiaSession {
                     id: random_string(32, SESSION_ID_ALPHABET),
@@ -78,11 +71,7 @@ impl Services {
                 s
             }
         };
-        let mut completed: Vec<Stage> = session
-            .completed
-            .iter()
-            .filter_map(|s| Stage::parse(s))
-            .collect();
+        let mut completed: Vec<Stage> = session.completed.iter().filter_map(|s| Stage::parse(s)).collect();
 
         let mut stage_error = None;
         if let Some(input) = auth.stage {
@@ -97,9 +86,7 @@ impl Services {
                 }
             };
             if !uia::stage_allowed(flows, &completed, stage) {
-                stage_error = Some(Error::Forbidden(format!(
-                    "{stage} is not expected at this point"
-                )));
+                stage_error = Some(Error::Forbidden(format!("{stage} is not expected at this point")));
             } else {
                 match self.check_stage(user_id, &input, now).await {
                     Ok(()) => {
@@ -109,8 +96,7 @@ impl Services {
                         if let UiaStageInput::RegistrationToken { token } = input {
                             session.registration_token = Some(token);
                         }
-                        session.completed =
-                            completed.iter().map(|s| s.as_str().to_owned()).collect();
+                        session.completed = completed.iter().map(|s| s.as_str().to_owned()).collect();
                         self.store.update_uia_session(&session).await?;
                     }
                     Err(e @ Error::LimitExceeded { .. }) => return Err(e),
@@ -130,39 +116,22 @@ impl Services {
         })))
     }
 
-    async fn check_stage(
-        &self,
-        user_id: Option<&str>,
-        input: &UiaStageInput,
-        now: u64,
-    ) -> Result<()> {
+    async fn check_stage(&self, user_id: Option<&str>, input: &UiaStageInput, now: u64) -> Result<()> {
         match input {
             UiaStageInput::Dummy => Ok(()),
             UiaStageInput::RegistrationToken { token } => {
                 let valid = token.len() <= crate::limits::REGISTRATION_TOKEN_MAX_BYTES
-                    && self
-                        .store
-                        .registration_token(token)
-                        .await?
-                        .is_some_and(|t| t.is_valid(now));
-                if valid {
-                    Ok(())
-                } else {
-                    Err(Error::Unauthorized("invalid registration token".into()))
-                }
+                    && self.store.registration_token(token).await?.is_some_and(|t| t.is_valid(now));
+                if valid { Ok(()) } else { Err(Error::Unauthorized("invalid registration token".into())) }
             }
             UiaStageInput::Password { user, password } => {
                 let Some(user_id) = user_id else {
-                    return Err(Error::Forbidden(
-                        "password authentication needs a logged-in user".into(),
-                    ));
+                    return Err(Error::Forbidden("password authentication needs a logged-in user".into()));
                 };
                 if let Some(claimed) = user
                     && self.resolve_user(claimed).as_deref() != Some(user_id)
                 {
-                    return Err(Error::Forbidden(
-                        "you can only authenticate as yourself".into(),
-                    ));
+                    return Err(Error::Forbidden("you can only authenticate as yourself".into()));
                 }
                 let key = format!("user:{user_id}");
                 self.check_throttle(&[&key], now)?;

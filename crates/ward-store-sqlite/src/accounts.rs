@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use ward_core::secret::TokenHash;
 use ward_store::{
-    Account, AccountStore, Device, DeviceRetention, DeviceStore, NewSession, Registration,
-    RegistrationToken, RegistrationTokenStore, Result, Session, StoreError, UiaSession, UiaStore,
+    Account, AccountStore, Device, DeviceRetention, DeviceStore, NewSession, Registration, RegistrationToken,
+    RegistrationTokenStore, Result, Session, StoreError, UiaSession, UiaStore,
 };
 
 use crate::{SqliteStore, backend, from_sql, to_sql};
@@ -80,15 +80,9 @@ fn insert_session(tx: &Transaction<'_>, user_id: &str, s: &NewSession, now_ms: u
     Ok(())
 }
 
-fn delete_devices_where(
-    tx: &Transaction<'_>,
-    sql_filter: &str,
-    p: &[&dyn rusqlite::ToSql],
-) -> Result<u64> {
+fn delete_devices_where(tx: &Transaction<'_>, sql_filter: &str, p: &[&dyn rusqlite::ToSql]) -> Result<u64> {
     // Tokens go with their device through ON DELETE CASCADE.
-    let n = tx
-        .execute(&format!("DELETE FROM devices WHERE {sql_filter}"), p)
-        .map_err(backend)?;
+    let n = tx.execute(&format!("DELETE FROM devices WHERE {sql_filter}"), p).map_err(backend)?;
     Ok(n as u64)
 }
 
@@ -133,20 +127,10 @@ impl AccountStore for SqliteStore {
             tx.execute(
                 "INSERT INTO accounts (user_id, password_hash, is_admin, created_ms, display_name)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    a.user_id,
-                    a.password_hash,
-                    a.is_admin,
-                    to_sql(a.created_ms),
-                    a.display_name
-                ],
+                params![a.user_id, a.password_hash, a.is_admin, to_sql(a.created_ms), a.display_name],
             )
             .map_err(|e| {
-                if is_unique_violation(&e) {
-                    StoreError::Conflict(a.user_id.clone())
-                } else {
-                    backend(e)
-                }
+                if is_unique_violation(&e) { StoreError::Conflict(a.user_id.clone()) } else { backend(e) }
             })?;
             if let Some(s) = &reg.session {
                 insert_session(tx, &a.user_id, s, now_ms)?;
@@ -180,19 +164,11 @@ impl AccountStore for SqliteStore {
         .await
     }
 
-    async fn set_password_hash(
-        &self,
-        user_id: &str,
-        hash: &str,
-        devices: DeviceRetention,
-    ) -> Result<bool> {
+    async fn set_password_hash(&self, user_id: &str, hash: &str, devices: DeviceRetention) -> Result<bool> {
         let (user_id, hash) = (user_id.to_owned(), hash.to_owned());
         self.write(move |tx| {
             let n = tx
-                .execute(
-                    "UPDATE accounts SET password_hash = ?2 WHERE user_id = ?1",
-                    params![user_id, hash],
-                )
+                .execute("UPDATE accounts SET password_hash = ?2 WHERE user_id = ?1", params![user_id, hash])
                 .map_err(backend)?;
             if n == 0 {
                 return Ok(false);
@@ -200,11 +176,7 @@ impl AccountStore for SqliteStore {
             match devices {
                 DeviceRetention::KeepAll => {}
                 DeviceRetention::KeepOnly(keep) => {
-                    delete_devices_where(
-                        tx,
-                        "user_id = ?1 AND device_id != ?2",
-                        &[&user_id, &keep],
-                    )?;
+                    delete_devices_where(tx, "user_id = ?1 AND device_id != ?2", &[&user_id, &keep])?;
                 }
                 DeviceRetention::RemoveAll => {
                     delete_devices_where(tx, "user_id = ?1", &[&user_id])?;
@@ -216,8 +188,7 @@ impl AccountStore for SqliteStore {
     }
 
     async fn set_admin(&self, user_id: &str, is_admin: bool) -> Result<bool> {
-        self.update_account(user_id, "is_admin", is_admin.into())
-            .await
+        self.update_account(user_id, "is_admin", is_admin.into()).await
     }
 
     async fn deactivate_account(&self, user_id: &str) -> Result<bool> {
@@ -235,25 +206,18 @@ impl AccountStore for SqliteStore {
                 return Ok(false);
             }
             delete_devices_where(tx, "user_id = ?1", &[&user_id])?;
-            tx.execute("DELETE FROM uia_sessions WHERE user_id = ?1", [&user_id])
-                .map_err(backend)?;
+            tx.execute("DELETE FROM uia_sessions WHERE user_id = ?1", [&user_id]).map_err(backend)?;
             Ok(true)
         })
         .await
     }
 
     async fn set_display_name(&self, user_id: &str, display_name: Option<&str>) -> Result<bool> {
-        self.update_account(
-            user_id,
-            "display_name",
-            display_name.map(str::to_owned).into(),
-        )
-        .await
+        self.update_account(user_id, "display_name", display_name.map(str::to_owned).into()).await
     }
 
     async fn set_avatar_url(&self, user_id: &str, avatar_url: Option<&str>) -> Result<bool> {
-        self.update_account(user_id, "avatar_url", avatar_url.map(str::to_owned).into())
-            .await
+        self.update_account(user_id, "avatar_url", avatar_url.map(str::to_owned).into()).await
     }
 }
 
@@ -261,8 +225,7 @@ impl AccountStore for SqliteStore {
 impl DeviceStore for SqliteStore {
     async fn create_session(&self, user_id: &str, session: NewSession, now_ms: u64) -> Result<()> {
         let user_id = user_id.to_owned();
-        self.write(move |tx| insert_session(tx, &user_id, &session, now_ms))
-            .await
+        self.write(move |tx| insert_session(tx, &user_id, &session, now_ms)).await
     }
 
     async fn session_by_access_token(&self, hash: &TokenHash) -> Result<Option<Session>> {
@@ -295,13 +258,9 @@ impl DeviceStore for SqliteStore {
         if let Some(old) = replaces {
             // First use of a refreshed pair: the pair it replaced is retired now.
             self.write(move |tx| {
-                tx.execute("DELETE FROM access_tokens WHERE id = ?1", [old])
+                tx.execute("DELETE FROM access_tokens WHERE id = ?1", [old]).map_err(backend)?;
+                tx.execute("UPDATE access_tokens SET replaces = NULL WHERE id = ?1", [id])
                     .map_err(backend)?;
-                tx.execute(
-                    "UPDATE access_tokens SET replaces = NULL WHERE id = ?1",
-                    [id],
-                )
-                .map_err(backend)?;
                 Ok(())
             })
             .await?;
@@ -350,7 +309,9 @@ impl DeviceStore for SqliteStore {
                     id
                 ],
             )
-            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("token".into()) } else { backend(e) })?;
+            .map_err(|e| {
+                if is_unique_violation(&e) { StoreError::Conflict("token".into()) } else { backend(e) }
+            })?;
             Ok(Some(Session { user_id, device_id, access_expires_ms }))
         })
         .await
@@ -365,9 +326,7 @@ impl DeviceStore for SqliteStore {
                      WHERE user_id = ?1 ORDER BY created_ms, device_id",
                 )
                 .map_err(backend)?;
-            let rows = stmt
-                .query_map([&user_id], device_from_row)
-                .map_err(backend)?;
+            let rows = stmt.query_map([&user_id], device_from_row).map_err(backend)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
         })
         .await
@@ -391,11 +350,9 @@ impl DeviceStore for SqliteStore {
     async fn count_devices(&self, user_id: &str) -> Result<u64> {
         let user_id = user_id.to_owned();
         self.read(move |tx| {
-            tx.query_row(
-                "SELECT count(*) FROM devices WHERE user_id = ?1",
-                [&user_id],
-                |r| r.get::<_, i64>(0),
-            )
+            tx.query_row("SELECT count(*) FROM devices WHERE user_id = ?1", [&user_id], |r| {
+                r.get::<_, i64>(0)
+            })
             .map(from_sql)
             .map_err(backend)
         })
@@ -408,11 +365,7 @@ impl DeviceStore for SqliteStore {
         device_id: &str,
         name: Option<&str>,
     ) -> Result<bool> {
-        let (user_id, device_id, name) = (
-            user_id.to_owned(),
-            device_id.to_owned(),
-            name.map(str::to_owned),
-        );
+        let (user_id, device_id, name) = (user_id.to_owned(), device_id.to_owned(), name.map(str::to_owned));
         self.write(move |tx| {
             let n = tx
                 .execute(
@@ -430,11 +383,7 @@ impl DeviceStore for SqliteStore {
         self.write(move |tx| {
             let mut total = 0;
             for device_id in &device_ids {
-                total += delete_devices_where(
-                    tx,
-                    "user_id = ?1 AND device_id = ?2",
-                    &[&user_id, device_id],
-                )?;
+                total += delete_devices_where(tx, "user_id = ?1 AND device_id = ?2", &[&user_id, device_id])?;
             }
             Ok(total)
         })
@@ -443,8 +392,7 @@ impl DeviceStore for SqliteStore {
 
     async fn delete_all_devices(&self, user_id: &str) -> Result<u64> {
         let user_id = user_id.to_owned();
-        self.write(move |tx| delete_devices_where(tx, "user_id = ?1", &[&user_id]))
-            .await
+        self.write(move |tx| delete_devices_where(tx, "user_id = ?1", &[&user_id])).await
     }
 
     async fn touch_device(&self, user_id: &str, device_id: &str, now_ms: u64) -> Result<()> {
@@ -470,7 +418,9 @@ impl RegistrationTokenStore for SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![t.token, t.uses_allowed, t.completed, t.expires_ms.map(to_sql), to_sql(t.created_ms)],
             )
-            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(t.token.clone()) } else { backend(e) })?;
+            .map_err(|e| {
+                if is_unique_violation(&e) { StoreError::Conflict(t.token.clone()) } else { backend(e) }
+            })?;
             Ok(())
         })
         .await
@@ -508,9 +458,8 @@ impl RegistrationTokenStore for SqliteStore {
     async fn delete_registration_token(&self, token: &str) -> Result<bool> {
         let token = token.to_owned();
         self.write(move |tx| {
-            let n = tx
-                .execute("DELETE FROM registration_tokens WHERE token = ?1", [&token])
-                .map_err(backend)?;
+            let n =
+                tx.execute("DELETE FROM registration_tokens WHERE token = ?1", [&token]).map_err(backend)?;
             Ok(n > 0)
         })
         .await
@@ -523,10 +472,7 @@ fn join_stages(stages: &[String]) -> String {
 }
 
 fn split_stages(s: &str) -> Vec<String> {
-    s.split('\n')
-        .filter(|x| !x.is_empty())
-        .map(str::to_owned)
-        .collect()
+    s.split('\n').filter(|x| !x.is_empty()).map(str::to_owned).collect()
 }
 
 #[async_trait]
@@ -545,7 +491,9 @@ impl UiaStore for SqliteStore {
                     to_sql(s.created_ms)
                 ],
             )
-            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(s.id.clone()) } else { backend(e) })?;
+            .map_err(|e| {
+                if is_unique_violation(&e) { StoreError::Conflict(s.id.clone()) } else { backend(e) }
+            })?;
             Ok(())
         })
         .await
@@ -576,11 +524,8 @@ impl UiaStore for SqliteStore {
     }
 
     async fn update_uia_session(&self, session: &UiaSession) -> Result<bool> {
-        let (id, completed, token) = (
-            session.id.clone(),
-            join_stages(&session.completed),
-            session.registration_token.clone(),
-        );
+        let (id, completed, token) =
+            (session.id.clone(), join_stages(&session.completed), session.registration_token.clone());
         self.write(move |tx| {
             let n = tx
                 .execute(
@@ -596,8 +541,7 @@ impl UiaStore for SqliteStore {
     async fn delete_uia_session(&self, id: &str) -> Result<()> {
         let id = id.to_owned();
         self.write(move |tx| {
-            tx.execute("DELETE FROM uia_sessions WHERE id = ?1", [&id])
-                .map_err(backend)?;
+            tx.execute("DELETE FROM uia_sessions WHERE id = ?1", [&id]).map_err(backend)?;
             Ok(())
         })
         .await
@@ -606,10 +550,7 @@ impl UiaStore for SqliteStore {
     async fn delete_uia_sessions_before(&self, created_before_ms: u64) -> Result<u64> {
         self.write(move |tx| {
             let n = tx
-                .execute(
-                    "DELETE FROM uia_sessions WHERE created_ms < ?1",
-                    [to_sql(created_before_ms)],
-                )
+                .execute("DELETE FROM uia_sessions WHERE created_ms < ?1", [to_sql(created_before_ms)])
                 .map_err(backend)?;
             Ok(n as u64)
         })

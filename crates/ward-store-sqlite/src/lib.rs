@@ -32,10 +32,7 @@ pub struct SqliteOptions {
 
 impl Default for SqliteOptions {
     fn default() -> Self {
-        Self {
-            read_connections: 4,
-            busy_timeout_ms: 5_000,
-        }
+        Self { read_connections: 4, busy_timeout_ms: 5_000 }
     }
 }
 
@@ -58,21 +55,16 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
     pub async fn open(path: &Path, options: SqliteOptions) -> Result<Self> {
         let path = path.to_owned();
-        tokio::task::spawn_blocking(move || Self::open_blocking(&path, &options))
-            .await
-            .map_err(backend)?
+        tokio::task::spawn_blocking(move || Self::open_blocking(&path, &options)).await.map_err(backend)?
     }
 
     fn open_blocking(path: &Path, options: &SqliteOptions) -> Result<Self> {
         let mut writer = Connection::open(path).map_err(backend)?;
         configure(&writer, options)?;
-        let mode: String = writer
-            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
-            .map_err(backend)?;
+        let mode: String =
+            writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).map_err(backend)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Backend(format!(
-                "could not switch to WAL mode (got {mode})"
-            )));
+            return Err(StoreError::Backend(format!("could not switch to WAL mode (got {mode})")));
         }
         migrations::run(&mut writer)?;
         let readers = (0..options.read_connections.max(1))
@@ -87,11 +79,7 @@ impl SqliteStore {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Self {
-            inner: Arc::new(Inner {
-                writer: Mutex::new(writer),
-                readers,
-                next_reader: AtomicUsize::new(0),
-            }),
+            inner: Arc::new(Inner { writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0) }),
         })
     }
 
@@ -106,9 +94,7 @@ impl SqliteStore {
             // A poisoned lock means a panic mid-transaction; the transaction was rolled back
             // when it was dropped, so the connection itself is still sound.
             let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(backend)?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
             let out = f(&tx)?;
             tx.commit().map_err(backend)?;
             Ok(out)
@@ -128,9 +114,7 @@ impl SqliteStore {
         tokio::task::spawn_blocking(move || {
             let i = inner.next_reader.fetch_add(1, Ordering::Relaxed) % inner.readers.len();
             let mut conn = inner.readers[i].lock().unwrap_or_else(|p| p.into_inner());
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Deferred)
-                .map_err(backend)?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred).map_err(backend)?;
             f(&tx)
         })
         .await
@@ -139,8 +123,7 @@ impl SqliteStore {
 }
 
 fn configure(conn: &Connection, options: &SqliteOptions) -> Result<()> {
-    conn.busy_timeout(std::time::Duration::from_millis(options.busy_timeout_ms))
-        .map_err(backend)?;
+    conn.busy_timeout(std::time::Duration::from_millis(options.busy_timeout_ms)).map_err(backend)?;
     conn.execute_batch(
         "PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;",

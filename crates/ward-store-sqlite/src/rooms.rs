@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use ward_store::{
-    Direction, Membership, NewEvent, NewRoom, Result, Room, RoomStore, StateEntry, StoreError,
-    StoredEvent, TxnKey,
+    Direction, Membership, NewEvent, NewRoom, Result, Room, RoomStore, StateEntry, StoreError, StoredEvent,
+    TxnKey,
 };
 
 use crate::{SqliteStore, backend, from_sql, to_sql};
@@ -15,8 +15,7 @@ use crate::{SqliteStore, backend, from_sql, to_sql};
 /// reads "state at event X".
 const STATE_SNAPSHOT_EVERY: i64 = 50;
 
-const EVENT_COLUMNS: &str =
-    "stream_pos, event_id, room_id, type, state_key, sender, json, redacted_by";
+const EVENT_COLUMNS: &str = "stream_pos, event_id, room_id, type, state_key, sender, json, redacted_by";
 
 fn event_from_row(r: &Row<'_>) -> rusqlite::Result<StoredEvent> {
     Ok(StoredEvent {
@@ -45,50 +44,28 @@ fn membership_from_row(r: &Row<'_>) -> rusqlite::Result<Membership> {
 fn resolve_group(tx: &Transaction<'_>, mut group: Option<i64>) -> Result<Vec<StateEntry>> {
     let mut state: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut entries = tx
-        .prepare_cached(
-            "SELECT type, state_key, event_id FROM state_group_entries WHERE group_id = ?1",
-        )
+        .prepare_cached("SELECT type, state_key, event_id FROM state_group_entries WHERE group_id = ?1")
         .map_err(backend)?;
-    let mut prev = tx
-        .prepare_cached("SELECT prev_group FROM state_groups WHERE id = ?1")
-        .map_err(backend)?;
+    let mut prev = tx.prepare_cached("SELECT prev_group FROM state_groups WHERE id = ?1").map_err(backend)?;
     while let Some(g) = group {
         let rows = entries
-            .query_map([g], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })
+            .query_map([g], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
             .map_err(backend)?;
         for row in rows {
             let (kind, key, event_id) = row.map_err(backend)?;
             state.entry((kind, key)).or_insert(event_id);
         }
-        group = prev
-            .query_row([g], |r| r.get::<_, Option<i64>>(0))
-            .optional()
-            .map_err(backend)?
-            .flatten();
+        group = prev.query_row([g], |r| r.get::<_, Option<i64>>(0)).optional().map_err(backend)?.flatten();
     }
     Ok(state
         .into_iter()
-        .map(|((kind, state_key), event_id)| StateEntry {
-            kind,
-            state_key,
-            event_id,
-        })
+        .map(|((kind, state_key), event_id)| StateEntry { kind, state_key, event_id })
         .collect())
 }
 
 fn append_one(tx: &Transaction<'_>, room_id: &str, ev: &NewEvent) -> Result<u64> {
     let current: Option<i64> = tx
-        .query_row(
-            "SELECT state_group FROM rooms WHERE room_id = ?1",
-            [room_id],
-            |r| r.get(0),
-        )
+        .query_row("SELECT state_group FROM rooms WHERE room_id = ?1", [room_id], |r| r.get(0))
         .optional()
         .map_err(backend)?
         .ok_or_else(|| StoreError::Backend(format!("no room {room_id}")))?;
@@ -96,21 +73,13 @@ fn append_one(tx: &Transaction<'_>, room_id: &str, ev: &NewEvent) -> Result<u64>
     if let Some(state_key) = &ev.state_key {
         let chain_len: Option<i64> = match current {
             Some(g) => tx
-                .query_row(
-                    "SELECT chain_len FROM state_groups WHERE id = ?1",
-                    [g],
-                    |r| r.get(0),
-                )
+                .query_row("SELECT chain_len FROM state_groups WHERE id = ?1", [g], |r| r.get(0))
                 .optional()
                 .map_err(backend)?,
             None => None,
         };
         let snapshot = chain_len.is_none_or(|l| l + 1 >= STATE_SNAPSHOT_EVERY);
-        let (prev, len) = if snapshot {
-            (None, 0)
-        } else {
-            (current, chain_len.unwrap_or(0) + 1)
-        };
+        let (prev, len) = if snapshot { (None, 0) } else { (current, chain_len.unwrap_or(0) + 1) };
         tx.execute(
             "INSERT INTO state_groups (room_id, prev_group, chain_len) VALUES (?1, ?2, ?3)",
             params![room_id, prev, len],
@@ -136,17 +105,12 @@ fn append_one(tx: &Transaction<'_>, room_id: &str, ev: &NewEvent) -> Result<u64>
             params![room_id, ev.kind, state_key, ev.event_id],
         )
         .map_err(backend)?;
-        tx.execute(
-            "UPDATE rooms SET state_group = ?2 WHERE room_id = ?1",
-            params![room_id, new_group],
-        )
-        .map_err(backend)?;
+        tx.execute("UPDATE rooms SET state_group = ?2 WHERE room_id = ?1", params![room_id, new_group])
+            .map_err(backend)?;
         group = Some(new_group);
     }
     let Some(group) = group else {
-        return Err(StoreError::Backend(
-            "a room's first event must be a state event".into(),
-        ));
+        return Err(StoreError::Backend("a room's first event must be a state event".into()));
     };
     tx.execute(
         "INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_server_ts, state_group, json)
@@ -197,7 +161,7 @@ fn append_one(tx: &Transaction<'_>, room_id: &str, ev: &NewEvent) -> Result<u64>
 
 #[async_trait]
 impl RoomStore for SqliteStore {
-    async fn create_room(&self, room: NewRoom) -> Result<()> {
+    async fn create_room(&self, room: NewRoom, events: Vec<NewEvent>) -> Result<Vec<u64>> {
         self.write(move |tx| {
             tx.execute(
                 "INSERT INTO rooms (room_id, room_version, creator, created_ms) VALUES (?1, ?2, ?3, ?4)",
@@ -211,7 +175,7 @@ impl RoomStore for SqliteStore {
                 }
                 _ => backend(e),
             })?;
-            Ok(())
+            events.iter().map(|ev| append_one(tx, &room.room_id, ev)).collect()
         })
         .await
     }
@@ -239,13 +203,7 @@ impl RoomStore for SqliteStore {
 
     async fn append_events(&self, room_id: &str, events: Vec<NewEvent>) -> Result<Vec<u64>> {
         let room_id = room_id.to_owned();
-        self.write(move |tx| {
-            events
-                .iter()
-                .map(|ev| append_one(tx, &room_id, ev))
-                .collect()
-        })
-        .await
+        self.write(move |tx| events.iter().map(|ev| append_one(tx, &room_id, ev)).collect()).await
     }
 
     async fn event(&self, event_id: &str) -> Result<Option<StoredEvent>> {
@@ -266,17 +224,11 @@ impl RoomStore for SqliteStore {
         let event_ids = event_ids.to_vec();
         self.read(move |tx| {
             let mut stmt = tx
-                .prepare_cached(&format!(
-                    "SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?1"
-                ))
+                .prepare_cached(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?1"))
                 .map_err(backend)?;
             let mut out = Vec::with_capacity(event_ids.len());
             for id in &event_ids {
-                if let Some(ev) = stmt
-                    .query_row([id], event_from_row)
-                    .optional()
-                    .map_err(backend)?
-                {
+                if let Some(ev) = stmt.query_row([id], event_from_row).optional().map_err(backend)? {
                     out.push(ev);
                 }
             }
@@ -323,18 +275,13 @@ impl RoomStore for SqliteStore {
         kind: &str,
         state_key: &str,
     ) -> Result<Option<StoredEvent>> {
-        let (room_id, kind, state_key) =
-            (room_id.to_owned(), kind.to_owned(), state_key.to_owned());
+        let (room_id, kind, state_key) = (room_id.to_owned(), kind.to_owned(), state_key.to_owned());
         self.read(move |tx| {
             tx.query_row(
                 &format!(
                     "SELECT {} FROM room_state s JOIN events e ON e.event_id = s.event_id
                      WHERE s.room_id = ?1 AND s.type = ?2 AND s.state_key = ?3",
-                    EVENT_COLUMNS
-                        .split(", ")
-                        .map(|c| format!("e.{c}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    EVENT_COLUMNS.split(", ").map(|c| format!("e.{c}")).collect::<Vec<_>>().join(", ")
                 ),
                 [&room_id, &kind, &state_key],
                 event_from_row,
@@ -420,9 +367,7 @@ impl RoomStore for SqliteStore {
                      WHERE user_id = ?1 ORDER BY stream_pos",
                 )
                 .map_err(backend)?;
-            let rows = stmt
-                .query_map([&user_id], membership_from_row)
-                .map_err(backend)?;
+            let rows = stmt.query_map([&user_id], membership_from_row).map_err(backend)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
         })
         .await
@@ -437,9 +382,7 @@ impl RoomStore for SqliteStore {
                      WHERE room_id = ?1 ORDER BY user_id",
                 )
                 .map_err(backend)?;
-            let rows = stmt
-                .query_map([&room_id], membership_from_row)
-                .map_err(backend)?;
+            let rows = stmt.query_map([&room_id], membership_from_row).map_err(backend)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
         })
         .await
@@ -461,26 +404,15 @@ impl RoomStore for SqliteStore {
 
     async fn max_stream_pos(&self) -> Result<u64> {
         self.read(|tx| {
-            tx.query_row("SELECT coalesce(max(stream_pos), 0) FROM events", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map(from_sql)
-            .map_err(backend)
+            tx.query_row("SELECT coalesce(max(stream_pos), 0) FROM events", [], |r| r.get::<_, i64>(0))
+                .map(from_sql)
+                .map_err(backend)
         })
         .await
     }
 
-    async fn redact_event(
-        &self,
-        event_id: &str,
-        redacted_json: &str,
-        redacted_by: &str,
-    ) -> Result<bool> {
-        let (event_id, json, by) = (
-            event_id.to_owned(),
-            redacted_json.to_owned(),
-            redacted_by.to_owned(),
-        );
+    async fn redact_event(&self, event_id: &str, redacted_json: &str, redacted_by: &str) -> Result<bool> {
+        let (event_id, json, by) = (event_id.to_owned(), redacted_json.to_owned(), redacted_by.to_owned());
         self.write(move |tx| {
             let n = tx
                 .execute(

@@ -7,9 +7,8 @@ use ward_store_sqlite::{SqliteOptions, SqliteStore};
 
 async fn fresh() -> (tempfile::TempDir, Arc<dyn Store>) {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let store = SqliteStore::open(&dir.path().join("ward.db"), SqliteOptions::default())
-        .await
-        .expect("open store");
+    let store =
+        SqliteStore::open(&dir.path().join("ward.db"), SqliteOptions::default()).await.expect("open store");
     (dir, Arc::new(store))
 }
 

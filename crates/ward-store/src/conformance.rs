@@ -96,477 +96,151 @@ fn reg_token(token: &str, uses: Option<u32>, expires_ms: Option<u64>) -> Registr
 pub async fn register_and_read_account(store: &dyn Store) {
     assert_eq!(store.count_accounts().await.unwrap(), 0);
     assert!(store.account("@alice:x").await.unwrap().is_none());
-    store
-        .register(
-            registration("@alice:x", None, Some(session("D1", 1, None))),
-            NOW,
-        )
-        .await
-        .unwrap();
-    let acc = store
-        .account("@alice:x")
-        .await
-        .unwrap()
-        .expect("account exists");
+    store.register(registration("@alice:x", None, Some(session("D1", 1, None))), NOW).await.unwrap();
+    let acc = store.account("@alice:x").await.unwrap().expect("account exists");
     assert_eq!(acc.user_id, "@alice:x");
     assert_eq!(acc.password_hash.as_deref(), Some("$argon2id$fake"));
     assert!(!acc.is_admin && !acc.deactivated);
     assert_eq!(acc.created_ms, NOW);
     assert_eq!(acc.display_name.as_deref(), Some("Alice"));
     assert_eq!(store.count_accounts().await.unwrap(), 1);
-    let s = store
-        .session_by_access_token(&h(1))
-        .await
-        .unwrap()
-        .expect("session");
-    assert_eq!(
-        (s.user_id.as_str(), s.device_id.as_str()),
-        ("@alice:x", "D1")
-    );
+    let s = store.session_by_access_token(&h(1)).await.unwrap().expect("session");
+    assert_eq!((s.user_id.as_str(), s.device_id.as_str()), ("@alice:x", "D1"));
     assert!(store.set_admin("@alice:x", true).await.unwrap());
     assert!(store.account("@alice:x").await.unwrap().unwrap().is_admin);
     assert!(!store.set_admin("@nobody:x", true).await.unwrap());
 }
 
 pub async fn duplicate_user_id_conflicts_without_partial_writes(store: &dyn Store) {
-    store
-        .create_registration_token(reg_token("tok", Some(5), None))
-        .await
-        .unwrap();
-    store
-        .register(registration("@alice:x", None, None), NOW)
-        .await
-        .unwrap();
+    store.create_registration_token(reg_token("tok", Some(5), None)).await.unwrap();
+    store.register(registration("@alice:x", None, None), NOW).await.unwrap();
     let err = store
-        .register(
-            registration("@alice:x", Some("tok"), Some(session("D9", 9, None))),
-            NOW,
-        )
+        .register(registration("@alice:x", Some("tok"), Some(session("D9", 9, None))), NOW)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     // Nothing of the failed registration is left: no session, no token use.
-    assert!(
-        store
-            .session_by_access_token(&h(9))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(store.session_by_access_token(&h(9)).await.unwrap().is_none());
     assert!(store.devices("@alice:x").await.unwrap().is_empty());
-    assert_eq!(
-        store
-            .registration_token("tok")
-            .await
-            .unwrap()
-            .unwrap()
-            .completed,
-        0
-    );
+    assert_eq!(store.registration_token("tok").await.unwrap().unwrap().completed, 0);
 }
 
 pub async fn registration_token_is_consumed_atomically(store: &dyn Store) {
-    store
-        .create_registration_token(reg_token("once", Some(1), None))
-        .await
-        .unwrap();
-    store
-        .register(registration("@a:x", Some("once"), None), NOW)
-        .await
-        .unwrap();
+    store.create_registration_token(reg_token("once", Some(1), None)).await.unwrap();
+    store.register(registration("@a:x", Some("once"), None), NOW).await.unwrap();
     let t = store.registration_token("once").await.unwrap().unwrap();
     assert_eq!(t.completed, 1);
     assert!(!t.is_valid(NOW));
     let err = store
-        .register(
-            registration("@b:x", Some("once"), Some(session("D", 2, None))),
-            NOW,
-        )
+        .register(registration("@b:x", Some("once"), Some(session("D", 2, None))), NOW)
         .await
         .unwrap_err();
-    assert!(
-        matches!(err, StoreError::RegistrationTokenInvalid),
-        "{err:?}"
-    );
+    assert!(matches!(err, StoreError::RegistrationTokenInvalid), "{err:?}");
     assert!(store.account("@b:x").await.unwrap().is_none());
-    assert!(
-        store
-            .session_by_access_token(&h(2))
-            .await
-            .unwrap()
-            .is_none()
-    );
-    let err = store
-        .register(registration("@c:x", Some("unknown"), None), NOW)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::RegistrationTokenInvalid),
-        "{err:?}"
-    );
+    assert!(store.session_by_access_token(&h(2)).await.unwrap().is_none());
+    let err = store.register(registration("@c:x", Some("unknown"), None), NOW).await.unwrap_err();
+    assert!(matches!(err, StoreError::RegistrationTokenInvalid), "{err:?}");
     // Unlimited tokens count uses but never run out.
-    store
-        .create_registration_token(reg_token("many", None, None))
-        .await
-        .unwrap();
+    store.create_registration_token(reg_token("many", None, None)).await.unwrap();
     for i in 0..3 {
-        store
-            .register(registration(&format!("@m{i}:x"), Some("many"), None), NOW)
-            .await
-            .unwrap();
+        store.register(registration(&format!("@m{i}:x"), Some("many"), None), NOW).await.unwrap();
     }
-    assert_eq!(
-        store
-            .registration_token("many")
-            .await
-            .unwrap()
-            .unwrap()
-            .completed,
-        3
-    );
+    assert_eq!(store.registration_token("many").await.unwrap().unwrap().completed, 3);
 }
 
 pub async fn expired_registration_token_is_refused(store: &dyn Store) {
-    store
-        .create_registration_token(reg_token("old", None, Some(NOW - 1)))
-        .await
-        .unwrap();
-    let err = store
-        .register(registration("@a:x", Some("old"), None), NOW)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::RegistrationTokenInvalid),
-        "{err:?}"
-    );
+    store.create_registration_token(reg_token("old", None, Some(NOW - 1))).await.unwrap();
+    let err = store.register(registration("@a:x", Some("old"), None), NOW).await.unwrap_err();
+    assert!(matches!(err, StoreError::RegistrationTokenInvalid), "{err:?}");
     assert!(store.account("@a:x").await.unwrap().is_none());
 }
 
 pub async fn sessions_and_devices(store: &dyn Store) {
-    store
-        .register(
-            registration("@a:x", None, Some(session("D1", 1, None))),
-            NOW,
-        )
-        .await
-        .unwrap();
-    store
-        .create_session("@a:x", session("D2", 2, None), NOW)
-        .await
-        .unwrap();
-    store
-        .create_session("@a:x", session("D3", 3, None), NOW)
-        .await
-        .unwrap();
+    store.register(registration("@a:x", None, Some(session("D1", 1, None))), NOW).await.unwrap();
+    store.create_session("@a:x", session("D2", 2, None), NOW).await.unwrap();
+    store.create_session("@a:x", session("D3", 3, None), NOW).await.unwrap();
     assert_eq!(store.count_devices("@a:x").await.unwrap(), 3);
-    let mut ids: Vec<_> = store
-        .devices("@a:x")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| d.device_id)
-        .collect();
+    let mut ids: Vec<_> = store.devices("@a:x").await.unwrap().into_iter().map(|d| d.device_id).collect();
     ids.sort();
     assert_eq!(ids, ["D1", "D2", "D3"]);
     let d2 = store.device("@a:x", "D2").await.unwrap().unwrap();
     assert_eq!(d2.display_name.as_deref(), Some("D2 phone"));
-    assert!(
-        store.device("@b:x", "D2").await.unwrap().is_none(),
-        "devices belong to one user"
-    );
+    assert!(store.device("@b:x", "D2").await.unwrap().is_none(), "devices belong to one user");
 
-    assert!(
-        store
-            .set_device_display_name("@a:x", "D2", Some("Praxis PC"))
-            .await
-            .unwrap()
-    );
-    assert_eq!(
-        store
-            .device("@a:x", "D2")
-            .await
-            .unwrap()
-            .unwrap()
-            .display_name
-            .as_deref(),
-        Some("Praxis PC")
-    );
-    assert!(
-        store
-            .set_device_display_name("@a:x", "D2", None)
-            .await
-            .unwrap()
-    );
-    assert_eq!(
-        store
-            .device("@a:x", "D2")
-            .await
-            .unwrap()
-            .unwrap()
-            .display_name,
-        None
-    );
-    assert!(
-        !store
-            .set_device_display_name("@a:x", "NOPE", Some("x"))
-            .await
-            .unwrap()
-    );
+    assert!(store.set_device_display_name("@a:x", "D2", Some("Praxis PC")).await.unwrap());
+    assert_eq!(store.device("@a:x", "D2").await.unwrap().unwrap().display_name.as_deref(), Some("Praxis PC"));
+    assert!(store.set_device_display_name("@a:x", "D2", None).await.unwrap());
+    assert_eq!(store.device("@a:x", "D2").await.unwrap().unwrap().display_name, None);
+    assert!(!store.set_device_display_name("@a:x", "NOPE", Some("x")).await.unwrap());
 
-    let gone = store
-        .delete_devices("@a:x", &["D2".into(), "NOPE".into()])
-        .await
-        .unwrap();
+    let gone = store.delete_devices("@a:x", &["D2".into(), "NOPE".into()]).await.unwrap();
     assert_eq!(gone, 1);
-    assert!(
-        store
-            .session_by_access_token(&h(2))
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        store
-            .session_by_access_token(&h(1))
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(store.session_by_access_token(&h(2)).await.unwrap().is_none());
+    assert!(store.session_by_access_token(&h(1)).await.unwrap().is_some());
     assert_eq!(store.delete_all_devices("@a:x").await.unwrap(), 2);
-    assert!(
-        store
-            .session_by_access_token(&h(1))
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        store
-            .session_by_access_token(&h(3))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(store.session_by_access_token(&h(1)).await.unwrap().is_none());
+    assert!(store.session_by_access_token(&h(3)).await.unwrap().is_none());
     assert!(store.devices("@a:x").await.unwrap().is_empty());
 }
 
 pub async fn login_with_existing_device_replaces_its_tokens(store: &dyn Store) {
-    store
-        .register(
-            registration("@a:x", None, Some(session("D1", 1, Some(11)))),
-            NOW,
-        )
-        .await
-        .unwrap();
-    store
-        .create_session("@a:x", session("D1", 2, None), NOW)
-        .await
-        .unwrap();
-    assert!(
-        store
-            .session_by_access_token(&h(1))
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        store
-            .refresh_session(&h(11), h(3), h(13), None)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert_eq!(
-        store
-            .session_by_access_token(&h(2))
-            .await
-            .unwrap()
-            .unwrap()
-            .device_id,
-        "D1"
-    );
+    store.register(registration("@a:x", None, Some(session("D1", 1, Some(11)))), NOW).await.unwrap();
+    store.create_session("@a:x", session("D1", 2, None), NOW).await.unwrap();
+    assert!(store.session_by_access_token(&h(1)).await.unwrap().is_none());
+    assert!(store.refresh_session(&h(11), h(3), h(13), None).await.unwrap().is_none());
+    assert_eq!(store.session_by_access_token(&h(2)).await.unwrap().unwrap().device_id, "D1");
     assert_eq!(store.count_devices("@a:x").await.unwrap(), 1);
 }
 
 pub async fn refresh_keeps_old_pair_until_new_pair_is_used(store: &dyn Store) {
     let mut first = session("D1", 1, Some(11));
     first.access_expires_ms = Some(NOW + 1000);
-    store
-        .register(registration("@a:x", None, Some(first)), NOW)
-        .await
-        .unwrap();
+    store.register(registration("@a:x", None, Some(first)), NOW).await.unwrap();
     assert_eq!(
-        store
-            .session_by_access_token(&h(1))
-            .await
-            .unwrap()
-            .unwrap()
-            .access_expires_ms,
+        store.session_by_access_token(&h(1)).await.unwrap().unwrap().access_expires_ms,
         Some(NOW + 1000)
     );
-    let s = store
-        .refresh_session(&h(11), h(2), h(12), Some(NOW + 5000))
-        .await
-        .unwrap()
-        .unwrap();
+    let s = store.refresh_session(&h(11), h(2), h(12), Some(NOW + 5000)).await.unwrap().unwrap();
     assert_eq!((s.user_id.as_str(), s.device_id.as_str()), ("@a:x", "D1"));
     assert_eq!(s.access_expires_ms, Some(NOW + 5000));
     // The response may have been lost: the old pair still works…
-    assert!(
-        store
-            .session_by_access_token(&h(1))
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(store.session_by_access_token(&h(1)).await.unwrap().is_some());
     // …until the new access token is used.
-    assert!(
-        store
-            .session_by_access_token(&h(2))
-            .await
-            .unwrap()
-            .is_some()
-    );
-    assert!(
-        store
-            .session_by_access_token(&h(1))
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        store
-            .refresh_session(&h(11), h(3), h(13), None)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(store.session_by_access_token(&h(2)).await.unwrap().is_some());
+    assert!(store.session_by_access_token(&h(1)).await.unwrap().is_none());
+    assert!(store.refresh_session(&h(11), h(3), h(13), None).await.unwrap().is_none());
     // The new refresh token works, and using it also retires its predecessor.
-    store
-        .refresh_session(&h(12), h(4), h(14), None)
-        .await
-        .unwrap()
-        .unwrap();
-    store
-        .refresh_session(&h(14), h(5), h(15), None)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        store
-            .session_by_access_token(&h(2))
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        store
-            .session_by_access_token(&h(5))
-            .await
-            .unwrap()
-            .is_some()
-    );
-    assert!(
-        store
-            .session_by_access_token(&h(4))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    store.refresh_session(&h(12), h(4), h(14), None).await.unwrap().unwrap();
+    store.refresh_session(&h(14), h(5), h(15), None).await.unwrap().unwrap();
+    assert!(store.session_by_access_token(&h(2)).await.unwrap().is_none());
+    assert!(store.session_by_access_token(&h(5)).await.unwrap().is_some());
+    assert!(store.session_by_access_token(&h(4)).await.unwrap().is_none());
     assert_eq!(store.count_devices("@a:x").await.unwrap(), 1);
 }
 
 pub async fn password_change_device_retention(store: &dyn Store) {
-    store
-        .register(
-            registration("@a:x", None, Some(session("D1", 1, None))),
-            NOW,
-        )
-        .await
-        .unwrap();
-    store
-        .create_session("@a:x", session("D2", 2, None), NOW)
-        .await
-        .unwrap();
-    store
-        .create_session("@a:x", session("D3", 3, None), NOW)
-        .await
-        .unwrap();
+    store.register(registration("@a:x", None, Some(session("D1", 1, None))), NOW).await.unwrap();
+    store.create_session("@a:x", session("D2", 2, None), NOW).await.unwrap();
+    store.create_session("@a:x", session("D3", 3, None), NOW).await.unwrap();
 
-    assert!(
-        store
-            .set_password_hash("@a:x", "h1", DeviceRetention::KeepAll)
-            .await
-            .unwrap()
-    );
+    assert!(store.set_password_hash("@a:x", "h1", DeviceRetention::KeepAll).await.unwrap());
     assert_eq!(store.count_devices("@a:x").await.unwrap(), 3);
-    assert_eq!(
-        store
-            .account("@a:x")
-            .await
-            .unwrap()
-            .unwrap()
-            .password_hash
-            .as_deref(),
-        Some("h1")
-    );
+    assert_eq!(store.account("@a:x").await.unwrap().unwrap().password_hash.as_deref(), Some("h1"));
 
-    assert!(
-        store
-            .set_password_hash("@a:x", "h2", DeviceRetention::KeepOnly("D2".into()))
-            .await
-            .unwrap()
-    );
-    let ids: Vec<_> = store
-        .devices("@a:x")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|d| d.device_id)
-        .collect();
+    assert!(store.set_password_hash("@a:x", "h2", DeviceRetention::KeepOnly("D2".into())).await.unwrap());
+    let ids: Vec<_> = store.devices("@a:x").await.unwrap().into_iter().map(|d| d.device_id).collect();
     assert_eq!(ids, ["D2"]);
-    assert!(
-        store
-            .session_by_access_token(&h(1))
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        store
-            .session_by_access_token(&h(2))
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(store.session_by_access_token(&h(1)).await.unwrap().is_none());
+    assert!(store.session_by_access_token(&h(2)).await.unwrap().is_some());
 
-    assert!(
-        store
-            .set_password_hash("@a:x", "h3", DeviceRetention::RemoveAll)
-            .await
-            .unwrap()
-    );
+    assert!(store.set_password_hash("@a:x", "h3", DeviceRetention::RemoveAll).await.unwrap());
     assert_eq!(store.count_devices("@a:x").await.unwrap(), 0);
-    assert!(
-        !store
-            .set_password_hash("@b:x", "h", DeviceRetention::KeepAll)
-            .await
-            .unwrap()
-    );
+    assert!(!store.set_password_hash("@b:x", "h", DeviceRetention::KeepAll).await.unwrap());
 }
 
 pub async fn deactivation_removes_everything(store: &dyn Store) {
-    store
-        .register(
-            registration("@a:x", None, Some(session("D1", 1, Some(11)))),
-            NOW,
-        )
-        .await
-        .unwrap();
-    store
-        .set_avatar_url("@a:x", Some("mxc://x/abc"))
-        .await
-        .unwrap();
+    store.register(registration("@a:x", None, Some(session("D1", 1, Some(11)))), NOW).await.unwrap();
+    store.set_avatar_url("@a:x", Some("mxc://x/abc")).await.unwrap();
     store
         .create_uia_session(UiaSession {
             id: "S".into(),
@@ -581,60 +255,26 @@ pub async fn deactivation_removes_everything(store: &dyn Store) {
     assert!(store.deactivate_account("@a:x").await.unwrap());
     let acc = store.account("@a:x").await.unwrap().unwrap();
     assert!(acc.deactivated);
-    assert_eq!(
-        (acc.display_name, acc.avatar_url, acc.password_hash),
-        (None, None, None)
-    );
+    assert_eq!((acc.display_name, acc.avatar_url, acc.password_hash), (None, None, None));
     assert!(store.devices("@a:x").await.unwrap().is_empty());
-    assert!(
-        store
-            .session_by_access_token(&h(1))
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        store
-            .refresh_session(&h(11), h(2), h(12), None)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(store.session_by_access_token(&h(1)).await.unwrap().is_none());
+    assert!(store.refresh_session(&h(11), h(2), h(12), None).await.unwrap().is_none());
     assert!(store.uia_session("S").await.unwrap().is_none());
     // The name stays taken.
-    let err = store
-        .register(registration("@a:x", None, None), NOW)
-        .await
-        .unwrap_err();
+    let err = store.register(registration("@a:x", None, None), NOW).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)));
     assert!(!store.deactivate_account("@nobody:x").await.unwrap());
 }
 
 pub async fn profile_fields(store: &dyn Store) {
-    store
-        .register(registration("@a:x", None, None), NOW)
-        .await
-        .unwrap();
-    assert!(
-        store
-            .set_display_name("@a:x", Some("Dr. Müller 🩺"))
-            .await
-            .unwrap()
-    );
-    assert!(
-        store
-            .set_avatar_url("@a:x", Some("mxc://x/y"))
-            .await
-            .unwrap()
-    );
+    store.register(registration("@a:x", None, None), NOW).await.unwrap();
+    assert!(store.set_display_name("@a:x", Some("Dr. Müller 🩺")).await.unwrap());
+    assert!(store.set_avatar_url("@a:x", Some("mxc://x/y")).await.unwrap());
     let acc = store.account("@a:x").await.unwrap().unwrap();
     assert_eq!(acc.display_name.as_deref(), Some("Dr. Müller 🩺"));
     assert_eq!(acc.avatar_url.as_deref(), Some("mxc://x/y"));
     assert!(store.set_display_name("@a:x", None).await.unwrap());
-    assert_eq!(
-        store.account("@a:x").await.unwrap().unwrap().display_name,
-        None
-    );
+    assert_eq!(store.account("@a:x").await.unwrap().unwrap().display_name, None);
     assert!(!store.set_display_name("@b:x", Some("x")).await.unwrap());
     assert!(!store.set_avatar_url("@b:x", Some("x")).await.unwrap());
 }
@@ -647,16 +287,10 @@ pub async fn registration_token_admin(store: &dyn Store) {
     t2.created_ms = NOW + 1;
     store.create_registration_token(t2.clone()).await.unwrap();
     t1.created_ms = NOW + 2;
-    let err = store
-        .create_registration_token(t1.clone())
-        .await
-        .unwrap_err();
+    let err = store.create_registration_token(t1.clone()).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)));
     t1.created_ms = NOW;
-    assert_eq!(
-        store.registration_tokens().await.unwrap(),
-        vec![t1.clone(), t2]
-    );
+    assert_eq!(store.registration_tokens().await.unwrap(), vec![t1.clone(), t2]);
     assert_eq!(store.registration_token("t1").await.unwrap(), Some(t1));
     assert!(store.delete_registration_token("t1").await.unwrap());
     assert!(!store.delete_registration_token("t1").await.unwrap());
@@ -674,34 +308,14 @@ pub async fn uia_sessions(store: &dyn Store) {
         created_ms: NOW,
     };
     store.create_uia_session(s.clone()).await.unwrap();
-    let s2 = UiaSession {
-        id: "S2".into(),
-        user_id: Some("@a:x".into()),
-        created_ms: NOW + 100,
-        ..s.clone()
-    };
+    let s2 = UiaSession { id: "S2".into(), user_id: Some("@a:x".into()), created_ms: NOW + 100, ..s.clone() };
     store.create_uia_session(s2.clone()).await.unwrap();
     assert_eq!(store.uia_session("S1").await.unwrap(), Some(s.clone()));
     let done = vec!["m.login.dummy".to_owned(), "m.login.password".to_owned()];
-    let progressed = UiaSession {
-        completed: done,
-        registration_token: Some("tok".into()),
-        ..s.clone()
-    };
+    let progressed = UiaSession { completed: done, registration_token: Some("tok".into()), ..s.clone() };
     assert!(store.update_uia_session(&progressed).await.unwrap());
-    assert_eq!(
-        store.uia_session("S1").await.unwrap(),
-        Some(progressed.clone())
-    );
-    assert!(
-        !store
-            .update_uia_session(&UiaSession {
-                id: "nope".into(),
-                ..progressed
-            })
-            .await
-            .unwrap()
-    );
+    assert_eq!(store.uia_session("S1").await.unwrap(), Some(progressed.clone()));
+    assert!(!store.update_uia_session(&UiaSession { id: "nope".into(), ..progressed }).await.unwrap());
     assert_eq!(store.delete_uia_sessions_before(NOW + 50).await.unwrap(), 1);
     assert!(store.uia_session("S1").await.unwrap().is_none());
     assert_eq!(store.uia_session("S2").await.unwrap(), Some(s2));
@@ -711,35 +325,10 @@ pub async fn uia_sessions(store: &dyn Store) {
 }
 
 pub async fn device_activity(store: &dyn Store) {
-    store
-        .register(
-            registration("@a:x", None, Some(session("D1", 1, None))),
-            NOW,
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        store
-            .device("@a:x", "D1")
-            .await
-            .unwrap()
-            .unwrap()
-            .last_seen_ms,
-        Some(NOW)
-    );
-    store
-        .touch_device("@a:x", "D1", NOW + 60_000)
-        .await
-        .unwrap();
-    assert_eq!(
-        store
-            .device("@a:x", "D1")
-            .await
-            .unwrap()
-            .unwrap()
-            .last_seen_ms,
-        Some(NOW + 60_000)
-    );
+    store.register(registration("@a:x", None, Some(session("D1", 1, None))), NOW).await.unwrap();
+    assert_eq!(store.device("@a:x", "D1").await.unwrap().unwrap().last_seen_ms, Some(NOW));
+    store.touch_device("@a:x", "D1", NOW + 60_000).await.unwrap();
+    assert_eq!(store.device("@a:x", "D1").await.unwrap().unwrap().last_seen_ms, Some(NOW + 60_000));
     // Touching an unknown device is not an error (it may have just been deleted).
     store.touch_device("@a:x", "GONE", NOW).await.unwrap();
 }
@@ -747,12 +336,7 @@ pub async fn device_activity(store: &dyn Store) {
 // ---- rooms ----
 
 fn new_room(room_id: &str) -> NewRoom {
-    NewRoom {
-        room_id: room_id.into(),
-        room_version: "12".into(),
-        creator: "@a:x".into(),
-        created_ms: NOW,
-    }
+    NewRoom { room_id: room_id.into(), room_version: "12".into(), creator: "@a:x".into(), created_ms: NOW }
 }
 
 fn ev(id: &str, kind: &str, state_key: Option<&str>, membership: Option<&str>) -> NewEvent {
@@ -770,77 +354,42 @@ fn ev(id: &str, kind: &str, state_key: Option<&str>, membership: Option<&str>) -
 }
 
 fn state_map(entries: &[StateEntry]) -> std::collections::BTreeMap<(String, String), String> {
-    entries
-        .iter()
-        .map(|e| ((e.kind.clone(), e.state_key.clone()), e.event_id.clone()))
-        .collect()
+    entries.iter().map(|e| ((e.kind.clone(), e.state_key.clone()), e.event_id.clone())).collect()
 }
 
 async fn seed_room(store: &dyn Store, room_id: &str) -> Vec<u64> {
-    store.create_room(new_room(room_id)).await.unwrap();
-    store
-        .append_events(
-            room_id,
-            vec![
-                ev(
-                    &format!("$create{room_id}"),
-                    "m.room.create",
-                    Some(""),
-                    None,
-                ),
-                ev(
-                    &format!("$join{room_id}"),
-                    "m.room.member",
-                    Some("@a:x"),
-                    Some("join"),
-                ),
-                ev(
-                    &format!("$pl{room_id}"),
-                    "m.room.power_levels",
-                    Some(""),
-                    None,
-                ),
-            ],
-        )
-        .await
-        .unwrap()
+    let events = vec![
+        ev(&format!("$create{room_id}"), "m.room.create", Some(""), None),
+        ev(&format!("$join{room_id}"), "m.room.member", Some("@a:x"), Some("join")),
+        ev(&format!("$pl{room_id}"), "m.room.power_levels", Some(""), None),
+    ];
+    store.create_room(new_room(room_id), events).await.unwrap()
 }
 
 pub async fn rooms_append_and_read(store: &dyn Store) {
     assert_eq!(store.max_stream_pos().await.unwrap(), 0);
     assert!(store.room("!r:x").await.unwrap().is_none());
     let pos = seed_room(store, "!r:x").await;
-    assert!(
-        pos.windows(2).all(|w| w[0] < w[1]),
-        "positions increase: {pos:?}"
-    );
+    assert!(pos.windows(2).all(|w| w[0] < w[1]), "positions increase: {pos:?}");
     let room = store.room("!r:x").await.unwrap().unwrap();
-    assert_eq!(
-        (room.room_version.as_str(), room.creator.as_str()),
-        ("12", "@a:x")
-    );
-    assert!(matches!(
-        store.create_room(new_room("!r:x")).await,
-        Err(StoreError::Conflict(_))
-    ));
+    assert_eq!((room.room_version.as_str(), room.creator.as_str()), ("12", "@a:x"));
+    assert!(matches!(store.create_room(new_room("!r:x"), vec![]).await, Err(StoreError::Conflict(_))));
+    // A failed creation leaves nothing behind.
+    let bad = vec![
+        ev("$c2", "m.room.create", Some(""), None),
+        ev("$create!r:x", "m.room.member", Some("@b:x"), Some("join")),
+    ];
+    assert!(store.create_room(new_room("!r2:x"), bad).await.is_err());
+    assert!(store.room("!r2:x").await.unwrap().is_none());
+    assert!(store.event("$c2").await.unwrap().is_none());
 
-    let msg = store
-        .append_events("!r:x", vec![ev("$m1", "m.room.message", None, None)])
-        .await
-        .unwrap();
+    let msg = store.append_events("!r:x", vec![ev("$m1", "m.room.message", None, None)]).await.unwrap();
     assert!(msg[0] > pos[2]);
     assert_eq!(store.max_stream_pos().await.unwrap(), msg[0]);
-    assert_eq!(
-        store.room_tip("!r:x").await.unwrap(),
-        Some(("$m1".to_owned(), 1))
-    );
+    assert_eq!(store.room_tip("!r:x").await.unwrap(), Some(("$m1".to_owned(), 1)));
     let stored = store.event("$m1").await.unwrap().unwrap();
     assert_eq!(
-        (
-            stored.room_id.as_str(),
-            stored.kind.as_str(),
-            stored.stream_pos
-        ),
+        (stored.room_id.as_str(), stored.kind.as_str(), stored.stream_pos),
         ("!r:x", "m.room.message", msg[0])
     );
     assert_eq!(stored.json, "{\"id\":\"$m1\"}");
@@ -849,42 +398,15 @@ pub async fn rooms_append_and_read(store: &dyn Store) {
 
     let state = state_map(&store.current_state("!r:x").await.unwrap());
     assert_eq!(state.len(), 3);
-    assert_eq!(
-        state[&("m.room.member".to_owned(), "@a:x".to_owned())],
-        "$join!r:x"
-    );
-    let pl = store
-        .current_state_event("!r:x", "m.room.power_levels", "")
-        .await
-        .unwrap()
-        .unwrap();
+    assert_eq!(state[&("m.room.member".to_owned(), "@a:x".to_owned())], "$join!r:x");
+    let pl = store.current_state_event("!r:x", "m.room.power_levels", "").await.unwrap().unwrap();
     assert_eq!(pl.event_id, "$pl!r:x");
-    assert!(
-        store
-            .current_state_event("!r:x", "m.room.name", "")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    let found = store
-        .events_by_id(&["$m1".into(), "$nope".into(), "$pl!r:x".into()])
-        .await
-        .unwrap();
-    assert_eq!(
-        found
-            .iter()
-            .map(|e| e.event_id.as_str())
-            .collect::<Vec<_>>(),
-        ["$m1", "$pl!r:x"]
-    );
+    assert!(store.current_state_event("!r:x", "m.room.name", "").await.unwrap().is_none());
+    let found = store.events_by_id(&["$m1".into(), "$nope".into(), "$pl!r:x".into()]).await.unwrap();
+    assert_eq!(found.iter().map(|e| e.event_id.as_str()).collect::<Vec<_>>(), ["$m1", "$pl!r:x"]);
 
     // Appending to an unknown room fails and writes nothing.
-    assert!(
-        store
-            .append_events("!unknown:x", vec![ev("$x", "m.room.message", None, None)])
-            .await
-            .is_err()
-    );
+    assert!(store.append_events("!unknown:x", vec![ev("$x", "m.room.message", None, None)]).await.is_err());
     assert!(store.event("$x").await.unwrap().is_none());
 }
 
@@ -894,29 +416,16 @@ pub async fn state_at_any_position(store: &dyn Store) {
     let mut name_at = vec![];
     for i in 0..130 {
         let p = store
-            .append_events(
-                "!r:x",
-                vec![ev(&format!("$name{i}"), "m.room.name", Some(""), None)],
-            )
+            .append_events("!r:x", vec![ev(&format!("$name{i}"), "m.room.name", Some(""), None)])
             .await
             .unwrap()[0];
         let m = store
-            .append_events(
-                "!r:x",
-                vec![ev(&format!("$msg{i}"), "m.room.message", None, None)],
-            )
+            .append_events("!r:x", vec![ev(&format!("$msg{i}"), "m.room.message", None, None)])
             .await
             .unwrap()[0];
         name_at.push((p, m, format!("$name{i}")));
     }
-    assert!(
-        store
-            .state_at("!r:x", seeded[0] - 1)
-            .await
-            .unwrap()
-            .is_empty(),
-        "nothing before the room"
-    );
+    assert!(store.state_at("!r:x", seeded[0] - 1).await.unwrap().is_empty(), "nothing before the room");
     let first = state_map(&store.state_at("!r:x", seeded[0]).await.unwrap());
     assert_eq!(first.len(), 1, "just the create event after it");
     for (p, m, name) in name_at.iter().step_by(7).chain(name_at.last()) {
@@ -924,10 +433,7 @@ pub async fn state_at_any_position(store: &dyn Store) {
             let s = state_map(&store.state_at("!r:x", at).await.unwrap());
             assert_eq!(s.len(), 4, "create, member, power levels, name");
             assert_eq!(&s[&("m.room.name".to_owned(), String::new())], name);
-            assert_eq!(
-                s[&("m.room.member".to_owned(), "@a:x".to_owned())],
-                "$join!r:x"
-            );
+            assert_eq!(s[&("m.room.member".to_owned(), "@a:x".to_owned())], "$join!r:x");
         }
     }
     let current = state_map(&store.current_state("!r:x").await.unwrap());
@@ -942,98 +448,51 @@ pub async fn room_pagination(store: &dyn Store) {
     for i in 0..10 {
         pos.push(
             store
-                .append_events(
-                    "!r:x",
-                    vec![ev(&format!("$m{i}"), "m.room.message", None, None)],
-                )
+                .append_events("!r:x", vec![ev(&format!("$m{i}"), "m.room.message", None, None)])
                 .await
                 .unwrap()[0],
         );
         store
-            .append_events(
-                "!other:x",
-                vec![ev(&format!("$o{i}"), "m.room.message", None, None)],
-            )
+            .append_events("!other:x", vec![ev(&format!("$o{i}"), "m.room.message", None, None)])
             .await
             .unwrap();
     }
     let ids = |v: Vec<StoredEvent>| v.into_iter().map(|e| e.event_id).collect::<Vec<_>>();
-    let back = ids(store
-        .room_events("!r:x", u64::MAX / 2, None, Direction::Backward, 3)
-        .await
-        .unwrap());
+    let back = ids(store.room_events("!r:x", u64::MAX / 2, None, Direction::Backward, 3).await.unwrap());
     assert_eq!(back, ["$m9", "$m8", "$m7"]);
-    let back = ids(store
-        .room_events("!r:x", pos[7], None, Direction::Backward, 3)
-        .await
-        .unwrap());
+    let back = ids(store.room_events("!r:x", pos[7], None, Direction::Backward, 3).await.unwrap());
     assert_eq!(back, ["$m6", "$m5", "$m4"]);
-    let fwd = ids(store
-        .room_events("!r:x", pos[4], None, Direction::Forward, 3)
-        .await
-        .unwrap());
+    let fwd = ids(store.room_events("!r:x", pos[4], None, Direction::Forward, 3).await.unwrap());
     assert_eq!(fwd, ["$m5", "$m6", "$m7"]);
-    let fwd = ids(store
-        .room_events("!r:x", pos[4], Some(pos[6]), Direction::Forward, 10)
-        .await
-        .unwrap());
+    let fwd = ids(store.room_events("!r:x", pos[4], Some(pos[6]), Direction::Forward, 10).await.unwrap());
     assert_eq!(fwd, ["$m5", "$m6"]);
-    let back = ids(store
-        .room_events("!r:x", pos[6], Some(pos[3]), Direction::Backward, 10)
-        .await
-        .unwrap());
+    let back = ids(store.room_events("!r:x", pos[6], Some(pos[3]), Direction::Backward, 10).await.unwrap());
     assert_eq!(back, ["$m5", "$m4"]);
-    let all = store
-        .room_events("!r:x", 0, None, Direction::Forward, 100)
-        .await
-        .unwrap();
+    let all = store.room_events("!r:x", 0, None, Direction::Forward, 100).await.unwrap();
     assert_eq!(all.len(), 13);
     assert!(all.iter().all(|e| e.room_id == "!r:x"));
 }
 
 pub async fn transaction_ids_are_idempotent_and_atomic(store: &dyn Store) {
     seed_room(store, "!r:x").await;
-    let key = TxnKey {
-        user_id: "@a:x".into(),
-        device_id: "D".into(),
-        txn_id: "t1".into(),
-    };
+    let key = TxnKey { user_id: "@a:x".into(), device_id: "D".into(), txn_id: "t1".into() };
     assert!(store.txn_event(&key).await.unwrap().is_none());
     let mut first = ev("$t1", "m.room.message", None, None);
     first.txn = Some(key.clone());
-    store
-        .append_events("!r:x", vec![first.clone()])
-        .await
-        .unwrap();
+    store.append_events("!r:x", vec![first.clone()]).await.unwrap();
     assert_eq!(store.txn_event(&key).await.unwrap().as_deref(), Some("$t1"));
     // The same transaction again fails as a whole: the other event of the batch is not kept.
     let mut again = ev("$t1b", "m.room.message", None, None);
     again.txn = Some(key.clone());
-    let r = store
-        .append_events(
-            "!r:x",
-            vec![ev("$side", "m.room.topic", Some(""), None), again],
-        )
-        .await;
+    let r = store.append_events("!r:x", vec![ev("$side", "m.room.topic", Some(""), None), again]).await;
     assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
     assert!(store.event("$side").await.unwrap().is_none());
-    assert!(
-        store
-            .current_state_event("!r:x", "m.room.topic", "")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(store.current_state_event("!r:x", "m.room.topic", "").await.unwrap().is_none());
     // Other devices and users have their own transaction namespaces.
-    let other = TxnKey {
-        device_id: "E".into(),
-        ..key.clone()
-    };
+    let other = TxnKey { device_id: "E".into(), ..key.clone() };
     assert!(store.txn_event(&other).await.unwrap().is_none());
     // A duplicate event ID is a conflict too.
-    let r = store
-        .append_events("!r:x", vec![ev("$t1", "m.room.message", None, None)])
-        .await;
+    let r = store.append_events("!r:x", vec![ev("$t1", "m.room.message", None, None)]).await;
     assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
 }
 
@@ -1041,92 +500,44 @@ pub async fn memberships_by_user_and_room(store: &dyn Store) {
     seed_room(store, "!r:x").await;
     seed_room(store, "!s:x").await;
     store
-        .append_events(
-            "!r:x",
-            vec![ev("$binv", "m.room.member", Some("@b:x"), Some("invite"))],
-        )
+        .append_events("!r:x", vec![ev("$binv", "m.room.member", Some("@b:x"), Some("invite"))])
         .await
         .unwrap();
     let m = store.membership("!r:x", "@b:x").await.unwrap().unwrap();
-    assert_eq!(
-        (m.membership.as_str(), m.event_id.as_str()),
-        ("invite", "$binv")
-    );
+    assert_eq!((m.membership.as_str(), m.event_id.as_str()), ("invite", "$binv"));
     let p = store
-        .append_events(
-            "!r:x",
-            vec![ev("$bjoin", "m.room.member", Some("@b:x"), Some("join"))],
-        )
+        .append_events("!r:x", vec![ev("$bjoin", "m.room.member", Some("@b:x"), Some("join"))])
         .await
         .unwrap();
     let m = store.membership("!r:x", "@b:x").await.unwrap().unwrap();
     assert_eq!((m.membership.as_str(), m.stream_pos), ("join", p[0]));
-    store
-        .append_events(
-            "!s:x",
-            vec![ev("$bban", "m.room.member", Some("@b:x"), Some("ban"))],
-        )
-        .await
-        .unwrap();
+    store.append_events("!s:x", vec![ev("$bban", "m.room.member", Some("@b:x"), Some("ban"))]).await.unwrap();
     let mine = store.memberships_of_user("@b:x").await.unwrap();
-    let mine: Vec<_> = mine
-        .iter()
-        .map(|m| (m.room_id.as_str(), m.membership.as_str()))
-        .collect();
+    let mine: Vec<_> = mine.iter().map(|m| (m.room_id.as_str(), m.membership.as_str())).collect();
     assert_eq!(mine, [("!r:x", "join"), ("!s:x", "ban")]);
     let members = store.room_members("!r:x").await.unwrap();
-    let members: Vec<_> = members
-        .iter()
-        .map(|m| (m.user_id.as_str(), m.membership.as_str()))
-        .collect();
+    let members: Vec<_> = members.iter().map(|m| (m.user_id.as_str(), m.membership.as_str())).collect();
     assert_eq!(members, [("@a:x", "join"), ("@b:x", "join")]);
-    assert!(
-        store
-            .membership("!r:x", "@nobody:x")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(store.membership("!r:x", "@nobody:x").await.unwrap().is_none());
 }
 
 pub async fn redaction_replaces_json(store: &dyn Store) {
     seed_room(store, "!r:x").await;
-    store
-        .append_events("!r:x", vec![ev("$m", "m.room.message", None, None)])
-        .await
-        .unwrap();
-    assert!(
-        store
-            .redact_event("$m", "{\"redacted\":true}", "$red")
-            .await
-            .unwrap()
-    );
+    store.append_events("!r:x", vec![ev("$m", "m.room.message", None, None)]).await.unwrap();
+    assert!(store.redact_event("$m", "{\"redacted\":true}", "$red").await.unwrap());
     let e = store.event("$m").await.unwrap().unwrap();
-    assert_eq!(
-        (e.json.as_str(), e.redacted_by.as_deref()),
-        ("{\"redacted\":true}", Some("$red"))
-    );
+    assert_eq!((e.json.as_str(), e.redacted_by.as_deref()), ("{\"redacted\":true}", Some("$red")));
     assert!(!store.redact_event("$nope", "{}", "$red").await.unwrap());
 }
 
 pub async fn transaction_ids_go_with_their_device(store: &dyn Store) {
-    store
-        .register(registration("@a:x", None, Some(session("D", 1, None))), NOW)
-        .await
-        .unwrap();
+    store.register(registration("@a:x", None, Some(session("D", 1, None))), NOW).await.unwrap();
     seed_room(store, "!r:x").await;
-    let key = TxnKey {
-        user_id: "@a:x".into(),
-        device_id: "D".into(),
-        txn_id: "t".into(),
-    };
+    let key = TxnKey { user_id: "@a:x".into(), device_id: "D".into(), txn_id: "t".into() };
     let mut e = ev("$t", "m.room.message", None, None);
     e.txn = Some(key.clone());
     store.append_events("!r:x", vec![e]).await.unwrap();
     store.delete_devices("@a:x", &["D".into()]).await.unwrap();
     assert!(store.txn_event(&key).await.unwrap().is_none());
-    assert!(
-        store.event("$t").await.unwrap().is_some(),
-        "the event itself stays"
-    );
+    assert!(store.event("$t").await.unwrap().is_some(), "the event itself stays");
 }

@@ -14,9 +14,7 @@ use ward_core::secret::TokenHash;
 pub mod conformance;
 pub mod rooms;
 
-pub use rooms::{
-    Direction, Membership, NewEvent, NewRoom, Room, RoomStore, StateEntry, StoredEvent, TxnKey,
-};
+pub use rooms::{Direction, Membership, NewEvent, NewRoom, Room, RoomStore, StateEntry, StoredEvent, TxnKey};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -115,8 +113,7 @@ pub struct RegistrationToken {
 
 impl RegistrationToken {
     pub fn is_valid(&self, now_ms: u64) -> bool {
-        self.uses_allowed
-            .is_none_or(|allowed| self.completed < allowed)
+        self.uses_allowed.is_none_or(|allowed| self.completed < allowed)
             && self.expires_ms.is_none_or(|exp| now_ms < exp)
     }
 }
@@ -167,10 +164,7 @@ pub trait DeviceStore: Send + Sync {
     async fn create_session(&self, user_id: &str, session: NewSession, now_ms: u64) -> Result<()>;
     /// The session an access token belongs to (expired ones included: the caller decides).
     /// The first use of an access token made by a refresh revokes the token pair it replaced.
-    async fn session_by_access_token(
-        &self,
-        access_token_hash: &TokenHash,
-    ) -> Result<Option<Session>>;
+    async fn session_by_access_token(&self, access_token_hash: &TokenHash) -> Result<Option<Session>>;
     /// Exchanges a refresh token for a new token pair on the same device. The old pair keeps
     /// working until the new pair is first used, so a lost response does not log the client
     /// out. `None` if the refresh token is unknown.
@@ -220,9 +214,6 @@ pub trait UiaStore: Send + Sync {
 }
 
 /// Everything Ward stores. Services hold an `Arc<dyn Store>` and never see the backend.
-pub trait Store:
-    AccountStore + DeviceStore + RegistrationTokenStore + UiaStore + RoomStore
-{
-}
+pub trait Store: AccountStore + DeviceStore + RegistrationTokenStore + UiaStore + RoomStore {}
 
 impl<T: AccountStore + DeviceStore + RegistrationTokenStore + UiaStore + RoomStore> Store for T {}

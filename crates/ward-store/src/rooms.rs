@@ -81,8 +81,9 @@ pub enum Direction {
 
 #[async_trait]
 pub trait RoomStore: Send + Sync {
-    /// [`crate::StoreError::Conflict`] if the room exists.
-    async fn create_room(&self, room: NewRoom) -> Result<()>;
+    /// Creates the room with its first events (create event, creator's join, …) in one
+    /// transaction; returns their positions. [`crate::StoreError::Conflict`] if it exists.
+    async fn create_room(&self, room: NewRoom, events: Vec<NewEvent>) -> Result<Vec<u64>>;
     async fn room(&self, room_id: &str) -> Result<Option<Room>>;
     /// Appends events to a room, in order, in one transaction: stream positions, state (current
     /// and per event), memberships and transaction IDs. Returns the new events' positions.
@@ -118,10 +119,5 @@ pub trait RoomStore: Send + Sync {
     /// The newest stream position (0 for none).
     async fn max_stream_pos(&self) -> Result<u64>;
     /// Replaces an event's JSON with its redacted form and records what redacted it.
-    async fn redact_event(
-        &self,
-        event_id: &str,
-        redacted_json: &str,
-        redacted_by: &str,
-    ) -> Result<bool>;
+    async fn redact_event(&self, event_id: &str, redacted_json: &str, redacted_by: &str) -> Result<bool>;
 }

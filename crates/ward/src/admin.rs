@@ -98,31 +98,17 @@ fn format_ms(ms: u64) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     let rem = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60
-    )
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02} UTC", rem / 3600, rem % 3600 / 60)
 }
 
 pub async fn run(cmd: AdminCommand, config: &Config) -> Result<(), String> {
     let (_store, services) = crate::open_services(config).await?;
     let err = |e: ward_service::Error| e.to_string();
     match cmd {
-        AdminCommand::CreateUser {
-            name,
-            admin,
-            password,
-        } => {
+        AdminCommand::CreateUser { name, admin, password } => {
             let (password, generated) = password.resolve()?;
-            let user_id = services
-                .admin_create_user(&name, &password, admin)
-                .await
-                .map_err(err)?;
-            println!(
-                "created {user_id}{}",
-                if admin { " (administrator)" } else { "" }
-            );
+            let user_id = services.admin_create_user(&name, &password, admin).await.map_err(err)?;
+            println!("created {user_id}{}", if admin { " (administrator)" } else { "" });
             if generated {
                 println!("password: {password}");
                 println!("(shown once; the user should change it after the first login)");
@@ -130,10 +116,7 @@ pub async fn run(cmd: AdminCommand, config: &Config) -> Result<(), String> {
         }
         AdminCommand::ResetPassword { name, password } => {
             let (password, generated) = password.resolve()?;
-            let user_id = services
-                .admin_reset_password(&name, &password)
-                .await
-                .map_err(err)?;
+            let user_id = services.admin_reset_password(&name, &password).await.map_err(err)?;
             println!("new password set for {user_id}; all of its devices were logged out");
             if generated {
                 println!("password: {password}");
@@ -143,13 +126,8 @@ pub async fn run(cmd: AdminCommand, config: &Config) -> Result<(), String> {
             let user_id = services.admin_deactivate(&name).await.map_err(err)?;
             println!("deactivated {user_id}");
         }
-        AdminCommand::RegistrationToken(TokenCommand::Create {
-            uses,
-            expires_in_days,
-            token,
-        }) => {
-            let expires_ms =
-                expires_in_days.map(|d| ward_service::now_ms() + u64::from(d) * 86_400_000);
+        AdminCommand::RegistrationToken(TokenCommand::Create { uses, expires_in_days, token }) => {
+            let expires_ms = expires_in_days.map(|d| ward_service::now_ms() + u64::from(d) * 86_400_000);
             let t = services
                 .admin_create_registration_token(NewRegistrationToken {
                     token,
@@ -176,18 +154,11 @@ pub async fn run(cmd: AdminCommand, config: &Config) -> Result<(), String> {
                     .map(|e| format!("expires {}", format_ms(e)))
                     .unwrap_or_else(|| "no expiry".into());
                 let state = if t.is_valid(now) { "valid" } else { "INVALID" };
-                println!(
-                    "{}\t{state}\t{uses}\t{expiry}\tcreated {}",
-                    t.token,
-                    format_ms(t.created_ms)
-                );
+                println!("{}\t{state}\t{uses}\t{expiry}\tcreated {}", t.token, format_ms(t.created_ms));
             }
         }
         AdminCommand::RegistrationToken(TokenCommand::Revoke { token }) => {
-            services
-                .admin_revoke_registration_token(&token)
-                .await
-                .map_err(err)?;
+            services.admin_revoke_registration_token(&token).await.map_err(err)?;
             println!("revoked {token}");
         }
     }

@@ -17,11 +17,7 @@ use ward_store::Store;
 use ward_store_sqlite::{SqliteOptions, SqliteStore};
 
 #[derive(Parser)]
-#[command(
-    name = "ward",
-    version,
-    about = "Private team chat and video for medical practices"
-)]
+#[command(name = "ward", version, about = "Private team chat and video for medical practices")]
 struct Cli {
     /// Configuration file (default: ./ward.toml if it exists). Every key can also be set with
     /// a WARD_<KEY> environment variable.
@@ -54,10 +50,7 @@ fn main() -> ExitCode {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ward: cannot start the async runtime: {e}");
@@ -81,20 +74,16 @@ fn main() -> ExitCode {
 
 fn init_logging(config: &Config, level_override: Option<&str>) {
     use tracing_subscriber::EnvFilter;
-    let filter = std::env::var("WARD_LOG")
-        .ok()
-        .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| {
+    let filter =
+        std::env::var("WARD_LOG").ok().and_then(|f| EnvFilter::try_new(f).ok()).unwrap_or_else(|| {
             let level = level_override.unwrap_or(&config.log_level);
             EnvFilter::new(format!(
                 "warn,ward={level},ward_api={level},ward_service={level},ward_store_sqlite={level}"
             ))
         });
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     match config.log_format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -125,7 +114,5 @@ fn create_data_dir(dir: &std::path::Path) -> Result<(), String> {
         use std::os::unix::fs::DirBuilderExt;
         builder.mode(0o700);
     }
-    builder
-        .create(dir)
-        .map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))
+    builder.create(dir).map_err(|e| format!("cannot create the data directory {}: {e}", dir.display()))
 }

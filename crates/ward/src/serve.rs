@@ -18,15 +18,12 @@ pub async fn run(loaded: Loaded, config_arg: Option<PathBuf>) -> Result<(), Stri
         services: services.clone(),
         api: Arc::new(ApiSettings {
             base_url: config.base_url(),
-            max_request_body_bytes: usize::try_from(config.max_request_body_bytes)
-                .unwrap_or(usize::MAX),
+            max_request_body_bytes: usize::try_from(config.max_request_body_bytes).unwrap_or(usize::MAX),
             http_request_timeout_ms: config.http_request_timeout_ms,
             trust_x_forwarded_for: config.trust_x_forwarded_for,
         }),
     };
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let listener = TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
 
     if let Some(addr) = metrics_addr {
         start_metrics(addr).await?;
@@ -45,9 +42,7 @@ pub async fn run(loaded: Loaded, config_arg: Option<PathBuf>) -> Result<(), Stri
         }
     }
     if services.count_accounts().await.map_err(|e| e.to_string())? == 0 {
-        let config_flag = config_arg
-            .map(|p| format!(" --config {}", p.display()))
-            .unwrap_or_default();
+        let config_flag = config_arg.map(|p| format!(" --config {}", p.display())).unwrap_or_default();
         tracing::warn!(
             "no accounts yet. Create the first administrator with:\n\n    ward{config_flag} admin create-user NAME --admin\n"
         );
@@ -71,15 +66,12 @@ pub async fn run(loaded: Loaded, config_arg: Option<PathBuf>) -> Result<(), Stri
 
 async fn start_metrics(addr: SocketAddr) -> Result<(), String> {
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .set_buckets(&[
-            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-        ])
+        .set_buckets(&[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0])
         .map_err(|e| format!("metrics: {e}"))?
         .install_recorder()
         .map_err(|e| format!("metrics: {e}"))?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
+    let listener =
+        TcpListener::bind(addr).await.map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
     tracing::info!(%addr, "metrics at /metrics");
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, ward_api::metrics_router(handle)).await {

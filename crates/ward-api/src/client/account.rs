@@ -35,15 +35,7 @@ async fn change_password(
     Auth(authed): Auth,
     JsonBody(body): JsonBody<PasswordBody>,
 ) -> Result<RumaResponse<change_password::v3::Response>, ApiError> {
-    state
-        .services
-        .change_password(
-            &authed,
-            &body.new_password,
-            body.logout_devices,
-            uia(body.auth)?,
-        )
-        .await?;
+    state.services.change_password(&authed, &body.new_password, body.logout_devices, uia(body.auth)?).await?;
     Ok(RumaResponse(change_password::v3::Response::new()))
 }
 
@@ -64,7 +56,5 @@ async fn deactivate(
     JsonBody(body): JsonBody<DeactivateBody>,
 ) -> Result<RumaResponse<deactivate::v3::Response>, ApiError> {
     state.services.deactivate(&authed, uia(body.auth)?).await?;
-    Ok(RumaResponse(deactivate::v3::Response::new(
-        ThirdPartyIdRemovalStatus::NoSupport,
-    )))
+    Ok(RumaResponse(deactivate::v3::Response::new(ThirdPartyIdRemovalStatus::NoSupport)))
 }

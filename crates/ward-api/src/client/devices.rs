@@ -31,10 +31,7 @@ pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
 fn to_ruma(d: ward_service::Device) -> device::Device {
     let mut out = device::Device::new(d.device_id.into());
     out.display_name = d.display_name;
-    out.last_seen_ts = d
-        .last_seen_ms
-        .and_then(UInt::new)
-        .map(MilliSecondsSinceUnixEpoch);
+    out.last_seen_ts = d.last_seen_ms.and_then(UInt::new).map(MilliSecondsSinceUnixEpoch);
     out
 }
 
@@ -44,9 +41,7 @@ async fn list(
     Ruma(_): Ruma<get_devices::v3::Request>,
 ) -> Result<RumaResponse<get_devices::v3::Response>, ApiError> {
     let devices = state.services.devices(&authed).await?;
-    Ok(RumaResponse(get_devices::v3::Response::new(
-        devices.into_iter().map(to_ruma).collect(),
-    )))
+    Ok(RumaResponse(get_devices::v3::Response::new(devices.into_iter().map(to_ruma).collect())))
 }
 
 async fn get(
@@ -54,10 +49,7 @@ async fn get(
     Auth(authed): Auth,
     Ruma(req): Ruma<get_device::v3::Request>,
 ) -> Result<RumaResponse<get_device::v3::Response>, ApiError> {
-    let device = state
-        .services
-        .device(&authed, req.device_id.as_str())
-        .await?;
+    let device = state.services.device(&authed, req.device_id.as_str()).await?;
     Ok(RumaResponse(get_device::v3::Response::new(to_ruma(device))))
 }
 
@@ -67,18 +59,10 @@ async fn update(
     Ruma(req): Ruma<update_device::v3::Request>,
 ) -> Result<RumaResponse<update_device::v3::Response>, ApiError> {
     match req.display_name {
-        Some(name) => {
-            state
-                .services
-                .rename_device(&authed, req.device_id.as_str(), Some(&name))
-                .await?
-        }
+        Some(name) => state.services.rename_device(&authed, req.device_id.as_str(), Some(&name)).await?,
         // Absent display_name leaves the name as it is, but the device must still exist.
         None => {
-            state
-                .services
-                .device(&authed, req.device_id.as_str())
-                .await?;
+            state.services.device(&authed, req.device_id.as_str()).await?;
         }
     }
     Ok(RumaResponse(update_device::v3::Response::new()))
@@ -98,10 +82,7 @@ async fn delete_one(
     let device_id = params.into_iter().next().unwrap_or_default();
     // Spec: an unknown device is 404 before any authentication is asked for.
     state.services.device(&authed, &device_id).await?;
-    state
-        .services
-        .delete_devices(&authed, &[device_id], uia(body.auth)?)
-        .await?;
+    state.services.delete_devices(&authed, &[device_id], uia(body.auth)?).await?;
     Ok(RumaResponse(delete_device::v3::Response::new()))
 }
 
@@ -116,9 +97,6 @@ async fn delete_many(
     Auth(authed): Auth,
     JsonBody(body): JsonBody<DeleteManyBody>,
 ) -> Result<RumaResponse<delete_devices::v3::Response>, ApiError> {
-    state
-        .services
-        .delete_devices(&authed, &body.devices, uia(body.auth)?)
-        .await?;
+    state.services.delete_devices(&authed, &body.devices, uia(body.auth)?).await?;
     Ok(RumaResponse(delete_devices::v3::Response::new()))
 }

@@ -18,10 +18,8 @@ use crate::{AppState, endpoint};
 /// Spec versions advertised to clients. Ward advertises a version once the endpoints it
 /// requires exist; rooms and sync land next, so until then clients that need them get
 /// M_UNRECOGNIZED. See ARCHITECTURE.md, "Advertised versions".
-pub const SUPPORTED_VERSIONS: &[&str] = &[
-    "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11",
-    "v1.12",
-];
+pub const SUPPORTED_VERSIONS: &[&str] =
+    &["v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11", "v1.12"];
 
 pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = endpoint::<discover_homeserver::Request, _, _>(router, well_known);
@@ -33,9 +31,9 @@ async fn well_known(
     State(state): State<AppState>,
     Ruma(_): Ruma<discover_homeserver::Request>,
 ) -> RumaResponse<discover_homeserver::Response> {
-    RumaResponse(discover_homeserver::Response::new(
-        discover_homeserver::HomeserverInfo::new(state.api.base_url.clone()),
-    ))
+    RumaResponse(discover_homeserver::Response::new(discover_homeserver::HomeserverInfo::new(
+        state.api.base_url.clone(),
+    )))
 }
 
 async fn versions(

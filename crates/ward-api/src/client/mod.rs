@@ -31,10 +31,7 @@ pub(crate) struct PathParams(pub Vec<String>);
 impl FromRequestParts<AppState> for PathParams {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let raw = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::invalid_param(format!("invalid path parameter: {e}")))?;
@@ -44,9 +41,6 @@ impl FromRequestParts<AppState> for PathParams {
 
 /// A user ID the service layer produced; always valid, but checked rather than trusted.
 pub(crate) fn user_id(s: &str) -> Result<OwnedUserId, ApiError> {
-    UserId::parse(s).map_err(|e| {
-        ApiError::Service(ward_service::Error::Internal(format!(
-            "bad stored user ID: {e}"
-        )))
-    })
+    UserId::parse(s)
+        .map_err(|e| ApiError::Service(ward_service::Error::Internal(format!("bad stored user ID: {e}"))))
 }

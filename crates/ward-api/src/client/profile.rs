@@ -28,12 +28,9 @@ async fn profile(
     Ruma(req): Ruma<get_profile::v3::Request>,
 ) -> Result<RumaResponse<get_profile::v3::Response>, ApiError> {
     let p = state.services.profile(req.user_id.as_str()).await?;
-    let fields = [
-        ("displayname", p.display_name),
-        ("avatar_url", p.avatar_url),
-    ]
-    .into_iter()
-    .filter_map(|(k, v)| v.map(|v| (k.to_owned(), serde_json::Value::String(v))));
+    let fields = [("displayname", p.display_name), ("avatar_url", p.avatar_url)]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_owned(), serde_json::Value::String(v))));
     Ok(RumaResponse(get_profile::v3::Response::from_iter(fields)))
 }
 
@@ -43,9 +40,7 @@ async fn display_name(
     Ruma(req): Ruma<get_display_name::v3::Request>,
 ) -> Result<RumaResponse<get_display_name::v3::Response>, ApiError> {
     let p = state.services.profile(req.user_id.as_str()).await?;
-    Ok(RumaResponse(get_display_name::v3::Response::new(
-        p.display_name,
-    )))
+    Ok(RumaResponse(get_display_name::v3::Response::new(p.display_name)))
 }
 
 async fn set_display_name(
@@ -53,10 +48,7 @@ async fn set_display_name(
     Auth(authed): Auth,
     Ruma(req): Ruma<set_display_name::v3::Request>,
 ) -> Result<RumaResponse<set_display_name::v3::Response>, ApiError> {
-    state
-        .services
-        .set_display_name(&authed, req.user_id.as_str(), req.displayname.as_deref())
-        .await?;
+    state.services.set_display_name(&authed, req.user_id.as_str(), req.displayname.as_deref()).await?;
     Ok(RumaResponse(set_display_name::v3::Response::new()))
 }
 
@@ -77,9 +69,6 @@ async fn set_avatar_url(
     Ruma(req): Ruma<set_avatar_url::v3::Request>,
 ) -> Result<RumaResponse<set_avatar_url::v3::Response>, ApiError> {
     let url = req.avatar_url.as_ref().map(|u| u.as_str());
-    state
-        .services
-        .set_avatar_url(&authed, req.user_id.as_str(), url)
-        .await?;
+    state.services.set_avatar_url(&authed, req.user_id.as_str(), url).await?;
     Ok(RumaResponse(set_avatar_url::v3::Response::new()))
 }

@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
-use ruma::api::client::account::{
-    check_registration_token_validity, get_username_availability, register,
-};
+use ruma::api::client::account::{check_registration_token_validity, get_username_availability, register};
 use serde::Deserialize;
 use ward_service::RegisterInput;
 
@@ -46,18 +44,11 @@ async fn register(
     RawQuery(query): RawQuery,
     JsonBody(body): JsonBody<RegisterBody>,
 ) -> Result<RumaResponse<register::v3::Response>, ApiError> {
-    let guest = match query
-        .as_deref()
-        .unwrap_or("")
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("kind="))
-    {
+    let guest = match query.as_deref().unwrap_or("").split('&').find_map(|kv| kv.strip_prefix("kind=")) {
         None | Some("user") => false,
         Some("guest") => true,
         Some(other) => {
-            return Err(ApiError::invalid_param(format!(
-                "unknown registration kind `{other}`"
-            )));
+            return Err(ApiError::invalid_param(format!("unknown registration kind `{other}`")));
         }
     };
     let outcome = state
@@ -88,9 +79,7 @@ async fn available(
     Ruma(req): Ruma<get_username_availability::v3::Request>,
 ) -> Result<RumaResponse<get_username_availability::v3::Response>, ApiError> {
     state.services.username_available(&req.username).await?;
-    Ok(RumaResponse(get_username_availability::v3::Response::new(
-        true,
-    )))
+    Ok(RumaResponse(get_username_availability::v3::Response::new(true)))
 }
 
 async fn token_validity(
@@ -98,7 +87,5 @@ async fn token_validity(
     Ruma(req): Ruma<check_registration_token_validity::v1::Request>,
 ) -> Result<RumaResponse<check_registration_token_validity::v1::Response>, ApiError> {
     let valid = state.services.registration_token_valid(&req.token).await?;
-    Ok(RumaResponse(
-        check_registration_token_validity::v1::Response::new(valid),
-    ))
+    Ok(RumaResponse(check_registration_token_validity::v1::Response::new(valid)))
 }

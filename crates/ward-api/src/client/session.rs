@@ -34,9 +34,9 @@ pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
 async fn login_types(
     Ruma(_): Ruma<get_login_types::v3::Request>,
 ) -> RumaResponse<get_login_types::v3::Response> {
-    RumaResponse(get_login_types::v3::Response::new(vec![
-        get_login_types::v3::LoginType::Password(Default::default()),
-    ]))
+    RumaResponse(get_login_types::v3::Response::new(vec![get_login_types::v3::LoginType::Password(
+        Default::default(),
+    )]))
 }
 
 /// The `POST /login` body. Read with our own type because ruma's `LoginInfo` panics on a body
@@ -65,20 +65,11 @@ async fn login(
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             ErrorKind::Unknown,
-            format!(
-                "login type `{}` is not supported; use m.login.password",
-                body.kind
-            ),
+            format!("login type `{}` is not supported; use m.login.password", body.kind),
         ));
     }
     let user = match (body.identifier, body.user) {
-        (
-            Some(Identifier {
-                kind,
-                user: Some(user),
-            }),
-            _,
-        ) if kind == "m.id.user" => user,
+        (Some(Identifier { kind, user: Some(user) }), _) if kind == "m.id.user" => user,
         (Some(Identifier { kind, .. }), _) if kind != "m.id.user" => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -110,9 +101,8 @@ async fn login(
     );
     resp.refresh_token = outcome.tokens.refresh_token;
     resp.expires_in = outcome.tokens.expires_in_ms.map(Duration::from_millis);
-    resp.well_known = Some(login::v3::DiscoveryInfo::new(
-        login::v3::HomeserverInfo::new(state.api.base_url.clone()),
-    ));
+    resp.well_known =
+        Some(login::v3::DiscoveryInfo::new(login::v3::HomeserverInfo::new(state.api.base_url.clone())));
     Ok(RumaResponse(resp))
 }
 

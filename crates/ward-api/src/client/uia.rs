@@ -54,10 +54,7 @@ impl AuthJson {
             }
             Some(other) => Some(UiaStageInput::Unsupported(other.to_owned())),
         };
-        Ok(UiaAuth {
-            session: self.session,
-            stage,
-        })
+        Ok(UiaAuth { session: self.session, stage })
     }
 }
 

@@ -42,7 +42,10 @@ impl<T: IncomingRequest + Send> FromRequest<AppState> for Ruma<T> {
         let args: Vec<String> = params.iter().map(|(_, v)| v.to_owned()).collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let bytes = read_body(body, state.api.max_request_body_bytes).await?;
-        let request = http::Request::from_parts(parts, bytes.as_ref());
+        // Some clients (matrix-nio's join, for one) send no body where every field is optional;
+        // Synapse accepts that, and so do we. Every endpoint here takes a JSON body.
+        let body: &[u8] = if bytes.is_empty() && parts.method != http::Method::GET { b"{}" } else { &bytes };
+        let request = http::Request::from_parts(parts, body);
         T::try_from_http_request(request, &args).map(Ruma).map_err(ApiError::from_ruma)
     }
 }

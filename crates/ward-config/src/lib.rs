@@ -50,6 +50,8 @@ pub struct Config {
     pub login_throttle_max_keys: u64,
     pub uia_session_timeout_ms: u64,
     pub max_devices_per_user: u32,
+    pub default_room_version: String,
+    pub sync_timeout_max_ms: u64,
     pub trust_x_forwarded_for: bool,
     pub metrics_listen: String,
     pub log_format: LogFormat,
@@ -77,6 +79,8 @@ impl Default for Config {
             login_throttle_max_keys: 100_000,
             uia_session_timeout_ms: 600_000,
             max_devices_per_user: 100,
+            default_room_version: "12".into(),
+            sync_timeout_max_ms: 60_000,
             trust_x_forwarded_for: false,
             metrics_listen: String::new(),
             log_format: LogFormat::Text,
@@ -183,7 +187,8 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return Err(("data_dir", "must not be empty".into()));
         }
-        let positive: [(&'static str, u64); 10] = [
+        let positive: [(&'static str, u64); 11] = [
+            ("sync_timeout_max_ms", self.sync_timeout_max_ms),
             ("password_min_length", self.password_min_length.into()),
             ("max_request_body_bytes", self.max_request_body_bytes),
             ("http_request_timeout_ms", self.http_request_timeout_ms),
@@ -197,6 +202,9 @@ impl Config {
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err((key, "must be greater than 0".into()));
+        }
+        if !["10", "11", "12"].contains(&self.default_room_version.as_str()) {
+            return Err(("default_room_version", "must be one of \"10\", \"11\", \"12\"".into()));
         }
         if !["trace", "debug", "info", "warn", "error"].contains(&self.log_level.as_str()) {
             return Err(("log_level", "must be one of trace, debug, info, warn, error".into()));

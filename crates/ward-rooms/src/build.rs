@@ -164,3 +164,50 @@ pub fn build_event(
     .map_err(BuildError::Forbidden)?;
     Ok(pdu)
 }
+
+/// A run of events built one after another on a room, tracking the state and the tip in
+/// memory: a new room's first events, or one event on top of the state a service fetched.
+pub struct Chain<'a> {
+    pub rules: RoomVersionRules,
+    pub room_id: Option<OwnedRoomId>,
+    /// The relevant (or, for a new room, the whole) state before the next event.
+    pub state: StateLookup,
+    /// The newest event and its depth.
+    pub tip: Option<(OwnedEventId, u64)>,
+    pub server_name: &'a ServerName,
+    pub key: &'a ServerKey,
+}
+
+impl Chain<'_> {
+    /// Builds the next event, authorised against the chain's state, and advances the chain.
+    pub fn push(
+        &mut self,
+        sender: &UserId,
+        draft: EventDraft,
+        now: MilliSecondsSinceUnixEpoch,
+    ) -> Result<Arc<Pdu>, BuildError> {
+        let placement = Placement {
+            room_id: self.room_id.as_deref(),
+            prev_events: self.tip.iter().map(|(id, _)| id.clone()).collect(),
+            depth: self.tip.as_ref().map_or(1, |(_, d)| d + 1),
+        };
+        let pdu = Arc::new(build_event(
+            &self.rules,
+            placement,
+            sender,
+            draft,
+            &self.state,
+            self.server_name,
+            self.key,
+            now,
+        )?);
+        if self.room_id.is_none() {
+            self.room_id = Some(pdu.room_id.clone());
+        }
+        if let Some(k) = &pdu.state_key {
+            self.state.insert((StateEventType::from(pdu.kind.to_string()), k.clone()), pdu.clone());
+        }
+        self.tip = Some((pdu.event_id.clone(), pdu.depth));
+        Ok(pdu)
+    }
+}

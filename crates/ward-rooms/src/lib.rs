@@ -11,7 +11,7 @@ mod build;
 mod keys;
 mod pdu;
 
-pub use build::{BuildError, EventDraft, Placement, StateLookup, auth_state_keys, build_event};
+pub use build::{BuildError, Chain, EventDraft, Placement, StateLookup, auth_state_keys, build_event};
 pub use keys::{KeyError, ServerKey};
 pub use pdu::{Pdu, PduError};
 pub use ruma::RoomVersionId;

@@ -36,6 +36,11 @@ pub enum Error {
     UnknownToken { soft_logout: bool, message: String },
     #[error("{0}")]
     Unauthorized(String),
+    #[error("room version {0} is not supported")]
+    UnsupportedRoomVersion(String),
+    /// createRoom's initial state does not pass the authorisation rules.
+    #[error("{0}")]
+    InvalidRoomState(String),
     #[error("unknown or expired authentication session; start again without a session")]
     UnknownUiaSession,
     /// User-interactive authentication must continue (HTTP 401 with the flows).

@@ -8,6 +8,7 @@ mod account;
 mod admin;
 mod error;
 mod registration;
+pub mod rooms;
 mod session;
 mod uia;
 
@@ -26,6 +27,7 @@ pub use registration::{RegisterInput, RegisterOutcome};
 pub use session::{Authed, LoginInput, LoginOutcome, Tokens};
 pub use uia::{UiaAuth, UiaStageInput};
 pub use ward_core::uia::{Flow, Stage};
+pub use ward_rooms::ServerKey;
 pub use ward_store::{Device, RegistrationToken};
 
 /// Fixed limits (the configurable ones live in [`Settings`]).
@@ -56,6 +58,8 @@ pub struct Settings {
     pub login_throttle: ThrottleConfig,
     pub uia_session_timeout_ms: u64,
     pub max_devices_per_user: u64,
+    pub default_room_version: ruma::RoomVersionId,
+    pub sync_timeout_max_ms: u64,
 }
 
 impl Settings {
@@ -73,6 +77,10 @@ impl Settings {
             },
             uia_session_timeout_ms: c.uia_session_timeout_ms,
             max_devices_per_user: c.max_devices_per_user.into(),
+            // Validated by the config loader to be one of the supported versions.
+            default_room_version: ruma::RoomVersionId::try_from(c.default_room_version.as_str())
+                .unwrap_or(ward_rooms::DEFAULT_ROOM_VERSION),
+            sync_timeout_max_ms: c.sync_timeout_max_ms,
         }
     }
 }
@@ -85,6 +93,13 @@ pub struct Services {
     failures: Mutex<FailureThrottle>,
     /// When each device's last-seen time was last written.
     touched: Mutex<HashMap<(String, String), u64>>,
+    /// Signs every event this server creates.
+    key: Arc<ServerKey>,
+    /// One lock per room: events of a room are built one at a time. Bounded by the number of
+    /// rooms on this server.
+    room_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The newest stream position; long-polling syncs wait for it to move.
+    stream: tokio::sync::watch::Sender<u64>,
 }
 
 pub fn now_ms() -> u64 {
@@ -92,13 +107,17 @@ pub fn now_ms() -> u64 {
 }
 
 impl Services {
-    pub fn new(store: Arc<dyn Store>, settings: Settings) -> Self {
-        Self {
+    pub async fn new(store: Arc<dyn Store>, settings: Settings, key: Arc<ServerKey>) -> Result<Self> {
+        let position = store.max_stream_pos().await?;
+        Ok(Self {
             failures: Mutex::new(FailureThrottle::new(settings.login_throttle)),
             touched: Mutex::new(HashMap::new()),
+            key,
+            room_locks: Mutex::new(HashMap::new()),
+            stream: tokio::sync::watch::Sender::new(position),
             store,
             settings,
-        }
+        })
     }
 
     pub fn settings(&self) -> &Settings {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use ward_config::{Config, LogFormat};
-use ward_service::{Services, Settings};
+use ward_service::{ServerKey, Services, Settings};
 use ward_store::Store;
 use ward_store_sqlite::{SqliteOptions, SqliteStore};
 
@@ -102,8 +102,56 @@ async fn open_services(config: &Config) -> Result<(Arc<dyn Store>, Arc<Services>
         .await
         .map_err(|e| format!("cannot open the database {}: {e}", path.display()))?;
     let store: Arc<dyn Store> = Arc::new(store);
-    let services = Arc::new(Services::new(store.clone(), Settings::from_config(config)));
-    Ok((store, services))
+    let key = Arc::new(load_or_create_key(&config.data_dir.join("signing.key"))?);
+    let services = Services::new(store.clone(), Settings::from_config(config), key)
+        .await
+        .map_err(|e| format!("cannot start the services: {e}"))?;
+    Ok((store, Arc::new(services)))
+}
+
+/// The server's ed25519 signing key: `ed25519 <version> <base64 PKCS#8>` in one owner-only
+/// file, created on first start. Losing it only matters once federation exists, but it is
+/// still part of a backup of the data directory.
+fn load_or_create_key(path: &std::path::Path) -> Result<ServerKey, String> {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    let bad = |why: &str| format!("the signing key {} is unusable: {why}", path.display());
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let mut parts = text.split_whitespace();
+            let (Some("ed25519"), Some(version), Some(b64)) = (parts.next(), parts.next(), parts.next())
+            else {
+                return Err(bad("expected `ed25519 <version> <key>`"));
+            };
+            let der = STANDARD.decode(b64).map_err(|e| bad(&e.to_string()))?;
+            ServerKey::from_pkcs8(&der, version).map_err(|e| bad(&e.to_string()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let version =
+                format!("a_{}", ward_service::generate_password().chars().take(4).collect::<String>());
+            let key = ServerKey::generate(&version).map_err(|e| bad(&e.to_string()))?;
+            let text = format!("ed25519 {version} {}\n", STANDARD.encode(key.pkcs8()));
+            let tmp = path.with_extension("tmp");
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let write = || -> std::io::Result<()> {
+                use std::io::Write;
+                let mut f = options.open(&tmp)?;
+                f.write_all(text.as_bytes())?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, path)
+            };
+            write().map_err(|e| format!("cannot write the signing key {}: {e}", path.display()))?;
+            tracing::info!(path = %path.display(), %version, "created the server signing key");
+            Ok(key)
+        }
+        Err(e) => Err(format!("cannot read the signing key {}: {e}", path.display())),
+    }
 }
 
 fn create_data_dir(dir: &std::path::Path) -> Result<(), String> {

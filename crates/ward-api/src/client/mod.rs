@@ -3,9 +3,12 @@
 mod account;
 mod devices;
 mod discovery;
+mod membership;
 mod profile;
 mod register;
+mod rooms;
 mod session;
+mod sync;
 mod uia;
 
 use axum::Router;
@@ -22,6 +25,9 @@ pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = register::routes(router);
     let router = account::routes(router);
     let router = devices::routes(router);
+    let router = rooms::routes(router);
+    let router = membership::routes(router);
+    let router = sync::routes(router);
     profile::routes(router)
 }
 

@@ -1,0 +1,137 @@
+//! `GET /_matrix/client/v3/sync` — <https://spec.matrix.org/latest/client-server-api/#get_matrixclientv3sync>
+
+use axum::Router;
+use axum::extract::State;
+use ruma::api::client::sync::sync_events::{self, v3};
+use ruma::{OwnedUserId, UInt};
+use ward_service::rooms::{SyncInput, Timeline};
+
+use axum::response::{IntoResponse, Response};
+use ruma::api::OutgoingResponseExt;
+use serde_json::Value;
+
+use super::rooms::{internal, raws, room_id};
+use crate::error::ApiError;
+use crate::extract::{Auth, Ruma};
+use crate::{AppState, endpoint};
+
+pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
+    endpoint::<v3::Request, _, _>(router, sync)
+}
+
+fn timeline(t: Timeline) -> Result<v3::Timeline, ApiError> {
+    let mut out = v3::Timeline::new();
+    out.limited = t.limited;
+    out.prev_batch = t.prev_batch;
+    out.events = raws(&t.events)?;
+    Ok(out)
+}
+
+fn uint(n: u64) -> UInt {
+    UInt::new(n).unwrap_or(UInt::MAX)
+}
+
+async fn sync(
+    State(state): State<AppState>,
+    Auth(authed): Auth,
+    Ruma(req): Ruma<v3::Request>,
+) -> Result<SyncResponse, ApiError> {
+    let timeline_limit = match &req.filter {
+        Some(v3::Filter::FilterDefinition(def)) => {
+            def.room.timeline.limit.map(|l| usize::try_from(u64::from(l)).unwrap_or(usize::MAX))
+        }
+        // Stored filters arrive with the filter endpoints; until then the defaults apply.
+        _ => None,
+    };
+    let input = SyncInput {
+        since: req.since,
+        timeout_ms: req.timeout.map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        full_state: req.full_state,
+        timeline_limit,
+    };
+    let out = state.services.sync(&authed, input).await?;
+    let mut resp = v3::Response::new(out.next_batch);
+    for (id, room) in out.join {
+        let mut joined = v3::JoinedRoom::new();
+        joined.timeline = timeline(room.timeline)?;
+        let mut st = v3::StateEvents::new();
+        st.events = raws(&room.state)?;
+        joined.state = v3::State::Before(st);
+        let mut summary = v3::RoomSummary::new();
+        summary.joined_member_count = Some(uint(room.joined_member_count));
+        summary.invited_member_count = Some(uint(room.invited_member_count));
+        summary.heroes = room.heroes.into_iter().filter_map(|h| OwnedUserId::try_from(h).ok()).collect();
+        joined.summary = summary;
+        joined.unread_notifications = sync_events::UnreadNotificationsCount::new();
+        resp.rooms.join.insert(room_id(&id)?, joined);
+    }
+    for (id, room) in out.invite {
+        let mut invited = v3::InvitedRoom::new();
+        invited.invite_state.events = raws(&room.invite_state)?;
+        resp.rooms.invite.insert(room_id(&id)?, invited);
+    }
+    for (id, room) in out.leave {
+        let mut left = v3::LeftRoom::new();
+        left.timeline = timeline(room.timeline)?;
+        let mut st = v3::StateEvents::new();
+        st.events = raws(&room.state)?;
+        left.state = v3::State::Before(st);
+        resp.rooms.leave.insert(room_id(&id)?, left);
+    }
+    Ok(SyncResponse(resp))
+}
+
+/// ruma leaves out empty lists, which the spec allows, but matrix-nio rejects a room without
+/// `state.events` (and Synapse always sends them), so the sync body is completed here.
+struct SyncResponse(v3::Response);
+
+fn ensure_events(v: &mut Value, path: &[&str]) {
+    let mut cur = v;
+    for key in path {
+        let Value::Object(m) = cur else { return };
+        cur = m.entry(key.to_string()).or_insert_with(|| Value::Object(Default::default()));
+    }
+    if let Value::Object(m) = cur {
+        m.entry("events").or_insert_with(|| Value::Array(vec![]));
+    }
+}
+
+impl IntoResponse for SyncResponse {
+    fn into_response(self) -> Response {
+        let http = match self.0.try_into_http_response::<Vec<u8>>() {
+            Ok(r) => r,
+            Err(e) => return internal(e).into_response(),
+        };
+        let (parts, body) = http.into_parts();
+        let Ok(mut v) = serde_json::from_slice::<Value>(&body) else {
+            return internal("sync body is not JSON").into_response();
+        };
+        for top in ["account_data", "presence", "to_device"] {
+            ensure_events(&mut v, &[top]);
+        }
+        for (kind, lists) in [
+            ("join", &["state", "timeline", "ephemeral", "account_data"][..]),
+            ("leave", &["state", "timeline", "account_data"][..]),
+            ("invite", &["invite_state"][..]),
+        ] {
+            let ids: Vec<String> = v
+                .pointer(&format!("/rooms/{kind}"))
+                .and_then(Value::as_object)
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            for id in ids {
+                for list in lists {
+                    if let Some(room) =
+                        v.pointer_mut(&format!("/rooms/{kind}/{}", id.replace('~', "~0").replace('/', "~1")))
+                    {
+                        ensure_events(room, &[list]);
+                    }
+                }
+            }
+        }
+        match serde_json::to_vec(&v) {
+            Ok(bytes) => http::Response::from_parts(parts, axum::body::Body::from(bytes)),
+            Err(e) => internal(e).into_response(),
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Membership changes: invite, join, leave, kick, ban, unban.
+//!
+//! The room's authorisation rules decide; this module only builds the member event the
+//! client asked for (with the joining user's profile, as Synapse does) and maps "you are not
+//! allowed" to `M_FORBIDDEN`.
+
+use ruma::events::TimelineEventType;
+use serde_json::{Value, json};
+use ward_rooms::EventDraft;
+
+use super::{parse_room_id, parse_user_id};
+use crate::{Authed, Error, Result, Services};
+
+/// Reasons are free text shown to the affected user; keep them short.
+const REASON_MAX_CHARS: usize = 1000;
+
+fn member_draft(target: &str, content: Value) -> EventDraft {
+    EventDraft {
+        kind: TimelineEventType::RoomMember,
+        state_key: Some(target.to_owned()),
+        content,
+        redacts: None,
+    }
+}
+
+fn with_reason(mut content: Value, reason: Option<&str>) -> Result<Value> {
+    if let Some(r) = reason {
+        if r.chars().count() > REASON_MAX_CHARS {
+            return Err(Error::InvalidParam(format!("reasons have at most {REASON_MAX_CHARS} characters")));
+        }
+        content["reason"] = json!(r);
+    }
+    Ok(content)
+}
+
+impl Services {
+    async fn ensure_room(&self, room_id: &str) -> Result<ruma::OwnedRoomId> {
+        let id = parse_room_id(room_id)?;
+        if self.store.room(id.as_str()).await?.is_none() {
+            return Err(Error::NotFound("no such room".into()));
+        }
+        Ok(id)
+    }
+
+    async fn local_target(&self, user_id: &str) -> Result<ruma::OwnedUserId> {
+        let user = parse_user_id(user_id)?;
+        if user.server_name() != self.server_name()? {
+            return Err(Error::Forbidden(
+                "users of other servers need federation, which is not enabled".into(),
+            ));
+        }
+        Ok(user)
+    }
+
+    pub async fn invite(
+        &self,
+        authed: &Authed,
+        room_id: &str,
+        target: &str,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let room_id = self.ensure_room(room_id).await?;
+        let target = self.local_target(target).await?;
+        if self.store.account(target.as_str()).await?.is_none_or(|a| a.deactivated) {
+            return Err(Error::NotFound(format!("no user {target}")));
+        }
+        if let Some(m) = self.store.membership(room_id.as_str(), target.as_str()).await? {
+            match m.membership.as_str() {
+                "join" => return Err(Error::Forbidden(format!("{target} is already in the room"))),
+                "ban" => return Err(Error::Forbidden(format!("{target} is banned from the room"))),
+                "invite" => return Ok(()),
+                _ => {}
+            }
+        }
+        let mut content = with_reason(json!({"membership": "invite"}), reason)?;
+        if let Ok(p) = self.profile(target.as_str()).await
+            && let Some(n) = p.display_name
+        {
+            content["displayname"] = json!(n);
+        }
+        let sender = parse_user_id(&authed.user_id)?;
+        self.append(&room_id, &sender, member_draft(target.as_str(), content), None).await?;
+        Ok(())
+    }
+
+    /// Joins by room ID. Joining a room one is already in succeeds without a new event.
+    pub async fn join(&self, authed: &Authed, room_id: &str, reason: Option<&str>) -> Result<String> {
+        let room_id = match self.ensure_room(room_id).await {
+            Ok(id) => id,
+            // Spec: joining an unknown room is "not allowed", not "not found".
+            Err(Error::NotFound(_)) => return Err(Error::NotFound("no such room on this server".into())),
+            Err(e) => return Err(e),
+        };
+        if let Some(m) = self.store.membership(room_id.as_str(), &authed.user_id).await?
+            && m.membership == "join"
+        {
+            return Ok(room_id.to_string());
+        }
+        let mut content = with_reason(json!({"membership": "join"}), reason)?;
+        let profile = self.profile(&authed.user_id).await.unwrap_or_default();
+        if let Some(n) = profile.display_name {
+            content["displayname"] = json!(n);
+        }
+        if let Some(a) = profile.avatar_url {
+            content["avatar_url"] = json!(a);
+        }
+        let sender = parse_user_id(&authed.user_id)?;
+        self.append(&room_id, &sender, member_draft(sender.as_str(), content), None).await?;
+        Ok(room_id.to_string())
+    }
+
+    /// Leaves a room, or rejects an invite.
+    pub async fn leave(&self, authed: &Authed, room_id: &str, reason: Option<&str>) -> Result<()> {
+        let room_id = self.ensure_room(room_id).await?;
+        match self.store.membership(room_id.as_str(), &authed.user_id).await? {
+            Some(m) if matches!(m.membership.as_str(), "join" | "invite" | "knock") => {}
+            // Already gone: nothing to do.
+            Some(m) if m.membership == "leave" => return Ok(()),
+            _ => return Err(Error::Forbidden("you are not in this room".into())),
+        }
+        let sender = parse_user_id(&authed.user_id)?;
+        let content = with_reason(json!({"membership": "leave"}), reason)?;
+        self.append(&room_id, &sender, member_draft(sender.as_str(), content), None).await?;
+        Ok(())
+    }
+
+    pub async fn kick(
+        &self,
+        authed: &Authed,
+        room_id: &str,
+        target: &str,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let room_id = self.ensure_room(room_id).await?;
+        let target = parse_user_id(target)?;
+        match self.store.membership(room_id.as_str(), target.as_str()).await? {
+            Some(m) if matches!(m.membership.as_str(), "join" | "invite" | "knock") => {}
+            _ => return Err(Error::Forbidden(format!("{target} is not in the room"))),
+        }
+        let sender = parse_user_id(&authed.user_id)?;
+        let content = with_reason(json!({"membership": "leave"}), reason)?;
+        self.append(&room_id, &sender, member_draft(target.as_str(), content), None).await?;
+        Ok(())
+    }
+
+    pub async fn ban(
+        &self,
+        authed: &Authed,
+        room_id: &str,
+        target: &str,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let room_id = self.ensure_room(room_id).await?;
+        let target = parse_user_id(target)?;
+        let sender = parse_user_id(&authed.user_id)?;
+        let content = with_reason(json!({"membership": "ban"}), reason)?;
+        self.append(&room_id, &sender, member_draft(target.as_str(), content), None).await?;
+        Ok(())
+    }
+
+    pub async fn unban(
+        &self,
+        authed: &Authed,
+        room_id: &str,
+        target: &str,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let room_id = self.ensure_room(room_id).await?;
+        let target = parse_user_id(target)?;
+        match self.store.membership(room_id.as_str(), target.as_str()).await? {
+            Some(m) if m.membership == "ban" => {}
+            _ => return Err(Error::Forbidden(format!("{target} is not banned"))),
+        }
+        let sender = parse_user_id(&authed.user_id)?;
+        let content = with_reason(json!({"membership": "leave"}), reason)?;
+        self.append(&room_id, &sender, member_draft(target.as_str(), content), None).await?;
+        Ok(())
+    }
+
+    /// Rooms the user is joined to.
+    pub async fn joined_rooms(&self, authed: &Authed) -> Result<Vec<String>> {
+        Ok(self
+            .store
+            .memberships_of_user(&authed.user_id)
+            .await?
+            .into_iter()
+            .filter(|m| m.membership == "join")
+            .map(|m| m.room_id)
+            .collect())
+    }
+}

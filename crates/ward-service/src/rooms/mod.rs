@@ -1,0 +1,213 @@
+//! Rooms: creating them, sending events, membership, reading history and state, sync.
+//!
+//! Every event goes through [`Services::append`]: take the room's lock (events of one room are
+//! built one at a time, so `prev_events` always names the current tip), fetch the state the
+//! authorisation rules need, let the room core build, sign and authorise the event, append it
+//! to the store, and wake waiting syncs.
+
+mod create;
+mod membership;
+mod read;
+mod send;
+mod sync;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ruma::events::{StateEventType, TimelineEventType};
+use ruma::{MilliSecondsSinceUnixEpoch, OwnedEventId, OwnedRoomId, RoomId, ServerName, UInt, UserId};
+use serde_json::Value;
+use ward_rooms::{BuildError, Chain, EventDraft, Pdu, StateLookup};
+use ward_store::{NewEvent, StoredEvent, TxnKey};
+
+use crate::{Error, Result, Services, now_ms};
+
+pub use create::{CreateRoomInput, Preset};
+pub use read::{ClientEvent, MessagesPage, PageDirection, parse_token, token};
+pub use sync::{InvitedRoom, JoinedRoom, LeftRoom, SyncInput, SyncOutput, Timeline};
+
+/// Limits for room reads.
+pub mod room_limits {
+    /// Events one `/messages` page may hold.
+    pub const MESSAGES_LIMIT_MAX: usize = 1000;
+    pub const MESSAGES_LIMIT_DEFAULT: usize = 10;
+    /// Events per room in one sync response's timeline.
+    pub const SYNC_TIMELINE_LIMIT_MAX: usize = 500;
+    pub const SYNC_TIMELINE_LIMIT_DEFAULT: usize = 10;
+    pub const TXN_ID_MAX_BYTES: usize = 255;
+    pub const EVENT_TYPE_MAX_BYTES: usize = 255;
+    pub const STATE_KEY_MAX_BYTES: usize = 255;
+}
+
+pub(crate) fn ts(ms: u64) -> MilliSecondsSinceUnixEpoch {
+    MilliSecondsSinceUnixEpoch(UInt::new(ms).unwrap_or(UInt::MAX))
+}
+
+pub(crate) fn forbidden_from(e: BuildError) -> Error {
+    match e {
+        BuildError::Forbidden(m) => Error::Forbidden(m),
+        BuildError::Invalid(m) => Error::InvalidParam(m),
+        BuildError::TooLarge => Error::TooLarge("the event is larger than 64 KiB".into()),
+        BuildError::Internal(m) => Error::Internal(m),
+    }
+}
+
+pub(crate) fn parse_room_id(room_id: &str) -> Result<OwnedRoomId> {
+    RoomId::parse(room_id).map_err(|_| Error::InvalidParam(format!("`{room_id}` is not a room ID")))
+}
+
+pub(crate) fn parse_user_id(user_id: &str) -> Result<ruma::OwnedUserId> {
+    UserId::parse(user_id).map_err(|_| Error::InvalidParam(format!("`{user_id}` is not a user ID")))
+}
+
+/// A stored event as a PDU.
+pub(crate) fn to_pdu(e: &StoredEvent) -> Result<Pdu> {
+    let event_id =
+        OwnedEventId::try_from(e.event_id.as_str()).map_err(|err| Error::Internal(err.to_string()))?;
+    let room_id = parse_room_id(&e.room_id)?;
+    Pdu::from_json_str(&e.json, event_id, room_id).map_err(|err| Error::Internal(err.to_string()))
+}
+
+fn new_event(pdu: &Pdu, txn: Option<TxnKey>) -> NewEvent {
+    let membership = (pdu.kind == TimelineEventType::RoomMember)
+        .then(|| pdu.content_value().get("membership").and_then(Value::as_str).map(str::to_owned))
+        .flatten();
+    NewEvent {
+        event_id: pdu.event_id.to_string(),
+        kind: pdu.kind.to_string(),
+        state_key: pdu.state_key.clone(),
+        sender: pdu.sender.to_string(),
+        depth: pdu.depth,
+        origin_server_ts: u64::from(pdu.origin_server_ts.0),
+        json: pdu.to_json_string(),
+        membership,
+        txn,
+    }
+}
+
+impl Services {
+    pub(crate) fn server_name(&self) -> Result<&ServerName> {
+        <&ServerName>::try_from(self.settings.server_name.as_str())
+            .map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    fn room_lock(&self, room_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.room_locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(room_id.to_owned()).or_default().clone()
+    }
+
+    /// The newest stream position; syncs wait on it.
+    pub fn stream_position(&self) -> u64 {
+        *self.stream.borrow()
+    }
+
+    fn notify(&self, pos: u64) {
+        self.stream.send_if_modified(|cur| {
+            if pos > *cur {
+                *cur = pos;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Builds, authorises and stores one event in an existing room.
+    pub(crate) async fn append(
+        &self,
+        room_id: &RoomId,
+        sender: &UserId,
+        draft: EventDraft,
+        txn: Option<TxnKey>,
+    ) -> Result<Arc<Pdu>> {
+        let lock = self.room_lock(room_id.as_str());
+        let _guard = lock.lock().await;
+        if let Some(key) = &txn
+            && let Some(existing) = self.store.txn_event(key).await?
+        {
+            let stored =
+                self.store.event(&existing).await?.ok_or_else(|| Error::Internal("lost txn event".into()))?;
+            return Ok(Arc::new(to_pdu(&stored)?));
+        }
+        let room =
+            self.store.room(room_id.as_str()).await?.ok_or_else(|| Error::NotFound("no such room".into()))?;
+        let version = ruma::RoomVersionId::try_from(room.room_version.as_str())
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let rules = ward_rooms::rules_for(&version)
+            .ok_or_else(|| Error::Internal(format!("room version {version} is not supported")))?;
+        let keys = ward_rooms::auth_state_keys(&rules, sender, &draft).map_err(forbidden_from)?;
+        let mut state = StateLookup::new();
+        for (kind, state_key) in keys {
+            if let Some(e) =
+                self.store.current_state_event(room_id.as_str(), &kind.to_string(), &state_key).await?
+            {
+                state.insert((kind, state_key), Arc::new(to_pdu(&e)?));
+            }
+        }
+        let tip = self.store.room_tip(room_id.as_str()).await?;
+        let tip = match tip {
+            Some((id, depth)) => Some((
+                OwnedEventId::try_from(id.as_str()).map_err(|e| Error::Internal(e.to_string()))?,
+                depth,
+            )),
+            None => None,
+        };
+        let server_name = self.server_name()?;
+        let mut chain =
+            Chain { rules, room_id: Some(room_id.to_owned()), state, tip, server_name, key: &self.key };
+        let pdu = chain.push(sender, draft, ts(now_ms())).map_err(forbidden_from)?;
+        let pos = self.store.append_events(room_id.as_str(), vec![new_event(&pdu, txn)]).await?;
+        if let Some(p) = pos.last() {
+            self.notify(*p);
+        }
+        Ok(pdu)
+    }
+
+    /// The current state event of a room, as a PDU.
+    pub(crate) async fn state_pdu(
+        &self,
+        room_id: &str,
+        kind: &StateEventType,
+        state_key: &str,
+    ) -> Result<Option<Pdu>> {
+        match self.store.current_state_event(room_id, &kind.to_string(), state_key).await? {
+            Some(e) => Ok(Some(to_pdu(&e)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// How far into a room's stream `user_id` may read: everything while joined, up to the
+    /// moment they left otherwise. `Forbidden` if they were never in the room.
+    pub(crate) async fn readable_until(&self, room_id: &str, user_id: &str) -> Result<u64> {
+        match self.store.membership(room_id, user_id).await? {
+            Some(m) if m.membership == "join" => Ok(u64::MAX),
+            Some(m) if m.membership == "leave" || m.membership == "ban" => {
+                // A left membership only grants history if the user had joined before.
+                Ok(m.stream_pos)
+            }
+            _ => Err(Error::Forbidden("you are not a member of this room".into())),
+        }
+    }
+
+    /// Events as clients see them (with `unsigned.transaction_id` for the sender's own device
+    /// when known).
+    pub(crate) fn client_events(
+        events: &[StoredEvent],
+        with_room_id: bool,
+    ) -> Result<Vec<serde_json::Map<String, Value>>> {
+        events
+            .iter()
+            .map(|e| {
+                let mut m = to_pdu(e)?.client_event();
+                if !with_room_id {
+                    m.remove("room_id");
+                }
+                Ok(m)
+            })
+            .collect()
+    }
+
+    pub(crate) fn state_map(entries: &[ward_store::StateEntry]) -> HashMap<(String, String), String> {
+        entries.iter().map(|e| ((e.kind.clone(), e.state_key.clone()), e.event_id.clone())).collect()
+    }
+}

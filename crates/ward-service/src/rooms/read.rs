@@ -1,0 +1,196 @@
+//! Reading rooms: single events, state, history pages, members.
+//!
+//! A user reads a room while joined, and up to the moment they left afterwards; anyone else
+//! gets `M_FORBIDDEN` (or `M_NOT_FOUND` for single events, as the spec asks).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+use ward_store::{Direction, StoredEvent};
+
+use super::{parse_room_id, room_limits};
+use crate::{Authed, Error, Result, Services};
+
+pub type ClientEvent = Map<String, Value>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageDirection {
+    Backward,
+    Forward,
+}
+
+#[derive(Debug, Clone)]
+pub struct MessagesPage {
+    pub chunk: Vec<ClientEvent>,
+    pub start: String,
+    /// Absent when there is nothing further in this direction.
+    pub end: Option<String>,
+}
+
+/// Stream tokens: `s<position>` names the point just after the event at that position.
+pub fn token(pos: u64) -> String {
+    format!("s{pos}")
+}
+
+pub fn parse_token(t: &str) -> Result<u64> {
+    t.strip_prefix('s')
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| Error::InvalidParam(format!("`{t}` is not a pagination token of this server")))
+}
+
+impl Services {
+    pub async fn event(&self, authed: &Authed, room_id: &str, event_id: &str) -> Result<ClientEvent> {
+        let room_id = parse_room_id(room_id)?;
+        let not_found = || Error::NotFound("event not found".into());
+        let until = self.readable_until(room_id.as_str(), &authed.user_id).await.map_err(|_| not_found())?;
+        match self.store.event(event_id).await? {
+            Some(e) if e.room_id == room_id.as_str() && e.stream_pos <= until => {
+                Ok(Self::client_events(&[e], true)?.remove(0))
+            }
+            _ => Err(not_found()),
+        }
+    }
+
+    async fn state_events_visible(&self, authed: &Authed, room_id: &str) -> Result<Vec<StoredEvent>> {
+        let until = self.readable_until(room_id, &authed.user_id).await?;
+        let entries = if until == u64::MAX {
+            self.store.current_state(room_id).await?
+        } else {
+            self.store.state_at(room_id, until).await?
+        };
+        let ids: Vec<String> = entries.into_iter().map(|e| e.event_id).collect();
+        self.store.events_by_id(&ids).await.map_err(Into::into)
+    }
+
+    pub async fn room_state(&self, authed: &Authed, room_id: &str) -> Result<Vec<ClientEvent>> {
+        let room_id = parse_room_id(room_id)?;
+        self.ensure_exists(room_id.as_str()).await?;
+        let events = self.state_events_visible(authed, room_id.as_str()).await?;
+        Self::client_events(&events, true)
+    }
+
+    /// The content of one state entry.
+    pub async fn state_event(
+        &self,
+        authed: &Authed,
+        room_id: &str,
+        kind: &str,
+        state_key: &str,
+    ) -> Result<ClientEvent> {
+        let room_id = parse_room_id(room_id)?;
+        self.ensure_exists(room_id.as_str()).await?;
+        let events = self.state_events_visible(authed, room_id.as_str()).await?;
+        let found = events.into_iter().find(|e| e.kind == kind && e.state_key.as_deref() == Some(state_key));
+        match found {
+            Some(e) => Ok(Self::client_events(&[e], true)?.remove(0)),
+            None => Err(Error::NotFound("no such state in this room".into())),
+        }
+    }
+
+    async fn ensure_exists(&self, room_id: &str) -> Result<()> {
+        if self.store.room(room_id).await?.is_none() {
+            return Err(Error::Forbidden("you are not a member of this room".into()));
+        }
+        Ok(())
+    }
+
+    /// `GET /rooms/{roomId}/messages`.
+    pub async fn messages(
+        &self,
+        authed: &Authed,
+        room_id: &str,
+        from: Option<&str>,
+        to: Option<&str>,
+        dir: PageDirection,
+        limit: Option<usize>,
+    ) -> Result<MessagesPage> {
+        let room_id = parse_room_id(room_id)?;
+        self.ensure_exists(room_id.as_str()).await?;
+        let until = self.readable_until(room_id.as_str(), &authed.user_id).await?;
+        let limit =
+            limit.unwrap_or(room_limits::MESSAGES_LIMIT_DEFAULT).clamp(1, room_limits::MESSAGES_LIMIT_MAX);
+        let newest = self.stream_position().min(until);
+        let from_pos = match from {
+            Some(t) => parse_token(t)?,
+            None => match dir {
+                PageDirection::Backward => newest,
+                PageDirection::Forward => 0,
+            },
+        };
+        let to_pos = to.map(parse_token).transpose()?;
+        let events = match dir {
+            PageDirection::Backward => {
+                let from_pos = from_pos.min(newest);
+                self.store
+                    .room_events(
+                        room_id.as_str(),
+                        from_pos.saturating_add(1),
+                        to_pos,
+                        Direction::Backward,
+                        limit,
+                    )
+                    .await?
+            }
+            PageDirection::Forward => {
+                let to = Some(to_pos.map_or(newest, |t| t.min(newest)));
+                self.store.room_events(room_id.as_str(), from_pos, to, Direction::Forward, limit).await?
+            }
+        };
+        let end = match (dir, events.last()) {
+            (_, None) => None,
+            (PageDirection::Backward, Some(last)) => Some(token(last.stream_pos.saturating_sub(1))),
+            (PageDirection::Forward, Some(last)) => Some(token(last.stream_pos)),
+        };
+        // A short page means the end was reached (no further token), as clients expect.
+        let end = if events.len() < limit { None } else { end };
+        Ok(MessagesPage { chunk: Self::client_events(&events, true)?, start: token(from_pos), end })
+    }
+
+    /// `GET /rooms/{roomId}/members`: member events, optionally filtered by membership.
+    pub async fn members(
+        &self,
+        authed: &Authed,
+        room_id: &str,
+        membership: Option<&str>,
+        not_membership: Option<&str>,
+    ) -> Result<Vec<ClientEvent>> {
+        let room_id = parse_room_id(room_id)?;
+        self.ensure_exists(room_id.as_str()).await?;
+        let events = self.state_events_visible(authed, room_id.as_str()).await?;
+        let members: Vec<StoredEvent> = events
+            .into_iter()
+            .filter(|e| e.kind == "m.room.member")
+            .filter(|e| {
+                let m = serde_json::from_str::<Value>(&e.json)
+                    .ok()
+                    .and_then(|j| j.get("content")?.get("membership")?.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                membership.is_none_or(|want| m == want) && not_membership.is_none_or(|not| m != not)
+            })
+            .collect();
+        Self::client_events(&members, true)
+    }
+
+    /// `GET /rooms/{roomId}/joined_members`: user → (display name, avatar URL).
+    pub async fn joined_members(
+        &self,
+        authed: &Authed,
+        room_id: &str,
+    ) -> Result<BTreeMap<String, (Option<String>, Option<String>)>> {
+        let room_id = parse_room_id(room_id)?;
+        self.ensure_exists(room_id.as_str()).await?;
+        if self.readable_until(room_id.as_str(), &authed.user_id).await? != u64::MAX {
+            return Err(Error::Forbidden("you are not in this room".into()));
+        }
+        let joined = self.members(authed, room_id.as_str(), Some("join"), None).await?;
+        Ok(joined
+            .into_iter()
+            .filter_map(|e| {
+                let user = e.get("state_key")?.as_str()?.to_owned();
+                let c = e.get("content");
+                let s = |k: &str| c.and_then(|c| c.get(k)).and_then(Value::as_str).map(str::to_owned);
+                Some((user, (s("displayname"), s("avatar_url"))))
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,178 @@
+"""Rooms, messages and sync end to end with matrix-nio.
+
+Portable: runs against Synapse too (scripts/test-against-synapse)."""
+
+import asyncio
+import time
+import uuid
+
+import pytest
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    JoinResponse,
+    RegisterResponse,
+    RoomCreateResponse,
+    RoomGetEventResponse,
+    RoomGetStateEventResponse,
+    RoomKickResponse,
+    RoomMessagesResponse,
+    RoomPreset,
+    RoomSendResponse,
+    SyncResponse,
+)
+
+pytestmark = pytest.mark.portable
+
+PASSWORD = "correct horse battery"
+CONFIG = AsyncClientConfig(max_limit_exceeded=0, max_timeouts=0, store_sync_tokens=False)
+
+
+async def new_user(server, prefix: str) -> AsyncClient:
+    token = server.create_registration_token(uses=1)
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    c = AsyncClient(server.url, name, config=CONFIG)
+    r = await c.register_with_token(name, PASSWORD, token, device_name=f"{prefix}'s device")
+    assert isinstance(r, RegisterResponse), r
+    return c
+
+
+def bodies(events) -> list:
+    return [e.body for e in events if hasattr(e, "body")]
+
+
+def test_two_users_chat(homeserver):
+    asyncio.run(two_users_chat(homeserver))
+
+
+async def two_users_chat(server):
+    alice = await new_user(server, "alice")
+    bob = await new_user(server, "bob")
+    try:
+        r = await alice.room_create(name="Praxis Team", topic="Dienstplan", invite=[bob.user_id],
+                                    preset=RoomPreset.private_chat)
+        assert isinstance(r, RoomCreateResponse), r
+        room = r.room_id
+
+        # Bob sees the invite with the room's name in the stripped state, then joins.
+        s = await bob.sync(timeout=0)
+        assert isinstance(s, SyncResponse), s
+        assert room in s.rooms.invite, s.rooms.invite
+        invite_types = {e.__class__.__name__ for e in s.rooms.invite[room].invite_state}
+        assert "InviteNameEvent" in invite_types or any(
+            getattr(e, "name", None) == "Praxis Team" for e in s.rooms.invite[room].invite_state), invite_types
+        assert isinstance(await bob.join(room), JoinResponse)
+        s = await bob.sync(timeout=0, since=s.next_batch)
+        assert room in s.rooms.join
+        assert bob.rooms[room].display_name == "Praxis Team"
+        await alice.sync(timeout=0)
+        assert bob.user_id in alice.rooms[room].users
+
+        # Messages both ways; a retried transaction ID yields the same event, once.
+        sent = []
+        for i in range(20):
+            sender = alice if i % 2 == 0 else bob
+            txn = f"txn-{i}"
+            content = {"msgtype": "m.text", "body": f"message {i}"}
+            r1 = await sender.room_send(room, "m.room.message", content, tx_id=txn)
+            assert isinstance(r1, RoomSendResponse), r1
+            r2 = await sender.room_send(room, "m.room.message", content, tx_id=txn)
+            assert r2.event_id == r1.event_id, "a retried txn must not create a second event"
+            sent.append(r1.event_id)
+
+        # Incremental sync brings bob everything after his token, with no duplicates.
+        s2 = await bob.sync(timeout=0, since=s.next_batch, sync_filter={"room": {"timeline": {"limit": 100}}})
+        got = bodies(s2.rooms.join[room].timeline.events)
+        assert got == [f"message {i}" for i in range(20)], got
+
+        # Page back to the creation event, then forward again.
+        history = []
+        token = s2.next_batch
+        while True:
+            page = await bob.room_messages(room, start=token, limit=7)
+            assert isinstance(page, RoomMessagesResponse), page
+            history.extend(page.chunk)
+            if not page.end or not page.chunk:
+                break
+            token = page.end
+        assert history[-1].source["type"] == "m.room.create", history[-1].source
+        assert bodies(reversed(history)) == [f"message {i}" for i in range(20)]
+        fwd = await bob.room_messages(room, start=page.end or token, direction="f", limit=100)
+        if isinstance(fwd, RoomMessagesResponse) and fwd.chunk:
+            assert len(fwd.chunk) >= 20
+
+        # A single event by ID, and the room name from state.
+        ev = await bob.room_get_event(room, sent[0])
+        assert isinstance(ev, RoomGetEventResponse), ev
+        assert ev.event.body == "message 0"
+        st = await bob.room_get_state_event(room, "m.room.name")
+        assert isinstance(st, RoomGetStateEventResponse), st
+        assert st.content["name"] == "Praxis Team"
+
+        # Rename the room: the change shows in bob's sync.
+        await alice.room_put_state(room, "m.room.name", {"name": "Praxis Weber"})
+        await alice.room_put_state(room, "m.room.topic", {"topic": "Urlaub"})
+        s3 = await bob.sync(timeout=0, since=s2.next_batch)
+        assert bob.rooms[room].name == "Praxis Weber"
+        assert bob.rooms[room].topic == "Urlaub"
+
+        # Redaction removes the content for both.
+        await alice.room_redact(room, sent[0], reason="typo")
+        for c in (alice, bob):
+            ev = await c.room_get_event(room, sent[0])
+            assert isinstance(ev, RoomGetEventResponse), ev
+            assert ev.event.source["content"] == {}, ev.event.source
+
+        # Kick, ban, unban, re-invite, leave.
+        assert isinstance(await alice.room_kick(room, bob.user_id, reason="bye"), RoomKickResponse)
+        s4 = await bob.sync(timeout=0, since=s3.next_batch)
+        assert room in s4.rooms.leave, s4.rooms
+        r = await bob.room_send(room, "m.room.message", {"msgtype": "m.text", "body": "still here?"},
+                                ignore_unverified_devices=True)
+        assert not isinstance(r, RoomSendResponse), "a kicked user must not send"
+        await alice.room_ban(room, bob.user_id, reason="spam")
+        assert not isinstance(await bob.join(room), JoinResponse)
+        await alice.room_unban(room, bob.user_id)
+        await alice.room_invite(room, bob.user_id)
+        assert isinstance(await bob.join(room), JoinResponse)
+        await bob.room_leave(room)
+        rooms = await bob.joined_rooms()
+        assert room not in rooms.rooms
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+def test_long_poll_wakes_on_send(homeserver):
+    asyncio.run(long_poll_wakes_on_send(homeserver))
+
+
+async def long_poll_wakes_on_send(server):
+    alice = await new_user(server, "alice")
+    bob = await new_user(server, "bob")
+    try:
+        r = await alice.room_create(invite=[bob.user_id])
+        room = r.room_id
+        await bob.join(room)
+        await alice.sync(timeout=0)
+        s = await bob.sync(timeout=0)
+        delays = []
+        for i in range(5):
+            async def send_later():
+                await asyncio.sleep(0.2)
+                t = time.monotonic()
+                await alice.room_send(room, "m.room.message", {"msgtype": "m.text", "body": f"ping {i}"})
+                return t
+
+            sender = asyncio.create_task(send_later())
+            s = await bob.sync(timeout=10_000, since=s.next_batch)
+            arrived = time.monotonic()
+            sent_at = await sender
+            assert f"ping {i}" in bodies(s.rooms.join[room].timeline.events)
+            delays.append((arrived - sent_at) * 1000)
+        # Printed, not asserted: timing depends on the machine.
+        print(f"\n[{server.kind}] long-poll delivery after send, ms: "
+              + ", ".join(f"{d:.1f}" for d in delays))
+    finally:
+        await alice.close()
+        await bob.close()

@@ -37,6 +37,28 @@ ENDPOINTS = [
     ("PUT", "/_matrix/client/v3/profile/@erika:localhost/displayname", True, True),
     ("GET", "/_matrix/client/v3/profile/@erika:localhost/avatar_url", True, False),
     ("PUT", "/_matrix/client/v3/profile/@erika:localhost/avatar_url", True, True),
+    ("POST", "/_matrix/client/v3/createRoom", True, True),
+    ("GET", "/_matrix/client/v3/joined_rooms", True, False),
+    ("PUT", "/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}", True, True),
+    ("PUT", "/_matrix/client/v3/rooms/{room}/state/m.room.topic/", True, True),
+    ("PUT", "/_matrix/client/v3/rooms/{room}/state/m.room.topic", True, True),
+    ("PUT", "/_matrix/client/v3/rooms/{room}/state/org.example.custom/key", True, True),
+    ("GET", "/_matrix/client/v3/rooms/{room}/state/m.room.name/", True, False),
+    ("GET", "/_matrix/client/v3/rooms/{room}/state/m.room.create/", True, False),
+    ("GET", "/_matrix/client/v3/rooms/{room}/state", True, False),
+    ("PUT", "/_matrix/client/v3/rooms/{room}/redact/{event}/{txn}", True, True),
+    ("GET", "/_matrix/client/v3/rooms/{room}/event/{event}", True, False),
+    ("GET", "/_matrix/client/v3/rooms/{room}/messages?dir=b", True, False),
+    ("GET", "/_matrix/client/v3/rooms/{room}/members", True, False),
+    ("GET", "/_matrix/client/v3/rooms/{room}/joined_members", True, False),
+    ("POST", "/_matrix/client/v3/rooms/{room}/invite", True, True),
+    ("POST", "/_matrix/client/v3/rooms/{room}/join", True, True),
+    ("POST", "/_matrix/client/v3/join/{room}", True, True),
+    ("POST", "/_matrix/client/v3/rooms/{room}/kick", True, True),
+    ("POST", "/_matrix/client/v3/rooms/{room}/ban", True, True),
+    ("POST", "/_matrix/client/v3/rooms/{room}/unban", True, True),
+    ("POST", "/_matrix/client/v3/rooms/{other_room}/leave", True, True),
+    ("GET", "/_matrix/client/v3/sync", True, False),
 ]
 AUTHED = [e for e in ENDPOINTS if e[2]]
 WITH_BODY = [e for e in ENDPOINTS if e[3]]
@@ -52,6 +74,13 @@ WRONG_TYPES = {
     "/_matrix/client/v3/account/deactivate": {"auth": "password"},
     "/_matrix/client/v3/profile/@erika:localhost/displayname": {"displayname": 7},
     "/_matrix/client/v3/profile/@erika:localhost/avatar_url": {"avatar_url": ["mxc://x/y"]},
+    "/_matrix/client/v3/createRoom": {"name": 5, "invite": "@erika:localhost"},
+    "/_matrix/client/v3/rooms/{room}/send/m.room.message/{txn}": ["not", "an", "object"],
+    "/_matrix/client/v3/rooms/{room}/state/m.room.topic/": "topic",
+    "/_matrix/client/v3/rooms/{room}/redact/{event}/{txn}": {"reason": 42},
+    "/_matrix/client/v3/rooms/{room}/invite": {"user_id": 42},
+    "/_matrix/client/v3/rooms/{room}/kick": {"user_id": ["@x:localhost"]},
+    "/_matrix/client/v3/rooms/{room}/ban": {"user_id": None},
 }
 
 
@@ -73,7 +102,23 @@ def token(server):
     return r.json()["access_token"]
 
 
+CTX = {}
+TXN = __import__("itertools").count()
+
+
+@pytest.fixture(scope="module")
+def room(server, token):
+    h = {"Authorization": f"Bearer {token}"}
+    api = server.url + "/_matrix/client/v3"
+    CTX["room"] = requests.post(api + "/createRoom", headers=h, json={"name": "x"}).json()["room_id"]
+    CTX["other_room"] = requests.post(api + "/createRoom", headers=h, json={}).json()["room_id"]
+    CTX["event"] = requests.put(api + f"/rooms/{CTX['room']}/send/m.room.message/seed", headers=h,
+                                json={"msgtype": "m.text", "body": "seed"}).json()["event_id"]
+    return CTX
+
+
 def send(server, method, path, token=None, data=None, headers=None):
+    path = path.format(txn=f"t{next(TXN)}", **CTX) if "{" in path else path
     h = {"Content-Type": "application/json", **(headers or {})}
     if token:
         h["Authorization"] = f"Bearer {token}"
@@ -87,7 +132,7 @@ def expect(r, status, *errcodes):
     assert body.get("error"), body
 
 
-def test_every_endpoint_answers_well_formed(server, token):
+def test_every_endpoint_answers_well_formed(server, room, token):
     for method, path, needs_auth, _ in ENDPOINTS:
         if path.endswith("/logout") or path.endswith("/logout/all"):
             continue  # would end the shared session
@@ -97,26 +142,26 @@ def test_every_endpoint_answers_well_formed(server, token):
 
 
 @pytest.mark.parametrize("method,path", [(m, p) for m, p, _, _ in AUTHED])
-def test_missing_and_unknown_tokens(server, method, path):
+def test_missing_and_unknown_tokens(server, room, method, path):
     expect(send(server, method, path), 401, "M_MISSING_TOKEN")
     expect(send(server, method, path, token="ward_at_not-a-real-token"), 401, "M_UNKNOWN_TOKEN")
     expect(send(server, method, path, headers={"Authorization": "Basic dXNlcjpwdw=="}), 401, "M_MISSING_TOKEN")
 
 
 @pytest.mark.parametrize("method,path", [(m, p) for m, p, _, _ in WITH_BODY])
-def test_malformed_json(server, token, method, path):
+def test_malformed_json(server, room, token, method, path):
     expect(send(server, method, path, token, data="{not json"), 400, "M_NOT_JSON")
     expect(send(server, method, path, token, data=b"\xff\xfe{}"), 400, "M_NOT_JSON")
     expect(send(server, method, path, token, data='{"a": 1,}'), 400, "M_NOT_JSON")
 
 
 @pytest.mark.parametrize("method,path", [(m, p) for m, p, _, _ in WITH_BODY])
-def test_non_object_json(server, token, method, path):
-    expect(send(server, method, path, token, data="[1, 2, 3]"), 400, "M_NOT_JSON", "M_BAD_JSON")
+def test_non_object_json(server, room, token, method, path):
+    expect(send(server, method, path, token, data="[1, 2, 3]"), 400, "M_NOT_JSON", "M_BAD_JSON", "M_INVALID_PARAM")
 
 
 @pytest.mark.parametrize("method,path", [(m, p) for m, p, _, _ in WITH_BODY])
-def test_oversized_body(server, token, method, path):
+def test_oversized_body(server, room, token, method, path):
     big = json.dumps({"padding": "x" * (LIMIT * 2)})
     expect(send(server, method, path, token, data=big), 413, "M_TOO_LARGE")
 
@@ -130,9 +175,10 @@ def test_oversized_body(server, token, method, path):
 
 
 @pytest.mark.parametrize("path,body", list(WRONG_TYPES.items()))
-def test_wrong_types(server, token, path, body):
+def test_wrong_types(server, room, token, path, body):
     method = next(m for m, p, _, b in WITH_BODY if p == path)
-    expect(send(server, method, path, token, data=json.dumps(body)), 400, "M_BAD_JSON", "M_INVALID_PARAM")
+    expect(send(server, method, path, token, data=json.dumps(body)), 400, "M_BAD_JSON", "M_INVALID_PARAM",
+           "M_NOT_JSON")
 
 
 def test_missing_fields(server, token):
@@ -221,3 +267,40 @@ def test_cors_for_browser_clients(server):
         assert h in allowed
     r = requests.get(server.url + "/_matrix/client/versions", headers={"Origin": "https://app.example"}, timeout=10)
     assert r.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_room_input(server, token, room):
+    h = token
+    api = "/_matrix/client/v3"
+    expect(send(server, "POST", api + "/createRoom", h, data=json.dumps({"room_version": "99"})), 400,
+           "M_UNSUPPORTED_ROOM_VERSION")
+    expect(send(server, "POST", api + "/createRoom", h, data=json.dumps({"preset": "party"})), 400,
+           "M_BAD_JSON", "M_INVALID_PARAM")
+    expect(send(server, "POST", api + "/createRoom", h, data=json.dumps({"invite": ["@nobody:localhost"]})), 404,
+           "M_NOT_FOUND")
+    expect(send(server, "POST", api + "/createRoom", h, data=json.dumps({"invite": ["not a user"]})), 400,
+           "M_BAD_JSON", "M_INVALID_PARAM")
+    expect(send(server, "POST", api + "/createRoom", h, data=json.dumps(
+        {"initial_state": [{"type": "m.room.power_levels", "content": {"users": {"@erika:localhost": "lots"}}}]})), 400,
+        "M_INVALID_ROOM_STATE", "M_BAD_JSON", "M_INVALID_PARAM")
+    expect(send(server, "GET", api + "/rooms/!nope:localhost/messages?dir=b", h), 403, "M_FORBIDDEN")
+    expect(send(server, "GET", api + "/rooms/not-a-room/messages?dir=b", h), 400, "M_INVALID_PARAM")
+    expect(send(server, "GET", api + "/rooms/{room}/messages?dir=sideways", h), 400, "M_INVALID_PARAM")
+    expect(send(server, "GET", api + "/rooms/{room}/messages?dir=b&from=garbage", h), 400, "M_INVALID_PARAM")
+    expect(send(server, "GET", api + "/rooms/{room}/messages?dir=b&limit=-1", h), 400, "M_INVALID_PARAM")
+    expect(send(server, "GET", api + "/rooms/{room}/event/$nope", h), 404, "M_NOT_FOUND")
+    expect(send(server, "GET", api + "/rooms/{room}/state/m.room.avatar/", h), 404, "M_NOT_FOUND")
+    expect(send(server, "GET", api + "/sync?since=garbage", h), 400, "M_INVALID_PARAM")
+    expect(send(server, "GET", api + "/sync?timeout=soon", h), 400, "M_INVALID_PARAM")
+    expect(send(server, "PUT", api + "/rooms/{room}/send/m.room.message/" + "t" * 300, h, data="{}"), 400,
+           "M_INVALID_PARAM")
+    big = json.dumps({"msgtype": "m.text", "body": "x" * 70_000})
+    expect(send(server, "PUT", api + "/rooms/{room}/send/m.room.message/{txn}", h, data=big,
+                headers={}), 413, "M_TOO_LARGE")
+    expect(send(server, "POST", api + "/rooms/{room}/invite", h, data=json.dumps({"user_id": "@ghost:localhost"})),
+           404, "M_NOT_FOUND")
+    expect(send(server, "POST", api + "/rooms/{room}/invite", h, data=json.dumps({"user_id": "@x:elsewhere.example"})),
+           403, "M_FORBIDDEN")
+    expect(send(server, "POST", api + "/join/%23alias:localhost", h, data="{}"), 404, "M_NOT_FOUND")
+    expect(send(server, "POST", api + "/rooms/!nope:localhost/join", h, data="{}"), 404, "M_NOT_FOUND")
+    expect(send(server, "PUT", api + "/rooms/{room}/redact/$nope/{txn}", h, data="{}"), 404, "M_NOT_FOUND")

@@ -282,3 +282,56 @@ def test_password_change_keeping_devices_and_deactivation(ward_factory):
     r = requests.get(server.url + "/_matrix/client/v3/profile/@ida:localhost",
                      headers={"Authorization": f"Bearer {login_json(server, 'jan', PASSWORD).json()['access_token']}"})
     assert r.status_code == 404 and r.json()["errcode"] == "M_NOT_FOUND"
+
+
+def test_rooms_survive_restart_and_sync_tokens_stay_valid(ward_factory):
+    """Restart between two halves of a conversation: history, membership and the client's
+    last next_batch token all still work."""
+    server = ward_factory("closed")
+    server.create_user("lena", PASSWORD)
+    server.create_user("max", PASSWORD)
+
+    async def first_half():
+        lena = AsyncClient(server.url, "lena", config=CONFIG)
+        mx = AsyncClient(server.url, "max", config=CONFIG)
+        await lena.login(PASSWORD)
+        await mx.login(PASSWORD)
+        room = (await lena.room_create(name="Labor", invite=["@max:localhost"])).room_id
+        await mx.join(room)
+        await lena.sync(timeout=0)
+        for i in range(5):
+            await lena.room_send(room, "m.room.message", {"msgtype": "m.text", "body": f"vorher {i}"})
+        s = await mx.sync(timeout=0)
+        state = (room, lena.access_token, mx.access_token, s.next_batch, lena.device_id, mx.device_id)
+        await lena.close()
+        await mx.close()
+        return state
+
+    room, lena_token, max_token, since, lena_dev, max_dev = asyncio.run(first_half())
+    assert server.stop() == 0
+    server.start()
+
+    async def second_half():
+        lena = AsyncClient(server.url, "@lena:localhost", device_id=lena_dev, config=CONFIG)
+        lena.access_token = lena_token
+        lena.user_id = "@lena:localhost"
+        mx = AsyncClient(server.url, "@max:localhost", device_id=max_dev, config=CONFIG)
+        mx.access_token = max_token
+        mx.user_id = "@max:localhost"
+        try:
+            await lena.sync(timeout=0)
+            for i in range(3):
+                await lena.room_send(room, "m.room.message", {"msgtype": "m.text", "body": f"nachher {i}"})
+            s = await mx.sync(timeout=0, since=since)
+            got = [e.body for e in s.rooms.join[room].timeline.events if hasattr(e, "body")]
+            assert got == [f"nachher {i}" for i in range(3)], got
+            page = await mx.room_messages(room, start=s.next_batch, limit=50)
+            bodies = [e.body for e in page.chunk if hasattr(e, "body")]
+            assert bodies[:8] == [f"nachher {i}" for i in (2, 1, 0)] + [f"vorher {i}" for i in (4, 3, 2, 1, 0)]
+            rooms = await mx.joined_rooms()
+            assert room in rooms.rooms
+        finally:
+            await lena.close()
+            await mx.close()
+
+    asyncio.run(second_half())

@@ -105,6 +105,7 @@ fn classify(e: &ServiceError) -> (StatusCode, ErrorKind) {
         E::NotFound(_) => (StatusCode::NOT_FOUND, ErrorKind::NotFound),
         E::InvalidParam(_) => (StatusCode::BAD_REQUEST, ErrorKind::InvalidParam),
         E::MissingParam(_) => (StatusCode::BAD_REQUEST, ErrorKind::MissingParam),
+        E::BadJson(_) => (StatusCode::BAD_REQUEST, ErrorKind::BadJson),
         E::Unrecognized(_) => (StatusCode::BAD_REQUEST, ErrorKind::Unrecognized),
         E::TooLarge(_) => (StatusCode::BAD_REQUEST, ErrorKind::TooLarge),
         E::UserInUse => (StatusCode::BAD_REQUEST, ErrorKind::UserInUse),

@@ -15,6 +15,8 @@ pub enum Error {
     #[error("{0}")]
     MissingParam(String),
     #[error("{0}")]
+    BadJson(String),
+    #[error("{0}")]
     Unrecognized(String),
     #[error("{0}")]
     TooLarge(String),

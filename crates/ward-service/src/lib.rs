@@ -11,6 +11,7 @@ mod registration;
 pub mod rooms;
 mod session;
 mod uia;
+pub mod userdata;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

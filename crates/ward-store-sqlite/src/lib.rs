@@ -12,6 +12,7 @@
 mod accounts;
 mod migrations;
 mod rooms;
+mod userdata;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};

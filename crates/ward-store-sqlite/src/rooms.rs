@@ -63,6 +63,13 @@ fn resolve_group(tx: &Transaction<'_>, mut group: Option<i64>) -> Result<Vec<Sta
         .collect())
 }
 
+/// Takes the next position of the shared stream (inside the caller's write transaction, so
+/// positions are unique and commit in order).
+pub(crate) fn next_stream_pos(tx: &Transaction<'_>) -> Result<i64> {
+    tx.query_row("UPDATE stream SET pos = pos + 1 WHERE id = 1 RETURNING pos", [], |r| r.get(0))
+        .map_err(backend)
+}
+
 fn append_one(tx: &Transaction<'_>, room_id: &str, ev: &NewEvent) -> Result<u64> {
     let current: Option<i64> = tx
         .query_row("SELECT state_group FROM rooms WHERE room_id = ?1", [room_id], |r| r.get(0))
@@ -112,9 +119,11 @@ fn append_one(tx: &Transaction<'_>, room_id: &str, ev: &NewEvent) -> Result<u64>
     let Some(group) = group else {
         return Err(StoreError::Backend("a room's first event must be a state event".into()));
     };
+    let pos = next_stream_pos(tx)?;
     tx.execute(
-        "INSERT INTO events (event_id, room_id, type, state_key, sender, depth, origin_server_ts, state_group, json)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO events (stream_pos, event_id, room_id, type, state_key, sender, depth, origin_server_ts,
+                             state_group, json)
+         VALUES (?10, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![
             ev.event_id,
             room_id,
@@ -124,16 +133,18 @@ fn append_one(tx: &Transaction<'_>, room_id: &str, ev: &NewEvent) -> Result<u64>
             to_sql(ev.depth),
             to_sql(ev.origin_server_ts),
             group,
-            ev.json
+            ev.json,
+            pos
         ],
     )
     .map_err(|e| match &e {
-        rusqlite::Error::SqliteFailure(f, _) if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE => {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
             StoreError::Conflict(ev.event_id.clone())
         }
         _ => backend(e),
     })?;
-    let pos = tx.last_insert_rowid();
     if let (Some(membership), Some(user_id)) = (&ev.membership, &ev.state_key) {
         tx.execute(
             "INSERT OR REPLACE INTO memberships (room_id, user_id, membership, event_id, stream_pos)
@@ -404,7 +415,7 @@ impl RoomStore for SqliteStore {
 
     async fn max_stream_pos(&self) -> Result<u64> {
         self.read(|tx| {
-            tx.query_row("SELECT coalesce(max(stream_pos), 0) FROM events", [], |r| r.get::<_, i64>(0))
+            tx.query_row("SELECT pos FROM stream WHERE id = 1", [], |r| r.get::<_, i64>(0))
                 .map(from_sql)
                 .map_err(backend)
         })

@@ -36,6 +36,8 @@ macro_rules! store_conformance_tests {
             memberships_by_user_and_room,
             redaction_replaces_json,
             transaction_ids_go_with_their_device,
+            account_data_in_the_stream,
+            filters_per_user,
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
@@ -540,4 +542,41 @@ pub async fn transaction_ids_go_with_their_device(store: &dyn Store) {
     store.delete_devices("@a:x", &["D".into()]).await.unwrap();
     assert!(store.txn_event(&key).await.unwrap().is_none());
     assert!(store.event("$t").await.unwrap().is_some(), "the event itself stays");
+}
+
+// ---- user data ----
+
+pub async fn account_data_in_the_stream(store: &dyn Store) {
+    seed_room(store, "!r:x").await;
+    let start = store.max_stream_pos().await.unwrap();
+    assert!(store.account_data("@a:x", None, "m.direct").await.unwrap().is_none());
+    let p1 = store.set_account_data("@a:x", None, "m.direct", "{\"a\":1}").await.unwrap();
+    assert!(p1 > start, "account data shares the stream with events");
+    assert_eq!(store.max_stream_pos().await.unwrap(), p1);
+    let p2 = store.set_account_data("@a:x", Some("!r:x"), "m.tag", "{\"tags\":{}}").await.unwrap();
+    let p3 = store.set_account_data("@a:x", None, "m.direct", "{\"a\":2}").await.unwrap();
+    store.set_account_data("@b:x", None, "m.direct", "{}").await.unwrap();
+    assert!(p1 < p2 && p2 < p3);
+    assert_eq!(store.account_data("@a:x", None, "m.direct").await.unwrap().as_deref(), Some("{\"a\":2}"));
+    assert_eq!(
+        store.account_data("@a:x", Some("!r:x"), "m.tag").await.unwrap().as_deref(),
+        Some("{\"tags\":{}}")
+    );
+    assert!(store.account_data("@a:x", None, "m.tag").await.unwrap().is_none(), "room data is not global");
+    let all = store.account_data_changes("@a:x", 0, u64::MAX / 2).await.unwrap();
+    let kinds: Vec<_> = all.iter().map(|e| (e.room_id.as_deref(), e.kind.as_str(), e.stream_pos)).collect();
+    assert_eq!(kinds, [(Some("!r:x"), "m.tag", p2), (None, "m.direct", p3)]);
+    let since = store.account_data_changes("@a:x", p2, p3).await.unwrap();
+    assert_eq!(since.len(), 1);
+    assert!(store.account_data_changes("@a:x", p3, u64::MAX / 2).await.unwrap().is_empty());
+}
+
+pub async fn filters_per_user(store: &dyn Store) {
+    let f0 = store.create_filter("@a:x", "{\"room\":{}}").await.unwrap();
+    let f1 = store.create_filter("@a:x", "{}").await.unwrap();
+    assert_ne!(f0, f1);
+    assert_eq!(store.filter("@a:x", &f0).await.unwrap().as_deref(), Some("{\"room\":{}}"));
+    assert!(store.filter("@b:x", &f0).await.unwrap().is_none(), "filters are per user");
+    assert!(store.filter("@a:x", "nonsense").await.unwrap().is_none());
+    assert!(store.filter("@a:x", "999").await.unwrap().is_none());
 }

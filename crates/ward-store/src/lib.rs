@@ -13,8 +13,10 @@ use ward_core::secret::TokenHash;
 
 pub mod conformance;
 pub mod rooms;
+pub mod userdata;
 
 pub use rooms::{Direction, Membership, NewEvent, NewRoom, Room, RoomStore, StateEntry, StoredEvent, TxnKey};
+pub use userdata::{AccountDataEntry, UserDataStore};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
@@ -214,6 +216,12 @@ pub trait UiaStore: Send + Sync {
 }
 
 /// Everything Ward stores. Services hold an `Arc<dyn Store>` and never see the backend.
-pub trait Store: AccountStore + DeviceStore + RegistrationTokenStore + UiaStore + RoomStore {}
+pub trait Store:
+    AccountStore + DeviceStore + RegistrationTokenStore + UiaStore + RoomStore + UserDataStore
+{
+}
 
-impl<T: AccountStore + DeviceStore + RegistrationTokenStore + UiaStore + RoomStore> Store for T {}
+impl<T: AccountStore + DeviceStore + RegistrationTokenStore + UiaStore + RoomStore + UserDataStore> Store
+    for T
+{
+}

@@ -10,6 +10,7 @@ mod rooms;
 mod session;
 mod sync;
 mod uia;
+mod userdata;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, RawPathParams};
@@ -28,6 +29,7 @@ pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = rooms::routes(router);
     let router = membership::routes(router);
     let router = sync::routes(router);
+    let router = userdata::routes(router);
     profile::routes(router)
 }
 

@@ -4,7 +4,7 @@ use axum::Router;
 use axum::extract::State;
 use ruma::api::client::sync::sync_events::{self, v3};
 use ruma::{OwnedUserId, UInt};
-use ward_service::rooms::{SyncInput, Timeline};
+use ward_service::rooms::{FilterInput, SyncInput, Timeline};
 
 use axum::response::{IntoResponse, Response};
 use ruma::api::OutgoingResponseExt;
@@ -36,24 +36,26 @@ async fn sync(
     Auth(authed): Auth,
     Ruma(req): Ruma<v3::Request>,
 ) -> Result<SyncResponse, ApiError> {
-    let timeline_limit = match &req.filter {
+    let filter = match &req.filter {
         Some(v3::Filter::FilterDefinition(def)) => {
-            def.room.timeline.limit.map(|l| usize::try_from(u64::from(l)).unwrap_or(usize::MAX))
+            Some(FilterInput::Inline(serde_json::to_value(def).map_err(internal)?))
         }
-        // Stored filters arrive with the filter endpoints; until then the defaults apply.
-        _ => None,
+        Some(v3::Filter::FilterId(id)) => Some(FilterInput::Id(id.clone())),
+        Some(_) | None => None,
     };
     let input = SyncInput {
         since: req.since,
         timeout_ms: req.timeout.map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
         full_state: req.full_state,
-        timeline_limit,
+        filter,
     };
     let out = state.services.sync(&authed, input).await?;
     let mut resp = v3::Response::new(out.next_batch);
+    resp.account_data.events = raws(&out.account_data)?;
     for (id, room) in out.join {
         let mut joined = v3::JoinedRoom::new();
         joined.timeline = timeline(room.timeline)?;
+        joined.account_data.events = raws(&room.account_data)?;
         let mut st = v3::StateEvents::new();
         st.events = raws(&room.state)?;
         joined.state = v3::State::Before(st);

@@ -24,7 +24,7 @@ use crate::{Error, Result, Services, now_ms};
 
 pub use create::{CreateRoomInput, Preset};
 pub use read::{ClientEvent, MessagesPage, PageDirection, parse_token, token};
-pub use sync::{InvitedRoom, JoinedRoom, LeftRoom, SyncInput, SyncOutput, Timeline};
+pub use sync::{FilterInput, InvitedRoom, JoinedRoom, LeftRoom, SyncInput, SyncOutput, Timeline};
 
 /// Limits for room reads.
 pub mod room_limits {
@@ -52,11 +52,11 @@ pub(crate) fn forbidden_from(e: BuildError) -> Error {
     }
 }
 
-pub(crate) fn parse_room_id(room_id: &str) -> Result<OwnedRoomId> {
+pub fn parse_room_id(room_id: &str) -> Result<OwnedRoomId> {
     RoomId::parse(room_id).map_err(|_| Error::InvalidParam(format!("`{room_id}` is not a room ID")))
 }
 
-pub(crate) fn parse_user_id(user_id: &str) -> Result<ruma::OwnedUserId> {
+pub fn parse_user_id(user_id: &str) -> Result<ruma::OwnedUserId> {
     UserId::parse(user_id).map_err(|_| Error::InvalidParam(format!("`{user_id}` is not a user ID")))
 }
 
@@ -101,7 +101,7 @@ impl Services {
         *self.stream.borrow()
     }
 
-    fn notify(&self, pos: u64) {
+    pub(crate) fn notify(&self, pos: u64) {
         self.stream.send_if_modified(|cur| {
             if pos > *cur {
                 *cur = pos;

@@ -16,12 +16,75 @@ use super::read::{ClientEvent, parse_token, token};
 use super::room_limits;
 use crate::{Authed, Result, Services};
 
+#[derive(Debug, Clone)]
+pub enum FilterInput {
+    /// A filter definition given inline.
+    Inline(Value),
+    /// The ID of a filter stored with `POST /user/{userId}/filter`.
+    Id(String),
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct SyncInput {
     pub since: Option<String>,
     pub timeout_ms: u64,
     pub full_state: bool,
-    pub timeline_limit: Option<usize>,
+    pub filter: Option<FilterInput>,
+}
+
+/// The parts of a filter Ward applies to sync.
+#[derive(Debug, Clone, Default)]
+struct SyncFilter {
+    timeline_limit: Option<usize>,
+    lazy_load_members: bool,
+    rooms: Option<Vec<String>>,
+    not_rooms: Vec<String>,
+    timeline_types: Option<Vec<String>>,
+    timeline_not_types: Vec<String>,
+}
+
+fn strings(v: Option<&Value>) -> Option<Vec<String>> {
+    v.and_then(Value::as_array).map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+}
+
+/// Filter type patterns may end in `*`.
+fn type_matches(pattern: &str, kind: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => kind.starts_with(prefix),
+        None => pattern == kind,
+    }
+}
+
+impl SyncFilter {
+    fn from_json(v: &Value) -> Self {
+        let room = v.get("room");
+        let timeline = room.and_then(|r| r.get("timeline"));
+        let state = room.and_then(|r| r.get("state"));
+        SyncFilter {
+            timeline_limit: timeline
+                .and_then(|t| t.get("limit"))
+                .and_then(Value::as_u64)
+                .map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
+            lazy_load_members: state
+                .and_then(|s| s.get("lazy_load_members"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            rooms: strings(room.and_then(|r| r.get("rooms"))),
+            not_rooms: strings(room.and_then(|r| r.get("not_rooms"))).unwrap_or_default(),
+            timeline_types: strings(timeline.and_then(|t| t.get("types"))),
+            timeline_not_types: strings(timeline.and_then(|t| t.get("not_types"))).unwrap_or_default(),
+        }
+    }
+
+    fn wants_room(&self, room_id: &str) -> bool {
+        self.rooms.as_ref().is_none_or(|r| r.iter().any(|x| x == room_id))
+            && !self.not_rooms.iter().any(|x| x == room_id)
+    }
+
+    fn wants_event(&self, kind: &str) -> bool {
+        self.timeline_types.as_ref().is_none_or(|t| t.iter().any(|p| type_matches(p, kind)))
+            && !self.timeline_not_types.iter().any(|p| type_matches(p, kind))
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -35,6 +98,8 @@ pub struct Timeline {
 pub struct JoinedRoom {
     pub timeline: Timeline,
     pub state: Vec<ClientEvent>,
+    /// Room account data (`{type, content}`).
+    pub account_data: Vec<ClientEvent>,
     pub joined_member_count: u64,
     pub invited_member_count: u64,
     pub heroes: Vec<String>,
@@ -55,6 +120,8 @@ pub struct LeftRoom {
 #[derive(Debug, Clone, Default)]
 pub struct SyncOutput {
     pub next_batch: String,
+    /// Global account data (`{type, content}`).
+    pub account_data: Vec<ClientEvent>,
     pub join: BTreeMap<String, JoinedRoom>,
     pub invite: BTreeMap<String, InvitedRoom>,
     pub leave: BTreeMap<String, LeftRoom>,
@@ -62,7 +129,10 @@ pub struct SyncOutput {
 
 impl SyncOutput {
     fn is_empty(&self) -> bool {
-        self.join.is_empty() && self.invite.is_empty() && self.leave.is_empty()
+        self.join.is_empty()
+            && self.invite.is_empty()
+            && self.leave.is_empty()
+            && self.account_data.is_empty()
     }
 }
 
@@ -92,7 +162,16 @@ fn stripped(e: &StoredEvent) -> Option<ClientEvent> {
 impl Services {
     pub async fn sync(&self, authed: &Authed, input: SyncInput) -> Result<SyncOutput> {
         let since = input.since.as_deref().map(parse_token).transpose()?;
-        let limit = input
+        let filter = match &input.filter {
+            None => SyncFilter::default(),
+            Some(FilterInput::Inline(v)) => SyncFilter::from_json(v),
+            // An unknown filter ID falls back to the defaults, as in Synapse.
+            Some(FilterInput::Id(id)) => match self.store.filter(&authed.user_id, id).await? {
+                Some(text) => SyncFilter::from_json(&serde_json::from_str(&text).unwrap_or_default()),
+                None => SyncFilter::default(),
+            },
+        };
+        let limit = filter
             .timeline_limit
             .unwrap_or(room_limits::SYNC_TIMELINE_LIMIT_DEFAULT)
             .clamp(1, room_limits::SYNC_TIMELINE_LIMIT_MAX);
@@ -103,7 +182,7 @@ impl Services {
             let target = *rx.borrow_and_update();
             // A token from the future (e.g. a restored backup) counts as "now".
             let since = since.map(|s| s.min(target));
-            let out = self.sync_once(authed, since, target, limit, input.full_state).await?;
+            let out = self.sync_once(authed, since, target, limit, input.full_state, &filter).await?;
             if since.is_none() || input.full_state || !out.is_empty() {
                 return Ok(out);
             }
@@ -122,20 +201,43 @@ impl Services {
         target: u64,
         limit: usize,
         full_state: bool,
+        filter: &SyncFilter,
     ) -> Result<SyncOutput> {
         let mut out = SyncOutput { next_batch: token(target), ..Default::default() };
+        // Account data: all of it on an initial sync, the changes otherwise.
+        let mut room_data: HashMap<String, Vec<ClientEvent>> = HashMap::new();
+        let changes = self.store.account_data_changes(&authed.user_id, since.unwrap_or(0), target).await?;
+        for entry in changes {
+            let mut ev = ClientEvent::new();
+            ev.insert("type".into(), Value::String(entry.kind));
+            ev.insert("content".into(), serde_json::from_str(&entry.content).unwrap_or_default());
+            match entry.room_id {
+                Some(room) => room_data.entry(room).or_default().push(ev),
+                None => out.account_data.push(ev),
+            }
+        }
+        let has_rules = out.account_data.iter().any(|e| e.get("type") == Some(&Value::from("m.push_rules")));
+        if since.is_none() && !has_rules {
+            let mut ev = ClientEvent::new();
+            ev.insert("type".into(), Value::from("m.push_rules"));
+            ev.insert("content".into(), self.push_rules(authed).await?);
+            out.account_data.push(ev);
+        }
         for m in self.store.memberships_of_user(&authed.user_id).await? {
-            if m.stream_pos > target {
-                continue; // arrived after this sync's snapshot; the next sync reports it
+            if m.stream_pos > target || !filter.wants_room(&m.room_id) {
+                continue; // arrived after this sync's snapshot (the next sync reports it), or filtered out
             }
             let changed_since = since.is_none_or(|s| m.stream_pos > s);
             match m.membership.as_str() {
                 "join" => {
-                    let room = if changed_since || full_state {
-                        Some(self.full_room(&m.room_id, target, limit).await?)
+                    let mut room = if changed_since || full_state {
+                        Some(self.full_room(&m.room_id, target, limit, filter).await?)
                     } else {
-                        self.incremental_room(&m.room_id, since.unwrap_or(0), target, limit).await?
+                        self.incremental_room(&m.room_id, since.unwrap_or(0), target, limit, filter).await?
                     };
+                    if let Some(data) = room_data.remove(&m.room_id) {
+                        room.get_or_insert_with(JoinedRoom::default).account_data = data;
+                    }
                     if let Some(mut room) = room {
                         self.summarise(&m.room_id, &authed.user_id, &mut room).await?;
                         out.join.insert(m.room_id.clone(), room);
@@ -145,8 +247,9 @@ impl Services {
                     out.invite.insert(m.room_id.clone(), self.invited_room(&m).await?);
                 }
                 "leave" | "ban" if since.is_some() && changed_since => {
-                    let left =
-                        self.incremental_room(&m.room_id, since.unwrap_or(0), m.stream_pos, limit).await?;
+                    let left = self
+                        .incremental_room(&m.room_id, since.unwrap_or(0), m.stream_pos, limit, filter)
+                        .await?;
                     let left = left.unwrap_or_default();
                     out.leave
                         .insert(m.room_id.clone(), LeftRoom { timeline: left.timeline, state: left.state });
@@ -158,7 +261,13 @@ impl Services {
     }
 
     /// The newest `limit` events at or before `target`, and the full state before them.
-    async fn full_room(&self, room_id: &str, target: u64, limit: usize) -> Result<JoinedRoom> {
+    async fn full_room(
+        &self,
+        room_id: &str,
+        target: u64,
+        limit: usize,
+        filter: &SyncFilter,
+    ) -> Result<JoinedRoom> {
         let mut events = self
             .store
             .room_events(room_id, target.saturating_add(1), None, Direction::Backward, limit + 1)
@@ -168,8 +277,17 @@ impl Services {
         events.reverse();
         let state_pos = events.first().map_or(target, |e| e.stream_pos.saturating_sub(1));
         let entries = self.store.state_at(room_id, state_pos).await?;
-        let ids: Vec<String> = entries.into_iter().map(|e| e.event_id).collect();
+        let ids: Vec<String> = entries
+            .into_iter()
+            .filter(|e| {
+                !filter.lazy_load_members
+                    || e.kind != "m.room.member"
+                    || Self::sender_in(&events, &e.state_key)
+            })
+            .map(|e| e.event_id)
+            .collect();
         let state = self.store.events_by_id(&ids).await?;
+        events.retain(|e| filter.wants_event(&e.kind));
         Ok(JoinedRoom {
             timeline: Timeline {
                 prev_batch: Some(token(state_pos)),
@@ -188,6 +306,7 @@ impl Services {
         since: u64,
         target: u64,
         limit: usize,
+        filter: &SyncFilter,
     ) -> Result<Option<JoinedRoom>> {
         let mut events = self
             .store
@@ -208,10 +327,25 @@ impl Services {
             let changed: Vec<String> = at_start
                 .into_iter()
                 .filter(|e| before.get(&(e.kind.clone(), e.state_key.clone())) != Some(&e.event_id))
+                .filter(|e| {
+                    !filter.lazy_load_members
+                        || e.kind != "m.room.member"
+                        || Self::sender_in(&events, &e.state_key)
+                })
                 .map(|e| e.event_id)
                 .collect();
             state = self.store.events_by_id(&changed).await?;
+        } else if filter.lazy_load_members {
+            // Members of the timeline's senders, so the client can render them.
+            let at_start = self.store.state_at(room_id, first).await?;
+            let ids: Vec<String> = at_start
+                .into_iter()
+                .filter(|e| e.kind == "m.room.member" && Self::sender_in(&events, &e.state_key))
+                .map(|e| e.event_id)
+                .collect();
+            state = self.store.events_by_id(&ids).await?;
         }
+        events.retain(|e| filter.wants_event(&e.kind));
         Ok(Some(JoinedRoom {
             timeline: Timeline {
                 prev_batch: Some(token(first)),
@@ -221,6 +355,10 @@ impl Services {
             state: Self::client_events(&state, false)?,
             ..Default::default()
         }))
+    }
+
+    fn sender_in(events: &[StoredEvent], user_id: &str) -> bool {
+        events.iter().any(|e| e.sender == user_id)
     }
 
     async fn invited_room(&self, m: &Membership) -> Result<InvitedRoom> {

@@ -8,6 +8,14 @@
 -- (`prev_group IS NULL`) every so often, so "state at event X" costs a short walk and no full
 -- copy per event. `room_state` is the current state, for the hot path.
 
+-- The one stream position counter shared by everything a sync reports (events, account
+-- data, receipts): a sync token is a single number.
+CREATE TABLE stream (
+    id  INTEGER PRIMARY KEY CHECK (id = 1),
+    pos INTEGER NOT NULL
+) STRICT;
+INSERT INTO stream (id, pos) VALUES (1, 0);
+
 CREATE TABLE rooms (
     room_id      TEXT PRIMARY KEY NOT NULL,
     room_version TEXT NOT NULL,
@@ -80,3 +88,21 @@ CREATE TABLE event_txns (
 CREATE TRIGGER event_txns_follow_devices AFTER DELETE ON devices BEGIN
     DELETE FROM event_txns WHERE user_id = old.user_id AND device_id = old.device_id;
 END;
+
+-- Per-user data: global (room_id = '') and per-room account data, including push rules and tags.
+CREATE TABLE account_data (
+    user_id    TEXT NOT NULL,
+    room_id    TEXT NOT NULL,
+    type       TEXT NOT NULL,
+    content    TEXT NOT NULL,
+    stream_pos INTEGER NOT NULL,
+    PRIMARY KEY (user_id, room_id, type)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX account_data_by_pos ON account_data (user_id, stream_pos);
+
+CREATE TABLE filters (
+    user_id   TEXT NOT NULL,
+    filter_id INTEGER NOT NULL,
+    json      TEXT NOT NULL,
+    PRIMARY KEY (user_id, filter_id)
+) STRICT, WITHOUT ROWID;

@@ -176,3 +176,59 @@ async def long_poll_wakes_on_send(server):
     finally:
         await alice.close()
         await bob.close()
+
+
+def test_typing_receipts_unread_counts(homeserver):
+    asyncio.run(typing_receipts_unread(homeserver))
+
+
+async def typing_receipts_unread(server):
+    alice = await new_user(server, "alice")
+    bob = await new_user(server, "bob")
+    try:
+        room = (await alice.room_create(invite=[bob.user_id])).room_id
+        await bob.join(room)
+        await alice.sync(timeout=0)
+        s = await bob.sync(timeout=0)
+
+        # Alice types; bob's next sync shows it.
+        await alice.room_typing(room, typing_state=True, timeout=20_000)
+        s = await bob.sync(timeout=5_000, since=s.next_batch)
+        typing = [e for e in s.rooms.join[room].ephemeral if type(e).__name__ == "TypingNoticeEvent"]
+        assert typing and alice.user_id in typing[-1].users, s.rooms.join[room].ephemeral
+        await alice.room_typing(room, typing_state=False)
+        s = await bob.sync(timeout=5_000, since=s.next_batch)
+        typing = [e for e in s.rooms.join[room].ephemeral if type(e).__name__ == "TypingNoticeEvent"]
+        assert typing and typing[-1].users == [], s.rooms.join[room].ephemeral
+
+        # Three messages, one mentioning bob: unread counts rise, the mention highlights.
+        ids = []
+        for i in range(3):
+            content = {"msgtype": "m.text", "body": f"Nachricht {i}"}
+            if i == 2:
+                content = {"msgtype": "m.text", "body": f"{bob.user_id}: bitte ansehen",
+                           "m.mentions": {"user_ids": [bob.user_id]}}
+            ids.append((await alice.room_send(room, "m.room.message", content)).event_id)
+        s = await bob.sync(timeout=0, since=s.next_batch)
+        unread = s.rooms.join[room].unread_notifications
+        assert unread.notification_count == 3, unread
+        assert unread.highlight_count == 1, unread
+
+        # Bob reads up to the second message: counts go down, and alice sees the receipt.
+        await bob.room_read_markers(room, fully_read_event=ids[1], read_event=ids[1])
+        s = await bob.sync(timeout=5_000, since=s.next_batch)
+        unread = s.rooms.join[room].unread_notifications
+        assert (unread.notification_count, unread.highlight_count) == (1, 1), unread
+        a = await alice.sync(timeout=0)
+        receipts = [e for e in a.rooms.join[room].ephemeral if type(e).__name__ == "ReceiptEvent"]
+        seen = {(r.event_id, r.user_id) for e in receipts for r in e.receipts}
+        assert (ids[1], bob.user_id) in seen, seen
+
+        # Reading the last one clears everything.
+        await bob.update_receipt_marker(room, ids[2])
+        s = await bob.sync(timeout=5_000, since=s.next_batch)
+        unread = s.rooms.join[room].unread_notifications
+        assert (unread.notification_count, unread.highlight_count) == (0, 0), unread
+    finally:
+        await alice.close()
+        await bob.close()

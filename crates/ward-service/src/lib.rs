@@ -99,8 +99,8 @@ pub struct Services {
     /// One lock per room: events of a room are built one at a time. Bounded by the number of
     /// rooms on this server.
     room_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// The newest stream position; long-polling syncs wait for it to move.
-    stream: tokio::sync::watch::Sender<u64>,
+    /// Stream and typing positions, and who is typing; long-polling syncs wait on it.
+    notifier: Arc<rooms::Notifier>,
 }
 
 pub fn now_ms() -> u64 {
@@ -115,7 +115,7 @@ impl Services {
             touched: Mutex::new(HashMap::new()),
             key,
             room_locks: Mutex::new(HashMap::new()),
-            stream: tokio::sync::watch::Sender::new(position),
+            notifier: Arc::new(rooms::Notifier::new(position)),
             store,
             settings,
         })

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use ward_store::{
-    Direction, Membership, NewEvent, NewRoom, Result, Room, RoomStore, StateEntry, StoreError, StoredEvent,
-    TxnKey,
+    Direction, Membership, NewEvent, NewRoom, Receipt, Result, Room, RoomStore, StateEntry, StoreError,
+    StoredEvent, TxnKey,
 };
 
 use crate::{SqliteStore, backend, from_sql, to_sql};
@@ -418,6 +418,94 @@ impl RoomStore for SqliteStore {
             tx.query_row("SELECT pos FROM stream WHERE id = 1", [], |r| r.get::<_, i64>(0))
                 .map(from_sql)
                 .map_err(backend)
+        })
+        .await
+    }
+
+    async fn set_receipt(&self, r: Receipt) -> Result<Option<u64>> {
+        self.write(move |tx| {
+            let event_pos: Option<i64> = tx
+                .query_row(
+                    "SELECT stream_pos FROM events WHERE event_id = ?1 AND room_id = ?2",
+                    [&r.event_id, &r.room_id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            let Some(event_pos) = event_pos else { return Ok(None) };
+            let current: Option<i64> = tx
+                .query_row(
+                    "SELECT event_pos FROM receipts
+                     WHERE room_id = ?1 AND user_id = ?2 AND receipt_type = ?3 AND thread_id = ?4",
+                    [&r.room_id, &r.user_id, &r.receipt_type, &r.thread_id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(backend)?;
+            if current.is_some_and(|c| c >= event_pos) {
+                return Ok(None);
+            }
+            let pos = next_stream_pos(tx)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO receipts
+                     (room_id, user_id, receipt_type, thread_id, event_id, event_pos, ts, stream_pos)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    r.room_id,
+                    r.user_id,
+                    r.receipt_type,
+                    r.thread_id,
+                    r.event_id,
+                    event_pos,
+                    to_sql(r.ts),
+                    pos
+                ],
+            )
+            .map_err(backend)?;
+            Ok(Some(from_sql(pos)))
+        })
+        .await
+    }
+
+    async fn receipts_changed(&self, room_id: &str, since: u64, until: u64) -> Result<Vec<Receipt>> {
+        let room_id = room_id.to_owned();
+        self.read(move |tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT room_id, user_id, receipt_type, thread_id, event_id, ts, stream_pos FROM receipts
+                     WHERE room_id = ?1 AND stream_pos > ?2 AND stream_pos <= ?3 ORDER BY stream_pos",
+                )
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![room_id, to_sql(since), to_sql(until)], |r| {
+                    Ok(Receipt {
+                        room_id: r.get(0)?,
+                        user_id: r.get(1)?,
+                        receipt_type: r.get(2)?,
+                        thread_id: r.get(3)?,
+                        event_id: r.get(4)?,
+                        ts: from_sql(r.get(5)?),
+                        stream_pos: from_sql(r.get(6)?),
+                    })
+                })
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn read_up_to(&self, room_id: &str, user_id: &str) -> Result<Option<u64>> {
+        let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
+        self.read(move |tx| {
+            tx.query_row(
+                "SELECT max(event_pos) FROM receipts
+                 WHERE room_id = ?1 AND user_id = ?2 AND receipt_type IN ('m.read', 'm.read.private')
+                   AND thread_id IN ('', 'main')",
+                [&room_id, &user_id],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .map(|v| v.map(from_sql))
+            .map_err(backend)
         })
         .await
     }

@@ -38,6 +38,7 @@ macro_rules! store_conformance_tests {
             transaction_ids_go_with_their_device,
             account_data_in_the_stream,
             filters_per_user,
+            receipts_only_move_forward,
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
@@ -579,4 +580,40 @@ pub async fn filters_per_user(store: &dyn Store) {
     assert!(store.filter("@b:x", &f0).await.unwrap().is_none(), "filters are per user");
     assert!(store.filter("@a:x", "nonsense").await.unwrap().is_none());
     assert!(store.filter("@a:x", "999").await.unwrap().is_none());
+}
+
+pub async fn receipts_only_move_forward(store: &dyn Store) {
+    seed_room(store, "!r:x").await;
+    seed_room(store, "!s:x").await;
+    let m1 = store.append_events("!r:x", vec![ev("$m1", "m.room.message", None, None)]).await.unwrap()[0];
+    let m2 = store.append_events("!r:x", vec![ev("$m2", "m.room.message", None, None)]).await.unwrap()[0];
+    store.append_events("!s:x", vec![ev("$s1", "m.room.message", None, None)]).await.unwrap();
+    let receipt = |event: &str, kind: &str| Receipt {
+        room_id: "!r:x".into(),
+        user_id: "@b:x".into(),
+        receipt_type: kind.into(),
+        thread_id: String::new(),
+        event_id: event.into(),
+        ts: NOW,
+        stream_pos: 0,
+    };
+    assert_eq!(store.read_up_to("!r:x", "@b:x").await.unwrap(), None);
+    let before = store.max_stream_pos().await.unwrap();
+    let p1 = store.set_receipt(receipt("$m2", "m.read")).await.unwrap().expect("stored");
+    assert!(p1 > before);
+    assert_eq!(store.read_up_to("!r:x", "@b:x").await.unwrap(), Some(m2));
+    // Backwards, or to an event of another room: ignored.
+    assert_eq!(store.set_receipt(receipt("$m1", "m.read")).await.unwrap(), None);
+    assert_eq!(store.set_receipt(receipt("$s1", "m.read")).await.unwrap(), None);
+    assert_eq!(store.set_receipt(receipt("$nope", "m.read")).await.unwrap(), None);
+    // A private receipt is its own series.
+    let p2 = store.set_receipt(receipt("$m1", "m.read.private")).await.unwrap().expect("stored");
+    assert_eq!(store.read_up_to("!r:x", "@b:x").await.unwrap(), Some(m2));
+    let changed = store.receipts_changed("!r:x", 0, p2).await.unwrap();
+    let got: Vec<_> =
+        changed.iter().map(|r| (r.receipt_type.as_str(), r.event_id.as_str(), r.stream_pos)).collect();
+    assert_eq!(got, [("m.read", "$m2", p1), ("m.read.private", "$m1", p2)]);
+    assert_eq!(store.receipts_changed("!r:x", p1, p2).await.unwrap().len(), 1);
+    assert!(store.receipts_changed("!s:x", 0, p2).await.unwrap().is_empty());
+    let _ = m1;
 }

@@ -15,7 +15,9 @@ pub mod conformance;
 pub mod rooms;
 pub mod userdata;
 
-pub use rooms::{Direction, Membership, NewEvent, NewRoom, Room, RoomStore, StateEntry, StoredEvent, TxnKey};
+pub use rooms::{
+    Direction, Membership, NewEvent, NewRoom, Receipt, Room, RoomStore, StateEntry, StoredEvent, TxnKey,
+};
 pub use userdata::{AccountDataEntry, UserDataStore};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

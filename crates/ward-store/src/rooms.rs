@@ -73,6 +73,19 @@ pub struct Membership {
     pub stream_pos: u64,
 }
 
+/// A read receipt. `thread_id` is empty for unthreaded receipts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub room_id: String,
+    pub user_id: String,
+    pub receipt_type: String,
+    pub thread_id: String,
+    pub event_id: String,
+    pub ts: u64,
+    /// Position of the receipt itself in the stream (0 when setting one).
+    pub stream_pos: u64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
     Forward,
@@ -118,6 +131,15 @@ pub trait RoomStore: Send + Sync {
     async fn txn_event(&self, key: &TxnKey) -> Result<Option<String>>;
     /// The newest stream position (0 for none).
     async fn max_stream_pos(&self) -> Result<u64>;
+    /// Records a receipt if it moves the user's receipt of that type and thread forward (to a
+    /// later event of the room); returns its stream position, or `None` if it was older or
+    /// the event is not in the room.
+    async fn set_receipt(&self, receipt: Receipt) -> Result<Option<u64>>;
+    /// Receipts in a room that changed after `since`, at or before `until`.
+    async fn receipts_changed(&self, room_id: &str, since: u64, until: u64) -> Result<Vec<Receipt>>;
+    /// The stream position of the latest event the user has read in the room (public or
+    /// private, unthreaded or main thread).
+    async fn read_up_to(&self, room_id: &str, user_id: &str) -> Result<Option<u64>>;
     /// Replaces an event's JSON with its redacted form and records what redacted it.
     async fn redact_event(&self, event_id: &str, redacted_json: &str, redacted_by: &str) -> Result<bool>;
 }

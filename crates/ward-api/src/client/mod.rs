@@ -3,6 +3,7 @@
 mod account;
 mod devices;
 mod discovery;
+mod ephemeral;
 mod membership;
 mod profile;
 mod register;
@@ -29,6 +30,7 @@ pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = rooms::routes(router);
     let router = membership::routes(router);
     let router = sync::routes(router);
+    let router = ephemeral::routes(router);
     let router = userdata::routes(router);
     profile::routes(router)
 }

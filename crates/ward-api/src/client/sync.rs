@@ -64,7 +64,11 @@ async fn sync(
         summary.invited_member_count = Some(uint(room.invited_member_count));
         summary.heroes = room.heroes.into_iter().filter_map(|h| OwnedUserId::try_from(h).ok()).collect();
         joined.summary = summary;
-        joined.unread_notifications = sync_events::UnreadNotificationsCount::new();
+        joined.ephemeral.events = raws(&room.ephemeral)?;
+        let mut unread = sync_events::UnreadNotificationsCount::new();
+        unread.notification_count = Some(uint(room.notification_count));
+        unread.highlight_count = Some(uint(room.highlight_count));
+        joined.unread_notifications = unread;
         resp.rooms.join.insert(room_id(&id)?, joined);
     }
     for (id, room) in out.invite {

@@ -6,6 +6,7 @@
 //! to the store, and wake waiting syncs.
 
 mod create;
+mod ephemeral;
 mod membership;
 mod read;
 mod send;
@@ -23,6 +24,8 @@ use ward_store::{NewEvent, StoredEvent, TxnKey};
 use crate::{Error, Result, Services, now_ms};
 
 pub use create::{CreateRoomInput, Preset};
+pub(crate) use ephemeral::Notifier;
+pub use ephemeral::Positions;
 pub use read::{ClientEvent, MessagesPage, PageDirection, parse_token, token};
 pub use sync::{FilterInput, InvitedRoom, JoinedRoom, LeftRoom, SyncInput, SyncOutput, Timeline};
 
@@ -96,20 +99,13 @@ impl Services {
         locks.entry(room_id.to_owned()).or_default().clone()
     }
 
-    /// The newest stream position; syncs wait on it.
+    /// The newest stream position.
     pub fn stream_position(&self) -> u64 {
-        *self.stream.borrow()
+        self.notifier.positions().stream
     }
 
     pub(crate) fn notify(&self, pos: u64) {
-        self.stream.send_if_modified(|cur| {
-            if pos > *cur {
-                *cur = pos;
-                true
-            } else {
-                false
-            }
-        });
+        self.notifier.advance_stream(pos);
     }
 
     /// Builds, authorises and stores one event in an existing room.

@@ -27,15 +27,28 @@ pub struct MessagesPage {
     pub end: Option<String>,
 }
 
-/// Stream tokens: `s<position>` names the point just after the event at that position.
+/// Stream tokens: `s<position>` names the point just after the event at that position. Sync
+/// tokens add the typing serial: `s<position>_<typing>`; both kinds work everywhere.
 pub fn token(pos: u64) -> String {
     format!("s{pos}")
 }
 
+pub fn sync_token(p: super::Positions) -> String {
+    format!("s{}_{}", p.stream, p.typing)
+}
+
+pub fn parse_sync_token(t: &str) -> Result<super::Positions> {
+    let bad = || Error::InvalidParam(format!("`{t}` is not a token of this server"));
+    let rest = t.strip_prefix('s').ok_or_else(bad)?;
+    let (stream, typing) = match rest.split_once('_') {
+        Some((s, ty)) => (s.parse().map_err(|_| bad())?, ty.parse().map_err(|_| bad())?),
+        None => (rest.parse().map_err(|_| bad())?, 0),
+    };
+    Ok(super::Positions { stream, typing })
+}
+
 pub fn parse_token(t: &str) -> Result<u64> {
-    t.strip_prefix('s')
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| Error::InvalidParam(format!("`{t}` is not a pagination token of this server")))
+    parse_sync_token(t).map(|p| p.stream)
 }
 
 impl Services {

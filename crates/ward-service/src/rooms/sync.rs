@@ -12,7 +12,8 @@ use std::time::Duration;
 use serde_json::Value;
 use ward_store::{Direction, Membership, StoredEvent};
 
-use super::read::{ClientEvent, parse_token, token};
+use super::Positions;
+use super::read::{ClientEvent, parse_sync_token, sync_token, token};
 use super::room_limits;
 use crate::{Authed, Result, Services};
 
@@ -98,6 +99,10 @@ pub struct Timeline {
 pub struct JoinedRoom {
     pub timeline: Timeline,
     pub state: Vec<ClientEvent>,
+    /// Typing and receipts.
+    pub ephemeral: Vec<ClientEvent>,
+    pub notification_count: u64,
+    pub highlight_count: u64,
     /// Room account data (`{type, content}`).
     pub account_data: Vec<ClientEvent>,
     pub joined_member_count: u64,
@@ -161,7 +166,7 @@ fn stripped(e: &StoredEvent) -> Option<ClientEvent> {
 
 impl Services {
     pub async fn sync(&self, authed: &Authed, input: SyncInput) -> Result<SyncOutput> {
-        let since = input.since.as_deref().map(parse_token).transpose()?;
+        let since = input.since.as_deref().map(parse_sync_token).transpose()?;
         let filter = match &input.filter {
             None => SyncFilter::default(),
             Some(FilterInput::Inline(v)) => SyncFilter::from_json(v),
@@ -177,11 +182,11 @@ impl Services {
             .clamp(1, room_limits::SYNC_TIMELINE_LIMIT_MAX);
         let timeout = Duration::from_millis(input.timeout_ms.min(self.settings.sync_timeout_max_ms));
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut rx = self.stream.subscribe();
+        let mut rx = self.notifier.subscribe();
         loop {
             let target = *rx.borrow_and_update();
             // A token from the future (e.g. a restored backup) counts as "now".
-            let since = since.map(|s| s.min(target));
+            let since = since.map(|s| Positions { stream: s.stream.min(target.stream), typing: s.typing });
             let out = self.sync_once(authed, since, target, limit, input.full_state, &filter).await?;
             if since.is_none() || input.full_state || !out.is_empty() {
                 return Ok(out);
@@ -197,13 +202,18 @@ impl Services {
     async fn sync_once(
         &self,
         authed: &Authed,
-        since: Option<u64>,
-        target: u64,
+        since_positions: Option<Positions>,
+        target_positions: Positions,
         limit: usize,
         full_state: bool,
         filter: &SyncFilter,
     ) -> Result<SyncOutput> {
-        let mut out = SyncOutput { next_batch: token(target), ..Default::default() };
+        let since = since_positions.map(|p| p.stream);
+        let target = target_positions.stream;
+        let mut out = SyncOutput { next_batch: sync_token(target_positions), ..Default::default() };
+        let rules = self.push_rules(authed).await?;
+        let ruleset: ruma::push::Ruleset =
+            serde_json::from_value(rules.get("global").cloned().unwrap_or_default()).unwrap_or_default();
         // Account data: all of it on an initial sync, the changes otherwise.
         let mut room_data: HashMap<String, Vec<ClientEvent>> = HashMap::new();
         let changes = self.store.account_data_changes(&authed.user_id, since.unwrap_or(0), target).await?;
@@ -238,7 +248,24 @@ impl Services {
                     if let Some(data) = room_data.remove(&m.room_id) {
                         room.get_or_insert_with(JoinedRoom::default).account_data = data;
                     }
+                    let fresh = changed_since || full_state;
+                    let typing_since = if fresh { None } else { since_positions.map(|p| p.typing) };
+                    if let Some(users) = self.notifier.typing_in(&m.room_id, typing_since) {
+                        let ev = serde_json::json!({"type": "m.typing", "content": {"user_ids": users}});
+                        if let Value::Object(ev) = ev {
+                            room.get_or_insert_with(JoinedRoom::default).ephemeral.push(ev);
+                        }
+                    }
+                    let receipts_since = if fresh { 0 } else { since.unwrap_or(0) };
+                    if let Some(Value::Object(ev)) =
+                        self.receipt_event(&m.room_id, &authed.user_id, receipts_since, target).await?
+                    {
+                        room.get_or_insert_with(JoinedRoom::default).ephemeral.push(ev);
+                    }
                     if let Some(mut room) = room {
+                        let (n, h) = self.unread_counts(&m.room_id, authed, &ruleset, target).await?;
+                        room.notification_count = n;
+                        room.highlight_count = h;
                         self.summarise(&m.room_id, &authed.user_id, &mut room).await?;
                         out.join.insert(m.room_id.clone(), room);
                     }

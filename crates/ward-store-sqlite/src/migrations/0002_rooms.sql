@@ -106,3 +106,18 @@ CREATE TABLE filters (
     json      TEXT NOT NULL,
     PRIMARY KEY (user_id, filter_id)
 ) STRICT, WITHOUT ROWID;
+
+-- Read receipts: the newest per user, type and thread. `event_pos` is the receipted event's
+-- stream position, so "unread since the receipt" is a range query.
+CREATE TABLE receipts (
+    room_id      TEXT NOT NULL,
+    user_id      TEXT NOT NULL,
+    receipt_type TEXT NOT NULL,
+    thread_id    TEXT NOT NULL,
+    event_id     TEXT NOT NULL,
+    event_pos    INTEGER NOT NULL,
+    ts           INTEGER NOT NULL,
+    stream_pos   INTEGER NOT NULL,
+    PRIMARY KEY (room_id, user_id, receipt_type, thread_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX receipts_by_room_pos ON receipts (room_id, stream_pos);

@@ -1,0 +1,320 @@
+//! Typing notifications and read receipts, and the notifier that wakes long-polling syncs.
+//!
+//! Typing lives in memory only (it is gone after seconds anyway); its changes are numbered by
+//! a serial that is part of the sync token (`s<stream>_<typing>`). A restart resets the serial,
+//! so an old token at worst brings the current typing state once more. Receipts are stored and
+//! take stream positions like events.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ruma::events::TimelineEventType;
+use serde_json::{Value, json};
+use ward_store::Receipt;
+
+use super::{parse_room_id, parse_user_id};
+use crate::{Authed, Error, Result, Services, now_ms};
+
+/// Longest a typing notification lasts before it must be renewed.
+pub const TYPING_TIMEOUT_MAX_MS: u64 = 30_000;
+/// Receipt types clients may send.
+const RECEIPT_TYPES: &[&str] = &["m.read", "m.read.private"];
+const THREAD_ID_MAX_BYTES: usize = 255;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Positions {
+    pub stream: u64,
+    pub typing: u64,
+}
+
+#[derive(Default)]
+struct Typing {
+    serial: u64,
+    /// room → user → expiry (ms since the epoch)
+    typers: HashMap<String, HashMap<String, u64>>,
+    /// room → serial of its last typing change
+    changed: HashMap<String, u64>,
+}
+
+pub struct Notifier {
+    positions: tokio::sync::watch::Sender<Positions>,
+    typing: Mutex<Typing>,
+}
+
+impl Notifier {
+    pub fn new(stream: u64) -> Self {
+        Self {
+            positions: tokio::sync::watch::Sender::new(Positions { stream, typing: 0 }),
+            typing: Mutex::new(Typing::default()),
+        }
+    }
+
+    pub fn positions(&self) -> Positions {
+        *self.positions.borrow()
+    }
+
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<Positions> {
+        self.positions.subscribe()
+    }
+
+    pub fn advance_stream(&self, pos: u64) {
+        self.positions.send_if_modified(|p| {
+            if pos > p.stream {
+                p.stream = pos;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    fn typing(&self) -> std::sync::MutexGuard<'_, Typing> {
+        self.typing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets or clears a typing entry; wakes syncs if that changed anything.
+    fn set_typing(&self, room_id: &str, user_id: &str, expires_ms: Option<u64>) {
+        let serial = {
+            let mut t = self.typing();
+            let room = t.typers.entry(room_id.to_owned()).or_default();
+            let changed = match expires_ms {
+                Some(exp) => room.insert(user_id.to_owned(), exp).is_none(),
+                None => room.remove(user_id).is_some(),
+            };
+            if room.is_empty() {
+                t.typers.remove(room_id);
+            }
+            if !changed {
+                return;
+            }
+            t.serial += 1;
+            let serial = t.serial;
+            t.changed.insert(room_id.to_owned(), serial);
+            serial
+        };
+        self.positions.send_modify(|p| p.typing = serial);
+    }
+
+    /// Clears an entry whose time ran out (unless it was renewed meanwhile).
+    fn expire(&self, room_id: &str, user_id: &str, now: u64) {
+        let still =
+            self.typing().typers.get(room_id).and_then(|r| r.get(user_id)).is_some_and(|&exp| exp <= now);
+        if still {
+            self.set_typing(room_id, user_id, None);
+        }
+    }
+
+    /// Who types in a room now, and whether that changed after `since_serial`.
+    pub fn typing_in(&self, room_id: &str, since_serial: Option<u64>) -> Option<Vec<String>> {
+        let t = self.typing();
+        let now = now_ms();
+        let users: Vec<String> = t
+            .typers
+            .get(room_id)
+            .map(|r| r.iter().filter(|(_, exp)| **exp > now).map(|(u, _)| u.clone()).collect())
+            .unwrap_or_default();
+        let changed = t.changed.get(room_id).copied().unwrap_or(0);
+        match since_serial {
+            None if users.is_empty() => None,
+            None => Some(users),
+            // A serial from before a restart is larger than ours: report the current state.
+            Some(s) if changed > s || s > t.serial => Some(users),
+            Some(_) => None,
+        }
+    }
+}
+
+impl Services {
+    /// `PUT /rooms/{roomId}/typing/{userId}`.
+    pub async fn set_typing(
+        &self,
+        authed: &Authed,
+        room_id: &str,
+        user_id: &str,
+        typing: bool,
+        timeout_ms: Option<u64>,
+    ) -> Result<()> {
+        if authed.user_id != user_id {
+            return Err(Error::Forbidden("you can only set your own typing state".into()));
+        }
+        let room_id = parse_room_id(room_id)?;
+        if self.readable_until(room_id.as_str(), user_id).await? != u64::MAX {
+            return Err(Error::Forbidden("you are not in this room".into()));
+        }
+        if !typing {
+            self.notifier.set_typing(room_id.as_str(), user_id, None);
+            return Ok(());
+        }
+        let timeout = timeout_ms.unwrap_or(TYPING_TIMEOUT_MAX_MS).clamp(1, TYPING_TIMEOUT_MAX_MS);
+        let expires = now_ms() + timeout;
+        self.notifier.set_typing(room_id.as_str(), user_id, Some(expires));
+        let notifier: Arc<Notifier> = self.notifier.clone();
+        let (room, user) = (room_id.to_string(), user_id.to_owned());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(timeout)).await;
+            notifier.expire(&room, &user, now_ms());
+        });
+        Ok(())
+    }
+
+    /// `POST /rooms/{roomId}/receipt/{receiptType}/{eventId}`. A receipt that does not move
+    /// forward is accepted and ignored, as the spec allows.
+    pub async fn send_receipt(
+        &self,
+        authed: &Authed,
+        room_id: &str,
+        receipt_type: &str,
+        event_id: &str,
+        thread_id: Option<&str>,
+    ) -> Result<()> {
+        if receipt_type == "m.fully_read" {
+            return self.set_fully_read(authed, room_id, event_id).await;
+        }
+        if !RECEIPT_TYPES.contains(&receipt_type) {
+            return Err(Error::InvalidParam(format!("unknown receipt type `{receipt_type}`")));
+        }
+        let thread = thread_id.unwrap_or("");
+        if thread.len() > THREAD_ID_MAX_BYTES {
+            return Err(Error::InvalidParam("thread_id too long".into()));
+        }
+        let room_id = parse_room_id(room_id)?;
+        if self.readable_until(room_id.as_str(), &authed.user_id).await? != u64::MAX {
+            return Err(Error::Forbidden("you are not in this room".into()));
+        }
+        match self.store.event(event_id).await? {
+            Some(e) if e.room_id == room_id.as_str() => {}
+            _ => return Err(Error::NotFound("no such event in this room".into())),
+        }
+        let receipt = Receipt {
+            room_id: room_id.to_string(),
+            user_id: authed.user_id.clone(),
+            receipt_type: receipt_type.to_owned(),
+            thread_id: thread.to_owned(),
+            event_id: event_id.to_owned(),
+            ts: now_ms(),
+            stream_pos: 0,
+        };
+        if let Some(pos) = self.store.set_receipt(receipt).await? {
+            self.notify(pos);
+        }
+        Ok(())
+    }
+
+    /// `POST /rooms/{roomId}/read_markers`.
+    pub async fn set_read_markers(
+        &self,
+        authed: &Authed,
+        room_id: &str,
+        fully_read: Option<&str>,
+        read: Option<&str>,
+        read_private: Option<&str>,
+    ) -> Result<()> {
+        if let Some(e) = fully_read {
+            self.set_fully_read(authed, room_id, e).await?;
+        }
+        if let Some(e) = read {
+            self.send_receipt(authed, room_id, "m.read", e, None).await?;
+        }
+        if let Some(e) = read_private {
+            self.send_receipt(authed, room_id, "m.read.private", e, None).await?;
+        }
+        Ok(())
+    }
+
+    async fn set_fully_read(&self, authed: &Authed, room_id: &str, event_id: &str) -> Result<()> {
+        let room_id = parse_room_id(room_id)?;
+        if self.readable_until(room_id.as_str(), &authed.user_id).await? != u64::MAX {
+            return Err(Error::Forbidden("you are not in this room".into()));
+        }
+        match self.store.event(event_id).await? {
+            Some(e) if e.room_id == room_id.as_str() => {}
+            _ => return Err(Error::NotFound("no such event in this room".into())),
+        }
+        let content = json!({ "event_id": event_id }).to_string();
+        let pos = self
+            .store
+            .set_account_data(&authed.user_id, Some(room_id.as_str()), "m.fully_read", &content)
+            .await?;
+        self.notify(pos);
+        Ok(())
+    }
+
+    /// The `m.receipt` event for receipts changed in `(since, until]`, as `me` may see them.
+    pub(crate) async fn receipt_event(
+        &self,
+        room_id: &str,
+        me: &str,
+        since: u64,
+        until: u64,
+    ) -> Result<Option<Value>> {
+        let receipts = self.store.receipts_changed(room_id, since, until).await?;
+        let mut content = serde_json::Map::new();
+        for r in receipts {
+            if r.receipt_type == "m.read.private" && r.user_id != me {
+                continue;
+            }
+            let mut info = json!({ "ts": r.ts });
+            if !r.thread_id.is_empty() {
+                info["thread_id"] = json!(r.thread_id);
+            }
+            let by_event = content.entry(r.event_id).or_insert_with(|| json!({}));
+            by_event[&r.receipt_type][&r.user_id] = info;
+        }
+        if content.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(json!({ "type": "m.receipt", "content": content })))
+    }
+
+    /// Notification and highlight counts since the user's read receipt, from push rules.
+    pub(crate) async fn unread_counts(
+        &self,
+        room_id: &str,
+        authed: &Authed,
+        ruleset: &ruma::push::Ruleset,
+        until: u64,
+    ) -> Result<(u64, u64)> {
+        /// Events looked at per room; clients show "99+" beyond that anyway.
+        const UNREAD_SCAN_MAX: usize = 100;
+        let me = &authed.user_id;
+        let from = match self.store.read_up_to(room_id, me).await? {
+            Some(p) => p,
+            None => self.store.membership(room_id, me).await?.map_or(0, |m| m.stream_pos),
+        };
+        let events = self
+            .store
+            .room_events(room_id, from, Some(until), ward_store::Direction::Forward, UNREAD_SCAN_MAX)
+            .await?;
+        if events.iter().all(|e| &e.sender == me) {
+            return Ok((0, 0));
+        }
+        let members = self.store.room_members(room_id).await?;
+        let joined = members.iter().filter(|m| m.membership == "join").count() as u64;
+        let display = self.profile(me).await.ok().and_then(|p| p.display_name).unwrap_or_else(|| me.clone());
+        let ctx = ruma::push::PushConditionRoomCtx::new(
+            parse_room_id(room_id)?,
+            ruma::UInt::new(joined).unwrap_or_default(),
+            parse_user_id(me)?,
+            display,
+        );
+        let (mut notify, mut highlight) = (0, 0);
+        for e in &events {
+            if &e.sender == me || e.kind == TimelineEventType::RoomRedaction.to_string() {
+                continue;
+            }
+            let raw = match serde_json::value::to_raw_value(&super::to_pdu(e)?.client_event()) {
+                Ok(r) => ruma::serde::Raw::<Value>::from_json(r),
+                Err(_) => continue,
+            };
+            let actions = ruleset.get_actions(&raw, &ctx).await;
+            if actions.iter().any(|a| a.should_notify()) {
+                notify += 1;
+            }
+            if actions.iter().any(|a| a.is_highlight()) {
+                highlight += 1;
+            }
+        }
+        Ok((notify, highlight))
+    }
+}

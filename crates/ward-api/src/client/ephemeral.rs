@@ -50,7 +50,7 @@ async fn receipt(
         .send_receipt(
             &authed,
             req.room_id.as_str(),
-            &req.receipt_type.to_string(),
+            req.receipt_type.as_ref(),
             req.event_id.as_str(),
             thread.as_deref(),
         )

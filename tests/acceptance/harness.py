@@ -182,6 +182,8 @@ class SynapseServer:
             "rc_3pid_validation": lots,
             "rc_invites": {"per_room": lots, "per_user": lots, "per_issuer": lots},
             "trusted_key_servers": [],
+            # Newer Synapse lets only admins publish rooms by default; Ward lets room moderators.
+            "room_list_publication_rules": [{"action": "allow"}],
             "suppress_key_server_warning": True,
             "report_stats": False,
         }

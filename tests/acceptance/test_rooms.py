@@ -232,3 +232,75 @@ async def typing_receipts_unread(server):
     finally:
         await alice.close()
         await bob.close()
+
+
+def test_public_room_alias_directory_and_profile_changes(homeserver):
+    asyncio.run(public_room_alias(homeserver))
+
+
+async def public_room_alias(server):
+    from nio import RoomResolveAliasResponse, RoomVisibility
+
+    from test_userdata import call
+
+    alice = await new_user(server, "alice")
+    bob = await new_user(server, "bob")
+    try:
+        local = f"empfang{uuid.uuid4().hex[:6]}"
+        r = await alice.room_create(visibility=RoomVisibility.public, alias=local, name="Empfang",
+                                    topic="Fragen an die Anmeldung")
+        assert isinstance(r, RoomCreateResponse), r
+        room = r.room_id
+        alias = f"#{local}:{server.server_name}"
+        res = await bob.room_resolve_alias(alias)
+        assert isinstance(res, RoomResolveAliasResponse) and res.room_id == room, res
+        # The same alias cannot be taken twice.
+        again = await alice.room_create(alias=local)
+        assert not isinstance(again, RoomCreateResponse)
+
+        # Listed in the directory, searchable. (Synapse updates its directory in the background,
+        # so give it a moment.)
+        entry = None
+        for _ in range(50):
+            status, listing = await call(bob, "POST", "/_matrix/client/v3/publicRooms",
+                                         {"filter": {"generic_search_term": "empfang"}, "limit": 10})
+            assert status == 200, listing
+            entry = next((c for c in listing["chunk"] if c["room_id"] == room), None)
+            if entry:
+                break
+            await asyncio.sleep(0.1)
+        assert entry, listing
+        assert entry["name"] == "Empfang" and entry["canonical_alias"] == alias
+        assert entry["num_joined_members"] == 1 and entry.get("join_rule", "public") == "public"
+        status, vis = await call(bob, "GET", f"/_matrix/client/v3/directory/list/room/{room}")
+        assert vis == {"visibility": "public"}, vis
+
+        # Join by alias; an extra alias; the room's aliases.
+        assert isinstance(await bob.join(alias), JoinResponse)
+        extra = f"#{local}-extra:{server.server_name}"
+        from urllib.parse import quote
+        assert (await call(bob, "PUT", f"/_matrix/client/v3/directory/room/{quote(extra)}", {"room_id": room}))[0] == 200
+        status, body = await call(bob, "GET", f"/_matrix/client/v3/rooms/{room}/aliases")
+        assert status == 200 and extra in body["aliases"], body
+        assert (await call(bob, "DELETE", f"/_matrix/client/v3/directory/room/{quote(extra)}"))[0] == 200
+        status, body = await call(bob, "GET", f"/_matrix/client/v3/directory/room/{quote(extra)}")
+        assert status == 404 and body["errcode"] == "M_NOT_FOUND", body
+
+        # A display name change shows as a member event in the room.
+        await alice.sync(timeout=0)
+        s = await bob.sync(timeout=0)
+        await alice.set_displayname("Dr. Alice Adler")
+        s = await bob.sync(timeout=5_000, since=s.next_batch)
+        members = [e for e in s.rooms.join[room].timeline.events if type(e).__name__ == "RoomMemberEvent"]
+        assert any(e.state_key == alice.user_id and e.content.get("displayname") == "Dr. Alice Adler"
+                   for e in members), [m.source for m in members]
+        assert bob.rooms[room].user_name(alice.user_id) == "Dr. Alice Adler"
+
+        # Unpublish.
+        assert (await call(alice, "PUT", f"/_matrix/client/v3/directory/list/room/{room}",
+                           {"visibility": "private"}))[0] == 200
+        status, listing = await call(bob, "GET", "/_matrix/client/v3/publicRooms?limit=100")
+        assert room not in [c["room_id"] for c in listing["chunk"]]
+    finally:
+        await alice.close()
+        await bob.close()

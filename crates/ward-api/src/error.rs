@@ -127,6 +127,8 @@ fn classify(e: &ServiceError) -> (StatusCode, ErrorKind) {
         E::Unauthorized(_) => (StatusCode::UNAUTHORIZED, ErrorKind::Unauthorized),
         E::UnsupportedRoomVersion(_) => (StatusCode::BAD_REQUEST, ErrorKind::UnsupportedRoomVersion),
         E::InvalidRoomState(_) => (StatusCode::BAD_REQUEST, ErrorKind::InvalidRoomState),
+        E::RoomInUse(_) => (StatusCode::BAD_REQUEST, ErrorKind::RoomInUse),
+        E::AliasConflict(_) => (StatusCode::CONFLICT, ErrorKind::Unknown),
         E::UnknownUiaSession => (StatusCode::BAD_REQUEST, ErrorKind::Unknown),
         // Handled separately (a UIA body, not an error body); kept total for safety.
         E::AuthRequired(_) => (StatusCode::UNAUTHORIZED, ErrorKind::Unauthorized),

@@ -116,6 +116,7 @@ impl Services {
             )));
         }
         self.store.set_display_name(user_id, name).await?;
+        self.propagate_profile(authed).await;
         Ok(())
     }
 
@@ -134,7 +135,35 @@ impl Services {
             }
         }
         self.store.set_avatar_url(user_id, url).await?;
+        self.propagate_profile(authed).await;
         Ok(())
+    }
+
+    /// A profile change shows in every room the user is in, as a new member event (what other
+    /// members' clients display). A room that refuses the event is logged and skipped.
+    async fn propagate_profile(&self, authed: &Authed) {
+        let Ok(profile) = self.profile(&authed.user_id).await else { return };
+        let Ok(memberships) = self.store.memberships_of_user(&authed.user_id).await else { return };
+        let Ok(sender) = crate::rooms::parse_user_id(&authed.user_id) else { return };
+        for m in memberships.into_iter().filter(|m| m.membership == "join") {
+            let mut content = serde_json::json!({"membership": "join"});
+            if let Some(n) = &profile.display_name {
+                content["displayname"] = serde_json::json!(n);
+            }
+            if let Some(a) = &profile.avatar_url {
+                content["avatar_url"] = serde_json::json!(a);
+            }
+            let Ok(room_id) = crate::rooms::parse_room_id(&m.room_id) else { continue };
+            let draft = ward_rooms::EventDraft {
+                kind: ruma::events::TimelineEventType::RoomMember,
+                state_key: Some(authed.user_id.clone()),
+                content,
+                redacts: None,
+            };
+            if let Err(e) = self.append(&room_id, &sender, draft, None).await {
+                tracing::warn!(error = %e, "could not update a member event after a profile change");
+            }
+        }
     }
 }
 

@@ -40,6 +40,11 @@ pub enum Error {
     Unauthorized(String),
     #[error("room version {0} is not supported")]
     UnsupportedRoomVersion(String),
+    /// An alias (or createRoom's alias) is taken.
+    #[error("{0}")]
+    RoomInUse(String),
+    #[error("{0}")]
+    AliasConflict(String),
     /// createRoom's initial state does not pass the authorisation rules.
     #[error("{0}")]
     InvalidRoomState(String),

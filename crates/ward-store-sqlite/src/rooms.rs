@@ -186,6 +186,27 @@ impl RoomStore for SqliteStore {
                 }
                 _ => backend(e),
             })?;
+            if let Some(alias) = &room.alias {
+                tx.execute(
+                    "INSERT INTO room_aliases (alias, room_id, creator, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                    params![alias, room.room_id, room.creator, to_sql(room.created_ms)],
+                )
+                .map_err(|e| match &e {
+                    rusqlite::Error::SqliteFailure(f, _)
+                        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+                    {
+                        StoreError::Conflict(alias.clone())
+                    }
+                    _ => backend(e),
+                })?;
+            }
+            if room.published {
+                tx.execute(
+                    "INSERT INTO room_directory (room_id, published_ms) VALUES (?1, ?2)",
+                    params![room.room_id, to_sql(room.created_ms)],
+                )
+                .map_err(backend)?;
+            }
             events.iter().map(|ev| append_one(tx, &room.room_id, ev)).collect()
         })
         .await
@@ -506,6 +527,110 @@ impl RoomStore for SqliteStore {
             )
             .map(|v| v.map(from_sql))
             .map_err(backend)
+        })
+        .await
+    }
+
+    async fn create_alias(&self, alias: &str, room_id: &str, creator: &str, now_ms: u64) -> Result<()> {
+        let (alias, room_id, creator) = (alias.to_owned(), room_id.to_owned(), creator.to_owned());
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO room_aliases (alias, room_id, creator, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![alias, room_id, creator, to_sql(now_ms)],
+            )
+            .map_err(|e| match &e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+                {
+                    StoreError::Conflict(alias.clone())
+                }
+                _ => backend(e),
+            })?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn alias(&self, alias: &str) -> Result<Option<(String, String)>> {
+        let alias = alias.to_owned();
+        self.read(move |tx| {
+            tx.query_row("SELECT room_id, creator FROM room_aliases WHERE alias = ?1", [&alias], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn delete_alias(&self, alias: &str) -> Result<bool> {
+        let alias = alias.to_owned();
+        self.write(move |tx| {
+            let n = tx.execute("DELETE FROM room_aliases WHERE alias = ?1", [&alias]).map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn room_aliases(&self, room_id: &str) -> Result<Vec<String>> {
+        let room_id = room_id.to_owned();
+        self.read(move |tx| {
+            let mut stmt = tx
+                .prepare_cached("SELECT alias FROM room_aliases WHERE room_id = ?1 ORDER BY alias")
+                .map_err(backend)?;
+            let rows = stmt.query_map([&room_id], |r| r.get(0)).map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<String>>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn set_published(&self, room_id: &str, published: bool, now_ms: u64) -> Result<()> {
+        let room_id = room_id.to_owned();
+        self.write(move |tx| {
+            if published {
+                tx.execute(
+                    "INSERT OR IGNORE INTO room_directory (room_id, published_ms) VALUES (?1, ?2)",
+                    params![room_id, to_sql(now_ms)],
+                )
+            } else {
+                tx.execute("DELETE FROM room_directory WHERE room_id = ?1", [&room_id])
+            }
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn is_published(&self, room_id: &str) -> Result<bool> {
+        let room_id = room_id.to_owned();
+        self.read(move |tx| {
+            tx.query_row("SELECT 1 FROM room_directory WHERE room_id = ?1", [&room_id], |_| Ok(()))
+                .optional()
+                .map(|o| o.is_some())
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn published_rooms(&self, offset: u64, limit: usize) -> Result<Vec<String>> {
+        self.read(move |tx| {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT room_id FROM room_directory ORDER BY published_ms, room_id LIMIT ?1 OFFSET ?2",
+                )
+                .map_err(backend)?;
+            let rows =
+                stmt.query_map(params![limit as i64, to_sql(offset)], |r| r.get(0)).map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<String>>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn count_published_rooms(&self) -> Result<u64> {
+        self.read(|tx| {
+            tx.query_row("SELECT count(*) FROM room_directory", [], |r| r.get::<_, i64>(0))
+                .map(from_sql)
+                .map_err(backend)
         })
         .await
     }

@@ -39,6 +39,7 @@ macro_rules! store_conformance_tests {
             account_data_in_the_stream,
             filters_per_user,
             receipts_only_move_forward,
+            aliases_and_directory,
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
@@ -339,7 +340,14 @@ pub async fn device_activity(store: &dyn Store) {
 // ---- rooms ----
 
 fn new_room(room_id: &str) -> NewRoom {
-    NewRoom { room_id: room_id.into(), room_version: "12".into(), creator: "@a:x".into(), created_ms: NOW }
+    NewRoom {
+        room_id: room_id.into(),
+        room_version: "12".into(),
+        creator: "@a:x".into(),
+        created_ms: NOW,
+        alias: None,
+        published: false,
+    }
 }
 
 fn ev(id: &str, kind: &str, state_key: Option<&str>, membership: Option<&str>) -> NewEvent {
@@ -616,4 +624,44 @@ pub async fn receipts_only_move_forward(store: &dyn Store) {
     assert_eq!(store.receipts_changed("!r:x", p1, p2).await.unwrap().len(), 1);
     assert!(store.receipts_changed("!s:x", 0, p2).await.unwrap().is_empty());
     let _ = m1;
+}
+
+pub async fn aliases_and_directory(store: &dyn Store) {
+    seed_room(store, "!r:x").await;
+    seed_room(store, "!s:x").await;
+    assert!(store.alias("#a:x").await.unwrap().is_none());
+    store.create_alias("#a:x", "!r:x", "@a:x", NOW).await.unwrap();
+    store.create_alias("#b:x", "!r:x", "@b:x", NOW).await.unwrap();
+    assert!(matches!(store.create_alias("#a:x", "!s:x", "@a:x", NOW).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.alias("#a:x").await.unwrap(), Some(("!r:x".to_owned(), "@a:x".to_owned())));
+    assert_eq!(store.room_aliases("!r:x").await.unwrap(), ["#a:x", "#b:x"]);
+    assert!(store.delete_alias("#a:x").await.unwrap());
+    assert!(!store.delete_alias("#a:x").await.unwrap());
+    assert_eq!(store.room_aliases("!r:x").await.unwrap(), ["#b:x"]);
+
+    assert!(!store.is_published("!r:x").await.unwrap());
+    store.set_published("!s:x", true, NOW).await.unwrap();
+    store.set_published("!r:x", true, NOW + 1).await.unwrap();
+    store.set_published("!r:x", true, NOW + 2).await.unwrap();
+    assert!(store.is_published("!r:x").await.unwrap());
+    assert_eq!(store.count_published_rooms().await.unwrap(), 2);
+    assert_eq!(store.published_rooms(0, 10).await.unwrap(), ["!s:x", "!r:x"]);
+    assert_eq!(store.published_rooms(1, 10).await.unwrap(), ["!r:x"]);
+    assert_eq!(store.published_rooms(0, 1).await.unwrap(), ["!s:x"]);
+    store.set_published("!s:x", false, NOW).await.unwrap();
+    assert_eq!(store.published_rooms(0, 10).await.unwrap(), ["!r:x"]);
+
+    // A room created with an alias and published gets both in its creating transaction…
+    let mut room = new_room("!t:x");
+    room.alias = Some("#t:x".into());
+    room.published = true;
+    store.create_room(room, vec![ev("$ct", "m.room.create", Some(""), None)]).await.unwrap();
+    assert_eq!(store.alias("#t:x").await.unwrap().map(|a| a.0).as_deref(), Some("!t:x"));
+    assert!(store.is_published("!t:x").await.unwrap());
+    // …and a taken alias fails the whole creation.
+    let mut clash = new_room("!u:x");
+    clash.alias = Some("#t:x".into());
+    let r = store.create_room(clash, vec![ev("$cu", "m.room.create", Some(""), None)]).await;
+    assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
+    assert!(store.room("!u:x").await.unwrap().is_none());
 }

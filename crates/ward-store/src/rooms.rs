@@ -10,6 +10,10 @@ pub struct NewRoom {
     pub room_version: String,
     pub creator: String,
     pub created_ms: u64,
+    /// An alias to create with the room (its creator is the room's creator).
+    pub alias: Option<String>,
+    /// Whether to publish the room in the directory.
+    pub published: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +144,17 @@ pub trait RoomStore: Send + Sync {
     /// The stream position of the latest event the user has read in the room (public or
     /// private, unthreaded or main thread).
     async fn read_up_to(&self, room_id: &str, user_id: &str) -> Result<Option<u64>>;
+    /// [`crate::StoreError::Conflict`] if the alias is taken.
+    async fn create_alias(&self, alias: &str, room_id: &str, creator: &str, now_ms: u64) -> Result<()>;
+    /// The room and creator of an alias.
+    async fn alias(&self, alias: &str) -> Result<Option<(String, String)>>;
+    async fn delete_alias(&self, alias: &str) -> Result<bool>;
+    async fn room_aliases(&self, room_id: &str) -> Result<Vec<String>>;
+    async fn set_published(&self, room_id: &str, published: bool, now_ms: u64) -> Result<()>;
+    async fn is_published(&self, room_id: &str) -> Result<bool>;
+    /// Published rooms, oldest publication first, from `offset`, at most `limit`.
+    async fn published_rooms(&self, offset: u64, limit: usize) -> Result<Vec<String>>;
+    async fn count_published_rooms(&self) -> Result<u64>;
     /// Replaces an event's JSON with its redacted form and records what redacted it.
     async fn redact_event(&self, event_id: &str, redacted_json: &str, redacted_by: &str) -> Result<bool>;
 }

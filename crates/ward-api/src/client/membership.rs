@@ -61,11 +61,6 @@ async fn join_by_id_or_alias(
     Ruma(req): Ruma<join_room_by_id_or_alias::v3::Request>,
 ) -> Result<RumaResponse<join_room_by_id_or_alias::v3::Response>, ApiError> {
     let target = req.room_id_or_alias.as_str();
-    if target.starts_with('#') {
-        return Err(ApiError::Service(ward_service::Error::NotFound(
-            "room aliases are not supported yet".into(),
-        )));
-    }
     let id = state.services.join(&authed, target, req.reason.as_deref()).await?;
     Ok(RumaResponse(join_room_by_id_or_alias::v3::Response::new(room_id(&id)?)))
 }

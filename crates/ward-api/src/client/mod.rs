@@ -2,6 +2,7 @@
 
 mod account;
 mod devices;
+mod directory;
 mod discovery;
 mod ephemeral;
 mod membership;
@@ -31,6 +32,7 @@ pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = membership::routes(router);
     let router = sync::routes(router);
     let router = ephemeral::routes(router);
+    let router = directory::routes(router);
     let router = userdata::routes(router);
     profile::routes(router)
 }

@@ -74,9 +74,17 @@ impl Services {
         };
         let rules = ward_rooms::rules_for(&version)
             .ok_or_else(|| Error::UnsupportedRoomVersion(version.to_string()))?;
-        if input.room_alias_name.is_some() {
-            return Err(Error::InvalidParam("room aliases are not supported yet".into()));
-        }
+        let alias = match &input.room_alias_name {
+            Some(name) => {
+                let alias = format!("#{name}:{}", self.settings.server_name);
+                self.check_alias(&alias)?;
+                if self.store.alias(&alias).await?.is_some() {
+                    return Err(Error::RoomInUse(format!("the alias {alias} is taken")));
+                }
+                Some(alias)
+            }
+            None => None,
+        };
         if input.invite.len() > INVITES_MAX {
             return Err(Error::InvalidParam(format!("at most {INVITES_MAX} invites per createRoom")));
         }
@@ -184,6 +192,11 @@ impl Services {
         }
         events.push(draft("m.room.power_levels", Some(""), power));
 
+        // 4. The canonical alias.
+        if let Some(a) = &alias {
+            events.push(draft("m.room.canonical_alias", Some(""), json!({"alias": a})));
+        }
+
         // 5. Preset events.
         let join_rule = if preset == Preset::PublicChat { "public" } else { "invite" };
         events.push(draft("m.room.join_rules", Some(""), json!({"join_rule": join_rule})));
@@ -248,6 +261,8 @@ impl Services {
             room_version: version.to_string(),
             creator: creator.to_string(),
             created_ms: now,
+            alias: alias.clone(),
+            published: input.visibility_public,
         };
         let new_events = pdus.iter().map(|p| new_event(p, None)).collect();
         let positions = match self.store.create_room(room, new_events).await {

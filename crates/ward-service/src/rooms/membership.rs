@@ -83,8 +83,21 @@ impl Services {
         Ok(())
     }
 
-    /// Joins by room ID. Joining a room one is already in succeeds without a new event.
-    pub async fn join(&self, authed: &Authed, room_id: &str, reason: Option<&str>) -> Result<String> {
+    /// Joins by room ID or alias. Joining a room one is already in succeeds without a new
+    /// event.
+    pub async fn join(
+        &self,
+        authed: &Authed,
+        room_id_or_alias: &str,
+        reason: Option<&str>,
+    ) -> Result<String> {
+        let resolved;
+        let room_id = if room_id_or_alias.starts_with('#') {
+            resolved = self.resolve_alias(room_id_or_alias).await?.0;
+            resolved.as_str()
+        } else {
+            room_id_or_alias
+        };
         let room_id = match self.ensure_room(room_id).await {
             Ok(id) => id,
             // Spec: joining an unknown room is "not allowed", not "not found".

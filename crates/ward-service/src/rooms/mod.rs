@@ -6,6 +6,7 @@
 //! to the store, and wake waiting syncs.
 
 mod create;
+mod directory;
 mod ephemeral;
 mod membership;
 mod read;
@@ -24,6 +25,7 @@ use ward_store::{NewEvent, StoredEvent, TxnKey};
 use crate::{Error, Result, Services, now_ms};
 
 pub use create::{CreateRoomInput, Preset};
+pub use directory::{PublicRoom, PublicRoomsPage};
 pub(crate) use ephemeral::Notifier;
 pub use ephemeral::Positions;
 pub use read::{ClientEvent, MessagesPage, PageDirection, parse_token, token};

@@ -121,3 +121,17 @@ CREATE TABLE receipts (
     PRIMARY KEY (room_id, user_id, receipt_type, thread_id)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX receipts_by_room_pos ON receipts (room_id, stream_pos);
+
+-- Room aliases (#name:server) and the published room directory.
+CREATE TABLE room_aliases (
+    alias      TEXT PRIMARY KEY NOT NULL,
+    room_id    TEXT NOT NULL REFERENCES rooms (room_id),
+    creator    TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX room_aliases_by_room ON room_aliases (room_id);
+
+CREATE TABLE room_directory (
+    room_id      TEXT PRIMARY KEY NOT NULL REFERENCES rooms (room_id),
+    published_ms INTEGER NOT NULL
+) STRICT;

@@ -96,9 +96,10 @@ async fn set_visibility(
     Ok(RumaResponse(set_room_visibility::v3::Response::new()))
 }
 
-fn chunk(
-    page: PublicRoomsPage,
-) -> Result<(Vec<PublicRoomsChunk>, Option<String>, Option<String>, UInt), ApiError> {
+/// A directory page in ruma's terms: rooms, next and previous tokens, total.
+type Page = (Vec<PublicRoomsChunk>, Option<String>, Option<String>, UInt);
+
+fn chunk(page: PublicRoomsPage) -> Result<Page, ApiError> {
     let mut out = Vec::with_capacity(page.chunk.len());
     for r in page.chunk {
         let mut c: PublicRoomsChunk = PublicRoomsChunkInit {

@@ -106,6 +106,7 @@ fn classify(e: &ServiceError) -> (StatusCode, ErrorKind) {
         E::InvalidParam(_) => (StatusCode::BAD_REQUEST, ErrorKind::InvalidParam),
         E::MissingParam(_) => (StatusCode::BAD_REQUEST, ErrorKind::MissingParam),
         E::BadJson(_) => (StatusCode::BAD_REQUEST, ErrorKind::BadJson),
+        E::Unknown(_) => (StatusCode::BAD_REQUEST, ErrorKind::Unknown),
         E::Unrecognized(_) => (StatusCode::BAD_REQUEST, ErrorKind::Unrecognized),
         E::TooLarge(_) => (StatusCode::BAD_REQUEST, ErrorKind::TooLarge),
         E::UserInUse => (StatusCode::BAD_REQUEST, ErrorKind::UserInUse),

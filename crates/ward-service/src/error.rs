@@ -16,6 +16,9 @@ pub enum Error {
     MissingParam(String),
     #[error("{0}")]
     BadJson(String),
+    /// A request that cannot be carried out in the current state (spec errcode `M_UNKNOWN`).
+    #[error("{0}")]
+    Unknown(String),
     #[error("{0}")]
     Unrecognized(String),
     #[error("{0}")]

@@ -12,6 +12,7 @@ pub mod rooms;
 mod session;
 mod uia;
 pub mod userdata;
+pub mod users;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

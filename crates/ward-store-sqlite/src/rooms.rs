@@ -30,6 +30,8 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<StoredEvent> {
     })
 }
 
+const MEMBERSHIP_COLUMNS: &str = "room_id, user_id, membership, event_id, stream_pos, forgotten";
+
 fn membership_from_row(r: &Row<'_>) -> rusqlite::Result<Membership> {
     Ok(Membership {
         room_id: r.get(0)?,
@@ -37,6 +39,7 @@ fn membership_from_row(r: &Row<'_>) -> rusqlite::Result<Membership> {
         membership: r.get(2)?,
         event_id: r.get(3)?,
         stream_pos: from_sql(r.get(4)?),
+        forgotten: r.get(5)?,
     })
 }
 
@@ -122,8 +125,8 @@ fn append_one(tx: &Transaction<'_>, room_id: &str, ev: &NewEvent) -> Result<u64>
     let pos = next_stream_pos(tx)?;
     tx.execute(
         "INSERT INTO events (stream_pos, event_id, room_id, type, state_key, sender, depth, origin_server_ts,
-                             state_group, json)
-         VALUES (?10, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                             state_group, json, relates_to, rel_type)
+         VALUES (?10, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?11, ?12)",
         params![
             ev.event_id,
             room_id,
@@ -134,7 +137,9 @@ fn append_one(tx: &Transaction<'_>, room_id: &str, ev: &NewEvent) -> Result<u64>
             to_sql(ev.origin_server_ts),
             group,
             ev.json,
-            pos
+            pos,
+            ev.relates_to.as_ref().map(|r| r.0.clone()),
+            ev.relates_to.as_ref().map(|r| r.1.clone())
         ],
     )
     .map_err(|e| match &e {
@@ -379,8 +384,7 @@ impl RoomStore for SqliteStore {
         let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
         self.read(move |tx| {
             tx.query_row(
-                "SELECT room_id, user_id, membership, event_id, stream_pos FROM memberships
-                 WHERE room_id = ?1 AND user_id = ?2",
+                &format!("SELECT {MEMBERSHIP_COLUMNS} FROM memberships WHERE room_id = ?1 AND user_id = ?2"),
                 [&room_id, &user_id],
                 membership_from_row,
             )
@@ -394,10 +398,9 @@ impl RoomStore for SqliteStore {
         let user_id = user_id.to_owned();
         self.read(move |tx| {
             let mut stmt = tx
-                .prepare_cached(
-                    "SELECT room_id, user_id, membership, event_id, stream_pos FROM memberships
-                     WHERE user_id = ?1 ORDER BY stream_pos",
-                )
+                .prepare_cached(&format!(
+                    "SELECT {MEMBERSHIP_COLUMNS} FROM memberships WHERE user_id = ?1 ORDER BY stream_pos"
+                ))
                 .map_err(backend)?;
             let rows = stmt.query_map([&user_id], membership_from_row).map_err(backend)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
@@ -409,10 +412,9 @@ impl RoomStore for SqliteStore {
         let room_id = room_id.to_owned();
         self.read(move |tx| {
             let mut stmt = tx
-                .prepare_cached(
-                    "SELECT room_id, user_id, membership, event_id, stream_pos FROM memberships
-                     WHERE room_id = ?1 ORDER BY user_id",
-                )
+                .prepare_cached(&format!(
+                    "SELECT {MEMBERSHIP_COLUMNS} FROM memberships WHERE room_id = ?1 ORDER BY user_id"
+                ))
                 .map_err(backend)?;
             let rows = stmt.query_map([&room_id], membership_from_row).map_err(backend)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
@@ -527,6 +529,72 @@ impl RoomStore for SqliteStore {
             )
             .map(|v| v.map(from_sql))
             .map_err(backend)
+        })
+        .await
+    }
+
+    async fn forget_room(&self, room_id: &str, user_id: &str) -> Result<bool> {
+        let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
+        self.write(move |tx| {
+            let n = tx
+                .execute(
+                    "UPDATE memberships SET forgotten = 1 WHERE room_id = ?1 AND user_id = ?2 AND membership != 'join'",
+                    [&room_id, &user_id],
+                )
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn relations(
+        &self,
+        event_id: &str,
+        rel_type: Option<&str>,
+        kind: Option<&str>,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        let (event_id, rel_type, kind) =
+            (event_id.to_owned(), rel_type.map(str::to_owned), kind.map(str::to_owned));
+        self.read(move |tx| {
+            let mut stmt = tx
+                .prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events
+                     WHERE relates_to = ?1 AND (?2 IS NULL OR rel_type = ?2) AND (?3 IS NULL OR type = ?3)
+                       AND stream_pos < ?4
+                     ORDER BY stream_pos DESC LIMIT ?5"
+                ))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![event_id, rel_type, kind, to_sql(from), limit as i64], event_from_row)
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn event_near_time(
+        &self,
+        room_id: &str,
+        ts_ms: u64,
+        direction: Direction,
+    ) -> Result<Option<(String, u64)>> {
+        let room_id = room_id.to_owned();
+        self.read(move |tx| {
+            let sql = match direction {
+                Direction::Forward => {
+                    "SELECT event_id, origin_server_ts FROM events WHERE room_id = ?1 AND origin_server_ts >= ?2
+                     ORDER BY origin_server_ts ASC, stream_pos ASC LIMIT 1"
+                }
+                Direction::Backward => {
+                    "SELECT event_id, origin_server_ts FROM events WHERE room_id = ?1 AND origin_server_ts <= ?2
+                     ORDER BY origin_server_ts DESC, stream_pos DESC LIMIT 1"
+                }
+            };
+            tx.query_row(sql, params![room_id, to_sql(ts_ms)], |r| Ok((r.get::<_, String>(0)?, from_sql(r.get(1)?))))
+                .optional()
+                .map_err(backend)
         })
         .await
     }

@@ -96,6 +96,58 @@ impl UserDataStore for SqliteStore {
         .await
     }
 
+    async fn set_pusher(&self, user_id: &str, app_id: &str, pushkey: &str, json: &str) -> Result<()> {
+        let (u, a, p, j) = (user_id.to_owned(), app_id.to_owned(), pushkey.to_owned(), json.to_owned());
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO pushers (user_id, app_id, pushkey, json) VALUES (?1, ?2, ?3, ?4)",
+                params![u, a, p, j],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_pusher(&self, user_id: &str, app_id: &str, pushkey: &str) -> Result<bool> {
+        let (u, a, p) = (user_id.to_owned(), app_id.to_owned(), pushkey.to_owned());
+        self.write(move |tx| {
+            let n = tx
+                .execute(
+                    "DELETE FROM pushers WHERE user_id = ?1 AND app_id = ?2 AND pushkey = ?3",
+                    params![u, a, p],
+                )
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn delete_pusher_elsewhere(&self, user_id: &str, app_id: &str, pushkey: &str) -> Result<()> {
+        let (u, a, p) = (user_id.to_owned(), app_id.to_owned(), pushkey.to_owned());
+        self.write(move |tx| {
+            tx.execute(
+                "DELETE FROM pushers WHERE user_id != ?1 AND app_id = ?2 AND pushkey = ?3",
+                params![u, a, p],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn pushers(&self, user_id: &str) -> Result<Vec<String>> {
+        let user_id = user_id.to_owned();
+        self.read(move |tx| {
+            let mut stmt = tx
+                .prepare_cached("SELECT json FROM pushers WHERE user_id = ?1 ORDER BY app_id, pushkey")
+                .map_err(backend)?;
+            let rows = stmt.query_map([&user_id], |r| r.get(0)).map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<String>>>().map_err(backend)
+        })
+        .await
+    }
+
     async fn filter(&self, user_id: &str, filter_id: &str) -> Result<Option<String>> {
         let Ok(id) = filter_id.parse::<i64>() else { return Ok(None) };
         let user_id = user_id.to_owned();

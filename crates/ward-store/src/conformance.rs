@@ -40,6 +40,8 @@ macro_rules! store_conformance_tests {
             filters_per_user,
             receipts_only_move_forward,
             aliases_and_directory,
+            forgetting_relations_and_time,
+            pushers_per_user,
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
@@ -360,6 +362,7 @@ fn ev(id: &str, kind: &str, state_key: Option<&str>, membership: Option<&str>) -
         origin_server_ts: NOW,
         json: format!("{{\"id\":\"{id}\"}}"),
         membership: membership.map(str::to_owned),
+        relates_to: None,
         txn: None,
     }
 }
@@ -664,4 +667,68 @@ pub async fn aliases_and_directory(store: &dyn Store) {
     let r = store.create_room(clash, vec![ev("$cu", "m.room.create", Some(""), None)]).await;
     assert!(matches!(r, Err(StoreError::Conflict(_))), "{r:?}");
     assert!(store.room("!u:x").await.unwrap().is_none());
+}
+
+pub async fn forgetting_relations_and_time(store: &dyn Store) {
+    seed_room(store, "!r:x").await;
+    assert!(!store.forget_room("!r:x", "@a:x").await.unwrap(), "a joined room cannot be forgotten");
+    store
+        .append_events("!r:x", vec![ev("$bleave", "m.room.member", Some("@b:x"), Some("leave"))])
+        .await
+        .unwrap();
+    assert!(store.forget_room("!r:x", "@b:x").await.unwrap());
+    assert!(store.membership("!r:x", "@b:x").await.unwrap().unwrap().forgotten);
+    store
+        .append_events("!r:x", vec![ev("$binv", "m.room.member", Some("@b:x"), Some("invite"))])
+        .await
+        .unwrap();
+    assert!(
+        !store.membership("!r:x", "@b:x").await.unwrap().unwrap().forgotten,
+        "a new membership un-forgets"
+    );
+
+    let mut root = ev("$root", "m.room.message", None, None);
+    root.origin_server_ts = NOW + 1000;
+    store.append_events("!r:x", vec![root]).await.unwrap();
+    for (i, (rel, kind)) in
+        [("m.annotation", "m.reaction"), ("m.thread", "m.room.message"), ("m.annotation", "m.reaction")]
+            .into_iter()
+            .enumerate()
+    {
+        let mut e = ev(&format!("$rel{i}"), kind, None, None);
+        e.relates_to = Some(("$root".into(), rel.into()));
+        e.origin_server_ts = NOW + 2000 + i as u64;
+        store.append_events("!r:x", vec![e]).await.unwrap();
+    }
+    let ids = |v: Vec<StoredEvent>| v.into_iter().map(|e| e.event_id).collect::<Vec<_>>();
+    let all = ids(store.relations("$root", None, None, u64::MAX / 2, 10).await.unwrap());
+    assert_eq!(all, ["$rel2", "$rel1", "$rel0"]);
+    let ann = ids(store
+        .relations("$root", Some("m.annotation"), Some("m.reaction"), u64::MAX / 2, 10)
+        .await
+        .unwrap());
+    assert_eq!(ann, ["$rel2", "$rel0"]);
+    let threads = ids(store.relations("$root", Some("m.thread"), None, u64::MAX / 2, 10).await.unwrap());
+    assert_eq!(threads, ["$rel1"]);
+    assert_eq!(ids(store.relations("$root", None, None, u64::MAX / 2, 1).await.unwrap()), ["$rel2"]);
+
+    let near = store.event_near_time("!r:x", NOW + 1500, Direction::Forward).await.unwrap();
+    assert_eq!(near, Some(("$rel0".to_owned(), NOW + 2000)));
+    let near = store.event_near_time("!r:x", NOW + 1500, Direction::Backward).await.unwrap();
+    assert_eq!(near, Some(("$root".to_owned(), NOW + 1000)));
+    assert!(store.event_near_time("!r:x", NOW + 99_999, Direction::Forward).await.unwrap().is_none());
+}
+
+pub async fn pushers_per_user(store: &dyn Store) {
+    assert!(store.pushers("@a:x").await.unwrap().is_empty());
+    store.set_pusher("@a:x", "app", "key1", "{\"v\":1}").await.unwrap();
+    store.set_pusher("@a:x", "app", "key1", "{\"v\":2}").await.unwrap();
+    store.set_pusher("@a:x", "app", "key2", "{}").await.unwrap();
+    store.set_pusher("@b:x", "app", "key1", "{}").await.unwrap();
+    assert_eq!(store.pushers("@a:x").await.unwrap(), ["{\"v\":2}", "{}"]);
+    store.delete_pusher_elsewhere("@a:x", "app", "key1").await.unwrap();
+    assert!(store.pushers("@b:x").await.unwrap().is_empty());
+    assert!(store.delete_pusher("@a:x", "app", "key2").await.unwrap());
+    assert!(!store.delete_pusher("@a:x", "app", "key2").await.unwrap());
+    assert_eq!(store.pushers("@a:x").await.unwrap().len(), 1);
 }

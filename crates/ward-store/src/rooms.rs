@@ -45,6 +45,8 @@ pub struct NewEvent {
     pub json: String,
     /// For `m.room.member`: the membership it gives `state_key`.
     pub membership: Option<String>,
+    /// `content.m.relates_to`: the related event and relation type.
+    pub relates_to: Option<(String, String)>,
     pub txn: Option<TxnKey>,
 }
 
@@ -75,6 +77,7 @@ pub struct Membership {
     pub membership: String,
     pub event_id: String,
     pub stream_pos: u64,
+    pub forgotten: bool,
 }
 
 /// A read receipt. `thread_id` is empty for unthreaded receipts.
@@ -144,6 +147,25 @@ pub trait RoomStore: Send + Sync {
     /// The stream position of the latest event the user has read in the room (public or
     /// private, unthreaded or main thread).
     async fn read_up_to(&self, room_id: &str, user_id: &str) -> Result<Option<u64>>;
+    /// Marks the user's (non-joined) membership forgotten; `false` if there is none.
+    async fn forget_room(&self, room_id: &str, user_id: &str) -> Result<bool>;
+    /// Events relating to `event_id` (newest first), optionally of one relation type and
+    /// event type, before stream position `from`.
+    async fn relations(
+        &self,
+        event_id: &str,
+        rel_type: Option<&str>,
+        kind: Option<&str>,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>>;
+    /// The event closest to `ts_ms` at or after it (`Forward`) or at or before it (`Backward`).
+    async fn event_near_time(
+        &self,
+        room_id: &str,
+        ts_ms: u64,
+        direction: Direction,
+    ) -> Result<Option<(String, u64)>>;
     /// [`crate::StoreError::Conflict`] if the alias is taken.
     async fn create_alias(&self, alias: &str, room_id: &str, creator: &str, now_ms: u64) -> Result<()>;
     /// The room and creator of an alias.

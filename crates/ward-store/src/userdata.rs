@@ -35,4 +35,10 @@ pub trait UserDataStore: Send + Sync {
     /// Stores a filter and returns its ID (unique per user).
     async fn create_filter(&self, user_id: &str, json: &str) -> Result<String>;
     async fn filter(&self, user_id: &str, filter_id: &str) -> Result<Option<String>>;
+    /// Adds or replaces a pusher (keyed by app ID and push key).
+    async fn set_pusher(&self, user_id: &str, app_id: &str, pushkey: &str, json: &str) -> Result<()>;
+    async fn delete_pusher(&self, user_id: &str, app_id: &str, pushkey: &str) -> Result<bool>;
+    /// Removes the pushkey (for this app) from other users, as `append: false` requires.
+    async fn delete_pusher_elsewhere(&self, user_id: &str, app_id: &str, pushkey: &str) -> Result<()>;
+    async fn pushers(&self, user_id: &str) -> Result<Vec<String>>;
 }

@@ -5,6 +5,7 @@ mod devices;
 mod directory;
 mod discovery;
 mod ephemeral;
+mod extras;
 mod membership;
 mod profile;
 mod register;
@@ -13,6 +14,7 @@ mod session;
 mod sync;
 mod uia;
 mod userdata;
+mod users;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, RawPathParams};
@@ -33,6 +35,8 @@ pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = sync::routes(router);
     let router = ephemeral::routes(router);
     let router = directory::routes(router);
+    let router = extras::routes(router);
+    let router = users::routes(router);
     let router = userdata::routes(router);
     profile::routes(router)
 }

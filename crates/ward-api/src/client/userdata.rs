@@ -12,10 +12,16 @@ use ruma::api::client::config::{
     get_global_account_data, get_room_account_data, set_global_account_data, set_room_account_data,
 };
 use ruma::api::client::filter::{FilterDefinition, create_filter, get_filter};
-use ruma::api::client::push::{get_pushrules_all, get_pushrules_global_scope};
+use ruma::api::client::push::{
+    delete_pushrule, get_notifications, get_pushers, get_pushrule, get_pushrule_actions,
+    get_pushrule_enabled, get_pushrules_all, get_pushrules_global_scope, set_pushrule, set_pushrule_actions,
+    set_pushrule_enabled,
+};
 use ruma::api::client::tag::{create_tag, delete_tag, get_tags};
+use ruma::push::InsertPushRuleError;
 use ruma::serde::Raw;
 use serde_json::Value;
+use ward_service::Error as ServiceError;
 
 use super::rooms::internal;
 use crate::error::ApiError;
@@ -33,7 +39,22 @@ pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = endpoint::<create_filter::v3::Request, _, _>(router, new_filter);
     let router = endpoint::<get_filter::v3::Request, _, _>(router, filter);
     let router = endpoint::<get_pushrules_all::v3::Request, _, _>(router, push_rules);
-    endpoint::<get_pushrules_global_scope::v3::Request, _, _>(router, push_rules_global)
+    let router = endpoint::<get_pushrules_global_scope::v3::Request, _, _>(router, push_rules_global);
+    let router = endpoint::<get_pushrule::v3::Request, _, _>(router, get_rule);
+    let router = endpoint::<set_pushrule::v3::Request, _, _>(router, set_rule);
+    let router = endpoint::<delete_pushrule::v3::Request, _, _>(router, delete_rule);
+    let router = endpoint::<get_pushrule_enabled::v3::Request, _, _>(router, get_enabled);
+    let router = endpoint::<set_pushrule_enabled::v3::Request, _, _>(router, set_enabled);
+    let router = endpoint::<get_pushrule_actions::v3::Request, _, _>(router, get_actions);
+    let router = endpoint::<set_pushrule_actions::v3::Request, _, _>(router, set_actions);
+    let router = endpoint::<get_pushers::v3::Request, _, _>(router, pushers);
+    let router = router.route("/_matrix/client/v3/pushers/set", axum::routing::post(set_pusher));
+    let router = router.route("/_matrix/client/r0/pushers/set", axum::routing::post(set_pusher));
+    endpoint::<get_notifications::v3::Request, _, _>(router, notifications)
+}
+
+fn rule_not_found() -> ApiError {
+    ApiError::Service(ServiceError::NotFound("no such push rule".into()))
 }
 
 fn json<T>(raw: &Raw<T>) -> Result<Value, ApiError> {
@@ -166,4 +187,143 @@ async fn push_rules_global(
     Ruma(_): Ruma<get_pushrules_global_scope::v3::Request>,
 ) -> Result<RumaResponse<get_pushrules_global_scope::v3::Response>, ApiError> {
     Ok(RumaResponse(get_pushrules_global_scope::v3::Response::new(rules(&state, &authed).await?)))
+}
+
+async fn get_rule(
+    State(state): State<AppState>,
+    Auth(authed): Auth,
+    Ruma(req): Ruma<get_pushrule::v3::Request>,
+) -> Result<RumaResponse<get_pushrule::v3::Response>, ApiError> {
+    let set = rules(&state, &authed).await?;
+    let rule = set.get(req.kind.clone(), &req.rule_id).ok_or_else(rule_not_found)?;
+    Ok(RumaResponse(get_pushrule::v3::Response::new(rule.into())))
+}
+
+async fn set_rule(
+    State(state): State<AppState>,
+    Auth(authed): Auth,
+    Ruma(req): Ruma<set_pushrule::v3::Request>,
+) -> Result<RumaResponse<set_pushrule::v3::Response>, ApiError> {
+    state
+        .services
+        .edit_push_rules(&authed, |set| {
+            set.insert(req.rule, req.after.as_deref(), req.before.as_deref()).map_err(|e| match e {
+                InsertPushRuleError::UnknownRuleId => ServiceError::NotFound(e.to_string()),
+                e => ServiceError::InvalidParam(e.to_string()),
+            })
+        })
+        .await?;
+    Ok(RumaResponse(set_pushrule::v3::Response::new()))
+}
+
+async fn delete_rule(
+    State(state): State<AppState>,
+    Auth(authed): Auth,
+    Ruma(req): Ruma<delete_pushrule::v3::Request>,
+) -> Result<RumaResponse<delete_pushrule::v3::Response>, ApiError> {
+    state
+        .services
+        .edit_push_rules(&authed, |set| {
+            set.remove(req.kind, &req.rule_id).map_err(|e| match e {
+                ruma::push::RemovePushRuleError::NotFound => ServiceError::NotFound(e.to_string()),
+                e => ServiceError::Forbidden(e.to_string()),
+            })
+        })
+        .await?;
+    Ok(RumaResponse(delete_pushrule::v3::Response::new()))
+}
+
+async fn get_enabled(
+    State(state): State<AppState>,
+    Auth(authed): Auth,
+    Ruma(req): Ruma<get_pushrule_enabled::v3::Request>,
+) -> Result<RumaResponse<get_pushrule_enabled::v3::Response>, ApiError> {
+    let set = rules(&state, &authed).await?;
+    let rule = set.get(req.kind.clone(), &req.rule_id).ok_or_else(rule_not_found)?;
+    Ok(RumaResponse(get_pushrule_enabled::v3::Response::new(rule.enabled())))
+}
+
+async fn set_enabled(
+    State(state): State<AppState>,
+    Auth(authed): Auth,
+    Ruma(req): Ruma<set_pushrule_enabled::v3::Request>,
+) -> Result<RumaResponse<set_pushrule_enabled::v3::Response>, ApiError> {
+    state
+        .services
+        .edit_push_rules(&authed, |set| {
+            set.set_enabled(req.kind, &req.rule_id, req.enabled)
+                .map_err(|e| ServiceError::NotFound(e.to_string()))
+        })
+        .await?;
+    Ok(RumaResponse(set_pushrule_enabled::v3::Response::new()))
+}
+
+async fn get_actions(
+    State(state): State<AppState>,
+    Auth(authed): Auth,
+    Ruma(req): Ruma<get_pushrule_actions::v3::Request>,
+) -> Result<RumaResponse<get_pushrule_actions::v3::Response>, ApiError> {
+    let set = rules(&state, &authed).await?;
+    let rule = set.get(req.kind.clone(), &req.rule_id).ok_or_else(rule_not_found)?;
+    Ok(RumaResponse(get_pushrule_actions::v3::Response::new(rule.actions().to_vec())))
+}
+
+async fn set_actions(
+    State(state): State<AppState>,
+    Auth(authed): Auth,
+    Ruma(req): Ruma<set_pushrule_actions::v3::Request>,
+) -> Result<RumaResponse<set_pushrule_actions::v3::Response>, ApiError> {
+    state
+        .services
+        .edit_push_rules(&authed, |set| {
+            set.set_actions(req.kind, &req.rule_id, req.actions)
+                .map_err(|e| ServiceError::NotFound(e.to_string()))
+        })
+        .await?;
+    Ok(RumaResponse(set_pushrule_actions::v3::Response::new()))
+}
+
+async fn pushers(
+    State(state): State<AppState>,
+    Auth(authed): Auth,
+    Ruma(_): Ruma<get_pushers::v3::Request>,
+) -> Result<RumaResponse<get_pushers::v3::Response>, ApiError> {
+    let list = state.services.pushers(&authed).await?;
+    let list = list.into_iter().filter_map(|v| serde_json::from_value(v).ok()).collect();
+    Ok(RumaResponse(get_pushers::v3::Response::new(list)))
+}
+
+/// `POST /pushers/set` reads its body itself: the pusher is stored as the client sent it.
+async fn set_pusher(
+    State(state): State<AppState>,
+    Auth(authed): Auth,
+    crate::extract::JsonBody(body): crate::extract::JsonBody<serde_json::Map<String, Value>>,
+) -> Result<axum::Json<Value>, ApiError> {
+    state.services.set_pusher(&authed, body).await?;
+    Ok(axum::Json(serde_json::json!({})))
+}
+
+async fn notifications(
+    State(state): State<AppState>,
+    Auth(authed): Auth,
+    Ruma(req): Ruma<get_notifications::v3::Request>,
+) -> Result<RumaResponse<get_notifications::v3::Response>, ApiError> {
+    let limit = req.limit.map(|l| usize::try_from(u64::from(l)).unwrap_or(usize::MAX));
+    let only_highlight = req.only.as_deref() == Some("highlight");
+    let (found, next) =
+        state.services.notifications(&authed, req.from.as_deref(), limit, only_highlight).await?;
+    let mut list = Vec::with_capacity(found.len());
+    for n in found {
+        let v = serde_json::json!({
+            "actions": n.actions,
+            "event": n.event,
+            "read": n.read,
+            "room_id": n.room_id,
+            "ts": n.ts,
+        });
+        list.push(serde_json::from_value(v).map_err(internal)?);
+    }
+    let mut resp = get_notifications::v3::Response::new(list);
+    resp.next_token = next;
+    Ok(RumaResponse(resp))
 }

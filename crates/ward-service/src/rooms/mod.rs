@@ -8,6 +8,7 @@
 mod create;
 mod directory;
 mod ephemeral;
+mod extras;
 mod membership;
 mod read;
 mod send;
@@ -28,6 +29,7 @@ pub use create::{CreateRoomInput, Preset};
 pub use directory::{PublicRoom, PublicRoomsPage};
 pub(crate) use ephemeral::Notifier;
 pub use ephemeral::Positions;
+pub use extras::{Context, RelationsPage};
 pub use read::{ClientEvent, MessagesPage, PageDirection, parse_token, token};
 pub use sync::{FilterInput, InvitedRoom, JoinedRoom, LeftRoom, SyncInput, SyncOutput, Timeline};
 
@@ -65,6 +67,11 @@ pub fn parse_user_id(user_id: &str) -> Result<ruma::OwnedUserId> {
     UserId::parse(user_id).map_err(|_| Error::InvalidParam(format!("`{user_id}` is not a user ID")))
 }
 
+/// A stored event in the client format.
+pub(crate) fn client_event(e: &StoredEvent) -> Result<serde_json::Map<String, Value>> {
+    Ok(to_pdu(e)?.client_event())
+}
+
 /// A stored event as a PDU.
 pub(crate) fn to_pdu(e: &StoredEvent) -> Result<Pdu> {
     let event_id =
@@ -77,7 +84,12 @@ fn new_event(pdu: &Pdu, txn: Option<TxnKey>) -> NewEvent {
     let membership = (pdu.kind == TimelineEventType::RoomMember)
         .then(|| pdu.content_value().get("membership").and_then(Value::as_str).map(str::to_owned))
         .flatten();
+    let content = pdu.content_value();
+    let relates_to = content.get("m.relates_to").and_then(|r| {
+        Some((r.get("event_id")?.as_str()?.to_owned(), r.get("rel_type")?.as_str()?.to_owned()))
+    });
     NewEvent {
+        relates_to,
         event_id: pdu.event_id.to_string(),
         kind: pdu.kind.to_string(),
         state_key: pdu.state_key.clone(),
@@ -96,7 +108,7 @@ impl Services {
             .map_err(|e| Error::Internal(e.to_string()))
     }
 
-    fn room_lock(&self, room_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn room_lock(&self, room_id: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.room_locks.lock().unwrap_or_else(|p| p.into_inner());
         locks.entry(room_id.to_owned()).or_default().clone()
     }

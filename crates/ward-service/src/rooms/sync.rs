@@ -273,7 +273,7 @@ impl Services {
                 "invite" if changed_since => {
                     out.invite.insert(m.room_id.clone(), self.invited_room(&m).await?);
                 }
-                "leave" | "ban" if since.is_some() && changed_since => {
+                "leave" | "ban" if since.is_some() && changed_since && !m.forgotten => {
                     let left = self
                         .incremental_room(&m.room_id, since.unwrap_or(0), m.stream_pos, limit, filter)
                         .await?;

@@ -53,9 +53,14 @@ CREATE TABLE events (
     state_group      INTEGER NOT NULL,
     -- The signed PDU as canonical JSON (pruned in place when redacted).
     json             TEXT NOT NULL,
-    redacted_by      TEXT
+    redacted_by      TEXT,
+    -- content.m.relates_to, for /relations.
+    relates_to       TEXT,
+    rel_type         TEXT
 ) STRICT;
 CREATE INDEX events_by_room ON events (room_id, stream_pos);
+CREATE INDEX events_by_relation ON events (relates_to, stream_pos) WHERE relates_to IS NOT NULL;
+CREATE INDEX events_by_time ON events (room_id, origin_server_ts);
 
 CREATE TABLE room_state (
     room_id   TEXT NOT NULL,
@@ -71,6 +76,8 @@ CREATE TABLE memberships (
     membership TEXT NOT NULL,
     event_id   TEXT NOT NULL,
     stream_pos INTEGER NOT NULL,
+    -- Set by /forget; a new membership event replaces the row and so clears it.
+    forgotten  INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (room_id, user_id)
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX memberships_by_user ON memberships (user_id, membership);
@@ -135,3 +142,12 @@ CREATE TABLE room_directory (
     room_id      TEXT PRIMARY KEY NOT NULL REFERENCES rooms (room_id),
     published_ms INTEGER NOT NULL
 ) STRICT;
+
+CREATE TABLE pushers (
+    user_id TEXT NOT NULL,
+    app_id  TEXT NOT NULL,
+    pushkey TEXT NOT NULL,
+    -- The pusher as clients send it (kind, data, display names, lang, …).
+    json    TEXT NOT NULL,
+    PRIMARY KEY (user_id, app_id, pushkey)
+) STRICT, WITHOUT ROWID;

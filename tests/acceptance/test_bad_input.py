@@ -59,6 +59,33 @@ ENDPOINTS = [
     ("POST", "/_matrix/client/v3/rooms/{room}/unban", True, True),
     ("POST", "/_matrix/client/v3/rooms/{other_room}/leave", True, True),
     ("GET", "/_matrix/client/v3/sync", True, False),
+    ("PUT", "/_matrix/client/v3/user/@erika:localhost/account_data/org.example.x", True, True),
+    ("GET", "/_matrix/client/v3/user/@erika:localhost/account_data/org.example.x", True, False),
+    ("PUT", "/_matrix/client/v3/user/@erika:localhost/rooms/{room}/account_data/org.example.x", True, True),
+    ("GET", "/_matrix/client/v3/user/@erika:localhost/rooms/{room}/tags", True, False),
+    ("PUT", "/_matrix/client/v3/user/@erika:localhost/rooms/{room}/tags/u.work", True, True),
+    ("DELETE", "/_matrix/client/v3/user/@erika:localhost/rooms/{room}/tags/u.work", True, False),
+    ("POST", "/_matrix/client/v3/user/@erika:localhost/filter", True, True),
+    ("GET", "/_matrix/client/v3/user/@erika:localhost/filter/0", True, False),
+    ("GET", "/_matrix/client/v3/pushrules/", True, False),
+    ("PUT", "/_matrix/client/v3/pushrules/global/content/kw", True, True),
+    ("PUT", "/_matrix/client/v3/pushrules/global/content/kw/enabled", True, True),
+    ("PUT", "/_matrix/client/v3/pushrules/global/content/kw/actions", True, True),
+    ("PUT", "/_matrix/client/v3/rooms/{room}/typing/@erika:localhost", True, True),
+    ("POST", "/_matrix/client/v3/rooms/{room}/receipt/m.read/{event}", True, True),
+    ("POST", "/_matrix/client/v3/rooms/{room}/read_markers", True, True),
+    ("PUT", "/_matrix/client/v3/directory/room/%23bad-input:localhost", True, True),
+    ("PUT", "/_matrix/client/v3/directory/list/room/{room}", True, True),
+    ("POST", "/_matrix/client/v3/publicRooms", True, True),
+    ("GET", "/_matrix/client/v3/publicRooms", True, False),
+    ("GET", "/_matrix/client/v3/rooms/{room}/context/{event}", True, False),
+    ("GET", "/_matrix/client/v1/rooms/{room}/relations/{event}", True, False),
+    ("GET", "/_matrix/client/v1/rooms/{room}/timestamp_to_event?ts=0&dir=f", True, False),
+    ("POST", "/_matrix/client/v3/user_directory/search", True, True),
+    ("PUT", "/_matrix/client/v3/presence/@erika:localhost/status", True, True),
+    ("GET", "/_matrix/client/v3/pushers", True, False),
+    ("POST", "/_matrix/client/v3/pushers/set", True, True),
+    ("GET", "/_matrix/client/v3/notifications", True, False),
 ]
 AUTHED = [e for e in ENDPOINTS if e[2]]
 WITH_BODY = [e for e in ENDPOINTS if e[3]]
@@ -81,6 +108,15 @@ WRONG_TYPES = {
     "/_matrix/client/v3/rooms/{room}/invite": {"user_id": 42},
     "/_matrix/client/v3/rooms/{room}/kick": {"user_id": ["@x:localhost"]},
     "/_matrix/client/v3/rooms/{room}/ban": {"user_id": None},
+    "/_matrix/client/v3/user/@erika:localhost/filter": {"room": {"timeline": {"limit": "ten"}}},
+    "/_matrix/client/v3/pushrules/global/content/kw": {"pattern": 5, "actions": "notify"},
+    "/_matrix/client/v3/pushrules/global/content/kw/enabled": {"enabled": "yes"},
+    "/_matrix/client/v3/rooms/{room}/typing/@erika:localhost": {"typing": "yes"},
+    "/_matrix/client/v3/rooms/{room}/read_markers": {"m.fully_read": 5},
+    "/_matrix/client/v3/publicRooms": {"limit": "many"},
+    "/_matrix/client/v3/user_directory/search": {"search_term": 5},
+    "/_matrix/client/v3/presence/@erika:localhost/status": {"presence": 5},
+    "/_matrix/client/v3/pushers/set": {"app_id": 5, "pushkey": [], "kind": "http"},
 }
 
 
@@ -304,3 +340,38 @@ def test_room_input(server, token, room):
     expect(send(server, "POST", api + "/join/%23alias:localhost", h, data="{}"), 404, "M_NOT_FOUND")
     expect(send(server, "POST", api + "/rooms/!nope:localhost/join", h, data="{}"), 404, "M_NOT_FOUND")
     expect(send(server, "PUT", api + "/rooms/{room}/redact/$nope/{txn}", h, data="{}"), 404, "M_NOT_FOUND")
+
+
+def test_user_data_input(server, token, room):
+    h = token
+    api = "/_matrix/client/v3"
+    expect(send(server, "PUT", api + "/user/@erika:localhost/account_data/m.push_rules", h, data="{}"), 400,
+           "M_BAD_JSON")
+    expect(send(server, "GET", api + "/user/@erika:localhost/account_data/org.example.none", h), 404, "M_NOT_FOUND")
+    expect(send(server, "PUT", api + "/user/@other:localhost/account_data/x", h, data="{}"), 403, "M_FORBIDDEN")
+    expect(send(server, "GET", api + "/user/@erika:localhost/filter/999", h), 404, "M_NOT_FOUND")
+    expect(send(server, "GET", api + "/pushrules/global/override/.nope", h), 404, "M_NOT_FOUND")
+    expect(send(server, "DELETE", api + "/pushrules/global/override/.m.rule.master", h), 403, "M_FORBIDDEN")
+    expect(send(server, "PUT", api + "/pushrules/global/content/.reserved", h,
+                data=json.dumps({"pattern": "x", "actions": []})), 400, "M_INVALID_PARAM")
+    expect(send(server, "PUT", api + "/rooms/{room}/typing/@other:localhost", h, data='{"typing": true, "timeout": 1000}'), 403,
+           "M_FORBIDDEN")
+    expect(send(server, "POST", api + "/rooms/{room}/receipt/m.read/$nope", h, data="{}"), 404, "M_NOT_FOUND")
+    expect(send(server, "POST", api + "/rooms/{room}/receipt/m.bogus/{event}", h, data="{}"), 400,
+           "M_INVALID_PARAM", "M_BAD_JSON")
+    expect(send(server, "PUT", api + "/directory/room/no-hash", h, data=json.dumps({"room_id": CTX["room"]})), 400,
+           "M_INVALID_PARAM")
+    expect(send(server, "PUT", api + "/directory/room/%23x:elsewhere.example", h,
+                data=json.dumps({"room_id": CTX["room"]})), 400, "M_INVALID_PARAM")
+    expect(send(server, "GET", api + "/directory/room/%23unknown:localhost"), 404, "M_NOT_FOUND")
+    expect(send(server, "GET", api + "/publicRooms?since=garbage", h), 400, "M_INVALID_PARAM")
+    expect(send(server, "GET", api + "/publicRooms"), 401, "M_MISSING_TOKEN")
+    expect(send(server, "POST", api + "/rooms/{room}/forget", h, data="{}"), 400, "M_UNKNOWN")
+    expect(send(server, "GET", api + "/rooms/{room}/context/$nope", h), 404, "M_NOT_FOUND")
+    expect(send(server, "GET", "/_matrix/client/v1/rooms/{room}/relations/{event}?dir=f", h), 400, "M_INVALID_PARAM")
+    expect(send(server, "GET", "/_matrix/client/v1/rooms/{room}/timestamp_to_event?ts=9999999999999&dir=f", h), 404,
+           "M_NOT_FOUND")
+    expect(send(server, "GET", api + "/presence/@ghost:localhost/status", h), 404, "M_NOT_FOUND")
+    expect(send(server, "POST", api + "/pushers/set", h, data=json.dumps({"app_id": "a", "pushkey": "k", "kind": "http",
+                                                                          "data": {}})), 400, "M_INVALID_PARAM")
+    expect(send(server, "GET", api + "/notifications?from=garbage", h), 400, "M_INVALID_PARAM")

@@ -224,9 +224,13 @@ impl Services {
         authed: &Authed,
         mut pusher: serde_json::Map<String, Value>,
     ) -> Result<()> {
-        let s = |k: &str| pusher.get(k).and_then(Value::as_str).map(str::to_owned);
-        let app_id = s("app_id").ok_or_else(|| Error::MissingParam("app_id is required".into()))?;
-        let pushkey = s("pushkey").ok_or_else(|| Error::MissingParam("pushkey is required".into()))?;
+        let s = |k: &str| match pusher.get(k) {
+            Some(Value::String(v)) => Ok(v.clone()),
+            Some(_) => Err(Error::BadJson(format!("{k} must be a string"))),
+            None => Err(Error::MissingParam(format!("{k} is required"))),
+        };
+        let app_id = s("app_id")?;
+        let pushkey = s("pushkey")?;
         if app_id.len() > 64 || pushkey.len() > 512 {
             return Err(Error::InvalidParam("app_id has at most 64 bytes, pushkey at most 512".into()));
         }

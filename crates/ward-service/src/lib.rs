@@ -169,8 +169,17 @@ impl Services {
     }
 }
 
-/// Runs CPU-heavy work (password hashing) on the blocking pool, off the async workers.
+/// Password hashes computed at once. Each argon2id run takes 19 MiB for tens of milliseconds;
+/// without a bound, a burst of logins or registrations multiplies that by the number of
+/// blocking threads and leaves the memory fragmented.
+pub const PASSWORD_HASHES_IN_PARALLEL_MAX: usize = 2;
+
+static HASH_PERMITS: tokio::sync::Semaphore =
+    tokio::sync::Semaphore::const_new(PASSWORD_HASHES_IN_PARALLEL_MAX);
+
+/// Runs password hashing on the blocking pool, off the async workers, a bounded number at once.
 pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let _permit = HASH_PERMITS.acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
     tokio::task::spawn_blocking(f).await.map_err(|e| Error::Internal(e.to_string()))
 }
 

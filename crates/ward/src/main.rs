@@ -16,6 +16,15 @@ use ward_service::{ServerKey, Services, Settings};
 use ward_store::Store;
 use ward_store_sqlite::{SqliteOptions, SqliteStore};
 
+/// mimalloc instead of glibc's malloc: argon2id allocates and frees 19 MiB per password hash,
+/// and glibc's per-thread arenas keep such blocks fragmented (measured: RSS grew by about
+/// 2.5 MB per registration, past 1 GB after 450). mimalloc returns them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Threads for blocking work (database, hashing); see the runtime setup in `main`.
+const BLOCKING_THREADS_MAX: usize = 16;
+
 #[derive(Parser)]
 #[command(name = "ward", version, about = "Private team chat and video for medical practices")]
 struct Cli {
@@ -50,7 +59,13 @@ fn main() -> ExitCode {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Blocking threads run SQLite and password hashing; a bound keeps memory predictable
+    // (each thread gets its own allocator arena).
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS_MAX)
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ward: cannot start the async runtime: {e}");

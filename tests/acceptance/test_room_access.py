@@ -74,3 +74,36 @@ def test_read_authorisation_matrix(homeserver):
     assert "before" in bodies and "after" not in bodies, bodies
     r = requests.put(api + f"/rooms/{room}/send/m.room.message/m9", headers=mh, json={"msgtype": "m.text", "body": "x"})
     assert r.status_code == 403, r.text
+
+
+def test_history_visibility_joined_hides_earlier_messages(homeserver):
+    api = homeserver.url + "/_matrix/client/v3"
+    owner, oh = register(homeserver, "owner")
+    newcomer, nh = register(homeserver, "newcomer")
+    room = requests.post(api + "/createRoom", headers=oh, json={
+        "name": "Fallbesprechung",
+        "initial_state": [{"type": "m.room.history_visibility", "state_key": "",
+                           "content": {"history_visibility": "joined"}}]}).json()["room_id"]
+    secret = requests.put(api + f"/rooms/{room}/send/m.room.message/s1", headers=oh,
+                          json={"msgtype": "m.text", "body": "vor deiner Zeit"}).json()["event_id"]
+    requests.post(api + f"/rooms/{room}/invite", headers=oh, json={"user_id": newcomer})
+    assert requests.post(api + f"/rooms/{room}/join", headers=nh, json={}).status_code == 200
+    requests.put(api + f"/rooms/{room}/send/m.room.message/s2", headers=oh,
+                 json={"msgtype": "m.text", "body": "willkommen"})
+
+    bodies = [e["content"].get("body") for e in
+              requests.get(api + f"/rooms/{room}/messages?dir=b&limit=50", headers=nh).json()["chunk"]]
+    assert "willkommen" in bodies and "vor deiner Zeit" not in bodies, bodies
+    r = requests.get(api + f"/rooms/{room}/event/{secret}", headers=nh)
+    assert r.status_code == 404, r.text
+    sync = requests.get(api + "/sync", headers=nh).json()
+    timeline = sync["rooms"]["join"][room]["timeline"]["events"]
+    assert "vor deiner Zeit" not in [e["content"].get("body") for e in timeline]
+
+    # With the default (shared) visibility, a newcomer reads the history before their join.
+    shared = requests.post(api + "/createRoom", headers=oh, json={"invite": [newcomer]}).json()["room_id"]
+    requests.put(api + f"/rooms/{shared}/send/m.room.message/s3", headers=oh, json={"msgtype": "m.text", "body": "alt"})
+    requests.post(api + f"/rooms/{shared}/join", headers=nh, json={})
+    bodies = [e["content"].get("body") for e in
+              requests.get(api + f"/rooms/{shared}/messages?dir=b&limit=50", headers=nh).json()["chunk"]]
+    assert "alt" in bodies, bodies

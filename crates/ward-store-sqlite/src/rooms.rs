@@ -533,6 +533,29 @@ impl RoomStore for SqliteStore {
         .await
     }
 
+    async fn state_history(
+        &self,
+        room_id: &str,
+        kind: &str,
+        state_key: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        let (room_id, kind, state_key) = (room_id.to_owned(), kind.to_owned(), state_key.map(str::to_owned));
+        self.read(move |tx| {
+            let mut stmt = tx
+                .prepare_cached(&format!(
+                    "SELECT {EVENT_COLUMNS} FROM events
+                     WHERE room_id = ?1 AND type = ?2 AND state_key IS NOT NULL AND (?3 IS NULL OR state_key = ?3)
+                     ORDER BY stream_pos ASC LIMIT ?4"
+                ))
+                .map_err(backend)?;
+            let rows =
+                stmt.query_map(params![room_id, kind, state_key, limit as i64], event_from_row).map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+
     async fn forget_room(&self, room_id: &str, user_id: &str) -> Result<bool> {
         let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
         self.write(move |tx| {

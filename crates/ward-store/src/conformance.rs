@@ -42,6 +42,7 @@ macro_rules! store_conformance_tests {
             aliases_and_directory,
             forgetting_relations_and_time,
             pushers_per_user,
+            state_history_in_order,
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
@@ -731,4 +732,29 @@ pub async fn pushers_per_user(store: &dyn Store) {
     assert!(store.delete_pusher("@a:x", "app", "key2").await.unwrap());
     assert!(!store.delete_pusher("@a:x", "app", "key2").await.unwrap());
     assert_eq!(store.pushers("@a:x").await.unwrap().len(), 1);
+}
+
+pub async fn state_history_in_order(store: &dyn Store) {
+    seed_room(store, "!r:x").await;
+    store
+        .append_events("!r:x", vec![ev("$b1", "m.room.member", Some("@b:x"), Some("invite"))])
+        .await
+        .unwrap();
+    store.append_events("!r:x", vec![ev("$v1", "m.room.history_visibility", Some(""), None)]).await.unwrap();
+    store.append_events("!r:x", vec![ev("$b2", "m.room.member", Some("@b:x"), Some("join"))]).await.unwrap();
+    store.append_events("!r:x", vec![ev("$m", "m.room.message", None, None)]).await.unwrap();
+    store.append_events("!r:x", vec![ev("$b3", "m.room.member", Some("@b:x"), Some("leave"))]).await.unwrap();
+    let ids = |v: Vec<StoredEvent>| v.into_iter().map(|e| e.event_id).collect::<Vec<_>>();
+    let b = ids(store.state_history("!r:x", "m.room.member", Some("@b:x"), 100).await.unwrap());
+    assert_eq!(b, ["$b1", "$b2", "$b3"]);
+    let all = ids(store.state_history("!r:x", "m.room.member", None, 100).await.unwrap());
+    assert_eq!(all, ["$join!r:x", "$b1", "$b2", "$b3"]);
+    assert_eq!(
+        ids(store.state_history("!r:x", "m.room.history_visibility", Some(""), 100).await.unwrap()),
+        ["$v1"]
+    );
+    assert_eq!(
+        ids(store.state_history("!r:x", "m.room.member", Some("@b:x"), 2).await.unwrap()),
+        ["$b1", "$b2"]
+    );
 }

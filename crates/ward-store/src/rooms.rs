@@ -147,6 +147,15 @@ pub trait RoomStore: Send + Sync {
     /// The stream position of the latest event the user has read in the room (public or
     /// private, unthreaded or main thread).
     async fn read_up_to(&self, room_id: &str, user_id: &str) -> Result<Option<u64>>;
+    /// Every state event of one type (and state key, if given) in the room, oldest first, up
+    /// to `limit`: a user's membership history, the history-visibility changes.
+    async fn state_history(
+        &self,
+        room_id: &str,
+        kind: &str,
+        state_key: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>>;
     /// Marks the user's (non-joined) membership forgotten; `false` if there is none.
     async fn forget_room(&self, room_id: &str, user_id: &str) -> Result<bool>;
     /// Events relating to `event_id` (newest first), optionally of one relation type and

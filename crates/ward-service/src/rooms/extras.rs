@@ -35,8 +35,15 @@ impl Services {
         let room_id = parse_room_id(room_id)?;
         let not_found = || Error::NotFound("event not found".into());
         let until = self.readable_until(room_id.as_str(), &authed.user_id).await.map_err(|_| not_found())?;
+        let visibility = self.visibility(room_id.as_str(), &authed.user_id).await?;
         let event = match self.store.event(event_id).await? {
-            Some(e) if e.room_id == room_id.as_str() && e.stream_pos <= until => e,
+            Some(e)
+                if e.room_id == room_id.as_str()
+                    && e.stream_pos <= until
+                    && visibility.can_see(e.stream_pos) =>
+            {
+                e
+            }
             _ => return Err(not_found()),
         };
         let limit = limit.unwrap_or(room_limits::MESSAGES_LIMIT_DEFAULT).min(room_limits::MESSAGES_LIMIT_MAX);
@@ -59,6 +66,9 @@ impl Services {
         };
         let start = before.last().map_or(event.stream_pos, |e| e.stream_pos).saturating_sub(1);
         let end = after.last().map_or(event.stream_pos, |e| e.stream_pos);
+        let (mut before, mut after) = (before, after);
+        visibility.retain(&mut before);
+        visibility.retain(&mut after);
         let entries = self.store.state_at(room_id.as_str(), end).await?;
         let ids: Vec<String> = entries.into_iter().map(|e| e.event_id).collect();
         let state = self.store.events_by_id(&ids).await?;
@@ -98,10 +108,11 @@ impl Services {
             None => until.min(self.stream_position()).saturating_add(1),
         };
         let events = self.store.relations(event_id, rel_type, kind, from, limit).await?;
-        let events: Vec<_> = events.into_iter().filter(|e| e.room_id == room_id.as_str()).collect();
-        let next_batch = (events.len() == limit)
-            .then(|| events.last().map(|e| token(e.stream_pos.saturating_sub(1))))
-            .flatten();
+        let mut events: Vec<_> = events.into_iter().filter(|e| e.room_id == room_id.as_str()).collect();
+        let full_page = events.len() == limit;
+        let last = events.last().map(|e| e.stream_pos);
+        self.visibility(room_id.as_str(), &authed.user_id).await?.retain(&mut events);
+        let next_batch = full_page.then(|| last.map(|p| token(p.saturating_sub(1)))).flatten();
         Ok(RelationsPage { chunk: Self::client_events(&events, true)?, next_batch })
     }
 
@@ -117,8 +128,15 @@ impl Services {
         let until = self.readable_until(room_id.as_str(), &authed.user_id).await?;
         let direction = if forward { Direction::Forward } else { Direction::Backward };
         let found = self.store.event_near_time(room_id.as_str(), ts_ms, direction).await?;
+        let visibility = self.visibility(room_id.as_str(), &authed.user_id).await?;
         match found {
-            Some((id, ts)) if self.store.event(&id).await?.is_some_and(|e| e.stream_pos <= until) => {
+            Some((id, ts))
+                if self
+                    .store
+                    .event(&id)
+                    .await?
+                    .is_some_and(|e| e.stream_pos <= until && visibility.can_see(e.stream_pos)) =>
+            {
                 Ok((id, ts))
             }
             _ => Err(Error::NotFound("no event in that direction".into())),

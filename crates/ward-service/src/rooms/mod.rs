@@ -13,6 +13,7 @@ mod membership;
 mod read;
 mod send;
 mod sync;
+mod visibility;
 
 use std::collections::HashMap;
 use std::sync::Arc;

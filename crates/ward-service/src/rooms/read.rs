@@ -56,8 +56,13 @@ impl Services {
         let room_id = parse_room_id(room_id)?;
         let not_found = || Error::NotFound("event not found".into());
         let until = self.readable_until(room_id.as_str(), &authed.user_id).await.map_err(|_| not_found())?;
+        let visibility = self.visibility(room_id.as_str(), &authed.user_id).await?;
         match self.store.event(event_id).await? {
-            Some(e) if e.room_id == room_id.as_str() && e.stream_pos <= until => {
+            Some(e)
+                if e.room_id == room_id.as_str()
+                    && e.stream_pos <= until
+                    && visibility.can_see(e.stream_pos) =>
+            {
                 Ok(Self::client_events(&[e], true)?.remove(0))
             }
             _ => Err(not_found()),
@@ -149,6 +154,7 @@ impl Services {
                 self.store.room_events(room_id.as_str(), from_pos, to, Direction::Forward, limit).await?
             }
         };
+        let mut events = events;
         let end = match (dir, events.last()) {
             (_, None) => None,
             (PageDirection::Backward, Some(last)) => Some(token(last.stream_pos.saturating_sub(1))),
@@ -156,6 +162,9 @@ impl Services {
         };
         // A short page means the end was reached (no further token), as clients expect.
         let end = if events.len() < limit { None } else { end };
+        // Filtered after the page is cut, so hidden events shorten a page but never end the
+        // pagination early.
+        self.visibility(room_id.as_str(), &authed.user_id).await?.retain(&mut events);
         Ok(MessagesPage { chunk: Self::client_events(&events, true)?, start: token(from_pos), end })
     }
 

@@ -115,8 +115,15 @@ impl Services {
         let target_id = OwnedEventId::try_from(event_id)
             .map_err(|_| Error::InvalidParam(format!("`{event_id}` is not an event ID")))?;
         let until = self.readable_until(room_id.as_str(), &authed.user_id).await?;
+        let visibility = self.visibility(room_id.as_str(), &authed.user_id).await?;
         let target = match self.store.event(target_id.as_str()).await? {
-            Some(e) if e.room_id == room_id.as_str() && e.stream_pos <= until => e,
+            Some(e)
+                if e.room_id == room_id.as_str()
+                    && e.stream_pos <= until
+                    && visibility.can_see(e.stream_pos) =>
+            {
+                e
+            }
             _ => return Err(Error::NotFound("no such event".into())),
         };
         let sender = parse_user_id(&authed.user_id)?;

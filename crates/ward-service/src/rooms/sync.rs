@@ -241,9 +241,17 @@ impl Services {
             match m.membership.as_str() {
                 "join" => {
                     let mut room = if changed_since || full_state {
-                        Some(self.full_room(&m.room_id, target, limit, filter).await?)
+                        Some(self.full_room(&m.room_id, &authed.user_id, target, limit, filter).await?)
                     } else {
-                        self.incremental_room(&m.room_id, since.unwrap_or(0), target, limit, filter).await?
+                        self.incremental_room(
+                            &m.room_id,
+                            &authed.user_id,
+                            since.unwrap_or(0),
+                            target,
+                            limit,
+                            filter,
+                        )
+                        .await?
                     };
                     if let Some(data) = room_data.remove(&m.room_id) {
                         room.get_or_insert_with(JoinedRoom::default).account_data = data;
@@ -275,7 +283,14 @@ impl Services {
                 }
                 "leave" | "ban" if since.is_some() && changed_since && !m.forgotten => {
                     let left = self
-                        .incremental_room(&m.room_id, since.unwrap_or(0), m.stream_pos, limit, filter)
+                        .incremental_room(
+                            &m.room_id,
+                            &authed.user_id,
+                            since.unwrap_or(0),
+                            m.stream_pos,
+                            limit,
+                            filter,
+                        )
                         .await?;
                     let left = left.unwrap_or_default();
                     out.leave
@@ -291,6 +306,7 @@ impl Services {
     async fn full_room(
         &self,
         room_id: &str,
+        me: &str,
         target: u64,
         limit: usize,
         filter: &SyncFilter,
@@ -315,6 +331,7 @@ impl Services {
             .collect();
         let state = self.store.events_by_id(&ids).await?;
         events.retain(|e| filter.wants_event(&e.kind));
+        self.visibility(room_id, me).await?.retain(&mut events);
         Ok(JoinedRoom {
             timeline: Timeline {
                 prev_batch: Some(token(state_pos)),
@@ -327,9 +344,11 @@ impl Services {
     }
 
     /// Events in `(since, target]`; `None` if there are none.
+    #[allow(clippy::too_many_arguments)]
     async fn incremental_room(
         &self,
         room_id: &str,
+        me: &str,
         since: u64,
         target: u64,
         limit: usize,
@@ -373,6 +392,7 @@ impl Services {
             state = self.store.events_by_id(&ids).await?;
         }
         events.retain(|e| filter.wants_event(&e.kind));
+        self.visibility(room_id, me).await?.retain(&mut events);
         Ok(Some(JoinedRoom {
             timeline: Timeline {
                 prev_batch: Some(token(first)),

@@ -61,6 +61,7 @@ CREATE TABLE events (
 CREATE INDEX events_by_room ON events (room_id, stream_pos);
 CREATE INDEX events_by_relation ON events (relates_to, stream_pos) WHERE relates_to IS NOT NULL;
 CREATE INDEX events_by_time ON events (room_id, origin_server_ts);
+CREATE INDEX events_by_state_key ON events (room_id, type, state_key, stream_pos) WHERE state_key IS NOT NULL;
 
 CREATE TABLE room_state (
     room_id   TEXT NOT NULL,

@@ -86,6 +86,8 @@ ENDPOINTS = [
     ("GET", "/_matrix/client/v3/pushers", True, False),
     ("POST", "/_matrix/client/v3/pushers/set", True, True),
     ("GET", "/_matrix/client/v3/notifications", True, False),
+    ("POST", "/_matrix/client/v3/knock/{other_room}", True, True),
+    ("GET", "/_matrix/client/v3/rooms/{room}/members?at=s1", True, False),
 ]
 AUTHED = [e for e in ENDPOINTS if e[2]]
 WITH_BODY = [e for e in ENDPOINTS if e[3]]
@@ -375,3 +377,6 @@ def test_user_data_input(server, token, room):
     expect(send(server, "POST", api + "/pushers/set", h, data=json.dumps({"app_id": "a", "pushkey": "k", "kind": "http",
                                                                           "data": {}})), 400, "M_INVALID_PARAM")
     expect(send(server, "GET", api + "/notifications?from=garbage", h), 400, "M_INVALID_PARAM")
+    expect(send(server, "GET", api + "/rooms/{room}/members?at=garbage", h), 400, "M_INVALID_PARAM")
+    expect(send(server, "POST", api + "/knock/!nope:localhost", h, data="{}"), 404, "M_NOT_FOUND")
+    expect(send(server, "POST", api + "/knock/{room}", h, data="{}"), 403, "M_FORBIDDEN")

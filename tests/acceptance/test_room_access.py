@@ -107,3 +107,27 @@ def test_history_visibility_joined_hides_earlier_messages(homeserver):
     bodies = [e["content"].get("body") for e in
               requests.get(api + f"/rooms/{shared}/messages?dir=b&limit=50", headers=nh).json()["chunk"]]
     assert "alt" in bodies, bodies
+
+
+def test_knocking(homeserver):
+    api = homeserver.url + "/_matrix/client/v3"
+    owner, oh = register(homeserver, "owner")
+    visitor, vh = register(homeserver, "visitor")
+    room = requests.post(api + "/createRoom", headers=oh, json={
+        "room_version": "11",
+        "initial_state": [{"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}]}).json()["room_id"]
+    # Not invited: joining is refused, knocking is allowed.
+    assert requests.post(api + f"/rooms/{room}/join", headers=vh, json={}).status_code == 403
+    r = requests.post(api + f"/knock/{room}", headers=vh, json={"reason": "Termin um 10 Uhr"})
+    assert r.status_code == 200 and r.json()["room_id"] == room, r.text
+    s = requests.get(api + "/sync", headers=vh).json()
+    assert room in s["rooms"].get("knock", {}), s["rooms"]
+    knock_types = [e["type"] for e in s["rooms"]["knock"][room]["knock_state"]["events"]]
+    assert "m.room.join_rules" in knock_types and "m.room.member" in knock_types
+    members = requests.get(api + f"/rooms/{room}/members?membership=knock", headers=oh).json()["chunk"]
+    assert [(m["state_key"], m["content"].get("reason")) for m in members] == [(visitor, "Termin um 10 Uhr")]
+    # The owner lets the visitor in.
+    assert requests.post(api + f"/rooms/{room}/invite", headers=oh, json={"user_id": visitor}).status_code == 200
+    assert requests.post(api + f"/rooms/{room}/join", headers=vh, json={}).status_code == 200
+    joined = requests.get(api + f"/rooms/{room}/joined_members", headers=vh).json()["joined"]
+    assert visitor in joined

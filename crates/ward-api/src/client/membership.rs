@@ -8,6 +8,7 @@
 
 use axum::Router;
 use axum::extract::State;
+use ruma::api::client::knock::knock_room;
 use ruma::api::client::membership::{
     ban_user, invite_user, join_room_by_id, join_room_by_id_or_alias, joined_rooms, kick_user, leave_room,
     unban_user,
@@ -26,7 +27,17 @@ pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = endpoint::<kick_user::v3::Request, _, _>(router, kick);
     let router = endpoint::<ban_user::v3::Request, _, _>(router, ban);
     let router = endpoint::<unban_user::v3::Request, _, _>(router, unban);
+    let router = endpoint::<knock_room::v3::Request, _, _>(router, knock);
     endpoint::<joined_rooms::v3::Request, _, _>(router, joined)
+}
+
+async fn knock(
+    State(state): State<AppState>,
+    Auth(authed): Auth,
+    Ruma(req): Ruma<knock_room::v3::Request>,
+) -> Result<RumaResponse<knock_room::v3::Response>, ApiError> {
+    let id = state.services.knock(&authed, req.room_id_or_alias.as_str(), req.reason.as_deref()).await?;
+    Ok(RumaResponse(knock_room::v3::Response::new(room_id(&id)?)))
 }
 
 async fn invite(

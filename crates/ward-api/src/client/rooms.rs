@@ -279,6 +279,7 @@ async fn members(
         .members(
             &authed,
             req.room_id.as_str(),
+            req.at.as_deref(),
             req.membership.as_ref().map(|m| m.as_str()),
             req.not_membership.as_ref().map(|m| m.as_str()),
         )

@@ -76,6 +76,11 @@ async fn sync(
         invited.invite_state.events = raws(&room.invite_state)?;
         resp.rooms.invite.insert(room_id(&id)?, invited);
     }
+    for (id, room) in out.knock {
+        let mut knocked = v3::KnockedRoom::new();
+        knocked.knock_state.events = raws(&room.invite_state)?;
+        resp.rooms.knock.insert(room_id(&id)?, knocked);
+    }
     for (id, room) in out.leave {
         let mut left = v3::LeftRoom::new();
         left.timeline = timeline(room.timeline)?;
@@ -119,6 +124,7 @@ impl IntoResponse for SyncResponse {
             ("join", &["state", "timeline", "ephemeral", "account_data"][..]),
             ("leave", &["state", "timeline", "account_data"][..]),
             ("invite", &["invite_state"][..]),
+            ("knock", &["knock_state"][..]),
         ] {
             let ids: Vec<String> = v
                 .pointer(&format!("/rooms/{kind}"))

@@ -122,6 +122,30 @@ impl Services {
         Ok(room_id.to_string())
     }
 
+    /// `POST /knock/{roomIdOrAlias}`: asks to be let into a room whose join rule is `knock`.
+    pub async fn knock(
+        &self,
+        authed: &Authed,
+        room_id_or_alias: &str,
+        reason: Option<&str>,
+    ) -> Result<String> {
+        let room_id = if room_id_or_alias.starts_with('#') {
+            self.resolve_alias(room_id_or_alias).await?.0
+        } else {
+            room_id_or_alias.to_owned()
+        };
+        let room_id = self.ensure_room(&room_id).await?;
+        let mut content = with_reason(json!({"membership": "knock"}), reason)?;
+        if let Ok(p) = self.profile(&authed.user_id).await
+            && let Some(n) = p.display_name
+        {
+            content["displayname"] = json!(n);
+        }
+        let sender = parse_user_id(&authed.user_id)?;
+        self.append(&room_id, &sender, member_draft(sender.as_str(), content), None).await?;
+        Ok(room_id.to_string())
+    }
+
     /// Leaves a room, or rejects an invite.
     pub async fn leave(&self, authed: &Authed, room_id: &str, reason: Option<&str>) -> Result<()> {
         let room_id = self.ensure_room(room_id).await?;

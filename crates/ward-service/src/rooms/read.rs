@@ -70,7 +70,18 @@ impl Services {
     }
 
     async fn state_events_visible(&self, authed: &Authed, room_id: &str) -> Result<Vec<StoredEvent>> {
+        self.state_events_at(authed, room_id, None).await
+    }
+
+    /// The room state at a stream position (now if `None`), no later than the user may see.
+    async fn state_events_at(
+        &self,
+        authed: &Authed,
+        room_id: &str,
+        at: Option<u64>,
+    ) -> Result<Vec<StoredEvent>> {
         let until = self.readable_until(room_id, &authed.user_id).await?;
+        let until = at.map_or(until, |a| a.min(until));
         let entries = if until == u64::MAX {
             self.store.current_state(room_id).await?
         } else {
@@ -173,12 +184,14 @@ impl Services {
         &self,
         authed: &Authed,
         room_id: &str,
+        at: Option<&str>,
         membership: Option<&str>,
         not_membership: Option<&str>,
     ) -> Result<Vec<ClientEvent>> {
         let room_id = parse_room_id(room_id)?;
         self.ensure_exists(room_id.as_str()).await?;
-        let events = self.state_events_visible(authed, room_id.as_str()).await?;
+        let at = at.map(parse_token).transpose()?;
+        let events = self.state_events_at(authed, room_id.as_str(), at).await?;
         let members: Vec<StoredEvent> = events
             .into_iter()
             .filter(|e| e.kind == "m.room.member")
@@ -204,7 +217,7 @@ impl Services {
         if self.readable_until(room_id.as_str(), &authed.user_id).await? != u64::MAX {
             return Err(Error::Forbidden("you are not in this room".into()));
         }
-        let joined = self.members(authed, room_id.as_str(), Some("join"), None).await?;
+        let joined = self.members(authed, room_id.as_str(), None, Some("join"), None).await?;
         Ok(joined
             .into_iter()
             .filter_map(|e| {

@@ -125,6 +125,8 @@ pub struct LeftRoom {
 #[derive(Debug, Clone, Default)]
 pub struct SyncOutput {
     pub next_batch: String,
+    /// Rooms the user knocked on: stripped state, like invites.
+    pub knock: BTreeMap<String, InvitedRoom>,
     /// Global account data (`{type, content}`).
     pub account_data: Vec<ClientEvent>,
     pub join: BTreeMap<String, JoinedRoom>,
@@ -280,6 +282,9 @@ impl Services {
                 }
                 "invite" if changed_since => {
                     out.invite.insert(m.room_id.clone(), self.invited_room(&m).await?);
+                }
+                "knock" if changed_since => {
+                    out.knock.insert(m.room_id.clone(), self.invited_room(&m).await?);
                 }
                 "leave" | "ban" if since.is_some() && changed_since && !m.forgotten => {
                     let left = self

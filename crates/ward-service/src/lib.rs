@@ -1,4 +1,5 @@
-//! Ward's services: every account, session, device and profile operation, in domain terms.
+//! Ward's services: every account, session, device, profile, room and sync operation, in
+//! domain terms.
 //!
 //! Handlers and the admin CLI reach data only through [`Services`]. This crate knows nothing of
 //! HTTP or JSON: it takes plain inputs and returns plain outputs or an [`Error`]. It holds the
@@ -97,8 +98,8 @@ pub struct Services {
     touched: Mutex<HashMap<(String, String), u64>>,
     /// Signs every event this server creates.
     key: Arc<ServerKey>,
-    /// One lock per room: events of a room are built one at a time. Bounded by the number of
-    /// rooms on this server.
+    /// One lock per room (events of a room are built one at a time) and per user's push rules
+    /// (read-modify-write). Bounded by the number of rooms and users on this server.
     room_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Stream and typing positions, and who is typing; long-polling syncs wait on it.
     notifier: Arc<rooms::Notifier>,

@@ -68,9 +68,9 @@ async def two_users_chat(server):
         await alice.sync(timeout=0)
         assert bob.user_id in alice.rooms[room].users
 
-        # Messages both ways; a retried transaction ID yields the same event, once.
+        # 200 messages each way; a retried transaction ID yields the same event, once.
         sent = []
-        for i in range(20):
+        for i in range(400):
             sender = alice if i % 2 == 0 else bob
             txn = f"txn-{i}"
             content = {"msgtype": "m.text", "body": f"message {i}"}
@@ -81,25 +81,36 @@ async def two_users_chat(server):
             sent.append(r1.event_id)
 
         # Incremental sync brings bob everything after his token, with no duplicates.
-        s2 = await bob.sync(timeout=0, since=s.next_batch, sync_filter={"room": {"timeline": {"limit": 100}}})
-        got = bodies(s2.rooms.join[room].timeline.events)
-        assert got == [f"message {i}" for i in range(20)], got
+        # (Synapse caps timelines at 100 events; the newest ones come, `limited` says there is more.)
+        s2 = await bob.sync(timeout=0, since=s.next_batch, sync_filter={"room": {"timeline": {"limit": 450}}})
+        timeline = s2.rooms.join[room].timeline
+        got = bodies(timeline.events)
+        assert len(got) >= 100 and got == [f"message {i}" for i in range(400 - len(got), 400)], got[:5]
+        assert timeline.limited == (len(got) < 400)
 
         # Page back to the creation event, then forward again.
         history = []
         token = s2.next_batch
         while True:
-            page = await bob.room_messages(room, start=token, limit=7)
+            page = await bob.room_messages(room, start=token, limit=50)
             assert isinstance(page, RoomMessagesResponse), page
             history.extend(page.chunk)
             if not page.end or not page.chunk:
                 break
             token = page.end
         assert history[-1].source["type"] == "m.room.create", history[-1].source
-        assert bodies(reversed(history)) == [f"message {i}" for i in range(20)]
-        fwd = await bob.room_messages(room, start=page.end or token, direction="f", limit=100)
-        if isinstance(fwd, RoomMessagesResponse) and fwd.chunk:
-            assert len(fwd.chunk) >= 20
+        assert bodies(reversed(history)) == [f"message {i}" for i in range(400)]
+        # …and forward again from the very beginning (no `from`: the start of the room).
+        forward, token = [], None
+        for _ in range(100):
+            fwd = await bob.room_messages(room, start=token, direction="f", limit=50)
+            assert isinstance(fwd, RoomMessagesResponse), fwd
+            forward.extend(fwd.chunk)
+            if not fwd.end or not fwd.chunk:
+                break
+            token = fwd.end
+        assert forward[0].source["type"] == "m.room.create", forward[0].source
+        assert bodies(forward) == [f"message {i}" for i in range(400)], len(forward)
 
         # A single event by ID, and the room name from state.
         ev = await bob.room_get_event(room, sent[0])

@@ -102,6 +102,26 @@ impl Pdu {
         &self.json
     }
 
+    /// The event as its room version's redaction algorithm leaves it, with
+    /// `unsigned.redacted_because` set to `because` (the redaction event, client format).
+    pub fn redacted(
+        &self,
+        rules: &ruma::room_version_rules::RedactionRules,
+        because: Option<&Map<String, Value>>,
+    ) -> Result<CanonicalJsonObject, PduError> {
+        let because = because.map(|b| {
+            ruma::canonical_json::RedactedBecause::from_json(
+                b.iter()
+                    .filter_map(|(k, v)| {
+                        ruma::canonical_json::to_canonical_value(v).ok().map(|v| (k.clone(), v))
+                    })
+                    .collect(),
+            )
+        });
+        ruma::canonical_json::redact(self.json.clone(), rules, because)
+            .map_err(|e| PduError::Malformed(e.to_string()))
+    }
+
     pub fn is_state(&self) -> bool {
         self.state_key.is_some()
     }

@@ -287,3 +287,64 @@ fn malformed_member_content_is_invalid() {
         assert!(matches!(r, Err(BuildError::Invalid(_) | BuildError::Forbidden(_))), "{r:?}");
     });
 }
+
+fn content_keys(obj: &ruma::canonical_json::CanonicalJsonObject) -> Vec<String> {
+    match obj.get("content") {
+        Some(ruma::canonical_json::CanonicalJsonValue::Object(c)) => c.keys().cloned().collect(),
+        _ => vec![],
+    }
+}
+
+#[test]
+fn redaction_algorithm_per_version() {
+    each_version(|v| {
+        let rules = ward_rooms::rules_for(&v).unwrap();
+        let mut room = Room::create(v.clone());
+        let v11_or_later = v != RoomVersionId::V10;
+
+        let msg =
+            room.send(ALICE, "m.room.message", None, json!({"msgtype": "m.text", "body": "Befund"})).unwrap();
+        let red = msg.redacted(&rules.redaction, None).unwrap();
+        assert!(content_keys(&red).is_empty(), "message content goes");
+        assert!(red.contains_key("signatures") && red.contains_key("hashes"), "signatures and hashes stay");
+
+        let member = room
+            .send(
+                ALICE,
+                "m.room.member",
+                Some(ALICE),
+                json!({"membership": "join", "displayname": "Dr. A", "avatar_url": "mxc://x/y"}),
+            )
+            .unwrap();
+        assert_eq!(content_keys(&member.redacted(&rules.redaction, None).unwrap()), ["membership"]);
+
+        let create = room.state.get(&(StateEventType::RoomCreate, String::new())).unwrap().clone();
+        let create_keys = content_keys(&create.redacted(&rules.redaction, None).unwrap());
+        if v11_or_later {
+            assert_eq!(create_keys, ["room_version"], "v11+ keeps the whole create content");
+        } else {
+            assert_eq!(create_keys, ["creator"], "v10 keeps only the creator");
+        }
+
+        let pl = room.state.get(&(StateEventType::RoomPowerLevels, String::new())).unwrap().clone();
+        let pl_keys = content_keys(&pl.redacted(&rules.redaction, None).unwrap());
+        assert_eq!(pl_keys.contains(&"invite".to_owned()), v11_or_later, "v11 keeps `invite`: {pl_keys:?}");
+        assert!(pl_keys.contains(&"users".to_owned()) && pl_keys.contains(&"redact".to_owned()));
+
+        let redaction = room.redact(ALICE, &msg).unwrap();
+        let kept = content_keys(&redaction.redacted(&rules.redaction, None).unwrap());
+        assert_eq!(kept.contains(&"redacts".to_owned()), v11_or_later, "v11 keeps content.redacts: {kept:?}");
+
+        // The redacted form still verifies against the same reference hash: the event ID holds.
+        let again =
+            ruma::signatures::reference_hash(&msg.redacted(&rules.redaction, None).unwrap(), &rules).unwrap();
+        assert_eq!(format!("${again}"), msg.event_id.as_str());
+
+        // unsigned.redacted_because carries the redaction.
+        let because = redaction.client_event();
+        let with = msg.redacted(&rules.redaction, Some(&because)).unwrap();
+        let unsigned = with.get("unsigned").expect("unsigned");
+        let text = serde_json::to_string(unsigned).unwrap();
+        assert!(text.contains(redaction.event_id.as_str()), "{text}");
+    });
+}

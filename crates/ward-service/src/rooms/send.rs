@@ -1,6 +1,5 @@
 //! Sending messages and state, and redacting.
 
-use ruma::canonical_json::{CanonicalJsonObject, RedactedBecause};
 use ruma::events::{StateEventType, TimelineEventType};
 use ruma::{OwnedEventId, UserId};
 use serde_json::Value;
@@ -155,14 +154,8 @@ impl Services {
                 .and_then(|v| ward_rooms::rules_for(&v))
                 .ok_or_else(|| Error::Internal("unsupported room version".into()))?;
             let pdu = to_pdu(&target)?;
-            let because = RedactedBecause::from_json(
-                redaction
-                    .client_event()
-                    .into_iter()
-                    .filter_map(|(k, v)| ruma::canonical_json::to_canonical_value(v).ok().map(|v| (k, v)))
-                    .collect::<CanonicalJsonObject>(),
-            );
-            let redacted = ruma::canonical_json::redact(pdu.json().clone(), &rules.redaction, Some(because))
+            let redacted = pdu
+                .redacted(&rules.redaction, Some(&redaction.client_event()))
                 .map_err(|e| Error::Internal(e.to_string()))?;
             let json = serde_json::to_string(&redacted).map_err(|e| Error::Internal(e.to_string()))?;
             self.store.redact_event(&target.event_id, &json, redaction.event_id.as_str()).await?;

@@ -131,3 +131,38 @@ def test_knocking(homeserver):
     assert requests.post(api + f"/rooms/{room}/join", headers=vh, json={}).status_code == 200
     joined = requests.get(api + f"/rooms/{room}/joined_members", headers=vh).json()["joined"]
     assert visitor in joined
+
+
+def test_restricted_join_via_another_room(homeserver):
+    api = homeserver.url + "/_matrix/client/v3"
+    owner, oh = register(homeserver, "owner")
+    staff, sh = register(homeserver, "staff")
+    outsider, xh = register(homeserver, "outsider")
+    team = requests.post(api + "/createRoom", headers=oh, json={"name": "Team", "invite": [staff]}).json()["room_id"]
+    assert requests.post(api + f"/rooms/{team}/join", headers=sh, json={}).status_code == 200
+    restricted = requests.post(api + "/createRoom", headers=oh, json={
+        "name": "Nur fürs Team",
+        "initial_state": [{"type": "m.room.join_rules", "state_key": "",
+                           "content": {"join_rule": "restricted",
+                                       "allow": [{"type": "m.room_membership", "room_id": team}]}}]}).json()["room_id"]
+    # Team members join without an invite; others cannot.
+    r = requests.post(api + f"/rooms/{restricted}/join", headers=sh, json={})
+    assert r.status_code == 200, r.text
+    r = requests.post(api + f"/rooms/{restricted}/join", headers=xh, json={})
+    assert r.status_code == 403, r.text
+
+
+def test_messages_filter(homeserver):
+    api = homeserver.url + "/_matrix/client/v3"
+    owner, oh = register(homeserver, "owner")
+    guest, gh = register(homeserver, "guest")
+    room = requests.post(api + "/createRoom", headers=oh, json={"invite": [guest]}).json()["room_id"]
+    requests.post(api + f"/rooms/{room}/join", headers=gh, json={})
+    requests.put(api + f"/rooms/{room}/send/m.room.message/f1", headers=gh, json={"msgtype": "m.text", "body": "hi"})
+    requests.put(api + f"/rooms/{room}/send/org.example.ping/f2", headers=oh, json={"n": 1})
+    import json as _json
+    flt = _json.dumps({"types": ["m.room.message"], "lazy_load_members": True})
+    page = requests.get(api + f"/rooms/{room}/messages", headers=oh, params={"dir": "b", "limit": 10, "filter": flt}).json()
+    assert [e["type"] for e in page["chunk"]] == ["m.room.message"], page["chunk"]
+    members = [e["state_key"] for e in page.get("state", []) if e["type"] == "m.room.member"]
+    assert guest in members, page.get("state")

@@ -21,7 +21,7 @@ use ruma::api::client::state::{get_state_event_for_key, get_state_events, send_s
 use ruma::serde::Raw;
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
 use serde_json::{Map, Value};
-use ward_service::rooms::{CreateRoomInput, PageDirection, Preset};
+use ward_service::rooms::{CreateRoomInput, MessagesFilter, PageDirection, Preset};
 
 use super::PathParams;
 use crate::error::ApiError;
@@ -258,14 +258,34 @@ async fn messages(
         _ => PageDirection::Backward,
     };
     let limit = usize::try_from(u64::from(req.limit)).unwrap_or(usize::MAX);
+    let f = &req.filter;
+    let filter = MessagesFilter {
+        lazy_load_members: matches!(
+            f.lazy_load_options,
+            ruma::api::client::filter::LazyLoadOptions::Enabled { .. }
+        ),
+        types: f.types.clone(),
+        not_types: f.not_types.clone(),
+        senders: f.senders.as_ref().map(|s| s.iter().map(|u| u.to_string()).collect()),
+        not_senders: f.not_senders.iter().map(|u| u.to_string()).collect(),
+    };
     let page = state
         .services
-        .messages(&authed, req.room_id.as_str(), req.from.as_deref(), req.to.as_deref(), dir, Some(limit))
+        .messages(
+            &authed,
+            req.room_id.as_str(),
+            req.from.as_deref(),
+            req.to.as_deref(),
+            dir,
+            Some(limit),
+            &filter,
+        )
         .await?;
     let mut resp = get_message_events::v3::Response::new();
     resp.start = page.start;
     resp.end = page.end;
     resp.chunk = raws(&page.chunk)?;
+    resp.state = raws(&page.state)?;
     Ok(RumaResponse(resp))
 }
 

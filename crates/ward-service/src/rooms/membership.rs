@@ -110,6 +110,9 @@ impl Services {
             return Ok(room_id.to_string());
         }
         let mut content = with_reason(json!({"membership": "join"}), reason)?;
+        if let Some(authoriser) = self.restricted_join_authoriser(room_id.as_str(), &authed.user_id).await? {
+            content["join_authorised_via_users_server"] = json!(authoriser);
+        }
         let profile = self.profile(&authed.user_id).await.unwrap_or_default();
         if let Some(n) = profile.display_name {
             content["displayname"] = json!(n);
@@ -144,6 +147,59 @@ impl Services {
         let sender = parse_user_id(&authed.user_id)?;
         self.append(&room_id, &sender, member_draft(sender.as_str(), content), None).await?;
         Ok(room_id.to_string())
+    }
+
+    /// For a `restricted` (or `knock_restricted`) room that the user may join through one of
+    /// its allowed rooms: a joined local member who may invite, to name in
+    /// `join_authorised_via_users_server`. `None` when the room is not restricted, the user is
+    /// already invited, or no allowed room has them (the auth rules then decide).
+    async fn restricted_join_authoriser(&self, room_id: &str, user_id: &str) -> Result<Option<String>> {
+        let Some(rules) = self.state_pdu(room_id, &ruma::events::StateEventType::RoomJoinRules, "").await?
+        else {
+            return Ok(None);
+        };
+        let content = rules.content_value();
+        let rule = content.get("join_rule").and_then(Value::as_str).unwrap_or_default();
+        if rule != "restricted" && rule != "knock_restricted" {
+            return Ok(None);
+        }
+        if self.store.membership(room_id, user_id).await?.is_some_and(|m| m.membership == "invite") {
+            return Ok(None);
+        }
+        let allowed: Vec<&str> = content
+            .get("allow")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter(|c| c.get("type").and_then(Value::as_str) == Some("m.room_membership"))
+                    .filter_map(|c| c.get("room_id").and_then(Value::as_str))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut member_of_allowed = false;
+        for r in allowed {
+            if self.store.membership(r, user_id).await?.is_some_and(|m| m.membership == "join") {
+                member_of_allowed = true;
+                break;
+            }
+        }
+        if !member_of_allowed {
+            return Ok(None);
+        }
+        for m in self.store.room_members(room_id).await? {
+            if m.membership != "join" {
+                continue;
+            }
+            let Ok(candidate) = parse_user_id(&m.user_id) else { continue };
+            if candidate.server_name() != self.server_name()? {
+                continue;
+            }
+            let (mine, needed) = self.power_of(room_id, &candidate, "invite").await?;
+            if mine >= needed {
+                return Ok(Some(m.user_id));
+            }
+        }
+        Ok(None)
     }
 
     /// Leaves a room, or rejects an invite.

@@ -25,6 +25,31 @@ pub struct MessagesPage {
     pub start: String,
     /// Absent when there is nothing further in this direction.
     pub end: Option<String>,
+    /// With lazy-loaded members: the member events of the chunk's senders.
+    pub state: Vec<ClientEvent>,
+}
+
+/// The parts of a `RoomEventFilter` that `/messages` applies.
+#[derive(Debug, Clone, Default)]
+pub struct MessagesFilter {
+    pub lazy_load_members: bool,
+    pub types: Option<Vec<String>>,
+    pub not_types: Vec<String>,
+    pub senders: Option<Vec<String>>,
+    pub not_senders: Vec<String>,
+}
+
+impl MessagesFilter {
+    fn wants(&self, e: &StoredEvent) -> bool {
+        let type_ok = |p: &String| match p.strip_suffix('*') {
+            Some(prefix) => e.kind.starts_with(prefix),
+            None => *p == e.kind,
+        };
+        self.types.as_ref().is_none_or(|t| t.iter().any(type_ok))
+            && !self.not_types.iter().any(type_ok)
+            && self.senders.as_ref().is_none_or(|s| s.contains(&e.sender))
+            && !self.not_senders.contains(&e.sender)
+    }
 }
 
 /// Stream tokens: `s<position>` names the point just after the event at that position. Sync
@@ -132,6 +157,7 @@ impl Services {
         to: Option<&str>,
         dir: PageDirection,
         limit: Option<usize>,
+        filter: &MessagesFilter,
     ) -> Result<MessagesPage> {
         let room_id = parse_room_id(room_id)?;
         self.ensure_exists(room_id.as_str()).await?;
@@ -176,7 +202,19 @@ impl Services {
         // Filtered after the page is cut, so hidden events shorten a page but never end the
         // pagination early.
         self.visibility(room_id.as_str(), &authed.user_id).await?.retain(&mut events);
-        Ok(MessagesPage { chunk: Self::client_events(&events, true)?, start: token(from_pos), end })
+        events.retain(|e| filter.wants(e));
+        let mut state = Vec::new();
+        if filter.lazy_load_members && !events.is_empty() {
+            let oldest = events.iter().map(|e| e.stream_pos).min().unwrap_or(0);
+            let entries = self.store.state_at(room_id.as_str(), oldest.saturating_sub(1)).await?;
+            let ids: Vec<String> = entries
+                .into_iter()
+                .filter(|s| s.kind == "m.room.member" && events.iter().any(|e| e.sender == s.state_key))
+                .map(|s| s.event_id)
+                .collect();
+            state = Self::client_events(&self.store.events_by_id(&ids).await?, true)?;
+        }
+        Ok(MessagesPage { chunk: Self::client_events(&events, true)?, start: token(from_pos), end, state })
     }
 
     /// `GET /rooms/{roomId}/members`: member events, optionally filtered by membership.

@@ -21,7 +21,7 @@ use ruma::api::client::state::{get_state_event_for_key, get_state_events, send_s
 use ruma::serde::Raw;
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
 use serde_json::{Map, Value};
-use ward_service::rooms::{CreateRoomInput, MessagesFilter, PageDirection, Preset};
+use ward_service::rooms::{CreateRoomInput, MessagesFilter, MessagesQuery, PageDirection, Preset};
 
 use super::PathParams;
 use crate::error::ApiError;
@@ -274,11 +274,13 @@ async fn messages(
         .messages(
             &authed,
             req.room_id.as_str(),
-            req.from.as_deref(),
-            req.to.as_deref(),
-            dir,
-            Some(limit),
-            &filter,
+            MessagesQuery {
+                from: req.from.as_deref(),
+                to: req.to.as_deref(),
+                dir,
+                limit: Some(limit),
+                filter: &filter,
+            },
         )
         .await?;
     let mut resp = get_message_events::v3::Response::new();

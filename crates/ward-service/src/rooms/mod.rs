@@ -31,7 +31,7 @@ pub use directory::{PublicRoom, PublicRoomsPage};
 pub(crate) use ephemeral::Notifier;
 pub use ephemeral::Positions;
 pub use extras::{Context, RelationsPage};
-pub use read::{ClientEvent, MessagesFilter, MessagesPage, PageDirection, parse_token, token};
+pub use read::{ClientEvent, MessagesFilter, MessagesPage, MessagesQuery, PageDirection, parse_token, token};
 pub use sync::{FilterInput, InvitedRoom, JoinedRoom, LeftRoom, SyncInput, SyncOutput, Timeline};
 
 /// Limits for room reads.

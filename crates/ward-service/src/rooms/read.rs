@@ -29,6 +29,16 @@ pub struct MessagesPage {
     pub state: Vec<ClientEvent>,
 }
 
+/// What `/messages` asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct MessagesQuery<'a> {
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub dir: PageDirection,
+    pub limit: Option<usize>,
+    pub filter: &'a MessagesFilter,
+}
+
 /// The parts of a `RoomEventFilter` that `/messages` applies.
 #[derive(Debug, Clone, Default)]
 pub struct MessagesFilter {
@@ -153,12 +163,9 @@ impl Services {
         &self,
         authed: &Authed,
         room_id: &str,
-        from: Option<&str>,
-        to: Option<&str>,
-        dir: PageDirection,
-        limit: Option<usize>,
-        filter: &MessagesFilter,
+        query: MessagesQuery<'_>,
     ) -> Result<MessagesPage> {
+        let MessagesQuery { from, to, dir, limit, filter } = query;
         let room_id = parse_room_id(room_id)?;
         self.ensure_exists(room_id.as_str()).await?;
         let until = self.readable_until(room_id.as_str(), &authed.user_id).await?;

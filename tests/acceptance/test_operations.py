@@ -335,3 +335,26 @@ def test_rooms_survive_restart_and_sync_tokens_stay_valid(ward_factory):
             await mx.close()
 
     asyncio.run(second_half())
+
+
+def test_presence_when_enabled(ward_factory):
+    server = ward_factory("closed", env={"WARD_PRESENCE_ENABLED": "true"})
+    for name in ("petra", "paul", "fremd"):
+        server.create_user(name, PASSWORD)
+    tok = {n: login_json(server, n, PASSWORD).json()["access_token"] for n in ("petra", "paul", "fremd")}
+    h = {n: {"Authorization": f"Bearer {t}"} for n, t in tok.items()}
+    api = server.url + "/_matrix/client/v3"
+    room = requests.post(api + "/createRoom", headers=h["petra"], json={"invite": ["@paul:localhost"]}).json()["room_id"]
+    requests.post(api + f"/rooms/{room}/join", headers=h["paul"], json={})
+    since = requests.get(api + "/sync?set_presence=offline", headers=h["paul"]).json()["next_batch"]
+    r = requests.put(api + "/presence/@petra:localhost/status", headers=h["petra"],
+                     json={"presence": "online", "status_msg": "In der Sprechstunde"})
+    assert r.status_code == 200
+    got = requests.get(api + "/presence/@petra:localhost/status", headers=h["paul"]).json()
+    assert got["presence"] == "online" and got["status_msg"] == "In der Sprechstunde" and got["currently_active"]
+    s = requests.get(api + f"/sync?since={since}&timeout=5000&set_presence=offline", headers=h["paul"]).json()
+    events = [e for e in s["presence"]["events"] if e["sender"] == "@petra:localhost"]
+    assert events and events[-1]["content"]["presence"] == "online", s["presence"]
+    # Someone who shares no room does not get it in sync.
+    s = requests.get(api + "/sync?set_presence=offline", headers=h["fremd"]).json()
+    assert not [e for e in s["presence"]["events"] if e["sender"] == "@petra:localhost"]

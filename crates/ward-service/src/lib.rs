@@ -63,6 +63,7 @@ pub struct Settings {
     pub max_devices_per_user: u64,
     pub default_room_version: ruma::RoomVersionId,
     pub sync_timeout_max_ms: u64,
+    pub presence_enabled: bool,
 }
 
 impl Settings {
@@ -84,6 +85,7 @@ impl Settings {
             default_room_version: ruma::RoomVersionId::try_from(c.default_room_version.as_str())
                 .unwrap_or(ward_rooms::DEFAULT_ROOM_VERSION),
             sync_timeout_max_ms: c.sync_timeout_max_ms,
+            presence_enabled: c.presence_enabled,
         }
     }
 }

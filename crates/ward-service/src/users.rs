@@ -15,6 +15,43 @@ const USER_SEARCH_CANDIDATES_MAX: usize = 10_000;
 /// Directory rooms whose members are searchable.
 const USER_SEARCH_PUBLIC_ROOMS_MAX: usize = 1000;
 
+/// Longest presence status message.
+pub const STATUS_MSG_MAX_CHARS: usize = 256;
+/// A user counts as "currently active" this long after their last activity.
+const CURRENTLY_ACTIVE_MS: u64 = 5 * 60_000;
+
+/// A user's presence as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresenceView {
+    pub presence: String,
+    pub status_msg: Option<String>,
+    pub last_active_ago_ms: Option<u64>,
+    pub currently_active: Option<bool>,
+}
+
+impl PresenceView {
+    fn offline() -> Self {
+        Self {
+            presence: "offline".into(),
+            status_msg: None,
+            last_active_ago_ms: None,
+            currently_active: None,
+        }
+    }
+}
+
+impl From<crate::rooms::Presence> for PresenceView {
+    fn from(p: crate::rooms::Presence) -> Self {
+        let ago = crate::now_ms().saturating_sub(p.last_active_ms);
+        Self {
+            currently_active: Some(p.state == "online" && ago < CURRENTLY_ACTIVE_MS),
+            presence: p.state,
+            status_msg: p.status_msg,
+            last_active_ago_ms: Some(ago),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct FoundUser {
     pub user_id: String,
@@ -77,22 +114,40 @@ impl Services {
         Ok((found, limited))
     }
 
-    /// `GET /presence/{userId}/status`. Presence is off in Ward (it is profiling of who is
-    /// online when): every existing user is reported offline.
-    pub async fn presence(&self, user_id: &str) -> Result<&'static str> {
+    /// `GET /presence/{userId}/status`. With presence off (the default) every existing user is
+    /// reported offline.
+    pub async fn presence(&self, user_id: &str) -> Result<PresenceView> {
         match self.store.account(user_id).await? {
-            Some(a) if !a.deactivated => Ok("offline"),
-            _ => Err(Error::NotFound("no such user".into())),
+            Some(a) if !a.deactivated => {}
+            _ => return Err(Error::NotFound("no such user".into())),
         }
+        if !self.settings.presence_enabled {
+            return Ok(PresenceView::offline());
+        }
+        Ok(self.notifier.presence_of(user_id).map(PresenceView::from).unwrap_or_else(PresenceView::offline))
     }
 
-    /// `PUT /presence/{userId}/status`: accepted and not recorded.
-    pub fn set_presence(&self, authed: &Authed, user_id: &str, presence: &str) -> Result<()> {
+    /// `PUT /presence/{userId}/status`. Accepted and dropped while presence is off.
+    pub fn set_presence(
+        &self,
+        authed: &Authed,
+        user_id: &str,
+        presence: &str,
+        status_msg: Option<&str>,
+    ) -> Result<()> {
         if authed.user_id != user_id {
             return Err(Error::Forbidden("you can only set your own presence".into()));
         }
         if !["online", "offline", "unavailable"].contains(&presence) {
             return Err(Error::InvalidParam("presence must be online, offline or unavailable".into()));
+        }
+        if status_msg.is_some_and(|m| m.chars().count() > STATUS_MSG_MAX_CHARS) {
+            return Err(Error::InvalidParam(format!(
+                "status messages have at most {STATUS_MSG_MAX_CHARS} characters"
+            )));
+        }
+        if self.settings.presence_enabled {
+            self.notifier.set_presence(user_id, presence, Some(status_msg), presence == "online");
         }
         Ok(())
     }

@@ -48,10 +48,12 @@ async fn sync(
         timeout_ms: req.timeout.map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
         full_state: req.full_state,
         filter,
+        set_presence: Some(req.set_presence.as_str().to_owned()),
     };
     let out = state.services.sync(&authed, input).await?;
     let mut resp = v3::Response::new(out.next_batch);
     resp.account_data.events = raws(&out.account_data)?;
+    resp.presence.events = raws(&out.presence)?;
     for (id, room) in out.join {
         let mut joined = v3::JoinedRoom::new();
         joined.timeline = timeline(room.timeline)?;

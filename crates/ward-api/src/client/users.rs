@@ -3,7 +3,8 @@
 //! - `POST /_matrix/client/v3/user_directory/search` — <https://spec.matrix.org/latest/client-server-api/#post_matrixclientv3user_directorysearch>
 //! - `GET|PUT /_matrix/client/v3/presence/{userId}/status` — <https://spec.matrix.org/latest/client-server-api/#get_matrixclientv3presenceuseridstatus>
 //!
-//! Presence is off in Ward: everyone is "offline" and updates are accepted but not kept.
+//! Presence is off unless the operator enables it (`presence_enabled`); while it is off,
+//! everyone is "offline" and updates are accepted but not kept.
 
 use axum::Router;
 use axum::extract::State;
@@ -45,8 +46,12 @@ async fn presence(
     Auth(_): Auth,
     Ruma(req): Ruma<get_presence::v3::Request>,
 ) -> Result<RumaResponse<get_presence::v3::Response>, ApiError> {
-    state.services.presence(req.user_id.as_str()).await?;
-    Ok(RumaResponse(get_presence::v3::Response::new(PresenceState::Offline)))
+    let view = state.services.presence(req.user_id.as_str()).await?;
+    let mut resp = get_presence::v3::Response::new(PresenceState::from(view.presence.as_str()));
+    resp.status_msg = view.status_msg;
+    resp.currently_active = view.currently_active;
+    resp.last_active_ago = view.last_active_ago_ms.map(std::time::Duration::from_millis);
+    Ok(RumaResponse(resp))
 }
 
 async fn put_presence(
@@ -54,6 +59,11 @@ async fn put_presence(
     Auth(authed): Auth,
     Ruma(req): Ruma<set_presence::v3::Request>,
 ) -> Result<RumaResponse<set_presence::v3::Response>, ApiError> {
-    state.services.set_presence(&authed, req.user_id.as_str(), req.presence.as_str())?;
+    state.services.set_presence(
+        &authed,
+        req.user_id.as_str(),
+        req.presence.as_str(),
+        req.status_msg.as_deref(),
+    )?;
     Ok(RumaResponse(set_presence::v3::Response::new()))
 }

@@ -1,9 +1,11 @@
-//! Typing notifications and read receipts, and the notifier that wakes long-polling syncs.
+//! Typing notifications, presence and read receipts, and the notifier that wakes long-polling
+//! syncs.
 //!
-//! Typing lives in memory only (it is gone after seconds anyway); its changes are numbered by
-//! a serial that is part of the sync token (`s<stream>_<typing>`). A restart resets the serial,
-//! so an old token at worst brings the current typing state once more. Receipts are stored and
-//! take stream positions like events.
+//! Typing and presence live in memory only (they are stale after seconds or minutes anyway);
+//! their changes are numbered by one "ephemeral" serial that is part of the sync token
+//! (`s<stream>_<ephemeral>`). A restart resets the serial, so an old token at worst brings the
+//! current typing and presence state once more. Receipts are stored and take stream positions
+//! like events.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,28 +27,41 @@ const THREAD_ID_MAX_BYTES: usize = 255;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Positions {
     pub stream: u64,
-    pub typing: u64,
+    /// Serial of the last typing or presence change.
+    pub ephemeral: u64,
+}
+
+/// A user's presence, when presence is enabled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presence {
+    pub state: String,
+    pub status_msg: Option<String>,
+    pub last_active_ms: u64,
+    /// Serial of the last change that clients should hear about.
+    pub serial: u64,
 }
 
 #[derive(Default)]
-struct Typing {
+struct Ephemeral {
     serial: u64,
     /// room → user → expiry (ms since the epoch)
     typers: HashMap<String, HashMap<String, u64>>,
     /// room → serial of its last typing change
     changed: HashMap<String, u64>,
+    /// user → presence (only local users; bounded by the accounts of this server)
+    presence: HashMap<String, Presence>,
 }
 
 pub struct Notifier {
     positions: tokio::sync::watch::Sender<Positions>,
-    typing: Mutex<Typing>,
+    ephemeral: Mutex<Ephemeral>,
 }
 
 impl Notifier {
     pub fn new(stream: u64) -> Self {
         Self {
-            positions: tokio::sync::watch::Sender::new(Positions { stream, typing: 0 }),
-            typing: Mutex::new(Typing::default()),
+            positions: tokio::sync::watch::Sender::new(Positions { stream, ephemeral: 0 }),
+            ephemeral: Mutex::new(Ephemeral::default()),
         }
     }
 
@@ -69,14 +84,63 @@ impl Notifier {
         });
     }
 
-    fn typing(&self) -> std::sync::MutexGuard<'_, Typing> {
-        self.typing.lock().unwrap_or_else(|p| p.into_inner())
+    fn state(&self) -> std::sync::MutexGuard<'_, Ephemeral> {
+        self.ephemeral.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a presence change; wakes syncs only if state or status message changed.
+    pub fn set_presence(&self, user_id: &str, state: &str, status_msg: Option<Option<&str>>, active: bool) {
+        let serial = {
+            let mut e = self.state();
+            let now = now_ms();
+            let next = e.serial + 1;
+            let entry = e.presence.entry(user_id.to_owned()).or_insert_with(|| Presence {
+                state: "offline".into(),
+                status_msg: None,
+                last_active_ms: now,
+                serial: 0,
+            });
+            if active {
+                entry.last_active_ms = now;
+            }
+            let msg = match status_msg {
+                Some(m) => m.map(str::to_owned),
+                None => entry.status_msg.clone(),
+            };
+            if entry.state == state && entry.status_msg == msg {
+                return;
+            }
+            entry.state = state.to_owned();
+            entry.status_msg = msg;
+            entry.serial = next;
+            e.serial = next;
+            next
+        };
+        self.positions.send_modify(|p| p.ephemeral = serial);
+    }
+
+    pub fn presence_of(&self, user_id: &str) -> Option<Presence> {
+        self.state().presence.get(user_id).cloned()
+    }
+
+    /// Presence of `users` changed after `since` (all known ones if `None`).
+    pub fn presence_changes(
+        &self,
+        users: &std::collections::BTreeSet<String>,
+        since: Option<u64>,
+    ) -> Vec<(String, Presence)> {
+        let e = self.state();
+        users
+            .iter()
+            .filter_map(|u| e.presence.get(u).map(|p| (u.clone(), p.clone())))
+            .filter(|(_, p)| since.is_none_or(|s| p.serial > s || s > e.serial))
+            .collect()
     }
 
     /// Sets or clears a typing entry; wakes syncs if that changed anything.
     fn set_typing(&self, room_id: &str, user_id: &str, expires_ms: Option<u64>) {
         let serial = {
-            let mut t = self.typing();
+            let mut t = self.state();
             let room = t.typers.entry(room_id.to_owned()).or_default();
             let changed = match expires_ms {
                 Some(exp) => room.insert(user_id.to_owned(), exp).is_none(),
@@ -93,13 +157,13 @@ impl Notifier {
             t.changed.insert(room_id.to_owned(), serial);
             serial
         };
-        self.positions.send_modify(|p| p.typing = serial);
+        self.positions.send_modify(|p| p.ephemeral = serial);
     }
 
     /// Clears an entry whose time ran out (unless it was renewed meanwhile).
     fn expire(&self, room_id: &str, user_id: &str, now: u64) {
         let still =
-            self.typing().typers.get(room_id).and_then(|r| r.get(user_id)).is_some_and(|&exp| exp <= now);
+            self.state().typers.get(room_id).and_then(|r| r.get(user_id)).is_some_and(|&exp| exp <= now);
         if still {
             self.set_typing(room_id, user_id, None);
         }
@@ -107,7 +171,7 @@ impl Notifier {
 
     /// Who types in a room now, and whether that changed after `since_serial`.
     pub fn typing_in(&self, room_id: &str, since_serial: Option<u64>) -> Option<Vec<String>> {
-        let t = self.typing();
+        let t = self.state();
         let now = now_ms();
         let users: Vec<String> = t
             .typers

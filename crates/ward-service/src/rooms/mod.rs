@@ -29,7 +29,7 @@ use crate::{Error, Result, Services, now_ms};
 pub use create::{CreateRoomInput, Preset};
 pub use directory::{PublicRoom, PublicRoomsPage};
 pub(crate) use ephemeral::Notifier;
-pub use ephemeral::Positions;
+pub use ephemeral::{Positions, Presence};
 pub use extras::{Context, RelationsPage};
 pub use read::{ClientEvent, MessagesFilter, MessagesPage, MessagesQuery, PageDirection, parse_token, token};
 pub use sync::{FilterInput, InvitedRoom, JoinedRoom, LeftRoom, SyncInput, SyncOutput, Timeline};

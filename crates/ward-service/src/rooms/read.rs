@@ -63,23 +63,23 @@ impl MessagesFilter {
 }
 
 /// Stream tokens: `s<position>` names the point just after the event at that position. Sync
-/// tokens add the typing serial: `s<position>_<typing>`; both kinds work everywhere.
+/// tokens add the ephemeral serial: `s<position>_<ephemeral>`; both kinds work everywhere.
 pub fn token(pos: u64) -> String {
     format!("s{pos}")
 }
 
 pub fn sync_token(p: super::Positions) -> String {
-    format!("s{}_{}", p.stream, p.typing)
+    format!("s{}_{}", p.stream, p.ephemeral)
 }
 
 pub fn parse_sync_token(t: &str) -> Result<super::Positions> {
     let bad = || Error::InvalidParam(format!("`{t}` is not a token of this server"));
     let rest = t.strip_prefix('s').ok_or_else(bad)?;
-    let (stream, typing) = match rest.split_once('_') {
-        Some((s, ty)) => (s.parse().map_err(|_| bad())?, ty.parse().map_err(|_| bad())?),
+    let (stream, ephemeral) = match rest.split_once('_') {
+        Some((s, e)) => (s.parse().map_err(|_| bad())?, e.parse().map_err(|_| bad())?),
         None => (rest.parse().map_err(|_| bad())?, 0),
     };
-    Ok(super::Positions { stream, typing })
+    Ok(super::Positions { stream, ephemeral })
 }
 
 pub fn parse_token(t: &str) -> Result<u64> {

@@ -31,6 +31,8 @@ pub struct SyncInput {
     pub timeout_ms: u64,
     pub full_state: bool,
     pub filter: Option<FilterInput>,
+    /// The `set_presence` parameter: `online` (the default), `unavailable` or `offline`.
+    pub set_presence: Option<String>,
 }
 
 /// The parts of a filter Ward applies to sync.
@@ -129,6 +131,8 @@ pub struct SyncOutput {
     pub knock: BTreeMap<String, InvitedRoom>,
     /// Global account data (`{type, content}`).
     pub account_data: Vec<ClientEvent>,
+    /// `m.presence` events of people who share a room (presence enabled only).
+    pub presence: Vec<ClientEvent>,
     pub join: BTreeMap<String, JoinedRoom>,
     pub invite: BTreeMap<String, InvitedRoom>,
     pub leave: BTreeMap<String, LeftRoom>,
@@ -184,11 +188,18 @@ impl Services {
             .clamp(1, room_limits::SYNC_TIMELINE_LIMIT_MAX);
         let timeout = Duration::from_millis(input.timeout_ms.min(self.settings.sync_timeout_max_ms));
         let deadline = tokio::time::Instant::now() + timeout;
+        if self.settings.presence_enabled {
+            let state = input.set_presence.as_deref().unwrap_or("online");
+            if state == "online" || state == "unavailable" {
+                self.notifier.set_presence(&authed.user_id, state, None, state == "online");
+            }
+        }
         let mut rx = self.notifier.subscribe();
         loop {
             let target = *rx.borrow_and_update();
             // A token from the future (e.g. a restored backup) counts as "now".
-            let since = since.map(|s| Positions { stream: s.stream.min(target.stream), typing: s.typing });
+            let since =
+                since.map(|s| Positions { stream: s.stream.min(target.stream), ephemeral: s.ephemeral });
             let out = self.sync_once(authed, since, target, limit, input.full_state, &filter).await?;
             if since.is_none() || input.full_state || !out.is_empty() {
                 return Ok(out);
@@ -235,7 +246,37 @@ impl Services {
             ev.insert("content".into(), self.push_rules(authed).await?);
             out.account_data.push(ev);
         }
-        for m in self.store.memberships_of_user(&authed.user_id).await? {
+        let memberships = self.store.memberships_of_user(&authed.user_id).await?;
+        if self.settings.presence_enabled {
+            let mut people = std::collections::BTreeSet::new();
+            for m in memberships.iter().filter(|m| m.membership == "join") {
+                for other in self.store.room_members(&m.room_id).await? {
+                    if other.membership == "join" {
+                        people.insert(other.user_id);
+                    }
+                }
+            }
+            let since_ephemeral = since_positions.map(|p| p.ephemeral);
+            for (user, p) in self.notifier.presence_changes(&people, since_ephemeral) {
+                let view = crate::users::PresenceView::from(p);
+                let mut content = serde_json::json!({"presence": view.presence});
+                if let Some(m) = view.status_msg {
+                    content["status_msg"] = Value::from(m);
+                }
+                if let Some(a) = view.last_active_ago_ms {
+                    content["last_active_ago"] = Value::from(a);
+                }
+                if let Some(c) = view.currently_active {
+                    content["currently_active"] = Value::from(c);
+                }
+                if let Value::Object(ev) =
+                    serde_json::json!({"type": "m.presence", "sender": user, "content": content})
+                {
+                    out.presence.push(ev);
+                }
+            }
+        }
+        for m in memberships {
             if m.stream_pos > target || !filter.wants_room(&m.room_id) {
                 continue; // arrived after this sync's snapshot (the next sync reports it), or filtered out
             }
@@ -259,7 +300,7 @@ impl Services {
                         room.get_or_insert_with(JoinedRoom::default).account_data = data;
                     }
                     let fresh = changed_since || full_state;
-                    let typing_since = if fresh { None } else { since_positions.map(|p| p.typing) };
+                    let typing_since = if fresh { None } else { since_positions.map(|p| p.ephemeral) };
                     if let Some(users) = self.notifier.typing_in(&m.room_id, typing_since) {
                         let ev = serde_json::json!({"type": "m.typing", "content": {"user_ids": users}});
                         if let Value::Object(ev) = ev {

@@ -297,7 +297,7 @@ impl Services {
             if m.membership != "join" {
                 continue;
             }
-            let read = self.store.read_up_to(&m.room_id, &authed.user_id).await?.unwrap_or(0);
+            let read = self.store.read_up_to(&m.room_id, &authed.user_id, "main").await?.unwrap_or(0);
             let members = self.store.room_members(&m.room_id).await?;
             let joined = members.iter().filter(|x| x.membership == "join").count() as u64;
             let ctx = ruma::push::PushConditionRoomCtx::new(

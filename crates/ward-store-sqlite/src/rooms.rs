@@ -517,14 +517,14 @@ impl RoomStore for SqliteStore {
         .await
     }
 
-    async fn read_up_to(&self, room_id: &str, user_id: &str) -> Result<Option<u64>> {
-        let (room_id, user_id) = (room_id.to_owned(), user_id.to_owned());
+    async fn read_up_to(&self, room_id: &str, user_id: &str, thread: &str) -> Result<Option<u64>> {
+        let (room_id, user_id, thread) = (room_id.to_owned(), user_id.to_owned(), thread.to_owned());
         self.read(move |tx| {
             tx.query_row(
                 "SELECT max(event_pos) FROM receipts
                  WHERE room_id = ?1 AND user_id = ?2 AND receipt_type IN ('m.read', 'm.read.private')
-                   AND thread_id IN ('', 'main')",
-                [&room_id, &user_id],
+                   AND thread_id IN ('', ?3)",
+                [&room_id, &user_id, &thread],
                 |r| r.get::<_, Option<i64>>(0),
             )
             .map(|v| v.map(from_sql))

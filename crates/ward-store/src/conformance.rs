@@ -609,24 +609,30 @@ pub async fn receipts_only_move_forward(store: &dyn Store) {
         ts: NOW,
         stream_pos: 0,
     };
-    assert_eq!(store.read_up_to("!r:x", "@b:x").await.unwrap(), None);
+    assert_eq!(store.read_up_to("!r:x", "@b:x", "main").await.unwrap(), None);
     let before = store.max_stream_pos().await.unwrap();
     let p1 = store.set_receipt(receipt("$m2", "m.read")).await.unwrap().expect("stored");
     assert!(p1 > before);
-    assert_eq!(store.read_up_to("!r:x", "@b:x").await.unwrap(), Some(m2));
+    assert_eq!(store.read_up_to("!r:x", "@b:x", "main").await.unwrap(), Some(m2));
     // Backwards, or to an event of another room: ignored.
     assert_eq!(store.set_receipt(receipt("$m1", "m.read")).await.unwrap(), None);
     assert_eq!(store.set_receipt(receipt("$s1", "m.read")).await.unwrap(), None);
     assert_eq!(store.set_receipt(receipt("$nope", "m.read")).await.unwrap(), None);
     // A private receipt is its own series.
     let p2 = store.set_receipt(receipt("$m1", "m.read.private")).await.unwrap().expect("stored");
-    assert_eq!(store.read_up_to("!r:x", "@b:x").await.unwrap(), Some(m2));
+    assert_eq!(store.read_up_to("!r:x", "@b:x", "main").await.unwrap(), Some(m2));
     let changed = store.receipts_changed("!r:x", 0, p2).await.unwrap();
     let got: Vec<_> =
         changed.iter().map(|r| (r.receipt_type.as_str(), r.event_id.as_str(), r.stream_pos)).collect();
     assert_eq!(got, [("m.read", "$m2", p1), ("m.read.private", "$m1", p2)]);
     assert_eq!(store.receipts_changed("!r:x", p1, p2).await.unwrap().len(), 1);
     assert!(store.receipts_changed("!s:x", 0, p2).await.unwrap().is_empty());
+    // A thread's receipt counts for that thread only.
+    let mut threaded = receipt("$m1", "m.read");
+    threaded.thread_id = "$root".into();
+    store.set_receipt(threaded).await.unwrap().expect("stored");
+    assert_eq!(store.read_up_to("!r:x", "@b:x", "$root").await.unwrap(), Some(m2), "unthreaded m2 is later");
+    assert_eq!(store.read_up_to("!r:x", "@c:x", "$root").await.unwrap(), None);
     let _ = m1;
 }
 

@@ -145,8 +145,9 @@ pub trait RoomStore: Send + Sync {
     /// Receipts in a room that changed after `since`, at or before `until`.
     async fn receipts_changed(&self, room_id: &str, since: u64, until: u64) -> Result<Vec<Receipt>>;
     /// The stream position of the latest event the user has read in the room (public or
-    /// private, unthreaded or main thread).
-    async fn read_up_to(&self, room_id: &str, user_id: &str) -> Result<Option<u64>>;
+    /// private receipts; unthreaded ones, plus those of `thread` — `"main"` for the main
+    /// timeline).
+    async fn read_up_to(&self, room_id: &str, user_id: &str, thread: &str) -> Result<Option<u64>>;
     /// Every state event of one type (and state key, if given) in the room, oldest first, up
     /// to `limit`: a user's membership history, the history-visibility changes.
     async fn state_history(

@@ -71,6 +71,13 @@ async fn sync(
         unread.notification_count = Some(uint(room.notification_count));
         unread.highlight_count = Some(uint(room.highlight_count));
         joined.unread_notifications = unread;
+        for (root, (n, h)) in room.thread_counts {
+            let Ok(root) = ruma::OwnedEventId::try_from(root) else { continue };
+            let mut c = sync_events::UnreadNotificationsCount::new();
+            c.notification_count = Some(uint(n));
+            c.highlight_count = Some(uint(h));
+            joined.unread_thread_notifications.insert(root, c);
+        }
         resp.rooms.join.insert(room_id(&id)?, joined);
     }
     for (id, room) in out.invite {

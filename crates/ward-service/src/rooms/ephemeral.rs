@@ -331,27 +331,30 @@ impl Services {
         Ok(Some(json!({ "type": "m.receipt", "content": content })))
     }
 
-    /// Notification and highlight counts since the user's read receipt, from push rules.
+    /// Notification and highlight counts since the user's read receipts, from push rules.
+    /// With `split_threads`, events in threads are counted per thread root (against that
+    /// thread's receipts) instead of in the main counts.
     pub(crate) async fn unread_counts(
         &self,
         room_id: &str,
         authed: &Authed,
         ruleset: &ruma::push::Ruleset,
         until: u64,
-    ) -> Result<(u64, u64)> {
+        split_threads: bool,
+    ) -> Result<UnreadCounts> {
         /// Events looked at per room; clients show "99+" beyond that anyway.
         const UNREAD_SCAN_MAX: usize = 100;
         let me = &authed.user_id;
-        let from = match self.store.read_up_to(room_id, me).await? {
-            Some(p) => p,
-            None => self.store.membership(room_id, me).await?.map_or(0, |m| m.stream_pos),
-        };
+        let joined_at = self.store.membership(room_id, me).await?.map_or(0, |m| m.stream_pos);
+        let unthreaded = self.store.read_up_to(room_id, me, "").await?.unwrap_or(joined_at).max(joined_at);
+        let main = self.store.read_up_to(room_id, me, "main").await?.unwrap_or(joined_at).max(joined_at);
         let events = self
             .store
-            .room_events(room_id, from, Some(until), ward_store::Direction::Forward, UNREAD_SCAN_MAX)
+            .room_events(room_id, unthreaded, Some(until), ward_store::Direction::Forward, UNREAD_SCAN_MAX)
             .await?;
+        let mut counts = UnreadCounts::default();
         if events.iter().all(|e| &e.sender == me) {
-            return Ok((0, 0));
+            return Ok(counts);
         }
         let members = self.store.room_members(room_id).await?;
         let joined = members.iter().filter(|m| m.membership == "join").count() as u64;
@@ -362,23 +365,61 @@ impl Services {
             parse_user_id(me)?,
             display,
         );
-        let (mut notify, mut highlight) = (0, 0);
+        let mut thread_read: HashMap<String, u64> = HashMap::new();
         for e in &events {
             if &e.sender == me || e.kind == TimelineEventType::RoomRedaction.to_string() {
                 continue;
             }
-            let raw = match serde_json::value::to_raw_value(&super::to_pdu(e)?.client_event()) {
+            let pdu = super::to_pdu(e)?;
+            let thread = split_threads
+                .then(|| {
+                    let c = pdu.content_value();
+                    let rel = c.get("m.relates_to")?;
+                    (rel.get("rel_type")?.as_str()? == "m.thread")
+                        .then(|| rel.get("event_id")?.as_str().map(str::to_owned))?
+                })
+                .flatten();
+            let read = match &thread {
+                Some(root) => match thread_read.get(root) {
+                    Some(p) => *p,
+                    None => {
+                        let p = self
+                            .store
+                            .read_up_to(room_id, me, root)
+                            .await?
+                            .unwrap_or(unthreaded)
+                            .max(unthreaded);
+                        thread_read.insert(root.clone(), p);
+                        p
+                    }
+                },
+                None => main,
+            };
+            if e.stream_pos <= read {
+                continue;
+            }
+            let raw = match serde_json::value::to_raw_value(&pdu.client_event()) {
                 Ok(r) => ruma::serde::Raw::<Value>::from_json(r),
                 Err(_) => continue,
             };
             let actions = ruleset.get_actions(&raw, &ctx).await;
-            if actions.iter().any(|a| a.should_notify()) {
-                notify += 1;
-            }
-            if actions.iter().any(|a| a.is_highlight()) {
-                highlight += 1;
-            }
+            let (notify, highlight) =
+                (actions.iter().any(|a| a.should_notify()), actions.iter().any(|a| a.is_highlight()));
+            let bucket = match thread {
+                Some(root) => counts.threads.entry(root).or_default(),
+                None => &mut counts.main,
+            };
+            bucket.0 += u64::from(notify);
+            bucket.1 += u64::from(highlight);
         }
-        Ok((notify, highlight))
+        counts.threads.retain(|_, c| *c != (0, 0));
+        Ok(counts)
     }
+}
+
+/// (notification count, highlight count), for the room and per thread root.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnreadCounts {
+    pub main: (u64, u64),
+    pub threads: std::collections::BTreeMap<String, (u64, u64)>,
 }

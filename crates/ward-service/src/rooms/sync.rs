@@ -44,6 +44,7 @@ struct SyncFilter {
     not_rooms: Vec<String>,
     timeline_types: Option<Vec<String>>,
     timeline_not_types: Vec<String>,
+    unread_thread_notifications: bool,
 }
 
 fn strings(v: Option<&Value>) -> Option<Vec<String>> {
@@ -76,6 +77,10 @@ impl SyncFilter {
             not_rooms: strings(room.and_then(|r| r.get("not_rooms"))).unwrap_or_default(),
             timeline_types: strings(timeline.and_then(|t| t.get("types"))),
             timeline_not_types: strings(timeline.and_then(|t| t.get("not_types"))).unwrap_or_default(),
+            unread_thread_notifications: timeline
+                .and_then(|t| t.get("unread_thread_notifications"))
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         }
     }
 
@@ -105,6 +110,8 @@ pub struct JoinedRoom {
     pub ephemeral: Vec<ClientEvent>,
     pub notification_count: u64,
     pub highlight_count: u64,
+    /// Per thread root, when the filter asks for `unread_thread_notifications`.
+    pub thread_counts: BTreeMap<String, (u64, u64)>,
     /// Room account data (`{type, content}`).
     pub account_data: Vec<ClientEvent>,
     pub joined_member_count: u64,
@@ -314,9 +321,17 @@ impl Services {
                         room.get_or_insert_with(JoinedRoom::default).ephemeral.push(ev);
                     }
                     if let Some(mut room) = room {
-                        let (n, h) = self.unread_counts(&m.room_id, authed, &ruleset, target).await?;
-                        room.notification_count = n;
-                        room.highlight_count = h;
+                        let counts = self
+                            .unread_counts(
+                                &m.room_id,
+                                authed,
+                                &ruleset,
+                                target,
+                                filter.unread_thread_notifications,
+                            )
+                            .await?;
+                        (room.notification_count, room.highlight_count) = counts.main;
+                        room.thread_counts = counts.threads;
                         self.summarise(&m.room_id, &authed.user_id, &mut room).await?;
                         out.join.insert(m.room_id.clone(), room);
                     }

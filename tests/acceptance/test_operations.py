@@ -358,3 +358,23 @@ def test_presence_when_enabled(ward_factory):
     # Someone who shares no room does not get it in sync.
     s = requests.get(api + "/sync?set_presence=offline", headers=h["fremd"]).json()
     assert not [e for e in s["presence"]["events"] if e["sender"] == "@petra:localhost"]
+
+
+def test_sync_state_after(ward_factory):
+    server = ward_factory("closed")
+    server.create_user("sara", PASSWORD)
+    h = {"Authorization": f"Bearer {login_json(server, 'sara', PASSWORD).json()['access_token']}"}
+    api = server.url + "/_matrix/client/v3"
+    room = requests.post(api + "/createRoom", headers=h, json={"name": "Alt"}).json()["room_id"]
+    s = requests.get(api + "/sync?use_state_after=true", headers=h).json()
+    joined = s["rooms"]["join"][room]
+    assert "state_after" in joined and "state" not in joined, joined.keys()
+    names = [e["content"]["name"] for e in joined["state_after"]["events"] if e["type"] == "m.room.name"]
+    assert names == ["Alt"], names
+    requests.put(api + f"/rooms/{room}/state/m.room.name/", headers=h, json={"name": "Neu"})
+    s2 = requests.get(api + f"/sync?use_state_after=true&since={s['next_batch']}", headers=h).json()
+    after = s2["rooms"]["join"][room]["state_after"]["events"]
+    assert [e["content"]["name"] for e in after if e["type"] == "m.room.name"] == ["Neu"], after
+    # Without the option the classic `state` (before the timeline) is sent.
+    s3 = requests.get(api + f"/sync?since={s['next_batch']}", headers=h).json()
+    assert "state" in s3["rooms"]["join"][room] and "state_after" not in s3["rooms"]["join"][room]

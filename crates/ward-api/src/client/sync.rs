@@ -49,6 +49,10 @@ async fn sync(
         full_state: req.full_state,
         filter,
         set_presence: Some(req.set_presence.as_str().to_owned()),
+        use_state_after: req.use_state_after,
+    };
+    let state_of = |events: v3::StateEvents| {
+        if req.use_state_after { v3::State::After(events) } else { v3::State::Before(events) }
     };
     let out = state.services.sync(&authed, input).await?;
     let mut resp = v3::Response::new(out.next_batch);
@@ -60,7 +64,7 @@ async fn sync(
         joined.account_data.events = raws(&room.account_data)?;
         let mut st = v3::StateEvents::new();
         st.events = raws(&room.state)?;
-        joined.state = v3::State::Before(st);
+        joined.state = state_of(st);
         let mut summary = v3::RoomSummary::new();
         summary.joined_member_count = Some(uint(room.joined_member_count));
         summary.invited_member_count = Some(uint(room.invited_member_count));
@@ -95,7 +99,7 @@ async fn sync(
         left.timeline = timeline(room.timeline)?;
         let mut st = v3::StateEvents::new();
         st.events = raws(&room.state)?;
-        left.state = v3::State::Before(st);
+        left.state = state_of(st);
         resp.rooms.leave.insert(room_id(&id)?, left);
     }
     Ok(SyncResponse(resp))
@@ -130,8 +134,8 @@ impl IntoResponse for SyncResponse {
             ensure_events(&mut v, &[top]);
         }
         for (kind, lists) in [
-            ("join", &["state", "timeline", "ephemeral", "account_data"][..]),
-            ("leave", &["state", "timeline", "account_data"][..]),
+            ("join", &["timeline", "ephemeral", "account_data"][..]),
+            ("leave", &["timeline", "account_data"][..]),
             ("invite", &["invite_state"][..]),
             ("knock", &["knock_state"][..]),
         ] {
@@ -141,6 +145,15 @@ impl IntoResponse for SyncResponse {
                 .map(|m| m.keys().cloned().collect())
                 .unwrap_or_default();
             for id in ids {
+                let room_path = format!("/rooms/{kind}/{}", id.replace('~', "~0").replace('/', "~1"));
+                let has_after = v.pointer(&format!("{room_path}/state_after")).is_some();
+                if kind != "invite"
+                    && kind != "knock"
+                    && !has_after
+                    && let Some(room) = v.pointer_mut(&room_path)
+                {
+                    ensure_events(room, &["state"]);
+                }
                 for list in lists {
                     if let Some(room) =
                         v.pointer_mut(&format!("/rooms/{kind}/{}", id.replace('~', "~0").replace('/', "~1")))

@@ -33,6 +33,8 @@ pub struct SyncInput {
     pub filter: Option<FilterInput>,
     /// The `set_presence` parameter: `online` (the default), `unavailable` or `offline`.
     pub set_presence: Option<String>,
+    /// Report the state at the end of each timeline (`state_after`) instead of before it.
+    pub use_state_after: bool,
 }
 
 /// The parts of a filter Ward applies to sync.
@@ -45,6 +47,8 @@ struct SyncFilter {
     timeline_types: Option<Vec<String>>,
     timeline_not_types: Vec<String>,
     unread_thread_notifications: bool,
+    /// Not a filter setting but a request option that shapes the response the same way.
+    use_state_after: bool,
 }
 
 fn strings(v: Option<&Value>) -> Option<Vec<String>> {
@@ -81,6 +85,7 @@ impl SyncFilter {
                 .and_then(|t| t.get("unread_thread_notifications"))
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
+            use_state_after: false,
         }
     }
 
@@ -189,6 +194,7 @@ impl Services {
                 None => SyncFilter::default(),
             },
         };
+        let filter = SyncFilter { use_state_after: input.use_state_after, ..filter };
         let limit = filter
             .timeline_limit
             .unwrap_or(room_limits::SYNC_TIMELINE_LIMIT_DEFAULT)
@@ -380,7 +386,9 @@ impl Services {
         events.truncate(limit);
         events.reverse();
         let state_pos = events.first().map_or(target, |e| e.stream_pos.saturating_sub(1));
-        let entries = self.store.state_at(room_id, state_pos).await?;
+        let state_ref =
+            if filter.use_state_after { events.last().map_or(target, |e| e.stream_pos) } else { state_pos };
+        let entries = self.store.state_at(room_id, state_ref).await?;
         let ids: Vec<String> = entries
             .into_iter()
             .filter(|e| {
@@ -427,10 +435,13 @@ impl Services {
         events.reverse();
         let first = events.first().map_or(target, |e| e.stream_pos.saturating_sub(1));
         let mut state = Vec::new();
-        if limited {
-            // State that changed in the gap between `since` and the timeline.
+        if limited || filter.use_state_after {
+            // State that changed in the gap between `since` and the timeline (or, with
+            // state_after, by the end of the timeline).
             let before: HashMap<_, _> = Self::state_map(&self.store.state_at(room_id, since).await?);
-            let at_start = self.store.state_at(room_id, first).await?;
+            let reference =
+                if filter.use_state_after { events.last().map_or(target, |e| e.stream_pos) } else { first };
+            let at_start = self.store.state_at(room_id, reference).await?;
             let changed: Vec<String> = at_start
                 .into_iter()
                 .filter(|e| before.get(&(e.kind.clone(), e.state_key.clone())) != Some(&e.event_id))

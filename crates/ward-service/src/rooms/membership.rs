@@ -202,6 +202,21 @@ impl Services {
         Ok(None)
     }
 
+    /// Sends a member event setting `target`'s membership, on behalf of `authed`.
+    async fn send_member(
+        &self,
+        authed: &Authed,
+        room_id: &ruma::RoomId,
+        target: &str,
+        membership: &str,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let sender = parse_user_id(&authed.user_id)?;
+        let content = with_reason(json!({ "membership": membership }), reason)?;
+        self.append(room_id, &sender, member_draft(target, content), None).await?;
+        Ok(())
+    }
+
     /// Leaves a room, or rejects an invite.
     pub async fn leave(&self, authed: &Authed, room_id: &str, reason: Option<&str>) -> Result<()> {
         let room_id = self.ensure_room(room_id).await?;
@@ -211,10 +226,7 @@ impl Services {
             Some(m) if m.membership == "leave" => return Ok(()),
             _ => return Err(Error::Forbidden("you are not in this room".into())),
         }
-        let sender = parse_user_id(&authed.user_id)?;
-        let content = with_reason(json!({"membership": "leave"}), reason)?;
-        self.append(&room_id, &sender, member_draft(sender.as_str(), content), None).await?;
-        Ok(())
+        self.send_member(authed, &room_id, &authed.user_id, "leave", reason).await
     }
 
     pub async fn kick(
@@ -230,10 +242,7 @@ impl Services {
             Some(m) if matches!(m.membership.as_str(), "join" | "invite" | "knock") => {}
             _ => return Err(Error::Forbidden(format!("{target} is not in the room"))),
         }
-        let sender = parse_user_id(&authed.user_id)?;
-        let content = with_reason(json!({"membership": "leave"}), reason)?;
-        self.append(&room_id, &sender, member_draft(target.as_str(), content), None).await?;
-        Ok(())
+        self.send_member(authed, &room_id, target.as_str(), "leave", reason).await
     }
 
     pub async fn ban(
@@ -245,10 +254,7 @@ impl Services {
     ) -> Result<()> {
         let room_id = self.ensure_room(room_id).await?;
         let target = parse_user_id(target)?;
-        let sender = parse_user_id(&authed.user_id)?;
-        let content = with_reason(json!({"membership": "ban"}), reason)?;
-        self.append(&room_id, &sender, member_draft(target.as_str(), content), None).await?;
-        Ok(())
+        self.send_member(authed, &room_id, target.as_str(), "ban", reason).await
     }
 
     pub async fn unban(
@@ -264,10 +270,7 @@ impl Services {
             Some(m) if m.membership == "ban" => {}
             _ => return Err(Error::Forbidden(format!("{target} is not banned"))),
         }
-        let sender = parse_user_id(&authed.user_id)?;
-        let content = with_reason(json!({"membership": "leave"}), reason)?;
-        self.append(&room_id, &sender, member_draft(target.as_str(), content), None).await?;
-        Ok(())
+        self.send_member(authed, &room_id, target.as_str(), "leave", reason).await
     }
 
     /// Rooms the user is joined to.

@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -19,6 +20,8 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "scripts"))
+from synapse_config import write_config  # noqa: E402
 
 
 def free_port() -> int:
@@ -158,39 +161,7 @@ class SynapseServer:
         self.admin_token: str | None = None
 
     def start(self) -> "SynapseServer":
-        config = self.dir / "homeserver.yaml"
-        subprocess.run(
-            [str(self.python), "-m", "synapse.app.homeserver", "--server-name", self.server_name,
-             "--config-path", str(config), "--data-directory", str(self.dir), "--generate-config",
-             "--report-stats=no"],
-            check=True, capture_output=True, cwd=self.dir, timeout=120,
-        )
-        lots = {"per_second": 1000, "burst_count": 1000}
-        extra = {
-            "listeners": [{"port": self.port, "bind_addresses": ["127.0.0.1"], "type": "http",
-                           "tls": False, "x_forwarded": False,
-                           "resources": [{"names": ["client"], "compress": False}]}],
-            "enable_registration": True,
-            "registration_requires_token": True,
-            "rc_registration": lots,
-            "rc_registration_token_validity": lots,
-            "rc_login": {"address": lots, "account": lots,
-                         "failed_attempts": {"per_second": 0.001, "burst_count": 5}},
-            "rc_message": lots,
-            "rc_admin_redaction": lots,
-            "rc_joins": {"local": lots, "remote": lots},
-            "rc_3pid_validation": lots,
-            "rc_invites": {"per_room": lots, "per_user": lots, "per_issuer": lots},
-            "trusted_key_servers": [],
-            # Newer Synapse lets only admins publish rooms by default; Ward lets room moderators.
-            "room_list_publication_rules": [{"action": "allow"}],
-            "suppress_key_server_warning": True,
-            "report_stats": False,
-        }
-        # Synapse reads several config files, later top-level keys replacing earlier ones.
-        # JSON is YAML, so the overrides need no YAML library here.
-        overrides = self.dir / "overrides.yaml"
-        overrides.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in extra.items()))
+        config, overrides = write_config(str(self.python), self.dir, self.port, self.server_name)
         logf = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [str(self.python), "-m", "synapse.app.homeserver", "--config-path", str(config),

@@ -378,3 +378,18 @@ def test_sync_state_after(ward_factory):
     # Without the option the classic `state` (before the timeline) is sent.
     s3 = requests.get(api + f"/sync?since={s['next_batch']}", headers=h).json()
     assert "state" in s3["rooms"]["join"][room] and "state_after" not in s3["rooms"]["join"][room]
+
+
+def test_identical_create_room_calls_get_distinct_rooms(ward_factory):
+    """v12 room IDs are hashes of the create event; identical createRoom calls in the same
+    millisecond must still each get a room."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = ward_factory("closed")
+    server.create_user("uwe", PASSWORD)
+    h = {"Authorization": f"Bearer {login_json(server, 'uwe', PASSWORD).json()['access_token']}"}
+    with ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(lambda _: requests.post(server.url + "/_matrix/client/v3/createRoom", headers=h,
+                                                        json={}), range(10)))
+    assert [r.status_code for r in results] == [200] * 10, [r.text for r in results]
+    assert len({r.json()["room_id"] for r in results}) == 10

@@ -227,50 +227,63 @@ impl Services {
             events.push(draft("m.room.member", Some(i.as_str()), content));
         }
 
-        // Build the chain in memory; nothing is stored unless every event passes.
-        let pre_v12_room_id: Option<OwnedRoomId> = if rules.authorization.room_create_event_id_as_room_id {
-            None
-        } else {
-            let local =
-                ward_core::secret::random_string(18, b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ");
-            Some(
-                RoomId::parse(format!("!{local}:{}", self.settings.server_name))
-                    .map_err(|e| Error::Internal(e.to_string()))?,
-            )
-        };
-        let mut chain = Chain {
-            rules,
-            room_id: pre_v12_room_id,
-            state: StateLookup::new(),
-            tip: None,
-            server_name: self.server_name()?,
-            key: &self.key,
-        };
-        let now = now_ms();
-        let mut pdus: Vec<Arc<Pdu>> = Vec::with_capacity(events.len());
-        for d in events {
-            let sender: &UserId = &creator;
-            pdus.push(chain.push(sender, d, ts(now)).map_err(|e| match forbidden_from(e) {
-                Error::Forbidden(m) | Error::InvalidParam(m) => Error::InvalidRoomState(m),
-                other => other,
-            })?);
-        }
-        let room_id = chain.room_id.clone().ok_or_else(|| Error::Internal("no room ID".into()))?;
-        let room = NewRoom {
-            room_id: room_id.to_string(),
-            room_version: version.to_string(),
-            creator: creator.to_string(),
-            created_ms: now,
-            alias: alias.clone(),
-            published: input.visibility_public,
-        };
-        let new_events = pdus.iter().map(|p| new_event(p, None)).collect();
-        let positions = match self.store.create_room(room, new_events).await {
-            Ok(p) => p,
-            Err(StoreError::Conflict(_)) => {
-                return Err(Error::Internal("room ID collision; try again".into()));
+        // Build the chain in memory; nothing is stored unless every event passes. A v12 room ID
+        // is the hash of the create event, so two identical createRoom calls in the same
+        // millisecond would collide: on a collision the chain is rebuilt a millisecond later.
+        const ROOM_ID_ATTEMPTS: u64 = 5;
+        let mut attempt = 0;
+        let (room_id, positions) = loop {
+            let pre_v12_room_id: Option<OwnedRoomId> = if rules.authorization.room_create_event_id_as_room_id
+            {
+                None
+            } else {
+                let local = ward_core::secret::random_string(
+                    18,
+                    b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+                );
+                Some(
+                    RoomId::parse(format!("!{local}:{}", self.settings.server_name))
+                        .map_err(|e| Error::Internal(e.to_string()))?,
+                )
+            };
+            let mut chain = Chain {
+                rules: rules.clone(),
+                room_id: pre_v12_room_id,
+                state: StateLookup::new(),
+                tip: None,
+                server_name: self.server_name()?,
+                key: &self.key,
+            };
+            let now = now_ms() + attempt;
+            let mut pdus: Vec<Arc<Pdu>> = Vec::with_capacity(events.len());
+            for d in events.iter().cloned() {
+                let sender: &UserId = &creator;
+                pdus.push(chain.push(sender, d, ts(now)).map_err(|e| match forbidden_from(e) {
+                    Error::Forbidden(m) | Error::InvalidParam(m) => Error::InvalidRoomState(m),
+                    other => other,
+                })?);
             }
-            Err(e) => return Err(e.into()),
+            let room_id = chain.room_id.clone().ok_or_else(|| Error::Internal("no room ID".into()))?;
+            let room = NewRoom {
+                room_id: room_id.to_string(),
+                room_version: version.to_string(),
+                creator: creator.to_string(),
+                created_ms: now,
+                alias: alias.clone(),
+                published: input.visibility_public,
+            };
+            let new_events = pdus.iter().map(|p| new_event(p, None)).collect();
+            match self.store.create_room(room, new_events).await {
+                Ok(p) => break (room_id, p),
+                Err(StoreError::Conflict(what)) if alias.as_deref() == Some(what.as_str()) => {
+                    return Err(Error::RoomInUse(format!("the alias {what} is taken")));
+                }
+                Err(StoreError::Conflict(_)) if attempt + 1 < ROOM_ID_ATTEMPTS => attempt += 1,
+                Err(StoreError::Conflict(_)) => {
+                    return Err(Error::Internal("room ID collision; try again".into()));
+                }
+                Err(e) => return Err(e.into()),
+            }
         };
         if let Some(p) = positions.last() {
             self.notify(*p);

@@ -38,6 +38,17 @@ pub struct CreateRoomInput {
     pub room_alias_name: Option<String>,
 }
 
+/// A timestamp for a create event that no earlier creation in this process used.
+fn unique_create_ms() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = now_ms();
+    let prev = LAST.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| Some(now.max(last + 1)));
+    // The closure always returns Some, so both arms carry the previous value.
+    let prev = prev.unwrap_or_else(|p| p);
+    now.max(prev + 1)
+}
+
 /// Limits on what one createRoom may ask for.
 const INVITES_MAX: usize = 100;
 const INITIAL_STATE_MAX: usize = 100;
@@ -229,7 +240,8 @@ impl Services {
 
         // Build the chain in memory; nothing is stored unless every event passes. A v12 room ID
         // is the hash of the create event, so two identical createRoom calls in the same
-        // millisecond would collide: on a collision the chain is rebuilt a millisecond later.
+        // millisecond would collide: each creation takes a timestamp no other creation of this
+        // process has used, and a collision anyway (another node) is retried with a new one.
         const ROOM_ID_ATTEMPTS: u64 = 5;
         let mut attempt = 0;
         let (room_id, positions) = loop {
@@ -254,7 +266,7 @@ impl Services {
                 server_name: self.server_name()?,
                 key: &self.key,
             };
-            let now = now_ms() + attempt;
+            let now = unique_create_ms();
             let mut pdus: Vec<Arc<Pdu>> = Vec::with_capacity(events.len());
             for d in events.iter().cloned() {
                 let sender: &UserId = &creator;

@@ -39,6 +39,8 @@ def write_config(python: str, directory: Path, port: int, server_name: str = "lo
         "rc_invites": {"per_room": lots, "per_user": lots, "per_issuer": lots},
         "rc_presence": {"per_user": lots},
         "rc_delayed_event_mgmt": lots,
+        "rc_room_creation": lots,
+        "rc_reports": lots,
         "trusted_key_servers": [],
         "suppress_key_server_warning": True,
         "report_stats": False,

@@ -98,6 +98,8 @@ pub struct Services {
     failures: Mutex<FailureThrottle>,
     /// When each device's last-seen time was last written.
     touched: Mutex<HashMap<(String, String), u64>>,
+    /// Unread counts per (user, room), advanced with each sync instead of recounted.
+    unread: Mutex<HashMap<(String, String), rooms::UnreadCache>>,
     /// Signs every event this server creates.
     key: Arc<ServerKey>,
     /// One lock per room (events of a room are built one at a time) and per user's push rules
@@ -117,6 +119,7 @@ impl Services {
         Ok(Self {
             failures: Mutex::new(FailureThrottle::new(settings.login_throttle)),
             touched: Mutex::new(HashMap::new()),
+            unread: Mutex::new(HashMap::new()),
             key,
             room_locks: Mutex::new(HashMap::new()),
             notifier: Arc::new(rooms::Notifier::new(position)),

@@ -210,6 +210,7 @@ impl Services {
             serde_json::from_value(current.get("global").cloned().unwrap_or_default())
                 .map_err(|e| Error::Internal(e.to_string()))?;
         let out = edit(&mut ruleset)?;
+        self.forget_unread(&authed.user_id, None);
         let global = serde_json::to_value(&ruleset).map_err(|e| Error::Internal(e.to_string()))?;
         let text = serde_json::json!({ "global": global }).to_string();
         let pos = self.store.set_account_data(&authed.user_id, None, "m.push_rules", &text).await?;

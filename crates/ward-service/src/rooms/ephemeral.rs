@@ -260,6 +260,7 @@ impl Services {
             stream_pos: 0,
         };
         if let Some(pos) = self.store.set_receipt(receipt).await? {
+            self.forget_unread(&authed.user_id, Some(room_id.as_str()));
             self.notify(pos);
         }
         Ok(())
@@ -334,27 +335,32 @@ impl Services {
     /// Notification and highlight counts since the user's read receipts, from push rules.
     /// With `split_threads`, events in threads are counted per thread root (against that
     /// thread's receipts) instead of in the main counts.
-    pub(crate) async fn unread_counts(
+    async fn count_unread(
         &self,
         room_id: &str,
         authed: &Authed,
         ruleset: &ruma::push::Ruleset,
         until: u64,
-        split_threads: bool,
-    ) -> Result<UnreadCounts> {
-        /// Events looked at per room; clients show "99+" beyond that anyway.
+        entry: &mut UnreadCache,
+    ) -> Result<()> {
+        /// Events looked at per room per call; clients show "99+" beyond that anyway.
         const UNREAD_SCAN_MAX: usize = 100;
         let me = &authed.user_id;
-        let joined_at = self.store.membership(room_id, me).await?.map_or(0, |m| m.stream_pos);
-        let unthreaded = self.store.read_up_to(room_id, me, "").await?.unwrap_or(joined_at).max(joined_at);
-        let main = self.store.read_up_to(room_id, me, "main").await?.unwrap_or(joined_at).max(joined_at);
+        let (split_threads, from) = (entry.split_threads, entry.counted_to);
+        let (unthreaded, main) = (entry.reads.unthreaded, entry.reads.main);
         let events = self
             .store
-            .room_events(room_id, unthreaded, Some(until), ward_store::Direction::Forward, UNREAD_SCAN_MAX)
+            .room_events(room_id, from, Some(until), ward_store::Direction::Forward, UNREAD_SCAN_MAX)
             .await?;
-        let mut counts = UnreadCounts::default();
+        // A full batch may not reach `until`: the next call goes on from its last event.
+        let scanned_to = if events.len() == UNREAD_SCAN_MAX {
+            events.last().map_or(until, |e| e.stream_pos)
+        } else {
+            until
+        };
+        entry.counted_to = scanned_to;
         if events.iter().all(|e| &e.sender == me) {
-            return Ok(counts);
+            return Ok(());
         }
         let members = self.store.room_members(room_id).await?;
         let joined = members.iter().filter(|m| m.membership == "join").count() as u64;
@@ -365,7 +371,8 @@ impl Services {
             parse_user_id(me)?,
             display,
         );
-        let mut thread_read: HashMap<String, u64> = HashMap::new();
+        let thread_read = &mut entry.reads.threads;
+        let counts = &mut entry.counts;
         for e in &events {
             if &e.sender == me || e.kind == TimelineEventType::RoomRedaction.to_string() {
                 continue;
@@ -413,8 +420,87 @@ impl Services {
             bucket.1 += u64::from(highlight);
         }
         counts.threads.retain(|_, c| *c != (0, 0));
+        Ok(())
+    }
+
+    /// Notification and highlight counts since the user's read receipts, from push rules.
+    /// With `split_threads`, events in threads are counted per thread root (against that
+    /// thread's receipts) instead of in the main counts. Counts are cached per user and room
+    /// and advanced over new events only; a receipt, a membership change or a push-rule edit
+    /// of the user starts them afresh.
+    pub(crate) async fn unread_counts(
+        &self,
+        room_id: &str,
+        authed: &Authed,
+        ruleset: &ruma::push::Ruleset,
+        until: u64,
+        split_threads: bool,
+    ) -> Result<UnreadCounts> {
+        let key = (authed.user_id.clone(), room_id.to_owned());
+        let cached = self.unread_cache().get(&key).cloned();
+        let mut entry = match cached {
+            Some(c) if c.split_threads == split_threads && c.counted_to <= until => c,
+            _ => {
+                let me = &authed.user_id;
+                let joined_at = self.store.membership(room_id, me).await?.map_or(0, |m| m.stream_pos);
+                let unthreaded =
+                    self.store.read_up_to(room_id, me, "").await?.unwrap_or(joined_at).max(joined_at);
+                let main =
+                    self.store.read_up_to(room_id, me, "main").await?.unwrap_or(joined_at).max(joined_at);
+                UnreadCache {
+                    split_threads,
+                    counted_to: unthreaded,
+                    counts: UnreadCounts::default(),
+                    reads: UnreadReads { unthreaded, main, threads: HashMap::new() },
+                }
+            }
+        };
+        if entry.counted_to >= until {
+            return Ok(entry.counts);
+        }
+        self.count_unread(room_id, authed, ruleset, until, &mut entry).await?;
+        let counts = entry.counts.clone();
+        let mut cache = self.unread_cache();
+        if cache.len() >= UNREAD_CACHE_MAX_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(key, entry);
         Ok(counts)
     }
+
+    fn unread_cache(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), UnreadCache>> {
+        self.unread.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops cached unread counts of a user (in one room, or everywhere).
+    pub(crate) fn forget_unread(&self, user_id: &str, room_id: Option<&str>) {
+        let mut cache = self.unread_cache();
+        match room_id {
+            Some(r) => {
+                cache.remove(&(user_id.to_owned(), r.to_owned()));
+            }
+            None => cache.retain(|(u, _), _| u != user_id),
+        }
+    }
+}
+
+/// (user, room) entries of the unread-count cache; cleared when full.
+const UNREAD_CACHE_MAX_ENTRIES: usize = 100_000;
+
+/// Read positions the counts were made against.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct UnreadReads {
+    unthreaded: u64,
+    main: u64,
+    threads: HashMap<String, u64>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct UnreadCache {
+    split_threads: bool,
+    counted_to: u64,
+    counts: UnreadCounts,
+    reads: UnreadReads,
 }
 
 /// (notification count, highlight count), for the room and per thread root.

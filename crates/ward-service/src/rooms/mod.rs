@@ -29,6 +29,7 @@ use crate::{Error, Result, Services, now_ms};
 pub use create::{CreateRoomInput, Preset};
 pub use directory::{PublicRoom, PublicRoomsPage};
 pub(crate) use ephemeral::Notifier;
+pub(crate) use ephemeral::UnreadCache;
 pub use ephemeral::{Positions, Presence};
 pub use extras::{Context, RelationsPage};
 pub use read::{ClientEvent, MessagesFilter, MessagesPage, MessagesQuery, PageDirection, parse_token, token};
@@ -168,6 +169,11 @@ impl Services {
             Chain { rules, room_id: Some(room_id.to_owned()), state, tip, server_name, key: &self.key };
         let pdu = chain.push(sender, draft, ts(now_ms())).map_err(forbidden_from)?;
         let pos = self.store.append_events(room_id.as_str(), vec![new_event(&pdu, txn)]).await?;
+        if pdu.kind == TimelineEventType::RoomMember
+            && let Some(member) = &pdu.state_key
+        {
+            self.forget_unread(member, Some(room_id.as_str()));
+        }
         if let Some(p) = pos.last() {
             self.notify(*p);
         }

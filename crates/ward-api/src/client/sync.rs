@@ -65,11 +65,13 @@ async fn sync(
         let mut st = v3::StateEvents::new();
         st.events = raws(&room.state)?;
         joined.state = state_of(st);
-        let mut summary = v3::RoomSummary::new();
-        summary.joined_member_count = Some(uint(room.joined_member_count));
-        summary.invited_member_count = Some(uint(room.invited_member_count));
-        summary.heroes = room.heroes.into_iter().filter_map(|h| OwnedUserId::try_from(h).ok()).collect();
-        joined.summary = summary;
+        if let Some((joined_count, invited_count, heroes)) = room.summary {
+            let mut summary = v3::RoomSummary::new();
+            summary.joined_member_count = Some(uint(joined_count));
+            summary.invited_member_count = Some(uint(invited_count));
+            summary.heroes = heroes.into_iter().filter_map(|h| OwnedUserId::try_from(h).ok()).collect();
+            joined.summary = summary;
+        }
         joined.ephemeral.events = raws(&room.ephemeral)?;
         let mut unread = sync_events::UnreadNotificationsCount::new();
         unread.notification_count = Some(uint(room.notification_count));

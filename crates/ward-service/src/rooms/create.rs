@@ -298,7 +298,7 @@ impl Services {
             }
         };
         if let Some(p) = positions.last() {
-            self.notify(*p);
+            self.notifier.room_changed(room_id.as_str(), *p, false);
         }
         tracing::info!(version = %version, "room created");
         Ok(room_id.to_string())

@@ -55,6 +55,10 @@ struct Ephemeral {
 pub struct Notifier {
     positions: tokio::sync::watch::Sender<Positions>,
     ephemeral: Mutex<Ephemeral>,
+    /// room → (newest event position, newest receipt position) seen by this process, so a
+    /// sync can skip rooms where nothing happened without asking the database. Rooms not
+    /// in the map (after a restart) are always asked about.
+    rooms: Mutex<HashMap<String, (u64, u64)>>,
 }
 
 impl Notifier {
@@ -62,6 +66,7 @@ impl Notifier {
         Self {
             positions: tokio::sync::watch::Sender::new(Positions { stream, ephemeral: 0 }),
             ephemeral: Mutex::new(Ephemeral::default()),
+            rooms: Mutex::new(HashMap::new()),
         }
     }
 
@@ -82,6 +87,33 @@ impl Notifier {
                 false
             }
         });
+    }
+
+    fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, u64)>> {
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a new event (`receipt == false`) or receipt in a room, then wakes syncs.
+    pub fn room_changed(&self, room_id: &str, pos: u64, receipt: bool) {
+        {
+            let mut rooms = self.rooms();
+            let entry = rooms.entry(room_id.to_owned()).or_insert((pos, pos));
+            if receipt {
+                entry.1 = entry.1.max(pos);
+            } else {
+                entry.0 = entry.0.max(pos);
+            }
+        }
+        self.advance_stream(pos);
+    }
+
+    /// (events changed, receipts changed) after `since`, as far as this process knows; both
+    /// `true` for rooms it has not seen.
+    pub fn room_changes_after(&self, room_id: &str, since: u64) -> (bool, bool) {
+        match self.rooms().get(room_id) {
+            Some(&(event, receipt)) => (event > since, receipt > since),
+            None => (true, true),
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, Ephemeral> {
@@ -261,7 +293,7 @@ impl Services {
         };
         if let Some(pos) = self.store.set_receipt(receipt).await? {
             self.forget_unread(&authed.user_id, Some(room_id.as_str()));
-            self.notify(pos);
+            self.notifier.room_changed(room_id.as_str(), pos, true);
         }
         Ok(())
     }

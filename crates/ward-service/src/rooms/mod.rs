@@ -175,7 +175,7 @@ impl Services {
             self.forget_unread(member, Some(room_id.as_str()));
         }
         if let Some(p) = pos.last() {
-            self.notify(*p);
+            self.notifier.room_changed(room_id.as_str(), *p, false);
         }
         Ok(pdu)
     }

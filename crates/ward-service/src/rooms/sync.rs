@@ -119,9 +119,9 @@ pub struct JoinedRoom {
     pub thread_counts: BTreeMap<String, (u64, u64)>,
     /// Room account data (`{type, content}`).
     pub account_data: Vec<ClientEvent>,
-    pub joined_member_count: u64,
-    pub invited_member_count: u64,
-    pub heroes: Vec<String>,
+    /// The room summary (joined and invited counts, heroes): on fresh rooms and when
+    /// membership changed in the timeline; `None` when unchanged.
+    pub summary: Option<(u64, u64, Vec<String>)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -237,9 +237,8 @@ impl Services {
         let since = since_positions.map(|p| p.stream);
         let target = target_positions.stream;
         let mut out = SyncOutput { next_batch: sync_token(target_positions), ..Default::default() };
-        let rules = self.push_rules(authed).await?;
-        let ruleset: ruma::push::Ruleset =
-            serde_json::from_value(rules.get("global").cloned().unwrap_or_default()).unwrap_or_default();
+        // Push rules are read only if some room has new events to count.
+        let mut ruleset: Option<ruma::push::Ruleset> = None;
         // Account data: all of it on an initial sync, the changes otherwise.
         let mut room_data: HashMap<String, Vec<ClientEvent>> = HashMap::new();
         let changes = self.store.account_data_changes(&authed.user_id, since.unwrap_or(0), target).await?;
@@ -296,8 +295,15 @@ impl Services {
             let changed_since = since.is_none_or(|s| m.stream_pos > s);
             match m.membership.as_str() {
                 "join" => {
-                    let mut room = if changed_since || full_state {
+                    let fresh = changed_since || full_state;
+                    let (events_changed, receipts_changed) = match since {
+                        Some(s) if !fresh => self.notifier.room_changes_after(&m.room_id, s),
+                        _ => (true, true),
+                    };
+                    let mut room = if fresh {
                         Some(self.full_room(&m.room_id, &authed.user_id, target, limit, filter).await?)
+                    } else if !events_changed {
+                        None
                     } else {
                         self.incremental_room(
                             &m.room_id,
@@ -312,7 +318,6 @@ impl Services {
                     if let Some(data) = room_data.remove(&m.room_id) {
                         room.get_or_insert_with(JoinedRoom::default).account_data = data;
                     }
-                    let fresh = changed_since || full_state;
                     let typing_since = if fresh { None } else { since_positions.map(|p| p.ephemeral) };
                     if let Some(users) = self.notifier.typing_in(&m.room_id, typing_since) {
                         let ev = serde_json::json!({"type": "m.typing", "content": {"user_ids": users}});
@@ -321,24 +326,41 @@ impl Services {
                         }
                     }
                     let receipts_since = if fresh { 0 } else { since.unwrap_or(0) };
-                    if let Some(Value::Object(ev)) =
-                        self.receipt_event(&m.room_id, &authed.user_id, receipts_since, target).await?
+                    if receipts_changed
+                        && let Some(Value::Object(ev)) =
+                            self.receipt_event(&m.room_id, &authed.user_id, receipts_since, target).await?
                     {
                         room.get_or_insert_with(JoinedRoom::default).ephemeral.push(ev);
                     }
                     if let Some(mut room) = room {
+                        if ruleset.is_none() {
+                            let rules = self.push_rules(authed).await?;
+                            ruleset = Some(
+                                serde_json::from_value(rules.get("global").cloned().unwrap_or_default())
+                                    .unwrap_or_default(),
+                            );
+                        }
+                        let ruleset =
+                            ruleset.as_ref().ok_or_else(|| crate::Error::Internal("push rules".into()))?;
                         let counts = self
                             .unread_counts(
                                 &m.room_id,
                                 authed,
-                                &ruleset,
+                                ruleset,
                                 target,
                                 filter.unread_thread_notifications,
                             )
                             .await?;
                         (room.notification_count, room.highlight_count) = counts.main;
                         room.thread_counts = counts.threads;
-                        self.summarise(&m.room_id, &authed.user_id, &mut room).await?;
+                        let membership_changed = room
+                            .timeline
+                            .events
+                            .iter()
+                            .any(|e| e.get("type") == Some(&Value::from("m.room.member")));
+                        if fresh || membership_changed {
+                            self.summarise(&m.room_id, &authed.user_id, &mut room).await?;
+                        }
                         out.join.insert(m.room_id.clone(), room);
                     }
                 }
@@ -494,14 +516,15 @@ impl Services {
 
     async fn summarise(&self, room_id: &str, me: &str, room: &mut JoinedRoom) -> Result<()> {
         let members = self.store.room_members(room_id).await?;
-        room.joined_member_count = members.iter().filter(|m| m.membership == "join").count() as u64;
-        room.invited_member_count = members.iter().filter(|m| m.membership == "invite").count() as u64;
-        room.heroes = members
+        let joined = members.iter().filter(|m| m.membership == "join").count() as u64;
+        let invited = members.iter().filter(|m| m.membership == "invite").count() as u64;
+        let heroes = members
             .iter()
             .filter(|m| m.user_id != me && (m.membership == "join" || m.membership == "invite"))
             .take(HEROES_MAX)
             .map(|m| m.user_id.clone())
             .collect();
+        room.summary = Some((joined, invited, heroes));
         Ok(())
     }
 }

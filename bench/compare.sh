@@ -74,7 +74,7 @@ stop "$synapse_pid"
 
 synapse_version=$("$synapse_venv/bin/python" -c 'import synapse; print(synapse.__version__)')
 echo
-echo "Ward $(cargo pkgid -p ward | sed 's/.*@//') vs Synapse $synapse_version — $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(date -u +%Y-%m-%d)"
+echo "$("$target/ward" --version) vs Synapse $synapse_version — $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(date -u +%Y-%m-%d)"
 "$target/ward-bench" compare "$out/ward.json" "$out/synapse.json"
 echo
 echo "results: $out" >&2

@@ -450,7 +450,7 @@ fn print_table(runs: &[&Value]) {
         header.push_str(&format!("{l:>14}"));
     }
     if runs.len() == 2 {
-        header.push_str(&format!("{:>12}{:>12}", format!("{}/{}", labels[0], labels[1]), "advantage"));
+        header.push_str(&format!(" {:>11}{:>12}", format!("{}/{}", labels[0], labels[1]), "advantage"));
     }
     println!("{header}");
     for (section, key, desc, higher_better) in FIGURES {
@@ -463,16 +463,20 @@ fn print_table(runs: &[&Value]) {
             });
         }
         if let [Some(a), Some(b)] = values[..] {
-            let ratio = if b != 0.0 { a / b } else { f64::NAN };
-            // How many times better the first is (>1: first wins).
-            let advantage = if *higher_better {
-                ratio
-            } else if a != 0.0 {
-                b / a
+            if a == 0.0 && b == 0.0 {
+                line.push_str(&format!("{:>12}{:>12}", "=", "="));
             } else {
-                f64::NAN
-            };
-            line.push_str(&format!("{ratio:>12.2}{:>11.1}×", advantage));
+                let ratio = if b != 0.0 { a / b } else { f64::NAN };
+                // How many times better the first is (>1: first wins).
+                let advantage = if *higher_better {
+                    ratio
+                } else if a != 0.0 {
+                    b / a
+                } else {
+                    f64::INFINITY
+                };
+                line.push_str(&format!("{ratio:>12.2}{advantage:>11.1}×"));
+            }
         }
         println!("{line}");
     }

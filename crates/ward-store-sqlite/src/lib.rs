@@ -1,10 +1,13 @@
 //! The embedded storage backend: one SQLite file in WAL mode.
 //!
-//! One writer connection (behind a mutex: SQLite has one writer at a time anyway, and holding
-//! our own lock avoids busy-retry storms) and a few reader connections, which WAL lets run
-//! beside the writer. All SQLite calls run on tokio's blocking pool, never on the async
-//! workers. `synchronous = FULL`: a transaction that has returned is on disk, so a write that
-//! Ward acknowledged survives `kill -9` and power loss alike.
+//! One writer thread owns the only writing connection (SQLite has one writer at a time
+//! anyway) and commits in groups: it takes every write waiting in its queue (up to
+//! [`WRITE_BATCH_MAX`]), runs each in its own savepoint inside one transaction — a failing
+//! write is rolled back alone — and commits once, so many concurrent writes share one fsync.
+//! No write is answered before its group has committed. A few reader connections run beside it
+//! (WAL) on tokio's blocking pool, never on the async workers. `synchronous = FULL`: a
+//! transaction that has returned is on disk, so a write that Ward acknowledged survives
+//! `kill -9` and power loss alike.
 //!
 //! Other processes (`ward admin …`) may open the same file while the server runs; SQLite's
 //! file locks and `busy_timeout` serialise them with the server's writer.
@@ -42,10 +45,64 @@ pub struct SqliteStore {
     inner: Arc<Inner>,
 }
 
+/// Writes committed together at most.
+pub const WRITE_BATCH_MAX: usize = 64;
+/// Writes waiting for the writer at most; further writers wait for room.
+pub const WRITE_QUEUE_MAX: usize = 1024;
+
+/// A write: runs inside the group's transaction and says whether it succeeded, returning
+/// what to do once the group's commit outcome is known.
+type WriteJob = Box<dyn FnOnce(&Transaction<'_>) -> (bool, Completion) + Send>;
+type Completion = Box<dyn FnOnce(std::result::Result<(), String>) + Send>;
+
 struct Inner {
-    writer: Mutex<Connection>,
+    writes: tokio::sync::mpsc::Sender<WriteJob>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+}
+
+/// The writer thread: group commit with a savepoint per write.
+fn writer_loop(mut conn: Connection, mut jobs: tokio::sync::mpsc::Receiver<WriteJob>) {
+    while let Some(first) = jobs.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < WRITE_BATCH_MAX {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                // Nothing ran: every write of the group fails with the reason. Dropping a job
+                // drops its reply channel, which its caller reports as an error.
+                tracing::error!(error = %e, "cannot begin a write transaction");
+                drop(batch);
+                continue;
+            }
+        };
+        let mut completions = Vec::with_capacity(batch.len());
+        for job in batch {
+            if let Err(e) = tx.execute_batch("SAVEPOINT write") {
+                tracing::error!(error = %e, "cannot open a savepoint");
+                continue;
+            }
+            // A panicking write is rolled back like a failed one; its caller sees an error.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&tx)));
+            let ok = matches!(outcome, Ok((true, _)));
+            let end = if ok { "RELEASE write" } else { "ROLLBACK TO write; RELEASE write" };
+            if let Err(e) = tx.execute_batch(end) {
+                tracing::error!(error = %e, "cannot close a savepoint");
+            }
+            if let Ok((_, done)) = outcome {
+                completions.push(done);
+            }
+        }
+        let committed = tx.commit().map_err(|e| e.to_string());
+        for done in completions {
+            done(committed.clone());
+        }
+    }
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -79,29 +136,41 @@ impl SqliteStore {
                 Ok(Mutex::new(conn))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Self {
-            inner: Arc::new(Inner { writer: Mutex::new(writer), readers, next_reader: AtomicUsize::new(0) }),
-        })
+        let (writes, jobs) = tokio::sync::mpsc::channel(WRITE_QUEUE_MAX);
+        std::thread::Builder::new()
+            .name("ward-sqlite-writer".into())
+            .spawn(move || writer_loop(writer, jobs))
+            .map_err(backend)?;
+        Ok(Self { inner: Arc::new(Inner { writes, readers, next_reader: AtomicUsize::new(0) }) })
     }
 
-    /// Runs `f` in one immediate (write-locking) transaction, committed if `f` returns `Ok`.
+    /// Runs `f` as one atomic write: kept if it returns `Ok` and answered only once it is
+    /// committed (durably), rolled back alone if it returns `Err`.
     async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            // A poisoned lock means a panic mid-transaction; the transaction was rolled back
-            // when it was dropped, so the connection itself is still sound.
-            let mut conn = inner.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
-            let out = f(&tx)?;
-            tx.commit().map_err(backend)?;
-            Ok(out)
-        })
-        .await
-        .map_err(backend)?
+        let (reply, answer) = tokio::sync::oneshot::channel::<Result<T>>();
+        let job: WriteJob = Box::new(move |tx| {
+            let out = f(tx);
+            let ok = out.is_ok();
+            let done: Completion = Box::new(move |committed| {
+                let result = match committed {
+                    Ok(()) => out,
+                    Err(e) => Err(StoreError::Backend(format!("commit failed: {e}"))),
+                };
+                // The caller may have gone away; then nobody needs the answer.
+                let _ = reply.send(result);
+            });
+            (ok, done)
+        });
+        self.inner
+            .writes
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Backend("the writer has stopped".into()))?;
+        answer.await.map_err(|_| StoreError::Backend("the write was abandoned".into()))?
     }
 
     /// Runs `f` on a reader connection (a consistent snapshot for the statements it runs in

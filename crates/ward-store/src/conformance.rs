@@ -43,6 +43,7 @@ macro_rules! store_conformance_tests {
             forgetting_relations_and_time,
             pushers_per_user,
             state_history_in_order,
+            concurrent_writes_fail_alone,
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
@@ -763,4 +764,45 @@ pub async fn state_history_in_order(store: &dyn Store) {
         ids(store.state_history("!r:x", "m.room.member", Some("@b:x"), 2).await.unwrap()),
         ["$b1", "$b2"]
     );
+}
+
+/// Many writes at once (a backend may commit them together): each succeeds or fails on its own.
+pub async fn concurrent_writes_fail_alone(store: &dyn Store) {
+    let attempts = (0..60).map(|i| {
+        // Every third user ID repeats an earlier one: exactly one of each pair may win.
+        let n = if i % 3 == 2 { i - 1 } else { i };
+        store.register(
+            registration(&format!("@c{n}:x"), None, Some(session(&format!("D{i}"), 100 + i as u8, None))),
+            NOW,
+        )
+    });
+    let results = futures_join_all(attempts).await;
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    let conflicts = results.iter().filter(|r| matches!(r, Err(StoreError::Conflict(_)))).count();
+    assert_eq!((ok, conflicts), (40, 20), "{results:?}");
+    assert_eq!(store.count_accounts().await.unwrap(), 40);
+    // The losers left nothing behind: exactly one device per account.
+    for i in (0..60).filter(|i| i % 3 != 2) {
+        assert_eq!(store.count_devices(&format!("@c{i}:x")).await.unwrap(), 1);
+    }
+}
+
+/// Polls all futures concurrently on the current task (no extra dependency).
+async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    out.into_iter().map(|o| o.expect("every future completed")).collect()
 }

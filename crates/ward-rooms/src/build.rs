@@ -72,6 +72,7 @@ pub struct Placement<'a> {
 
 /// Builds, hashes, signs and authorises an event. `state` must hold the entries named by
 /// [`auth_state_keys`] that exist in the room (before this event).
+// Every input is a distinct part of the event; a struct would only rename them.
 #[allow(clippy::too_many_arguments)]
 pub fn build_event(
     rules: &RoomVersionRules,

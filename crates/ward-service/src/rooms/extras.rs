@@ -83,6 +83,7 @@ impl Services {
     }
 
     /// `GET /rooms/{roomId}/relations/{eventId}[/{relType}[/{eventType}]]`, newest first.
+    // One parameter per part of the endpoint's path and query.
     #[allow(clippy::too_many_arguments)]
     pub async fn relations(
         &self,

@@ -435,6 +435,7 @@ impl Services {
     }
 
     /// Events in `(since, target]`; `None` if there are none.
+    // The per-room inputs of one sync pass; bundling them would only rename them.
     #[allow(clippy::too_many_arguments)]
     async fn incremental_room(
         &self,

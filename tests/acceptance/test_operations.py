@@ -393,3 +393,17 @@ def test_identical_create_room_calls_get_distinct_rooms(ward_factory):
                                                         json={}), range(10)))
     assert [r.status_code for r in results] == [200] * 10, [r.text for r in results]
     assert len({r.json()["room_id"] for r in results}) == 10
+
+
+def test_slow_requests_time_out_with_a_matrix_error(ward_factory):
+    server = ward_factory("closed", env={"WARD_HTTP_REQUEST_TIMEOUT_MS": "400", "WARD_SYNC_TIMEOUT_MAX_MS": "200"})
+
+    def trickle():
+        yield b'{"type": "m.login.password",'
+        time.sleep(1.0)
+        yield b' "user": "x", "password": "y"}'
+
+    r = requests.post(server.url + "/_matrix/client/v3/login", data=trickle(),
+                      headers={"Content-Type": "application/json"}, timeout=10)
+    assert r.status_code == 408, r.text
+    assert r.json()["errcode"] == "M_UNKNOWN", r.text

@@ -69,9 +69,24 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::unrecognized_method() })
         .layer(middleware::from_fn(observe))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        // Outside the timeout layer, so it sees the layer's empty 408.
+        .layer(middleware::map_response(matrix_timeout))
         .layer(CatchPanicLayer::custom(panicked))
         .layer(cors())
         .with_state(state)
+}
+
+/// The timeout layer answers with an empty 408; clients get a Matrix error body instead.
+async fn matrix_timeout(response: Response) -> Response {
+    if response.status() == StatusCode::REQUEST_TIMEOUT {
+        return ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            ruma::api::error::ErrorKind::Unknown,
+            "the request took longer than the server allows",
+        )
+        .into_response();
+    }
+    response
 }
 
 /// A panic is a bug; the safety net logs it and answers 500 M_UNKNOWN instead of dropping the

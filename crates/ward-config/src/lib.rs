@@ -205,6 +205,15 @@ impl Config {
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err((key, "must be greater than 0".into()));
         }
+        if self.sync_timeout_max_ms >= self.http_request_timeout_ms {
+            return Err((
+                "sync_timeout_max_ms",
+                format!(
+                    "must be shorter than http_request_timeout_ms ({} ms), or long-polling syncs are cut off",
+                    self.http_request_timeout_ms
+                ),
+            ));
+        }
         if !["10", "11", "12"].contains(&self.default_room_version.as_str()) {
             return Err(("default_room_version", "must be one of \"10\", \"11\", \"12\"".into()));
         }

@@ -320,14 +320,13 @@ impl DeviceStore for SqliteStore {
     async fn devices(&self, user_id: &str) -> Result<Vec<Device>> {
         let user_id = user_id.to_owned();
         self.read(move |tx| {
-            let mut stmt = tx
-                .prepare_cached(
-                    "SELECT device_id, display_name, last_seen_ms FROM devices
+            crate::all(
+                tx,
+                "SELECT device_id, display_name, last_seen_ms FROM devices
                      WHERE user_id = ?1 ORDER BY created_ms, device_id",
-                )
-                .map_err(backend)?;
-            let rows = stmt.query_map([&user_id], device_from_row).map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+                [&user_id],
+                device_from_row,
+            )
         })
         .await
     }
@@ -443,14 +442,13 @@ impl RegistrationTokenStore for SqliteStore {
 
     async fn registration_tokens(&self) -> Result<Vec<RegistrationToken>> {
         self.read(|tx| {
-            let mut stmt = tx
-                .prepare_cached(
-                    "SELECT token, uses_allowed, completed, expires_ms, created_ms
+            crate::all(
+                tx,
+                "SELECT token, uses_allowed, completed, expires_ms, created_ms
                      FROM registration_tokens ORDER BY created_ms, token",
-                )
-                .map_err(backend)?;
-            let rows = stmt.query_map([], token_from_row).map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+                [],
+                token_from_row,
+            )
         })
         .await
     }

@@ -201,6 +201,18 @@ fn configure(conn: &Connection, options: &SqliteOptions) -> Result<()> {
     .map_err(backend)
 }
 
+/// Runs a query and collects every row.
+pub(crate) fn all<T>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    params: impl rusqlite::Params,
+    row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut stmt = tx.prepare_cached(sql).map_err(backend)?;
+    let rows = stmt.query_map(params, row).map_err(backend)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+}
+
 /// SQLite integers are signed; Ward's timestamps and counters are not. Values beyond i64 are
 /// clamped rather than wrapped (they are never reached by real timestamps).
 fn to_sql(v: u64) -> i64 {

@@ -291,17 +291,9 @@ impl RoomStore for SqliteStore {
     async fn current_state(&self, room_id: &str) -> Result<Vec<StateEntry>> {
         let room_id = room_id.to_owned();
         self.read(move |tx| {
-            let mut stmt = tx
-                .prepare_cached(
-                    "SELECT type, state_key, event_id FROM room_state WHERE room_id = ?1 ORDER BY type, state_key",
-                )
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map([&room_id], |r| {
+            crate::all(tx, "SELECT type, state_key, event_id FROM room_state WHERE room_id = ?1 ORDER BY type, state_key", [&room_id], |r| {
                     Ok(StateEntry { kind: r.get(0)?, state_key: r.get(1)?, event_id: r.get(2)? })
                 })
-                .map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
         })
         .await
     }
@@ -371,11 +363,7 @@ impl RoomStore for SqliteStore {
                 (Direction::Forward, None) => i64::MAX,
                 (Direction::Backward, None) => -1,
             };
-            let mut stmt = tx.prepare_cached(&sql).map_err(backend)?;
-            let rows = stmt
-                .query_map(params![room_id, to_sql(from), bound, limit as i64], event_from_row)
-                .map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+            crate::all(tx, &sql, params![room_id, to_sql(from), bound, limit as i64], event_from_row)
         })
         .await
     }
@@ -397,13 +385,14 @@ impl RoomStore for SqliteStore {
     async fn memberships_of_user(&self, user_id: &str) -> Result<Vec<Membership>> {
         let user_id = user_id.to_owned();
         self.read(move |tx| {
-            let mut stmt = tx
-                .prepare_cached(&format!(
+            crate::all(
+                tx,
+                &format!(
                     "SELECT {MEMBERSHIP_COLUMNS} FROM memberships WHERE user_id = ?1 ORDER BY stream_pos"
-                ))
-                .map_err(backend)?;
-            let rows = stmt.query_map([&user_id], membership_from_row).map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+                ),
+                [&user_id],
+                membership_from_row,
+            )
         })
         .await
     }
@@ -411,13 +400,12 @@ impl RoomStore for SqliteStore {
     async fn room_members(&self, room_id: &str) -> Result<Vec<Membership>> {
         let room_id = room_id.to_owned();
         self.read(move |tx| {
-            let mut stmt = tx
-                .prepare_cached(&format!(
-                    "SELECT {MEMBERSHIP_COLUMNS} FROM memberships WHERE room_id = ?1 ORDER BY user_id"
-                ))
-                .map_err(backend)?;
-            let rows = stmt.query_map([&room_id], membership_from_row).map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+            crate::all(
+                tx,
+                &format!("SELECT {MEMBERSHIP_COLUMNS} FROM memberships WHERE room_id = ?1 ORDER BY user_id"),
+                [&room_id],
+                membership_from_row,
+            )
         })
         .await
     }
@@ -493,14 +481,12 @@ impl RoomStore for SqliteStore {
     async fn receipts_changed(&self, room_id: &str, since: u64, until: u64) -> Result<Vec<Receipt>> {
         let room_id = room_id.to_owned();
         self.read(move |tx| {
-            let mut stmt = tx
-                .prepare_cached(
-                    "SELECT room_id, user_id, receipt_type, thread_id, event_id, ts, stream_pos FROM receipts
+            crate::all(
+                tx,
+                "SELECT room_id, user_id, receipt_type, thread_id, event_id, ts, stream_pos FROM receipts
                      WHERE room_id = ?1 AND stream_pos > ?2 AND stream_pos <= ?3 ORDER BY stream_pos",
-                )
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![room_id, to_sql(since), to_sql(until)], |r| {
+                params![room_id, to_sql(since), to_sql(until)],
+                |r| {
                     Ok(Receipt {
                         room_id: r.get(0)?,
                         user_id: r.get(1)?,
@@ -510,9 +496,8 @@ impl RoomStore for SqliteStore {
                         ts: from_sql(r.get(5)?),
                         stream_pos: from_sql(r.get(6)?),
                     })
-                })
-                .map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+                },
+            )
         })
         .await
     }
@@ -542,16 +527,11 @@ impl RoomStore for SqliteStore {
     ) -> Result<Vec<StoredEvent>> {
         let (room_id, kind, state_key) = (room_id.to_owned(), kind.to_owned(), state_key.map(str::to_owned));
         self.read(move |tx| {
-            let mut stmt = tx
-                .prepare_cached(&format!(
+            crate::all(tx, &format!(
                     "SELECT {EVENT_COLUMNS} FROM events
                      WHERE room_id = ?1 AND type = ?2 AND state_key IS NOT NULL AND (?3 IS NULL OR state_key = ?3)
                      ORDER BY stream_pos ASC LIMIT ?4"
-                ))
-                .map_err(backend)?;
-            let rows =
-                stmt.query_map(params![room_id, kind, state_key, limit as i64], event_from_row).map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+                ), params![room_id, kind, state_key, limit as i64], event_from_row)
         })
         .await
     }
@@ -581,18 +561,17 @@ impl RoomStore for SqliteStore {
         let (event_id, rel_type, kind) =
             (event_id.to_owned(), rel_type.map(str::to_owned), kind.map(str::to_owned));
         self.read(move |tx| {
-            let mut stmt = tx
-                .prepare_cached(&format!(
+            crate::all(
+                tx,
+                &format!(
                     "SELECT {EVENT_COLUMNS} FROM events
                      WHERE relates_to = ?1 AND (?2 IS NULL OR rel_type = ?2) AND (?3 IS NULL OR type = ?3)
                        AND stream_pos < ?4
                      ORDER BY stream_pos DESC LIMIT ?5"
-                ))
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![event_id, rel_type, kind, to_sql(from), limit as i64], event_from_row)
-                .map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+                ),
+                params![event_id, rel_type, kind, to_sql(from), limit as i64],
+                event_from_row,
+            )
         })
         .await
     }
@@ -666,11 +645,12 @@ impl RoomStore for SqliteStore {
     async fn room_aliases(&self, room_id: &str) -> Result<Vec<String>> {
         let room_id = room_id.to_owned();
         self.read(move |tx| {
-            let mut stmt = tx
-                .prepare_cached("SELECT alias FROM room_aliases WHERE room_id = ?1 ORDER BY alias")
-                .map_err(backend)?;
-            let rows = stmt.query_map([&room_id], |r| r.get(0)).map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<String>>>().map_err(backend)
+            crate::all(
+                tx,
+                "SELECT alias FROM room_aliases WHERE room_id = ?1 ORDER BY alias",
+                [&room_id],
+                |r| r.get(0),
+            )
         })
         .await
     }
@@ -705,14 +685,12 @@ impl RoomStore for SqliteStore {
 
     async fn published_rooms(&self, offset: u64, limit: usize) -> Result<Vec<String>> {
         self.read(move |tx| {
-            let mut stmt = tx
-                .prepare_cached(
-                    "SELECT room_id FROM room_directory ORDER BY published_ms, room_id LIMIT ?1 OFFSET ?2",
-                )
-                .map_err(backend)?;
-            let rows =
-                stmt.query_map(params![limit as i64, to_sql(offset)], |r| r.get(0)).map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<String>>>().map_err(backend)
+            crate::all(
+                tx,
+                "SELECT room_id FROM room_directory ORDER BY published_ms, room_id LIMIT ?1 OFFSET ?2",
+                params![limit as i64, to_sql(offset)],
+                |r| r.get(0),
+            )
         })
         .await
     }

@@ -54,14 +54,12 @@ impl UserDataStore for SqliteStore {
     ) -> Result<Vec<AccountDataEntry>> {
         let user_id = user_id.to_owned();
         self.read(move |tx| {
-            let mut stmt = tx
-                .prepare_cached(
-                    "SELECT room_id, type, content, stream_pos FROM account_data
+            crate::all(
+                tx,
+                "SELECT room_id, type, content, stream_pos FROM account_data
                      WHERE user_id = ?1 AND stream_pos > ?2 AND stream_pos <= ?3 ORDER BY stream_pos",
-                )
-                .map_err(backend)?;
-            let rows = stmt
-                .query_map(params![user_id, to_sql(since), to_sql(until)], |r| {
+                params![user_id, to_sql(since), to_sql(until)],
+                |r| {
                     let room: String = r.get(0)?;
                     Ok(AccountDataEntry {
                         room_id: (!room.is_empty()).then_some(room),
@@ -69,9 +67,8 @@ impl UserDataStore for SqliteStore {
                         content: r.get(2)?,
                         stream_pos: from_sql(r.get(3)?),
                     })
-                })
-                .map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+                },
+            )
         })
         .await
     }
@@ -139,11 +136,12 @@ impl UserDataStore for SqliteStore {
     async fn pushers(&self, user_id: &str) -> Result<Vec<String>> {
         let user_id = user_id.to_owned();
         self.read(move |tx| {
-            let mut stmt = tx
-                .prepare_cached("SELECT json FROM pushers WHERE user_id = ?1 ORDER BY app_id, pushkey")
-                .map_err(backend)?;
-            let rows = stmt.query_map([&user_id], |r| r.get(0)).map_err(backend)?;
-            rows.collect::<rusqlite::Result<Vec<String>>>().map_err(backend)
+            crate::all(
+                tx,
+                "SELECT json FROM pushers WHERE user_id = ?1 ORDER BY app_id, pushkey",
+                [&user_id],
+                |r| r.get(0),
+            )
         })
         .await
     }

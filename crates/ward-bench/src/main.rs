@@ -452,7 +452,12 @@ fn print_table(runs: &[&Value]) {
     if runs.len() == 2 {
         header.push_str(&format!(" {:>11}{:>12}", format!("{}/{}", labels[0], labels[1]), "advantage"));
     }
-    println!("{header}");
+    // Write errors (a closed pipe, as with `| head`) end the table quietly instead of panicking.
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{header}").is_err() {
+        return;
+    }
     for (section, key, desc, higher_better) in FIGURES {
         let values: Vec<Option<f64>> = runs.iter().map(|r| figure(r, section, key)).collect();
         let mut line = format!("{desc:<32}");
@@ -478,7 +483,9 @@ fn print_table(runs: &[&Value]) {
                 line.push_str(&format!("{ratio:>12.2}{advantage:>11.1}×"));
             }
         }
-        println!("{line}");
+        if writeln!(out, "{line}").is_err() {
+            return;
+        }
     }
 }
 

@@ -49,11 +49,6 @@ impl Services {
         Ok(())
     }
 
-    async fn room_for_account_data(&self, room_id: &str) -> Result<String> {
-        let id = parse_room_id(room_id)?;
-        Ok(id.to_string())
-    }
-
     pub async fn set_account_data(
         &self,
         authed: &Authed,
@@ -68,7 +63,7 @@ impl Services {
             return Err(Error::BadJson(format!("{kind} is managed through its own endpoints")));
         }
         let room = match room_id {
-            Some(r) => Some(self.room_for_account_data(r).await?),
+            Some(r) => Some(parse_room_id(r)?.to_string()),
             None => None,
         };
         let text = serialise(content, ACCOUNT_DATA_MAX_BYTES)?;
@@ -87,7 +82,7 @@ impl Services {
         self.own(authed, user_id)?;
         check_type(kind)?;
         let room = match room_id {
-            Some(r) => Some(self.room_for_account_data(r).await?),
+            Some(r) => Some(parse_room_id(r)?.to_string()),
             None => None,
         };
         if room.is_none() && kind == "m.push_rules" {
@@ -112,7 +107,7 @@ impl Services {
 
     pub async fn tags(&self, authed: &Authed, user_id: &str, room_id: &str) -> Result<Map<String, Value>> {
         self.own(authed, user_id)?;
-        let room = self.room_for_account_data(room_id).await?;
+        let room = parse_room_id(room_id)?.to_string();
         let content = self.tags_content(user_id, &room).await?;
         Ok(content.get("tags").and_then(Value::as_object).cloned().unwrap_or_default())
     }
@@ -130,7 +125,7 @@ impl Services {
         if tag.is_empty() || tag.len() > TAG_MAX_BYTES {
             return Err(Error::InvalidParam(format!("tags have 1 to {TAG_MAX_BYTES} bytes")));
         }
-        let room = self.room_for_account_data(room_id).await?;
+        let room = parse_room_id(room_id)?.to_string();
         let mut content = self.tags_content(user_id, &room).await?;
         if let Some(Value::Object(tags)) = content.get_mut("tags") {
             match info {

@@ -83,10 +83,10 @@ pub(crate) fn to_pdu(e: &StoredEvent) -> Result<Pdu> {
 }
 
 fn new_event(pdu: &Pdu, txn: Option<TxnKey>) -> NewEvent {
-    let membership = (pdu.kind == TimelineEventType::RoomMember)
-        .then(|| pdu.content_value().get("membership").and_then(Value::as_str).map(str::to_owned))
-        .flatten();
     let content = pdu.content_value();
+    let membership = (pdu.kind == TimelineEventType::RoomMember)
+        .then(|| content.get("membership").and_then(Value::as_str).map(str::to_owned))
+        .flatten();
     let relates_to = content.get("m.relates_to").and_then(|r| {
         Some((r.get("event_id")?.as_str()?.to_owned(), r.get("rel_type")?.as_str()?.to_owned()))
     });
@@ -198,10 +198,9 @@ impl Services {
     pub(crate) async fn readable_until(&self, room_id: &str, user_id: &str) -> Result<u64> {
         match self.store.membership(room_id, user_id).await? {
             Some(m) if m.membership == "join" => Ok(u64::MAX),
-            Some(m) if m.membership == "leave" || m.membership == "ban" => {
-                // A left membership only grants history if the user had joined before.
-                Ok(m.stream_pos)
-            }
+            // Nothing after the departure; which earlier events are visible is decided per
+            // event by history visibility (visibility.rs).
+            Some(m) if m.membership == "leave" || m.membership == "ban" => Ok(m.stream_pos),
             _ => Err(Error::Forbidden("you are not a member of this room".into())),
         }
     }

@@ -8,7 +8,7 @@ use http::StatusCode;
 use ruma::api::client::uiaa::{AuthFlow, AuthType, UiaaInfo, UiaaResponse};
 use ruma::api::error::{
     ErrorBody, ErrorKind, FromHttpRequestError, LimitExceededErrorData, RetryAfter, StandardErrorBody,
-    UnknownTokenErrorData,
+    UnknownTokenErrorData, WrongRoomKeysVersionErrorData,
 };
 use ruma::api::{OutgoingResponseExt, error::DeserializationError};
 use ward_service::{Error as ServiceError, Stage};
@@ -131,10 +131,20 @@ fn classify(e: &ServiceError) -> (StatusCode, ErrorKind) {
         E::RoomInUse(_) => (StatusCode::BAD_REQUEST, ErrorKind::RoomInUse),
         E::AliasConflict(_) => (StatusCode::CONFLICT, ErrorKind::Unknown),
         E::UnknownUiaSession => (StatusCode::BAD_REQUEST, ErrorKind::Unknown),
+        E::InvalidSignature(_) => (StatusCode::BAD_REQUEST, custom_kind("M_INVALID_SIGNATURE")),
+        E::WrongRoomKeysVersion { current } => (
+            StatusCode::FORBIDDEN,
+            ErrorKind::WrongRoomKeysVersion(WrongRoomKeysVersionErrorData::new(current.clone())),
+        ),
         // Handled separately (a UIA body, not an error body); kept total for safety.
         E::AuthRequired(_) => (StatusCode::UNAUTHORIZED, ErrorKind::Unauthorized),
         E::Store(_) | E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Unknown),
     }
+}
+
+/// An errcode the spec names but ruma has no variant for.
+fn custom_kind(errcode: &str) -> ErrorKind {
+    serde_json::from_value(serde_json::json!({ "errcode": errcode })).unwrap_or(ErrorKind::Unknown)
 }
 
 fn stage_auth_type(stage: Stage) -> AuthType {

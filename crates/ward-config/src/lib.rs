@@ -25,6 +25,18 @@ pub enum RegistrationMode {
     Open,
 }
 
+/// Which new rooms get end-to-end encryption switched on from the start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncryptionDefault {
+    /// Rooms created with the `private_chat` or `trusted_private_chat` preset, and direct chats.
+    Private,
+    /// Every new room, public ones included.
+    All,
+    /// None; clients decide.
+    Off,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -53,6 +65,8 @@ pub struct Config {
     pub default_room_version: String,
     pub sync_timeout_max_ms: u64,
     pub presence_enabled: bool,
+    pub encryption_by_default: EncryptionDefault,
+    pub to_device_queue_max: u64,
     pub trust_x_forwarded_for: bool,
     pub metrics_listen: String,
     pub log_format: LogFormat,
@@ -83,6 +97,8 @@ impl Default for Config {
             default_room_version: "12".into(),
             sync_timeout_max_ms: 60_000,
             presence_enabled: false,
+            encryption_by_default: EncryptionDefault::Private,
+            to_device_queue_max: 10_000,
             trust_x_forwarded_for: false,
             metrics_listen: String::new(),
             log_format: LogFormat::Text,
@@ -189,7 +205,8 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return Err(("data_dir", "must not be empty".into()));
         }
-        let positive: [(&'static str, u64); 11] = [
+        let positive: [(&'static str, u64); 12] = [
+            ("to_device_queue_max", self.to_device_queue_max),
             ("sync_timeout_max_ms", self.sync_timeout_max_ms),
             ("password_min_length", self.password_min_length.into()),
             ("max_request_body_bytes", self.max_request_body_bytes),

@@ -7,6 +7,8 @@
 
 mod account;
 mod admin;
+pub mod backup;
+pub mod e2ee;
 mod error;
 mod registration;
 pub mod rooms;
@@ -19,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ward_config::{Config, RegistrationMode};
+use ward_config::{Config, EncryptionDefault, RegistrationMode};
 use ward_core::throttle::{FailureThrottle, ThrottleConfig};
 use ward_store::Store;
 
@@ -31,7 +33,7 @@ pub use session::{Authed, LoginInput, LoginOutcome, Tokens};
 pub use uia::{UiaAuth, UiaStageInput};
 pub use ward_core::uia::{Flow, Stage};
 pub use ward_rooms::ServerKey;
-pub use ward_store::{Device, RegistrationToken};
+pub use ward_store::{BackupKey, BackupScope, BackupVersion, Device, RegistrationToken};
 
 /// Fixed limits (the configurable ones live in [`Settings`]).
 pub mod limits {
@@ -64,6 +66,8 @@ pub struct Settings {
     pub default_room_version: ruma::RoomVersionId,
     pub sync_timeout_max_ms: u64,
     pub presence_enabled: bool,
+    pub encryption_by_default: EncryptionDefault,
+    pub to_device_queue_max: u64,
 }
 
 impl Settings {
@@ -86,6 +90,8 @@ impl Settings {
                 .unwrap_or(ward_rooms::DEFAULT_ROOM_VERSION),
             sync_timeout_max_ms: c.sync_timeout_max_ms,
             presence_enabled: c.presence_enabled,
+            encryption_by_default: c.encryption_by_default,
+            to_device_queue_max: c.to_device_queue_max,
         }
     }
 }

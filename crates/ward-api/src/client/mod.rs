@@ -1,11 +1,13 @@
 //! The client-server API, one module per endpoint group.
 
 mod account;
+mod backup;
 mod devices;
 mod directory;
 mod discovery;
 mod ephemeral;
 mod extras;
+mod keys;
 mod membership;
 mod profile;
 mod register;
@@ -38,6 +40,8 @@ pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = extras::routes(router);
     let router = users::routes(router);
     let router = userdata::routes(router);
+    let router = keys::routes(router);
+    let router = backup::routes(router);
     profile::routes(router)
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use ruma::events::TimelineEventType;
 use ruma::{OwnedRoomId, RoomId, RoomVersionId, UserId};
 use serde_json::{Map, Value, json};
+use ward_config::EncryptionDefault;
 use ward_rooms::{Chain, EventDraft, Pdu, StateLookup};
 use ward_store::{NewRoom, StoreError};
 
@@ -51,6 +52,8 @@ fn unique_create_ms() -> u64 {
 
 /// Limits on what one createRoom may ask for.
 const INVITES_MAX: usize = 100;
+/// The room encryption algorithm every Matrix client implements.
+const MEGOLM_ALGORITHM: &str = "m.megolm.v1.aes-sha2";
 const INITIAL_STATE_MAX: usize = 100;
 
 fn draft(kind: &str, state_key: Option<&str>, content: Value) -> EventDraft {
@@ -213,6 +216,14 @@ impl Services {
         events.push(draft("m.room.join_rules", Some(""), json!({"join_rule": join_rule})));
         events.push(draft("m.room.history_visibility", Some(""), json!({"history_visibility": "shared"})));
         events.push(draft("m.room.guest_access", Some(""), json!({"guest_access": "forbidden"})));
+        let encrypt = match self.settings.encryption_by_default {
+            EncryptionDefault::All => true,
+            EncryptionDefault::Private => preset != Preset::PublicChat || input.is_direct,
+            EncryptionDefault::Off => false,
+        };
+        if encrypt && !input.initial_state.iter().any(|(kind, _, _)| kind == "m.room.encryption") {
+            events.push(draft("m.room.encryption", Some(""), json!({"algorithm": MEGOLM_ALGORITHM})));
+        }
 
         // 6. initial_state, 7. name and topic.
         for (kind, key, content) in input.initial_state {

@@ -56,10 +56,10 @@ async def another_device(server, tmp_path, user: AsyncClient, n: int) -> AsyncCl
     return c
 
 
-async def settle(c: AsyncClient) -> SyncResponse:
+async def settle(c: AsyncClient, timeout_ms: int = 0) -> SyncResponse:
     """Syncs once and does the housekeeping nio's sync_forever would do: upload keys, query
     changed device lists, claim keys, send queued to-device messages."""
-    s = await c.sync(timeout=0, full_state=False)
+    s = await c.sync(timeout=timeout_ms, full_state=False)
     assert isinstance(s, SyncResponse), s
     if c.should_upload_keys:
         r = await c.keys_upload()
@@ -89,10 +89,12 @@ async def send(c: AsyncClient, room_id: str, body: str) -> None:
     assert isinstance(r, RoomSendResponse), r
 
 
-async def receive(c: AsyncClient, room_id: str, body: str, rounds: int = 10) -> None:
+async def receive(c: AsyncClient, room_id: str, body: str, timeout_s: float = 30) -> None:
+    """Syncs (long-polling) until `body` arrives decrypted."""
     seen, undecrypted = [], []
-    for _ in range(rounds):
-        s = await settle(c)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        s = await settle(c, timeout_ms=1000)
         seen += texts(c, room_id, s)
         room = s.rooms.join.get(room_id)
         if room:

@@ -67,7 +67,7 @@ async def js_and_nio(server, tmp_path):
                 room = line.split()[1]
         await settle(bob)
         assert isinstance(await bob.join(room), JoinResponse)
-        await receive(bob, room, "hallo von js", rounds=40)
+        await receive(bob, room, "hallo von js", timeout_s=60)
         await send(bob, room, "hallo von nio")
         out, err = await asyncio.wait_for(node.communicate(), 60)
         assert node.returncode == 0 and "OK" in out.decode(), f"{out.decode()}\n{err.decode()[-5000:]}"

@@ -15,6 +15,7 @@
 mod accounts;
 mod migrations;
 mod rooms;
+mod search;
 mod userdata;
 
 use std::path::Path;

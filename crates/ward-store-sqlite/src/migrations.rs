@@ -6,8 +6,13 @@ use ward_store::{Result, StoreError};
 
 use crate::backend;
 
-const MIGRATIONS: &[&str] =
-    &[include_str!("migrations/0001_accounts.sql"), include_str!("migrations/0002_rooms.sql")];
+// The numbers leave room for migrations of work merged alongside (0003, 0004): the list is
+// ordered by file number, and the position in it is the schema version.
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_accounts.sql"),
+    include_str!("migrations/0002_rooms.sql"),
+    include_str!("migrations/0005_search_reports.sql"),
+];
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

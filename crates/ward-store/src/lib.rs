@@ -13,11 +13,13 @@ use ward_core::secret::TokenHash;
 
 pub mod conformance;
 pub mod rooms;
+pub mod search;
 pub mod userdata;
 
 pub use rooms::{
     Direction, Membership, NewEvent, NewRoom, Receipt, Room, RoomStore, StateEntry, StoredEvent, TxnKey,
 };
+pub use search::{NewReport, Report, ReportStore, SearchHit, SearchOrder, SearchQuery, SearchStore};
 pub use userdata::{AccountDataEntry, UserDataStore};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -219,11 +221,25 @@ pub trait UiaStore: Send + Sync {
 
 /// Everything Ward stores. Services hold an `Arc<dyn Store>` and never see the backend.
 pub trait Store:
-    AccountStore + DeviceStore + RegistrationTokenStore + UiaStore + RoomStore + UserDataStore
+    AccountStore
+    + DeviceStore
+    + RegistrationTokenStore
+    + UiaStore
+    + RoomStore
+    + UserDataStore
+    + SearchStore
+    + ReportStore
 {
 }
 
-impl<T: AccountStore + DeviceStore + RegistrationTokenStore + UiaStore + RoomStore + UserDataStore> Store
-    for T
+impl<T> Store for T where
+    T: AccountStore
+        + DeviceStore
+        + RegistrationTokenStore
+        + UiaStore
+        + RoomStore
+        + UserDataStore
+        + SearchStore
+        + ReportStore
 {
 }

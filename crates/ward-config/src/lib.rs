@@ -53,6 +53,9 @@ pub struct Config {
     pub default_room_version: String,
     pub sync_timeout_max_ms: u64,
     pub presence_enabled: bool,
+    pub turn_uris: Vec<String>,
+    pub turn_shared_secret: String,
+    pub turn_user_lifetime_ms: u64,
     pub trust_x_forwarded_for: bool,
     pub metrics_listen: String,
     pub log_format: LogFormat,
@@ -83,6 +86,9 @@ impl Default for Config {
             default_room_version: "12".into(),
             sync_timeout_max_ms: 60_000,
             presence_enabled: false,
+            turn_uris: Vec::new(),
+            turn_shared_secret: String::new(),
+            turn_user_lifetime_ms: 86_400_000,
             trust_x_forwarded_for: false,
             metrics_listen: String::new(),
             log_format: LogFormat::Text,
@@ -189,7 +195,8 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return Err(("data_dir", "must not be empty".into()));
         }
-        let positive: [(&'static str, u64); 11] = [
+        let positive: [(&'static str, u64); 12] = [
+            ("turn_user_lifetime_ms", self.turn_user_lifetime_ms),
             ("sync_timeout_max_ms", self.sync_timeout_max_ms),
             ("password_min_length", self.password_min_length.into()),
             ("max_request_body_bytes", self.max_request_body_bytes),
@@ -212,6 +219,17 @@ impl Config {
                     "must be shorter than http_request_timeout_ms ({} ms), or long-polling syncs are cut off",
                     self.http_request_timeout_ms
                 ),
+            ));
+        }
+        if let Some(bad) =
+            self.turn_uris.iter().find(|u| !["turn:", "turns:", "stun:"].iter().any(|p| u.starts_with(p)))
+        {
+            return Err(("turn_uris", format!("`{bad}` is not a turn:, turns: or stun: URI")));
+        }
+        if !self.turn_uris.is_empty() && self.turn_shared_secret.is_empty() {
+            return Err((
+                "turn_shared_secret",
+                "must be set when turn_uris is (the TURN server's static-auth-secret)".into(),
             ));
         }
         if !["10", "11", "12"].contains(&self.default_room_version.as_str()) {
@@ -417,6 +435,30 @@ mod tests {
         let e =
             Config::load(None::<&Path>, env(&[("WARD_LOGIN_FAILURES_BURST", "0")])).unwrap_err().to_string();
         assert!(e.contains("login_failures_burst"), "{e}");
+    }
+
+    #[test]
+    fn turn_settings() {
+        let loaded = Config::load(
+            None::<&Path>,
+            env(&[
+                ("WARD_TURN_URIS", "turn:turn.example:3478?transport=udp, turns:turn.example:5349"),
+                ("WARD_TURN_SHARED_SECRET", "s3cret"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(loaded.config.turn_uris.len(), 2);
+        let e = Config::load(None::<&Path>, env(&[("WARD_TURN_URIS", "turn:turn.example")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`turn_shared_secret`"), "{e}");
+        let e = Config::load(
+            None::<&Path>,
+            env(&[("WARD_TURN_URIS", "https://turn.example"), ("WARD_TURN_SHARED_SECRET", "x")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`turn_uris`"), "{e}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod session;
 mod uia;
 pub mod userdata;
 pub mod users;
+mod voip;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -29,6 +30,7 @@ pub use error::{Error, Result, UiaChallenge};
 pub use registration::{RegisterInput, RegisterOutcome};
 pub use session::{Authed, LoginInput, LoginOutcome, Tokens};
 pub use uia::{UiaAuth, UiaStageInput};
+pub use voip::{TurnCredentials, TurnSettings};
 pub use ward_core::uia::{Flow, Stage};
 pub use ward_rooms::ServerKey;
 pub use ward_store::{Device, RegistrationToken};
@@ -64,6 +66,8 @@ pub struct Settings {
     pub default_room_version: ruma::RoomVersionId,
     pub sync_timeout_max_ms: u64,
     pub presence_enabled: bool,
+    /// `None` when no TURN server is configured.
+    pub turn: Option<TurnSettings>,
 }
 
 impl Settings {
@@ -86,6 +90,11 @@ impl Settings {
                 .unwrap_or(ward_rooms::DEFAULT_ROOM_VERSION),
             sync_timeout_max_ms: c.sync_timeout_max_ms,
             presence_enabled: c.presence_enabled,
+            turn: (!c.turn_uris.is_empty()).then(|| TurnSettings {
+                uris: c.turn_uris.clone(),
+                shared_secret: c.turn_shared_secret.clone(),
+                user_lifetime_ms: c.turn_user_lifetime_ms,
+            }),
         }
     }
 }

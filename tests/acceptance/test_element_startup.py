@@ -319,7 +319,11 @@ async def search_scenario(server):
         assert (await call(bob, "POST", f"{V3}/rooms/{q(room)}/leave", {}))[0] == 200
         e4 = await send_text(anna, room, "Laborbefund Nachtrag")
         assert e4 in hit_ids(await search(anna, "laborbefund"))
-        assert set(hit_ids(await search(bob, "laborbefund"))) == {e1, e2}
+        after_leaving = set(hit_ids(await search(bob, "laborbefund")))
+        assert e4 not in after_leaving
+        if server.kind == "ward":
+            # The spec includes rooms the user left (Synapse searches joined rooms only).
+            assert after_leaving == {e1, e2}
 
         # A redacted event is not found any more.
         status, _ = await call(anna, "PUT", f"{V3}/rooms/{q(room)}/redact/{q(e3)}/r1", {})
@@ -398,6 +402,8 @@ async def reports(server):
         if server.kind == "ward":
             status, body = await call(bob, "POST", f"{V3}/rooms/{q('!nope:localhost')}/report", {"reason": "x"})
             assert (status, body["errcode"]) == (404, "M_NOT_FOUND"), body
+            status, body = await call(anna, "POST", f"{V3}/rooms/{q(room)}/report/{q(event)}", {"reason": "x" * 5000})
+            assert (status, body["errcode"]) == (400, "M_INVALID_PARAM"), body
             listed = server.admin("reports", "list").stdout
             lines = listed.strip().splitlines()
             assert len(lines) == 2, listed

@@ -94,7 +94,10 @@ impl Services {
         q: HierarchyQuery,
     ) -> Result<HierarchyPage> {
         let root = parse_room_id(room_id)?;
-        let limit = q.limit.unwrap_or(HIERARCHY_LIMIT_DEFAULT).clamp(1, HIERARCHY_LIMIT_MAX);
+        if q.limit == Some(0) {
+            return Err(Error::InvalidParam("limit must be greater than 0".into()));
+        }
+        let limit = q.limit.unwrap_or(HIERARCHY_LIMIT_DEFAULT).min(HIERARCHY_LIMIT_MAX);
         let max_depth = q.max_depth.unwrap_or(HIERARCHY_DEPTH_MAX).min(HIERARCHY_DEPTH_MAX);
         let skip = match &q.from {
             Some(t) => parse_token(t, max_depth, q.suggested_only)?,

@@ -88,7 +88,7 @@ impl Services {
 
         let old_str = old.as_str();
         let content = |kind: &'static str| async move {
-            Ok::<_, Error>(self.state_pdu(old_str, &StateEventType::from(kind), "").await?)
+            self.state_pdu(old_str, &StateEventType::from(kind), "").await
         };
         let old_create =
             content("m.room.create").await?.ok_or_else(|| Error::NotFound("no such room".into()))?;

@@ -109,6 +109,25 @@ ENDPOINTS = [
     ("PUT", "/_matrix/client/v3/room_keys/keys/{room}/sess?version=1", True, True),
     ("GET", "/_matrix/client/v3/room_keys/keys/{room}/sess?version=1", True, False),
     ("DELETE", "/_matrix/client/v3/room_keys/keys/{room}/sess?version=1", True, False),
+    ("GET", "/_matrix/client/v3/voip/turnServer", True, False),
+    ("GET", "/_matrix/client/v3/thirdparty/protocols", True, False),
+    ("GET", "/_matrix/client/v3/thirdparty/protocol/irc", True, False),
+    ("GET", "/_matrix/client/v3/thirdparty/location/irc", True, False),
+    ("GET", "/_matrix/client/v3/thirdparty/user/irc", True, False),
+    ("GET", "/_matrix/client/v3/thirdparty/location?alias=%23x:localhost", True, False),
+    ("GET", "/_matrix/client/v3/thirdparty/user?userid=@x:localhost", True, False),
+    ("GET", "/_matrix/client/v3/account/3pid", True, False),
+    ("POST", "/_matrix/client/v3/account/3pid/add", True, True),
+    ("POST", "/_matrix/client/v3/account/3pid/bind", True, True),
+    ("POST", "/_matrix/client/v3/account/3pid/delete", True, True),
+    ("POST", "/_matrix/client/v3/account/3pid/unbind", True, True),
+    ("POST", "/_matrix/client/v3/account/3pid/email/requestToken", True, True),
+    ("POST", "/_matrix/client/v3/account/3pid/msisdn/requestToken", True, True),
+    ("GET", "/_matrix/client/v1/rooms/{room}/hierarchy", True, False),
+    ("POST", "/_matrix/client/v3/search", True, True),
+    ("POST", "/_matrix/client/v3/rooms/{room}/report/{event}", True, True),
+    ("POST", "/_matrix/client/v3/rooms/{room}/report", True, True),
+    ("POST", "/_matrix/client/v3/rooms/{other_room}/upgrade", True, True),
 ]
 AUTHED = [e for e in ENDPOINTS if e[2]]
 WITH_BODY = [e for e in ENDPOINTS if e[3]]
@@ -151,6 +170,11 @@ WRONG_TYPES = {
     "/_matrix/client/v3/room_keys/keys?version=1": {"rooms": {"!r:localhost": {"sessions": {"s": 5}}}},
     "/_matrix/client/v3/room_keys/keys/{room}?version=1": {"sessions": {"s": {"first_message_index": "0"}}},
     "/_matrix/client/v3/room_keys/keys/{room}/sess?version=1": {"first_message_index": -1},
+    "/_matrix/client/v3/search": {"search_categories": {"room_events": {"search_term": 5}}},
+    "/_matrix/client/v3/rooms/{room}/report/{event}": {"reason": 5, "score": "bad"},
+    "/_matrix/client/v3/rooms/{room}/report": {"reason": []},
+    "/_matrix/client/v3/rooms/{other_room}/upgrade": {"new_version": 11},
+    "/_matrix/client/v3/account/3pid/delete": {"medium": 5, "address": []},
 }
 
 
@@ -412,3 +436,26 @@ def test_user_data_input(server, token, room):
     expect(send(server, "GET", api + "/rooms/{room}/members?at=garbage", h), 400, "M_INVALID_PARAM")
     expect(send(server, "POST", api + "/knock/!nope:localhost", h, data="{}"), 404, "M_NOT_FOUND")
     expect(send(server, "POST", api + "/knock/{room}", h, data="{}"), 403, "M_FORBIDDEN")
+
+
+def test_search_hierarchy_report_upgrade_input(server, token, room):
+    h = token
+    api = "/_matrix/client/v3"
+    expect(send(server, "GET", "/_matrix/client/v1/rooms/{room}/hierarchy?limit=0", h), 400, "M_INVALID_PARAM")
+    expect(send(server, "GET", "/_matrix/client/v1/rooms/{room}/hierarchy?max_depth=-1", h), 400, "M_INVALID_PARAM")
+    expect(send(server, "GET", "/_matrix/client/v1/rooms/{room}/hierarchy?from=garbage", h), 400, "M_INVALID_PARAM")
+    expect(send(server, "GET", "/_matrix/client/v1/rooms/!nope:localhost/hierarchy", h), 403, "M_FORBIDDEN")
+    expect(send(server, "POST", api + "/search?next_batch=garbage", h,
+                data=json.dumps({"search_categories": {"room_events": {"search_term": "x"}}})), 400, "M_INVALID_PARAM")
+    expect(send(server, "POST", api + "/search", h, data=json.dumps({"search_categories": {"room_events": {}}})), 400,
+           "M_MISSING_PARAM", "M_BAD_JSON")
+    expect(send(server, "POST", api + "/search", h, data="{}"), 400, "M_MISSING_PARAM", "M_BAD_JSON")
+    expect(send(server, "POST", api + "/rooms/{room}/report/$nope", h, data="{}"), 404, "M_NOT_FOUND")
+    expect(send(server, "POST", api + "/rooms/{room}/report/{event}", h, data=json.dumps({"score": -500})), 400,
+           "M_INVALID_PARAM")
+    expect(send(server, "POST", api + "/rooms/!nope:localhost/report", h, data="{}"), 404, "M_NOT_FOUND")
+    expect(send(server, "POST", api + "/rooms/{room}/upgrade", h, data=json.dumps({"new_version": "99"})), 400,
+           "M_UNSUPPORTED_ROOM_VERSION")
+    expect(send(server, "POST", api + "/rooms/!nope:localhost/upgrade", h, data=json.dumps({"new_version": "11"})),
+           404, "M_NOT_FOUND")
+    expect(send(server, "POST", api + "/rooms/{room}/upgrade", h, data="{}"), 400, "M_MISSING_PARAM", "M_BAD_JSON")

@@ -78,6 +78,35 @@ impl ApiError {
         }
     }
 
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, ErrorKind::NotFound, message)
+    }
+
+    /// Third-party identifiers (email, phone) are never associated with accounts here.
+    pub fn threepid_denied() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            ErrorKind::ThreepidDenied,
+            "this server does not associate email addresses or phone numbers with accounts",
+        )
+    }
+
+    pub fn threepid_medium_not_supported() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorKind::ThreepidMediumNotSupported,
+            "this server does not associate email addresses or phone numbers with accounts",
+        )
+    }
+
+    pub fn threepid_not_found() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorKind::ThreepidNotFound,
+            "no email address or phone number is associated with this account",
+        )
+    }
+
     pub fn unrecognized_path() -> Self {
         Self::new(StatusCode::NOT_FOUND, ErrorKind::Unrecognized, "unrecognized request")
     }

@@ -16,6 +16,7 @@ mod session;
 mod uia;
 pub mod userdata;
 pub mod users;
+mod voip;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,6 +32,7 @@ pub use error::{Error, Result, UiaChallenge};
 pub use registration::{RegisterInput, RegisterOutcome};
 pub use session::{Authed, LoginInput, LoginOutcome, Tokens};
 pub use uia::{UiaAuth, UiaStageInput};
+pub use voip::{TurnCredentials, TurnSettings};
 pub use ward_core::uia::{Flow, Stage};
 pub use ward_rooms::ServerKey;
 pub use ward_store::{BackupKey, BackupScope, BackupVersion, Device, RegistrationToken};
@@ -68,6 +70,8 @@ pub struct Settings {
     pub presence_enabled: bool,
     pub encryption_by_default: EncryptionDefault,
     pub to_device_queue_max: u64,
+    /// `None` when no TURN server is configured.
+    pub turn: Option<TurnSettings>,
 }
 
 impl Settings {
@@ -92,6 +96,11 @@ impl Settings {
             presence_enabled: c.presence_enabled,
             encryption_by_default: c.encryption_by_default,
             to_device_queue_max: c.to_device_queue_max,
+            turn: (!c.turn_uris.is_empty()).then(|| TurnSettings {
+                uris: c.turn_uris.clone(),
+                shared_secret: c.turn_shared_secret.clone(),
+                user_lifetime_ms: c.turn_user_lifetime_ms,
+            }),
         }
     }
 }

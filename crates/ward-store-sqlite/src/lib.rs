@@ -16,6 +16,7 @@ mod accounts;
 mod e2ee;
 mod migrations;
 mod rooms;
+mod search;
 mod userdata;
 
 use std::path::Path;

@@ -14,6 +14,7 @@ use ward_core::secret::TokenHash;
 pub mod conformance;
 pub mod e2ee;
 pub mod rooms;
+pub mod search;
 pub mod userdata;
 
 pub use e2ee::{
@@ -24,6 +25,7 @@ pub use e2ee::{
 pub use rooms::{
     Direction, Membership, NewEvent, NewRoom, Receipt, Room, RoomStore, StateEntry, StoredEvent, TxnKey,
 };
+pub use search::{NewReport, Report, ReportStore, SearchHit, SearchOrder, SearchQuery, SearchStore};
 pub use userdata::{AccountDataEntry, UserDataStore};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -234,6 +236,8 @@ pub trait Store:
     + KeyStore
     + ToDeviceStore
     + BackupStore
+    + SearchStore
+    + ReportStore
 {
 }
 
@@ -247,5 +251,7 @@ impl<T> Store for T where
         + KeyStore
         + ToDeviceStore
         + BackupStore
+        + SearchStore
+        + ReportStore
 {
 }

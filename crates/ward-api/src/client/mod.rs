@@ -11,12 +11,18 @@ mod keys;
 mod membership;
 mod profile;
 mod register;
+mod reporting;
 mod rooms;
+mod search;
 mod session;
+mod spaces;
 mod sync;
+mod thirdparty;
 mod uia;
+mod upgrade;
 mod userdata;
 mod users;
+mod voip;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, RawPathParams};
@@ -42,6 +48,12 @@ pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = userdata::routes(router);
     let router = keys::routes(router);
     let router = backup::routes(router);
+    let router = voip::routes(router);
+    let router = thirdparty::routes(router);
+    let router = spaces::routes(router);
+    let router = search::routes(router);
+    let router = reporting::routes(router);
+    let router = upgrade::routes(router);
     profile::routes(router)
 }
 

@@ -249,6 +249,27 @@ impl Services {
             events.push(draft("m.room.member", Some(i.as_str()), content));
         }
 
+        let room_id = self
+            .store_new_room(&version, &creator, &events, alias.as_deref(), input.visibility_public)
+            .await?;
+        tracing::info!(version = %version, "room created");
+        Ok(room_id.to_string())
+    }
+
+    /// Builds a new room's first events in memory and stores them with the room in one
+    /// transaction: nothing is stored unless every event passes the authorisation rules (a
+    /// failing one is `InvalidRoomState`). Wakes waiting syncs.
+    pub(crate) async fn store_new_room(
+        &self,
+        version: &RoomVersionId,
+        creator: &UserId,
+        events: &[EventDraft],
+        alias: Option<&str>,
+        published: bool,
+    ) -> Result<OwnedRoomId> {
+        let rules = ward_rooms::rules_for(version)
+            .ok_or_else(|| Error::UnsupportedRoomVersion(version.to_string()))?;
+        let alias = alias.map(str::to_owned);
         // Build the chain in memory; nothing is stored unless every event passes. A v12 room ID
         // is the hash of the create event, so two identical createRoom calls in the same
         // millisecond would collide: each creation takes a timestamp no other creation of this
@@ -280,7 +301,7 @@ impl Services {
             let now = unique_create_ms();
             let mut pdus: Vec<Arc<Pdu>> = Vec::with_capacity(events.len());
             for d in events.iter().cloned() {
-                let sender: &UserId = &creator;
+                let sender: &UserId = creator;
                 pdus.push(chain.push(sender, d, ts(now)).map_err(|e| match forbidden_from(e) {
                     Error::Forbidden(m) | Error::InvalidParam(m) => Error::InvalidRoomState(m),
                     other => other,
@@ -293,7 +314,7 @@ impl Services {
                 creator: creator.to_string(),
                 created_ms: now,
                 alias: alias.clone(),
-                published: input.visibility_public,
+                published,
             };
             let new_events = pdus.iter().map(|p| new_event(p, None)).collect();
             match self.store.create_room(room, new_events).await {
@@ -311,7 +332,6 @@ impl Services {
         if let Some(p) = positions.last() {
             self.notifier.room_changed(room_id.as_str(), *p, false);
         }
-        tracing::info!(version = %version, "room created");
-        Ok(room_id.to_string())
+        Ok(room_id)
     }
 }

@@ -286,7 +286,8 @@ async def search_scenario(server):
         e1 = await send_text(anna, room, "Laborbefund für Frau Müller ist da")
         e2 = await send_text(bob, room, "Danke, ich schaue mir den Laborbefund an")
         e3 = await send_text(anna, room, "Termin verschoben")
-        other = await create_room(anna, name="Privat", preset="private_chat")
+        # Not private_chat: Ward encrypts those by default, and encrypted rooms are never searched.
+        other = await create_room(anna, name="Privat", preset="public_chat")
         e_private = await send_text(anna, other, "Laborbefund privat")
 
         got = await search(anna, "laborbefund")
@@ -347,7 +348,7 @@ async def encrypted_search(server):
         enc = {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
         secret_room = await create_room(anna, name="Verschlüsselt", initial_state=[enc])
         await send_text(anna, secret_room, "Klartext im verschlüsselten Raum")
-        later = await create_room(anna, name="Später verschlüsselt")
+        later = await create_room(anna, name="Später verschlüsselt", preset="public_chat")
         await send_text(anna, later, "Klartext vor der Verschlüsselung")
         assert len(hit_ids(await search(anna, "klartext"))) == 1
         status, body = await call(anna, "PUT", f"{V3}/rooms/{q(later)}/state/m.room.encryption/",

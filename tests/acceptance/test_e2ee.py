@@ -18,6 +18,7 @@ from nio import (
     RegisterResponse,
     RoomCreateResponse,
     RoomMessageText,
+    RoomPreset,
     RoomSendResponse,
     SyncResponse,
 )
@@ -104,6 +105,20 @@ async def receive(c: AsyncClient, room_id: str, body: str, timeout_s: float = 30
     raise AssertionError(f"{c.user_id}/{c.device_id} never decrypted {body!r}; saw {seen}, undecrypted {undecrypted}")
 
 
+def assert_no_plaintext(server, secrets: list) -> None:
+    """Scans every file under the server's directory for each secret, as UTF-8 bytes."""
+    needles = [s.encode() for s in secrets]
+    scanned = 0
+    for path in server.dir.rglob("*"):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        scanned += 1
+        for needle in needles:
+            assert needle not in data, f"plaintext {needle!r} found in {path}"
+    assert scanned > 0
+
+
 def test_encrypted_chat_both_ways_and_a_later_device(homeserver, tmp_path):
     asyncio.run(encrypted_chat(homeserver, tmp_path))
 
@@ -138,6 +153,17 @@ async def encrypted_chat(server, tmp_path):
         await send(alice, room, "Termin morgen um 9")
         await receive(phone, room, "Termin morgen um 9")
         await receive(bob, room, "Termin morgen um 9")
+
+        # Nothing the server stored (database, write-ahead log, media, logs) holds a message
+        # in plaintext.
+        assert_no_plaintext(server, ["Laborwerte von Frau M. sind da", "Danke, ich rufe sie an",
+                                     "Termin morgen um 9"])
+        # The scan does find text that was sent unencrypted (a control for the check itself).
+        r = await alice.room_create(name="Kantine", preset=RoomPreset.public_chat)
+        await settle(alice)
+        await send(alice, r.room_id, "Kontrollsatz im Klartext")
+        with pytest.raises(AssertionError, match="Kontrollsatz"):
+            assert_no_plaintext(server, ["Kontrollsatz im Klartext"])
 
         # A deleted device disappears from the others' device lists.
         await phone.logout()

@@ -406,8 +406,8 @@ def test_private_rooms_and_direct_chats_are_encrypted_by_default(homeserver):
     assert room_encryption(alice, own)["rotation_period_msgs"] == 10
     # And encryption, once on, cannot be switched off.
     status, j = alice.call("PUT", f"/_matrix/client/v3/rooms/{private}/state/m.room.encryption/", {})
-    assert status in (200, 400, 403)
-    assert room_encryption(alice, private) is not None
+    assert (status, j["errcode"]) == (403, "M_FORBIDDEN"), j
+    assert room_encryption(alice, private) == {"algorithm": MEGOLM}
 
 
 @pytest.mark.parametrize("setting,public_encrypted,private_encrypted",

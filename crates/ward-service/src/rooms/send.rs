@@ -80,8 +80,16 @@ impl Services {
             )));
         }
         let room_id = parse_room_id(room_id)?;
-        if let Some(current) =
-            self.state_pdu(room_id.as_str(), &StateEventType::from(kind), state_key).await?
+        let current = self.state_pdu(room_id.as_str(), &StateEventType::from(kind), state_key).await?;
+        // Clients treat encryption as one-way; an event that drops the algorithm would only
+        // make the room look unencrypted to new clients, so it is refused.
+        if kind == "m.room.encryption"
+            && current.is_some()
+            && !content.get("algorithm").is_some_and(Value::is_string)
+        {
+            return Err(Error::Forbidden("encryption cannot be switched off in a room".into()));
+        }
+        if let Some(current) = current
             && current.sender.as_str() == authed.user_id
             && current.content_value() == content
             && self.readable_until(room_id.as_str(), &authed.user_id).await? == u64::MAX

@@ -13,6 +13,7 @@
 //! file locks and `busy_timeout` serialise them with the server's writer.
 
 mod accounts;
+mod e2ee;
 mod migrations;
 mod rooms;
 mod userdata;

@@ -6,8 +6,11 @@ use ward_store::{Result, StoreError};
 
 use crate::backend;
 
-const MIGRATIONS: &[&str] =
-    &[include_str!("migrations/0001_accounts.sql"), include_str!("migrations/0002_rooms.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_accounts.sql"),
+    include_str!("migrations/0002_rooms.sql"),
+    include_str!("migrations/0003_e2ee.sql"),
+];
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -44,6 +44,11 @@ macro_rules! store_conformance_tests {
             pushers_per_user,
             state_history_in_order,
             concurrent_writes_fail_alone,
+            device_keys_one_time_keys_and_claims,
+            cross_signing_keys_and_signatures,
+            to_device_queue,
+            key_backup_versions_and_keys,
+            room_peers_and_member_changes,
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
@@ -804,4 +809,248 @@ async fn futures_join_all<F: std::future::Future>(futures: impl IntoIterator<Ite
     })
     .await;
     out.into_iter().map(|o| o.expect("every future completed")).collect()
+}
+
+// ---- end-to-end encryption ----
+
+fn keys_of(device: &str) -> KeyUpload {
+    KeyUpload {
+        device_keys: Some(format!("{{\"device_id\":\"{device}\"}}")),
+        one_time_keys: vec![
+            ("signed_curve25519:AAAAAQ".into(), "{\"key\":\"one\"}".into()),
+            ("signed_curve25519:AAAAAg".into(), "{\"key\":\"two\"}".into()),
+        ],
+        fallback_keys: vec![("signed_curve25519:AAAAAw".into(), "{\"key\":\"fallback\"}".into())],
+    }
+}
+
+pub async fn device_keys_one_time_keys_and_claims(store: &dyn Store) {
+    store.register(registration("@a:x", None, Some(session("D", 1, None))), NOW).await.unwrap();
+    let before = store.max_stream_pos().await.unwrap();
+    let (counts, changed) = store.upload_keys("@a:x", "D", keys_of("D")).await.unwrap();
+    assert_eq!(counts.one_time_keys.get("signed_curve25519"), Some(&2));
+    assert_eq!(counts.unused_fallback_algorithms, ["signed_curve25519"]);
+    let changed = changed.expect("new device keys change the device list");
+    assert!(changed > before);
+    assert_eq!(store.device_list_changes(before, changed).await.unwrap(), ["@a:x"]);
+    // Same device keys again: kept, no new change.
+    let (_, again) = store.upload_keys("@a:x", "D", keys_of("D")).await.unwrap();
+    assert_eq!(again, None);
+    let keys = store.device_keys(&["@a:x".into(), "@nobody:x".into()]).await.unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!((keys[0].device_id.as_str(), keys[0].display_name.as_deref()), ("D", Some("D phone")));
+    // A one-time key ID reused with other content fails the whole upload.
+    let bad = KeyUpload {
+        device_keys: None,
+        one_time_keys: vec![
+            ("signed_curve25519:AAAABA".into(), "{\"key\":\"new\"}".into()),
+            ("signed_curve25519:AAAAAQ".into(), "{\"key\":\"other\"}".into()),
+        ],
+        fallback_keys: vec![],
+    };
+    assert!(matches!(store.upload_keys("@a:x", "D", bad).await, Err(StoreError::Conflict(_))));
+    assert_eq!(store.key_counts("@a:x", "D").await.unwrap().one_time_keys.get("signed_curve25519"), Some(&2));
+    // Claims hand out each one-time key once, then the fallback key (again and again).
+    let req = vec![("@a:x".to_string(), "D".to_string(), "signed_curve25519".to_string())];
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..2 {
+        let got = store.claim_keys(&req).await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert!(seen.insert(got[0].2.clone()), "one-time key handed out twice: {}", got[0].2);
+    }
+    let counts = store.key_counts("@a:x", "D").await.unwrap();
+    assert_eq!(counts.one_time_keys.get("signed_curve25519"), None);
+    assert_eq!(counts.unused_fallback_algorithms, ["signed_curve25519"]);
+    for _ in 0..2 {
+        let got = store.claim_keys(&req).await.unwrap();
+        assert_eq!(got[0].2, "signed_curve25519:AAAAAw");
+        assert_eq!(got[0].3, "{\"key\":\"fallback\"}");
+    }
+    assert!(store.key_counts("@a:x", "D").await.unwrap().unused_fallback_algorithms.is_empty());
+    // Unknown devices and algorithms are left out.
+    let none = store
+        .claim_keys(&[
+            ("@a:x".into(), "NOPE".into(), "signed_curve25519".into()),
+            ("@a:x".into(), "D".into(), "x".into()),
+        ])
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    // A new fallback key is unused again.
+    let fb = KeyUpload {
+        fallback_keys: vec![("signed_curve25519:AAAABQ".into(), "{\"key\":\"fb2\"}".into())],
+        ..Default::default()
+    };
+    let (counts, _) = store.upload_keys("@a:x", "D", fb).await.unwrap();
+    assert_eq!(counts.unused_fallback_algorithms, ["signed_curve25519"]);
+    // Deleting the device deletes its keys and changes the device list.
+    let before = store.max_stream_pos().await.unwrap();
+    store.delete_devices("@a:x", &["D".into()]).await.unwrap();
+    let after = store.max_stream_pos().await.unwrap();
+    assert!(after > before);
+    assert_eq!(store.device_list_changes(before, after).await.unwrap(), ["@a:x"]);
+    assert!(store.device_keys(&["@a:x".into()]).await.unwrap().is_empty());
+    assert_eq!(store.key_counts("@a:x", "D").await.unwrap(), KeyCounts::default());
+}
+
+pub async fn cross_signing_keys_and_signatures(store: &dyn Store) {
+    let p1 = store
+        .set_cross_signing_keys(
+            "@a:x",
+            &[
+                (CrossSigningKind::Master, "{\"m\":1}".into()),
+                (CrossSigningKind::SelfSigning, "{\"s\":1}".into()),
+            ],
+        )
+        .await
+        .unwrap();
+    store.set_cross_signing_keys("@a:x", &[(CrossSigningKind::Master, "{\"m\":2}".into())]).await.unwrap();
+    let keys = store.cross_signing_keys(&["@a:x".into(), "@b:x".into()]).await.unwrap();
+    assert_eq!(
+        keys,
+        [
+            ("@a:x".to_string(), CrossSigningKind::Master, "{\"m\":2}".to_string()),
+            ("@a:x".to_string(), CrossSigningKind::SelfSigning, "{\"s\":1}".to_string()),
+        ]
+    );
+    let sig = |target: &str, signer: &str, s: &str| KeySignature {
+        target_user_id: target.into(),
+        target_key_id: "D".into(),
+        signer_user_id: signer.into(),
+        signer_key_id: "ed25519:pub".into(),
+        signature: s.into(),
+    };
+    let p2 =
+        store.add_key_signatures(&[sig("@a:x", "@a:x", "one"), sig("@b:x", "@a:x", "two")]).await.unwrap();
+    assert!(p2 > p1);
+    assert_eq!(store.device_list_changes(p1, p2).await.unwrap(), ["@a:x", "@b:x"]);
+    // The same signer and key replace the earlier signature.
+    let p3 = store.add_key_signatures(&[sig("@a:x", "@a:x", "three")]).await.unwrap();
+    assert_eq!(store.key_signatures(&["@a:x".into()]).await.unwrap(), [sig("@a:x", "@a:x", "three")]);
+    // Only a user's latest change counts: a later change moves the user out of earlier ranges.
+    assert_eq!(store.device_list_changes(p1, p2).await.unwrap(), ["@b:x"]);
+    assert_eq!(store.device_list_changes(p2, p3).await.unwrap(), ["@a:x"]);
+    assert_eq!(store.mark_device_list_changed("@c:x").await.unwrap(), store.max_stream_pos().await.unwrap());
+}
+
+pub async fn to_device_queue(store: &dyn Store) {
+    store.register(registration("@a:x", None, Some(session("A1", 1, None))), NOW).await.unwrap();
+    store.register(registration("@b:x", None, Some(session("B1", 2, None))), NOW).await.unwrap();
+    store.create_session("@b:x", session("B2", 3, None), NOW).await.unwrap();
+    let to = |user: &str, device: &str, n: u32| ToDeviceRecipient {
+        user_id: user.into(),
+        device_id: device.into(),
+        content: format!("{{\"n\":{n}}}"),
+    };
+    let out = store
+        .send_to_device(("@a:x", "A1"), "t1", "m.test", vec![to("@b:x", "*", 1), to("@b:x", "NOPE", 2)], 2)
+        .await
+        .unwrap();
+    let ToDeviceOutcome::Queued { stream_pos: p1, dropped: 0 } = out else { panic!("{out:?}") };
+    assert_eq!(
+        store.send_to_device(("@a:x", "A1"), "t1", "m.test", vec![to("@b:x", "*", 1)], 2).await.unwrap(),
+        ToDeviceOutcome::Duplicate
+    );
+    let out =
+        store.send_to_device(("@a:x", "A1"), "t2", "m.test", vec![to("@b:x", "B1", 3)], 2).await.unwrap();
+    let ToDeviceOutcome::Queued { stream_pos: p2, dropped: 0 } = out else { panic!("{out:?}") };
+    // B1's queue is full now (two messages).
+    let out =
+        store.send_to_device(("@a:x", "A1"), "t3", "m.test", vec![to("@b:x", "*", 4)], 2).await.unwrap();
+    let ToDeviceOutcome::Queued { stream_pos: p3, dropped: 1 } = out else { panic!("{out:?}") };
+    let (msgs, acked) = store.to_device_messages("@b:x", "B1", 0, p3, 10).await.unwrap();
+    assert!(!acked);
+    let got: Vec<_> = msgs.iter().map(|m| (m.stream_pos, m.content.as_str())).collect();
+    assert_eq!(got, [(p1, "{\"n\":1}"), (p2, "{\"n\":3}")]);
+    assert_eq!((msgs[0].sender.as_str(), msgs[0].kind.as_str()), ("@a:x", "m.test"));
+    let (msgs, _) = store.to_device_messages("@b:x", "B1", 0, p3, 1).await.unwrap();
+    assert_eq!(msgs.len(), 1, "the limit holds");
+    let (msgs, acked) = store.to_device_messages("@b:x", "B1", p1, p3, 10).await.unwrap();
+    assert!(acked, "p1 is still queued");
+    assert_eq!(msgs.len(), 1);
+    store.ack_to_device("@b:x", "B1", p1).await.unwrap();
+    let (msgs, acked) = store.to_device_messages("@b:x", "B1", p1, p3, 10).await.unwrap();
+    assert!(!acked);
+    assert_eq!(msgs.len(), 1);
+    let (msgs, _) = store.to_device_messages("@b:x", "B2", 0, p3, 10).await.unwrap();
+    assert_eq!(msgs.len(), 2);
+    // A deleted device's queue goes with it.
+    store.delete_devices("@b:x", &["B2".into()]).await.unwrap();
+    assert!(store.to_device_messages("@b:x", "B2", 0, u64::MAX >> 2, 10).await.unwrap().0.is_empty());
+}
+
+pub async fn key_backup_versions_and_keys(store: &dyn Store) {
+    assert!(store.backup_version("@a:x", None).await.unwrap().is_none());
+    let v1 =
+        store.create_backup_version("@a:x", "m.megolm_backup.v1.curve25519-aes-sha2", "{}").await.unwrap();
+    let key = |session: &str, index: u64, fwd: u64, verified: bool, data: &str| BackupKey {
+        room_id: "!r:x".into(),
+        session_id: session.into(),
+        first_message_index: index,
+        forwarded_count: fwd,
+        is_verified: verified,
+        session_data: data.into(),
+    };
+    let v = store.put_backup_keys("@a:x", v1, vec![key("s1", 5, 0, false, "a")]).await.unwrap().unwrap();
+    assert_eq!((v.count, v.etag), (1, 1));
+    // Worse keys are ignored (and leave the etag alone); better ones replace.
+    let v = store.put_backup_keys("@a:x", v1, vec![key("s1", 6, 0, false, "worse")]).await.unwrap().unwrap();
+    assert_eq!(v.etag, 1);
+    let v = store
+        .put_backup_keys("@a:x", v1, vec![key("s1", 7, 3, true, "verified"), key("s2", 0, 0, false, "b")])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((v.count, v.etag), (2, 2));
+    let all = store.backup_keys("@a:x", v1, BackupScope::All).await.unwrap();
+    assert_eq!(all.iter().map(|k| k.session_data.as_str()).collect::<Vec<_>>(), ["verified", "b"]);
+    let one = store.backup_keys("@a:x", v1, BackupScope::Session("!r:x".into(), "s2".into())).await.unwrap();
+    assert_eq!(one.len(), 1);
+    assert_eq!(store.backup_keys("@a:x", v1, BackupScope::Room("!other:x".into())).await.unwrap(), []);
+    // A newer version becomes current; the old one no longer takes keys.
+    let v2 = store
+        .create_backup_version("@a:x", "m.megolm_backup.v1.curve25519-aes-sha2", "{\"x\":1}")
+        .await
+        .unwrap();
+    assert!(v2 > v1);
+    assert_eq!(store.backup_version("@a:x", None).await.unwrap().unwrap().version, v2);
+    assert!(store.put_backup_keys("@a:x", v1, vec![key("s3", 0, 0, false, "c")]).await.unwrap().is_none());
+    assert!(store.update_backup_version("@a:x", v1, "{\"y\":2}").await.unwrap());
+    assert_eq!(store.backup_version("@a:x", Some(v1)).await.unwrap().unwrap().auth_data, "{\"y\":2}");
+    let v = store.delete_backup_keys("@a:x", v1, BackupScope::Room("!r:x".into())).await.unwrap().unwrap();
+    assert_eq!((v.count, v.etag), (0, 3));
+    assert!(store.delete_backup_version("@a:x", v1).await.unwrap());
+    assert!(!store.delete_backup_version("@a:x", v1).await.unwrap());
+    assert!(store.backup_version("@a:x", Some(v1)).await.unwrap().is_none());
+    assert!(store.delete_backup_keys("@a:x", v1, BackupScope::All).await.unwrap().is_none());
+    // Version numbers are never reused.
+    assert!(store.delete_backup_version("@a:x", v2).await.unwrap());
+    let v3 =
+        store.create_backup_version("@a:x", "m.megolm_backup.v1.curve25519-aes-sha2", "{}").await.unwrap();
+    assert!(v3 > v2);
+    assert!(store.backup_version("@b:x", None).await.unwrap().is_none(), "backups are per user");
+}
+
+pub async fn room_peers_and_member_changes(store: &dyn Store) {
+    seed_room(store, "!r:x").await;
+    seed_room(store, "!s:x").await;
+    let member = |id: &str, user: &str, membership: &str| {
+        let mut e = ev(id, "m.room.member", Some(user), Some(membership));
+        e.json = format!("{{\"content\":{{\"membership\":\"{membership}\"}}}}");
+        e
+    };
+    let p = store.append_events("!r:x", vec![member("$b", "@b:x", "invite")]).await.unwrap();
+    store
+        .append_events("!s:x", vec![member("$c", "@c:x", "join"), member("$cl", "@c:x", "leave")])
+        .await
+        .unwrap();
+    store.append_events("!s:x", vec![member("$d", "@d:x", "ban")]).await.unwrap();
+    assert_eq!(store.room_peers("@a:x").await.unwrap(), ["@a:x", "@b:x"]);
+    assert_eq!(store.room_peers("@b:x").await.unwrap(), ["@a:x", "@b:x"]);
+    assert!(store.room_peers("@c:x").await.unwrap().is_empty());
+    let until = store.max_stream_pos().await.unwrap();
+    let changes = store.member_changes("!s:x", p[0], until).await.unwrap();
+    let changes: Vec<_> = changes.iter().map(|c| (c.user_id.as_str(), c.membership.as_str())).collect();
+    assert_eq!(changes, [("@c:x", "join"), ("@c:x", "leave"), ("@d:x", "ban")]);
+    assert!(store.member_changes("!r:x", p[0], until).await.unwrap().is_empty());
 }

@@ -12,9 +12,15 @@ use async_trait::async_trait;
 use ward_core::secret::TokenHash;
 
 pub mod conformance;
+pub mod e2ee;
 pub mod rooms;
 pub mod userdata;
 
+pub use e2ee::{
+    BackupKey, BackupScope, BackupStore, BackupVersion, ClaimedKey, CrossSigningKind, DeviceKeys, KeyCounts,
+    KeySignature, KeyStore, KeyUpload, MemberChange, ToDeviceMessage, ToDeviceOutcome, ToDeviceRecipient,
+    ToDeviceStore,
+};
 pub use rooms::{
     Direction, Membership, NewEvent, NewRoom, Receipt, Room, RoomStore, StateEntry, StoredEvent, TxnKey,
 };
@@ -219,11 +225,27 @@ pub trait UiaStore: Send + Sync {
 
 /// Everything Ward stores. Services hold an `Arc<dyn Store>` and never see the backend.
 pub trait Store:
-    AccountStore + DeviceStore + RegistrationTokenStore + UiaStore + RoomStore + UserDataStore
+    AccountStore
+    + DeviceStore
+    + RegistrationTokenStore
+    + UiaStore
+    + RoomStore
+    + UserDataStore
+    + KeyStore
+    + ToDeviceStore
+    + BackupStore
 {
 }
 
-impl<T: AccountStore + DeviceStore + RegistrationTokenStore + UiaStore + RoomStore + UserDataStore> Store
-    for T
+impl<T> Store for T where
+    T: AccountStore
+        + DeviceStore
+        + RegistrationTokenStore
+        + UiaStore
+        + RoomStore
+        + UserDataStore
+        + KeyStore
+        + ToDeviceStore
+        + BackupStore
 {
 }

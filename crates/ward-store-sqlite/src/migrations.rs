@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_accounts.sql"),
     include_str!("migrations/0002_rooms.sql"),
     include_str!("migrations/0003_e2ee.sql"),
+    include_str!("migrations/0004_media.sql"),
 ];
 
 /// The schema version this build creates and understands.

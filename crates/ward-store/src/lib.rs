@@ -13,6 +13,7 @@ use ward_core::secret::TokenHash;
 
 pub mod conformance;
 pub mod e2ee;
+pub mod media;
 pub mod rooms;
 pub mod userdata;
 
@@ -21,6 +22,7 @@ pub use e2ee::{
     KeySignature, KeyStore, KeyUpload, MemberChange, ToDeviceMessage, ToDeviceOutcome, ToDeviceRecipient,
     ToDeviceStore,
 };
+pub use media::{Media, MediaContent, MediaStore, MediaThumbnail, MediaWrite};
 pub use rooms::{
     Direction, Membership, NewEvent, NewRoom, Receipt, Room, RoomStore, StateEntry, StoredEvent, TxnKey,
 };
@@ -234,6 +236,7 @@ pub trait Store:
     + KeyStore
     + ToDeviceStore
     + BackupStore
+    + MediaStore
 {
 }
 
@@ -247,5 +250,6 @@ impl<T> Store for T where
         + KeyStore
         + ToDeviceStore
         + BackupStore
+        + MediaStore
 {
 }

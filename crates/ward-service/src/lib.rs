@@ -8,6 +8,7 @@
 mod account;
 mod admin;
 mod error;
+pub mod media;
 mod registration;
 pub mod rooms;
 mod session;
@@ -64,6 +65,7 @@ pub struct Settings {
     pub default_room_version: ruma::RoomVersionId,
     pub sync_timeout_max_ms: u64,
     pub presence_enabled: bool,
+    pub media: media::MediaSettings,
 }
 
 impl Settings {
@@ -86,6 +88,12 @@ impl Settings {
                 .unwrap_or(ward_rooms::DEFAULT_ROOM_VERSION),
             sync_timeout_max_ms: c.sync_timeout_max_ms,
             presence_enabled: c.presence_enabled,
+            media: media::MediaSettings {
+                dir: c.media_path(),
+                max_upload_bytes: c.max_upload_bytes,
+                quota_bytes_per_user: Some(c.media_quota_bytes_per_user).filter(|q| *q > 0),
+                legacy_unauthenticated: c.media_legacy_unauthenticated,
+            },
         }
     }
 }
@@ -107,6 +115,8 @@ pub struct Services {
     room_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Stream and typing positions, and who is typing; long-polling syncs wait on it.
     notifier: Arc<rooms::Notifier>,
+    /// The media repository's blob store, upload notifications and thumbnail permits.
+    media: media::MediaState,
 }
 
 pub fn now_ms() -> u64 {
@@ -123,6 +133,7 @@ impl Services {
             key,
             room_locks: Mutex::new(HashMap::new()),
             notifier: Arc::new(rooms::Notifier::new(position)),
+            media: media::MediaState::open(&settings.media).await?,
             store,
             settings,
         })

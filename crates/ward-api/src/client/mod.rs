@@ -6,6 +6,7 @@ mod directory;
 mod discovery;
 mod ephemeral;
 mod extras;
+mod media;
 mod membership;
 mod profile;
 mod register;
@@ -38,6 +39,7 @@ pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = extras::routes(router);
     let router = users::routes(router);
     let router = userdata::routes(router);
+    let router = media::routes(router);
     profile::routes(router)
 }
 

@@ -293,6 +293,14 @@ def test_identical_uploads_are_stored_once(ward_factory):
     assert rb.headers["Content-Type"] == "application/octet-stream"
     assert disposition(rb.headers["Content-Disposition"])[1] == "b.bin"
 
+    # A thumbnail is made once and kept beside the files.
+    sn, mid = uploaded(server, alice, image_bytes(400, 300, "PNG"), content_type="image/png")
+    before = len(media_files(server))
+    for _ in range(2):
+        r = thumbnail(server, bob, sn, mid, width=96, height=96, method="crop")
+        assert r.status_code == 200 and r.headers["Content-Disposition"].startswith("inline"), r.headers
+        assert len(media_files(server)) == before + 1
+
 
 def test_acknowledged_upload_survives_kill_9(ward_factory):
     server = ward_factory("open")

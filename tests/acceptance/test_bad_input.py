@@ -88,6 +88,46 @@ ENDPOINTS = [
     ("GET", "/_matrix/client/v3/notifications", True, False),
     ("POST", "/_matrix/client/v3/knock/{other_room}", True, True),
     ("GET", "/_matrix/client/v3/rooms/{room}/members?at=s1", True, False),
+    ("POST", "/_matrix/client/v3/keys/upload", True, True),
+    ("POST", "/_matrix/client/v3/keys/query", True, True),
+    ("POST", "/_matrix/client/v3/keys/claim", True, True),
+    ("GET", "/_matrix/client/v3/keys/changes?from=s0&to=s1", True, False),
+    ("POST", "/_matrix/client/v3/keys/device_signing/upload", True, True),
+    ("POST", "/_matrix/client/v3/keys/signatures/upload", True, True),
+    ("PUT", "/_matrix/client/v3/sendToDevice/m.test/{txn}", True, True),
+    ("POST", "/_matrix/client/v3/room_keys/version", True, True),
+    ("GET", "/_matrix/client/v3/room_keys/version", True, False),
+    ("GET", "/_matrix/client/v3/room_keys/version/1", True, False),
+    ("PUT", "/_matrix/client/v3/room_keys/version/1", True, True),
+    ("DELETE", "/_matrix/client/v3/room_keys/version/1", True, False),
+    ("PUT", "/_matrix/client/v3/room_keys/keys?version=1", True, True),
+    ("GET", "/_matrix/client/v3/room_keys/keys?version=1", True, False),
+    ("DELETE", "/_matrix/client/v3/room_keys/keys?version=1", True, False),
+    ("PUT", "/_matrix/client/v3/room_keys/keys/{room}?version=1", True, True),
+    ("GET", "/_matrix/client/v3/room_keys/keys/{room}?version=1", True, False),
+    ("DELETE", "/_matrix/client/v3/room_keys/keys/{room}?version=1", True, False),
+    ("PUT", "/_matrix/client/v3/room_keys/keys/{room}/sess?version=1", True, True),
+    ("GET", "/_matrix/client/v3/room_keys/keys/{room}/sess?version=1", True, False),
+    ("DELETE", "/_matrix/client/v3/room_keys/keys/{room}/sess?version=1", True, False),
+    ("GET", "/_matrix/client/v3/voip/turnServer", True, False),
+    ("GET", "/_matrix/client/v3/thirdparty/protocols", True, False),
+    ("GET", "/_matrix/client/v3/thirdparty/protocol/irc", True, False),
+    ("GET", "/_matrix/client/v3/thirdparty/location/irc", True, False),
+    ("GET", "/_matrix/client/v3/thirdparty/user/irc", True, False),
+    ("GET", "/_matrix/client/v3/thirdparty/location?alias=%23x:localhost", True, False),
+    ("GET", "/_matrix/client/v3/thirdparty/user?userid=@x:localhost", True, False),
+    ("GET", "/_matrix/client/v3/account/3pid", True, False),
+    ("POST", "/_matrix/client/v3/account/3pid/add", True, True),
+    ("POST", "/_matrix/client/v3/account/3pid/bind", True, True),
+    ("POST", "/_matrix/client/v3/account/3pid/delete", True, True),
+    ("POST", "/_matrix/client/v3/account/3pid/unbind", True, True),
+    ("POST", "/_matrix/client/v3/account/3pid/email/requestToken", True, True),
+    ("POST", "/_matrix/client/v3/account/3pid/msisdn/requestToken", True, True),
+    ("GET", "/_matrix/client/v1/rooms/{room}/hierarchy", True, False),
+    ("POST", "/_matrix/client/v3/search", True, True),
+    ("POST", "/_matrix/client/v3/rooms/{room}/report/{event}", True, True),
+    ("POST", "/_matrix/client/v3/rooms/{room}/report", True, True),
+    ("POST", "/_matrix/client/v3/rooms/{other_room}/upgrade", True, True),
     # Media: uploads are raw bytes, not JSON, with their own size limit (test_media.py).
     ("POST", "/_matrix/media/v3/upload?filename=x.txt", True, False),
     ("POST", "/_matrix/media/v1/create", True, False),
@@ -132,6 +172,22 @@ WRONG_TYPES = {
     "/_matrix/client/v3/user_directory/search": {"search_term": 5},
     "/_matrix/client/v3/presence/@erika:localhost/status": {"presence": 5},
     "/_matrix/client/v3/pushers/set": {"app_id": 5, "pushkey": [], "kind": "http"},
+    "/_matrix/client/v3/keys/upload": {"device_keys": 5, "one_time_keys": []},
+    "/_matrix/client/v3/keys/query": {"device_keys": {"@erika:localhost": "all"}},
+    "/_matrix/client/v3/keys/claim": {"one_time_keys": {"@erika:localhost": ["DEV"]}},
+    "/_matrix/client/v3/keys/device_signing/upload": {"master_key": "key"},
+    "/_matrix/client/v3/keys/signatures/upload": {"@erika:localhost": ["sig"]},
+    "/_matrix/client/v3/sendToDevice/m.test/{txn}": {"messages": {"@erika:localhost": {"DEV": 5}}},
+    "/_matrix/client/v3/room_keys/version": {"algorithm": 5, "auth_data": "x"},
+    "/_matrix/client/v3/room_keys/version/1": {"algorithm": [], "auth_data": {}},
+    "/_matrix/client/v3/room_keys/keys?version=1": {"rooms": {"!r:localhost": {"sessions": {"s": 5}}}},
+    "/_matrix/client/v3/room_keys/keys/{room}?version=1": {"sessions": {"s": {"first_message_index": "0"}}},
+    "/_matrix/client/v3/room_keys/keys/{room}/sess?version=1": {"first_message_index": -1},
+    "/_matrix/client/v3/search": {"search_categories": {"room_events": {"search_term": 5}}},
+    "/_matrix/client/v3/rooms/{room}/report/{event}": {"reason": 5, "score": "bad"},
+    "/_matrix/client/v3/rooms/{room}/report": {"reason": []},
+    "/_matrix/client/v3/rooms/{other_room}/upgrade": {"new_version": 11},
+    "/_matrix/client/v3/account/3pid/delete": {"medium": 5, "address": []},
 }
 
 
@@ -393,3 +449,26 @@ def test_user_data_input(server, token, room):
     expect(send(server, "GET", api + "/rooms/{room}/members?at=garbage", h), 400, "M_INVALID_PARAM")
     expect(send(server, "POST", api + "/knock/!nope:localhost", h, data="{}"), 404, "M_NOT_FOUND")
     expect(send(server, "POST", api + "/knock/{room}", h, data="{}"), 403, "M_FORBIDDEN")
+
+
+def test_search_hierarchy_report_upgrade_input(server, token, room):
+    h = token
+    api = "/_matrix/client/v3"
+    expect(send(server, "GET", "/_matrix/client/v1/rooms/{room}/hierarchy?limit=0", h), 400, "M_INVALID_PARAM")
+    expect(send(server, "GET", "/_matrix/client/v1/rooms/{room}/hierarchy?max_depth=-1", h), 400, "M_INVALID_PARAM")
+    expect(send(server, "GET", "/_matrix/client/v1/rooms/{room}/hierarchy?from=garbage", h), 400, "M_INVALID_PARAM")
+    expect(send(server, "GET", "/_matrix/client/v1/rooms/!nope:localhost/hierarchy", h), 403, "M_FORBIDDEN")
+    expect(send(server, "POST", api + "/search?next_batch=garbage", h,
+                data=json.dumps({"search_categories": {"room_events": {"search_term": "x"}}})), 400, "M_INVALID_PARAM")
+    expect(send(server, "POST", api + "/search", h, data=json.dumps({"search_categories": {"room_events": {}}})), 400,
+           "M_MISSING_PARAM", "M_BAD_JSON")
+    expect(send(server, "POST", api + "/search", h, data="{}"), 400, "M_MISSING_PARAM", "M_BAD_JSON")
+    expect(send(server, "POST", api + "/rooms/{room}/report/$nope", h, data="{}"), 404, "M_NOT_FOUND")
+    expect(send(server, "POST", api + "/rooms/{room}/report/{event}", h, data=json.dumps({"score": -500})), 400,
+           "M_INVALID_PARAM")
+    expect(send(server, "POST", api + "/rooms/!nope:localhost/report", h, data="{}"), 404, "M_NOT_FOUND")
+    expect(send(server, "POST", api + "/rooms/{room}/upgrade", h, data=json.dumps({"new_version": "99"})), 400,
+           "M_UNSUPPORTED_ROOM_VERSION")
+    expect(send(server, "POST", api + "/rooms/!nope:localhost/upgrade", h, data=json.dumps({"new_version": "11"})),
+           404, "M_NOT_FOUND")
+    expect(send(server, "POST", api + "/rooms/{room}/upgrade", h, data="{}"), 400, "M_MISSING_PARAM", "M_BAD_JSON")

@@ -8,7 +8,7 @@ use http::StatusCode;
 use ruma::api::client::uiaa::{AuthFlow, AuthType, UiaaInfo, UiaaResponse};
 use ruma::api::error::{
     ErrorBody, ErrorKind, FromHttpRequestError, LimitExceededErrorData, RetryAfter, StandardErrorBody,
-    UnknownTokenErrorData,
+    UnknownTokenErrorData, WrongRoomKeysVersionErrorData,
 };
 use ruma::api::{OutgoingResponseExt, error::DeserializationError};
 use ward_service::{Error as ServiceError, Stage};
@@ -78,6 +78,35 @@ impl ApiError {
         }
     }
 
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, ErrorKind::NotFound, message)
+    }
+
+    /// Third-party identifiers (email, phone) are never associated with accounts here.
+    pub fn threepid_denied() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            ErrorKind::ThreepidDenied,
+            "this server does not associate email addresses or phone numbers with accounts",
+        )
+    }
+
+    pub fn threepid_medium_not_supported() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorKind::ThreepidMediumNotSupported,
+            "this server does not associate email addresses or phone numbers with accounts",
+        )
+    }
+
+    pub fn threepid_not_found() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            ErrorKind::ThreepidNotFound,
+            "no email address or phone number is associated with this account",
+        )
+    }
+
     pub fn unrecognized_path() -> Self {
         Self::new(StatusCode::NOT_FOUND, ErrorKind::Unrecognized, "unrecognized request")
     }
@@ -134,10 +163,20 @@ fn classify(e: &ServiceError) -> (StatusCode, ErrorKind) {
         E::RoomInUse(_) => (StatusCode::BAD_REQUEST, ErrorKind::RoomInUse),
         E::AliasConflict(_) => (StatusCode::CONFLICT, ErrorKind::Unknown),
         E::UnknownUiaSession => (StatusCode::BAD_REQUEST, ErrorKind::Unknown),
+        E::InvalidSignature(_) => (StatusCode::BAD_REQUEST, custom_kind("M_INVALID_SIGNATURE")),
+        E::WrongRoomKeysVersion { current } => (
+            StatusCode::FORBIDDEN,
+            ErrorKind::WrongRoomKeysVersion(WrongRoomKeysVersionErrorData::new(current.clone())),
+        ),
         // Handled separately (a UIA body, not an error body); kept total for safety.
         E::AuthRequired(_) => (StatusCode::UNAUTHORIZED, ErrorKind::Unauthorized),
         E::Store(_) | E::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::Unknown),
     }
+}
+
+/// An errcode the spec names but ruma has no variant for.
+fn custom_kind(errcode: &str) -> ErrorKind {
+    serde_json::from_value(serde_json::json!({ "errcode": errcode })).unwrap_or(ErrorKind::Unknown)
 }
 
 fn stage_auth_type(stage: Stage) -> AuthType {

@@ -25,6 +25,18 @@ pub enum RegistrationMode {
     Open,
 }
 
+/// Which new rooms get end-to-end encryption switched on from the start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EncryptionDefault {
+    /// Rooms created with the `private_chat` or `trusted_private_chat` preset, and direct chats.
+    Private,
+    /// Every new room, public ones included.
+    All,
+    /// None; clients decide.
+    Off,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -56,6 +68,11 @@ pub struct Config {
     pub default_room_version: String,
     pub sync_timeout_max_ms: u64,
     pub presence_enabled: bool,
+    pub encryption_by_default: EncryptionDefault,
+    pub to_device_queue_max: u64,
+    pub turn_uris: Vec<String>,
+    pub turn_shared_secret: String,
+    pub turn_user_lifetime_ms: u64,
     pub trust_x_forwarded_for: bool,
     pub metrics_listen: String,
     pub log_format: LogFormat,
@@ -89,6 +106,11 @@ impl Default for Config {
             default_room_version: "12".into(),
             sync_timeout_max_ms: 60_000,
             presence_enabled: false,
+            encryption_by_default: EncryptionDefault::Private,
+            to_device_queue_max: 10_000,
+            turn_uris: Vec::new(),
+            turn_shared_secret: String::new(),
+            turn_user_lifetime_ms: 86_400_000,
             trust_x_forwarded_for: false,
             metrics_listen: String::new(),
             log_format: LogFormat::Text,
@@ -195,7 +217,9 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return Err(("data_dir", "must not be empty".into()));
         }
-        let positive: [(&'static str, u64); 11] = [
+        let positive: [(&'static str, u64); 13] = [
+            ("to_device_queue_max", self.to_device_queue_max),
+            ("turn_user_lifetime_ms", self.turn_user_lifetime_ms),
             ("sync_timeout_max_ms", self.sync_timeout_max_ms),
             ("password_min_length", self.password_min_length.into()),
             ("max_request_body_bytes", self.max_request_body_bytes),
@@ -221,6 +245,17 @@ impl Config {
                     "must be shorter than http_request_timeout_ms ({} ms), or long-polling syncs are cut off",
                     self.http_request_timeout_ms
                 ),
+            ));
+        }
+        if let Some(bad) =
+            self.turn_uris.iter().find(|u| !["turn:", "turns:", "stun:"].iter().any(|p| u.starts_with(p)))
+        {
+            return Err(("turn_uris", format!("`{bad}` is not a turn:, turns: or stun: URI")));
+        }
+        if !self.turn_uris.is_empty() && self.turn_shared_secret.is_empty() {
+            return Err((
+                "turn_shared_secret",
+                "must be set when turn_uris is (the TURN server's static-auth-secret)".into(),
             ));
         }
         if !["10", "11", "12"].contains(&self.default_room_version.as_str()) {
@@ -431,6 +466,30 @@ mod tests {
         let e =
             Config::load(None::<&Path>, env(&[("WARD_LOGIN_FAILURES_BURST", "0")])).unwrap_err().to_string();
         assert!(e.contains("login_failures_burst"), "{e}");
+    }
+
+    #[test]
+    fn turn_settings() {
+        let loaded = Config::load(
+            None::<&Path>,
+            env(&[
+                ("WARD_TURN_URIS", "turn:turn.example:3478?transport=udp, turns:turn.example:5349"),
+                ("WARD_TURN_SHARED_SECRET", "s3cret"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(loaded.config.turn_uris.len(), 2);
+        let e = Config::load(None::<&Path>, env(&[("WARD_TURN_URIS", "turn:turn.example")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`turn_shared_secret`"), "{e}");
+        let e = Config::load(
+            None::<&Path>,
+            env(&[("WARD_TURN_URIS", "https://turn.example"), ("WARD_TURN_SHARED_SECRET", "x")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("`turn_uris`"), "{e}");
     }
 
     #[test]

@@ -6,5 +6,6 @@
 
 pub mod secret;
 pub mod throttle;
+pub mod turn;
 pub mod uia;
 pub mod username;

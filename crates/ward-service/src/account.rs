@@ -30,6 +30,9 @@ impl Services {
     pub async fn rename_device(&self, authed: &Authed, device_id: &str, name: Option<&str>) -> Result<()> {
         Self::check_device_input(None, name)?;
         if self.store.set_device_display_name(&authed.user_id, device_id, name).await? {
+            // Others see device names in /keys/query, so their copy of the list is stale.
+            let pos = self.store.mark_device_list_changed(&authed.user_id).await?;
+            self.notifier.advance_stream(pos);
             Ok(())
         } else {
             Err(Error::NotFound("no such device".into()))
@@ -51,6 +54,7 @@ impl Services {
         }
         let session = self.run_uia("delete_devices", Some(&authed.user_id), &password_flows(), auth).await?;
         self.store.delete_devices(&authed.user_id, device_ids).await?;
+        self.wake_from_store().await?;
         self.store.delete_uia_session(&session.id).await?;
         Ok(())
     }
@@ -73,6 +77,7 @@ impl Services {
             DeviceRetention::KeepAll
         };
         self.store.set_password_hash(&authed.user_id, &hash, retention).await?;
+        self.wake_from_store().await?;
         self.store.delete_uia_session(&session.id).await?;
         tracing::info!("password changed");
         Ok(())
@@ -83,6 +88,7 @@ impl Services {
         self.run_uia("deactivate", Some(&authed.user_id), &password_flows(), auth).await?;
         // Deactivation deletes the account's UIA sessions, this one included.
         self.store.deactivate_account(&authed.user_id).await?;
+        self.wake_from_store().await?;
         tracing::info!("account deactivated");
         Ok(())
     }

@@ -59,6 +59,12 @@ pub enum Error {
     /// createRoom's initial state does not pass the authorisation rules.
     #[error("{0}")]
     InvalidRoomState(String),
+    /// A signature on uploaded keys does not verify.
+    #[error("{0}")]
+    InvalidSignature(String),
+    /// A key backup upload named a version that is not the current one.
+    #[error("the key backup version is not the current one ({current})")]
+    WrongRoomKeysVersion { current: String },
     #[error("unknown or expired authentication session; start again without a session")]
     UnknownUiaSession,
     /// User-interactive authentication must continue (HTTP 401 with the flows).

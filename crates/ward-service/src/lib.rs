@@ -7,6 +7,8 @@
 
 mod account;
 mod admin;
+pub mod backup;
+pub mod e2ee;
 mod error;
 pub mod media;
 mod registration;
@@ -15,12 +17,13 @@ mod session;
 mod uia;
 pub mod userdata;
 pub mod users;
+mod voip;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ward_config::{Config, RegistrationMode};
+use ward_config::{Config, EncryptionDefault, RegistrationMode};
 use ward_core::throttle::{FailureThrottle, ThrottleConfig};
 use ward_store::Store;
 
@@ -30,9 +33,10 @@ pub use error::{Error, Result, UiaChallenge};
 pub use registration::{RegisterInput, RegisterOutcome};
 pub use session::{Authed, LoginInput, LoginOutcome, Tokens};
 pub use uia::{UiaAuth, UiaStageInput};
+pub use voip::{TurnCredentials, TurnSettings};
 pub use ward_core::uia::{Flow, Stage};
 pub use ward_rooms::ServerKey;
-pub use ward_store::{Device, RegistrationToken};
+pub use ward_store::{BackupKey, BackupScope, BackupVersion, Device, RegistrationToken};
 
 /// Fixed limits (the configurable ones live in [`Settings`]).
 pub mod limits {
@@ -65,6 +69,10 @@ pub struct Settings {
     pub default_room_version: ruma::RoomVersionId,
     pub sync_timeout_max_ms: u64,
     pub presence_enabled: bool,
+    pub encryption_by_default: EncryptionDefault,
+    pub to_device_queue_max: u64,
+    /// `None` when no TURN server is configured.
+    pub turn: Option<TurnSettings>,
     pub media: media::MediaSettings,
 }
 
@@ -88,6 +96,13 @@ impl Settings {
                 .unwrap_or(ward_rooms::DEFAULT_ROOM_VERSION),
             sync_timeout_max_ms: c.sync_timeout_max_ms,
             presence_enabled: c.presence_enabled,
+            encryption_by_default: c.encryption_by_default,
+            to_device_queue_max: c.to_device_queue_max,
+            turn: (!c.turn_uris.is_empty()).then(|| TurnSettings {
+                uris: c.turn_uris.clone(),
+                shared_secret: c.turn_shared_secret.clone(),
+                user_lifetime_ms: c.turn_user_lifetime_ms,
+            }),
             media: media::MediaSettings {
                 dir: c.media_path(),
                 max_upload_bytes: c.max_upload_bytes,

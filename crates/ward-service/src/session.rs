@@ -191,11 +191,11 @@ impl Services {
     /// Ends this device's session; the device goes with it, as the spec requires.
     pub async fn logout(&self, authed: &Authed) -> Result<()> {
         self.store.delete_devices(&authed.user_id, std::slice::from_ref(&authed.device_id)).await?;
-        Ok(())
+        self.wake_from_store().await
     }
 
     pub async fn logout_all(&self, authed: &Authed) -> Result<()> {
         self.store.delete_all_devices(&authed.user_id).await?;
-        Ok(())
+        self.wake_from_store().await
     }
 }

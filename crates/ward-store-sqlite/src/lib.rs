@@ -17,6 +17,7 @@ mod e2ee;
 mod media;
 mod migrations;
 mod rooms;
+mod search;
 mod userdata;
 
 use std::path::Path;

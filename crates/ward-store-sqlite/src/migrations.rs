@@ -6,11 +6,13 @@ use ward_store::{Result, StoreError};
 
 use crate::backend;
 
+/// Ordered by file number; the position in the list is the schema version.
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_accounts.sql"),
     include_str!("migrations/0002_rooms.sql"),
     include_str!("migrations/0003_e2ee.sql"),
-    include_str!("migrations/0004_media.sql"),
+    include_str!("migrations/0004_search_reports.sql"),
+    include_str!("migrations/0005_media.sql"),
 ];
 
 /// The schema version this build creates and understands.

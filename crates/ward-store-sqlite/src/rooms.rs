@@ -15,9 +15,10 @@ use crate::{SqliteStore, backend, from_sql, to_sql};
 /// reads "state at event X".
 const STATE_SNAPSHOT_EVERY: i64 = 50;
 
-const EVENT_COLUMNS: &str = "stream_pos, event_id, room_id, type, state_key, sender, json, redacted_by";
+pub(crate) const EVENT_COLUMNS: &str =
+    "stream_pos, event_id, room_id, type, state_key, sender, json, redacted_by";
 
-fn event_from_row(r: &Row<'_>) -> rusqlite::Result<StoredEvent> {
+pub(crate) fn event_from_row(r: &Row<'_>) -> rusqlite::Result<StoredEvent> {
     Ok(StoredEvent {
         stream_pos: from_sql(r.get(0)?),
         event_id: r.get(1)?,
@@ -158,6 +159,7 @@ fn append_one(tx: &Transaction<'_>, room_id: &str, ev: &NewEvent) -> Result<u64>
         )
         .map_err(backend)?;
     }
+    crate::search::index_event(tx, room_id, ev, pos)?;
     if let Some(t) = &ev.txn {
         tx.execute(
             "INSERT INTO event_txns (user_id, device_id, txn_id, event_id) VALUES (?1, ?2, ?3, ?4)",
@@ -713,6 +715,7 @@ impl RoomStore for SqliteStore {
                     params![event_id, json, by],
                 )
                 .map_err(backend)?;
+            crate::search::unindex_event(tx, &event_id)?;
             Ok(n > 0)
         })
         .await

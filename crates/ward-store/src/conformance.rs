@@ -49,6 +49,9 @@ macro_rules! store_conformance_tests {
             to_device_queue,
             key_backup_versions_and_keys,
             room_peers_and_member_changes,
+            search_finds_words_in_allowed_rooms,
+            search_never_covers_encrypted_rooms,
+            reports_newest_first,
             media_uploads_and_quota,
             media_reservations,
             media_thumbnails,
@@ -374,6 +377,7 @@ fn ev(id: &str, kind: &str, state_key: Option<&str>, membership: Option<&str>) -
         membership: membership.map(str::to_owned),
         relates_to: None,
         txn: None,
+        search_text: None,
     }
 }
 
@@ -918,6 +922,124 @@ pub async fn concurrent_writes_fail_alone(store: &dyn Store) {
     for i in (0..60).filter(|i| i % 3 != 2) {
         assert_eq!(store.count_devices(&format!("@c{i}:x")).await.unwrap(), 1);
     }
+}
+
+// ---- search and reports ----
+
+fn text_ev(id: &str, kind: &str, text: &str) -> NewEvent {
+    let state_key = (kind != "m.room.message").then_some("");
+    NewEvent { search_text: Some(text.into()), ..ev(id, kind, state_key, None) }
+}
+
+fn query(terms: &[&str], rooms: &[(&str, u64)]) -> SearchQuery {
+    SearchQuery {
+        terms: terms.iter().map(|t| t.to_string()).collect(),
+        rooms: rooms.iter().map(|(r, p)| (r.to_string(), *p)).collect(),
+        kinds: vec!["m.room.message".into(), "m.room.name".into(), "m.room.topic".into()],
+        senders: None,
+        not_senders: vec![],
+        order: SearchOrder::Rank { skip: 0 },
+        limit: 10,
+    }
+}
+
+async fn found(store: &dyn Store, q: SearchQuery) -> Vec<String> {
+    store.search_events(q).await.unwrap().0.into_iter().map(|h| h.event.event_id).collect()
+}
+
+pub async fn search_finds_words_in_allowed_rooms(store: &dyn Store) {
+    seed_room(store, "!r:x").await;
+    let pos = store
+        .append_events(
+            "!r:x",
+            vec![
+                text_ev("$m1", "m.room.message", "Befund für Frau Müller liegt vor"),
+                text_ev("$m2", "m.room.message", "Termin morgen um acht"),
+                text_ev("$n1", "m.room.name", "Praxis Team"),
+                ev("$m3", "m.room.message", None, None),
+            ],
+        )
+        .await
+        .unwrap();
+    let all = [("!r:x", u64::MAX)];
+    // Case and diacritics are folded; words match as prefixes; every word must occur.
+    assert_eq!(found(store, query(&["MULLER"], &all)).await, ["$m1"]);
+    assert_eq!(found(store, query(&["term"], &all)).await, ["$m2"]);
+    assert_eq!(found(store, query(&["befund", "müller"], &all)).await, ["$m1"]);
+    assert!(found(store, query(&["befund", "termin"], &all)).await.is_empty());
+    assert_eq!(found(store, query(&["praxis"], &all)).await, ["$n1"]);
+    assert!(found(store, query(&[], &all)).await.is_empty());
+    // Words are words, never query syntax.
+    for odd in ["\"", "AND", "*", "(", "NEAR(a b)", "a:b", "-x", "^"] {
+        assert!(found(store, query(&[odd], &all)).await.is_empty(), "{odd}");
+    }
+    // Only the rooms asked for, each up to its position.
+    assert!(found(store, query(&["termin"], &[("!r:x", pos[1] - 1)])).await.is_empty());
+    assert_eq!(found(store, query(&["termin"], &[("!r:x", pos[1])])).await, ["$m2"]);
+    assert!(found(store, query(&["termin"], &[("!other:x", u64::MAX)])).await.is_empty());
+    // Event types and senders.
+    let names = SearchQuery { kinds: vec!["m.room.message".into()], ..query(&["praxis"], &all) };
+    assert!(found(store, names).await.is_empty());
+    let not_a = SearchQuery { not_senders: vec!["@a:x".into()], ..query(&["termin"], &all) };
+    assert!(found(store, not_a).await.is_empty());
+    let only_a = SearchQuery { senders: Some(vec!["@a:x".into()]), ..query(&["termin"], &all) };
+    assert_eq!(found(store, only_a).await, ["$m2"]);
+
+    // Pages: newest first by position, or by rank with a skip; the count covers all matches.
+    let notes: Vec<NewEvent> =
+        (0..5).map(|i| text_ev(&format!("$note{i}"), "m.room.message", &format!("note {i}"))).collect();
+    let p = store.append_events("!r:x", notes).await.unwrap();
+    let recent =
+        SearchQuery { order: SearchOrder::Recent { before: None }, limit: 2, ..query(&["note"], &all) };
+    let (hits, count) = store.search_events(recent.clone()).await.unwrap();
+    assert_eq!(count, 5);
+    assert_eq!(hits.iter().map(|h| h.event.event_id.as_str()).collect::<Vec<_>>(), ["$note4", "$note3"]);
+    let next = SearchQuery { order: SearchOrder::Recent { before: Some(p[3]) }, ..recent };
+    assert_eq!(found(store, next).await, ["$note2", "$note1"]);
+    let ranked = SearchQuery { order: SearchOrder::Rank { skip: 4 }, ..query(&["note"], &all) };
+    assert_eq!(found(store, ranked).await.len(), 1);
+
+    // A redacted event is no longer found.
+    store.redact_event("$m1", "{}", "$r1").await.unwrap();
+    assert!(found(store, query(&["muller"], &all)).await.is_empty());
+}
+
+pub async fn search_never_covers_encrypted_rooms(store: &dyn Store) {
+    seed_room(store, "!e:x").await;
+    let all = [("!e:x", u64::MAX)];
+    store.append_events("!e:x", vec![text_ev("$before", "m.room.message", "vorher klartext")]).await.unwrap();
+    assert_eq!(found(store, query(&["klartext"], &all)).await, ["$before"]);
+    // Switching encryption on drops what was indexed, and nothing later is indexed.
+    store.append_events("!e:x", vec![ev("$enc", "m.room.encryption", Some(""), None)]).await.unwrap();
+    assert!(found(store, query(&["klartext"], &all)).await.is_empty());
+    store.append_events("!e:x", vec![text_ev("$after", "m.room.message", "nachher klartext")]).await.unwrap();
+    assert!(found(store, query(&["klartext"], &all)).await.is_empty());
+    // Another room's encryption does not touch this one.
+    seed_room(store, "!p:x").await;
+    store.append_events("!p:x", vec![text_ev("$plain", "m.room.message", "klartext")]).await.unwrap();
+    assert_eq!(found(store, query(&["klartext"], &[("!p:x", u64::MAX)])).await, ["$plain"]);
+}
+
+pub async fn reports_newest_first(store: &dyn Store) {
+    assert!(store.reports(None, 10).await.unwrap().is_empty());
+    let report = |event: Option<&str>, reason: Option<&str>| NewReport {
+        room_id: "!r:x".into(),
+        event_id: event.map(str::to_owned),
+        reporter: "@a:x".into(),
+        reason: reason.map(str::to_owned),
+        score: event.map(|_| -100),
+        received_ms: NOW,
+    };
+    let first = store.add_report(report(Some("$e1"), Some("spam"))).await.unwrap();
+    let second = store.add_report(report(None, None)).await.unwrap();
+    assert!(second > first);
+    let all = store.reports(None, 10).await.unwrap();
+    assert_eq!(all.iter().map(|r| r.id).collect::<Vec<_>>(), [second, first]);
+    assert_eq!(all[1].report, report(Some("$e1"), Some("spam")));
+    assert_eq!(all[0].report, report(None, None));
+    let older = store.reports(Some(second), 10).await.unwrap();
+    assert_eq!(older.iter().map(|r| r.id).collect::<Vec<_>>(), [first]);
+    assert_eq!(store.reports(None, 1).await.unwrap().len(), 1);
 }
 
 /// Polls all futures concurrently on the current task (no extra dependency).

@@ -15,6 +15,7 @@ pub mod conformance;
 pub mod e2ee;
 pub mod media;
 pub mod rooms;
+pub mod search;
 pub mod userdata;
 
 pub use e2ee::{
@@ -26,6 +27,7 @@ pub use media::{Media, MediaContent, MediaStore, MediaThumbnail, MediaWrite};
 pub use rooms::{
     Direction, Membership, NewEvent, NewRoom, Receipt, Room, RoomStore, StateEntry, StoredEvent, TxnKey,
 };
+pub use search::{NewReport, Report, ReportStore, SearchHit, SearchOrder, SearchQuery, SearchStore};
 pub use userdata::{AccountDataEntry, UserDataStore};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -236,6 +238,8 @@ pub trait Store:
     + KeyStore
     + ToDeviceStore
     + BackupStore
+    + SearchStore
+    + ReportStore
     + MediaStore
 {
 }
@@ -250,6 +254,8 @@ impl<T> Store for T where
         + KeyStore
         + ToDeviceStore
         + BackupStore
+        + SearchStore
+        + ReportStore
         + MediaStore
 {
 }

@@ -48,6 +48,8 @@ pub struct NewEvent {
     /// `content.m.relates_to`: the related event and relation type.
     pub relates_to: Option<(String, String)>,
     pub txn: Option<TxnKey>,
+    /// Text for full-text search (see [`crate::search`]); `None` for events not searched.
+    pub search_text: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,6 +189,7 @@ pub trait RoomStore: Send + Sync {
     /// Published rooms, oldest publication first, from `offset`, at most `limit`.
     async fn published_rooms(&self, offset: u64, limit: usize) -> Result<Vec<String>>;
     async fn count_published_rooms(&self) -> Result<u64>;
-    /// Replaces an event's JSON with its redacted form and records what redacted it.
+    /// Replaces an event's JSON with its redacted form and records what redacted it; its
+    /// search text leaves the index.
     async fn redact_event(&self, event_id: &str, redacted_json: &str, redacted_by: &str) -> Result<bool>;
 }

@@ -30,6 +30,22 @@ pub enum AdminCommand {
     /// Registration tokens, for `registration = "token"`.
     #[command(subcommand)]
     RegistrationToken(TokenCommand),
+    /// Reports of events and rooms that users sent (`/report`).
+    #[command(subcommand)]
+    Reports(ReportsCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ReportsCommand {
+    /// List reports, newest first: ID, time, reporter, room, event, score, reason.
+    List {
+        /// How many to show (at most 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Only reports older than this report ID (to page further back).
+        #[arg(long)]
+        before: Option<u64>,
+    },
 }
 
 #[derive(Args)]
@@ -155,6 +171,26 @@ pub async fn run(cmd: AdminCommand, config: &Config) -> Result<(), String> {
                     .unwrap_or_else(|| "no expiry".into());
                 let state = if t.is_valid(now) { "valid" } else { "INVALID" };
                 println!("{}\t{state}\t{uses}\t{expiry}\tcreated {}", t.token, format_ms(t.created_ms));
+            }
+        }
+        AdminCommand::Reports(ReportsCommand::List { limit, before }) => {
+            let reports = services.admin_reports(before, limit).await.map_err(err)?;
+            if reports.is_empty() {
+                println!("no reports");
+            }
+            for r in reports {
+                let r0 = &r.report;
+                // Tabs and newlines in the user-written reason would break the columns.
+                let reason = r0.reason.as_deref().unwrap_or("-").replace(['\t', '\n', '\r'], " ");
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{reason}",
+                    r.id,
+                    format_ms(r0.received_ms),
+                    r0.reporter,
+                    r0.room_id,
+                    r0.event_id.as_deref().unwrap_or("(room)"),
+                    r0.score.map_or_else(|| "-".to_owned(), |s| s.to_string()),
+                );
             }
         }
         AdminCommand::RegistrationToken(TokenCommand::Revoke { token }) => {

@@ -1,21 +1,29 @@
 //! The client-server API, one module per endpoint group.
 
 mod account;
+mod backup;
 mod devices;
 mod directory;
 mod discovery;
 mod ephemeral;
 mod extras;
+mod keys;
 mod media;
 mod membership;
 mod profile;
 mod register;
+mod reporting;
 mod rooms;
+mod search;
 mod session;
+mod spaces;
 mod sync;
+mod thirdparty;
 mod uia;
+mod upgrade;
 mod userdata;
 mod users;
+mod voip;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, RawPathParams};
@@ -39,6 +47,14 @@ pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = extras::routes(router);
     let router = users::routes(router);
     let router = userdata::routes(router);
+    let router = keys::routes(router);
+    let router = backup::routes(router);
+    let router = voip::routes(router);
+    let router = thirdparty::routes(router);
+    let router = spaces::routes(router);
+    let router = search::routes(router);
+    let router = reporting::routes(router);
+    let router = upgrade::routes(router);
     let router = media::routes(router);
     profile::routes(router)
 }

@@ -11,6 +11,7 @@ use ruma::api::OutgoingResponseExt;
 use serde_json::Value;
 
 use super::rooms::{internal, raws, room_id};
+use super::user_id;
 use crate::error::ApiError;
 use crate::extract::{Auth, Ruma};
 use crate::{AppState, endpoint};
@@ -58,6 +59,15 @@ async fn sync(
     let mut resp = v3::Response::new(out.next_batch);
     resp.account_data.events = raws(&out.account_data)?;
     resp.presence.events = raws(&out.presence)?;
+    resp.to_device.events = raws(&out.to_device)?;
+    resp.device_lists.changed =
+        out.device_lists.changed.iter().map(|u| user_id(u)).collect::<Result<_, _>>()?;
+    resp.device_lists.left = out.device_lists.left.iter().map(|u| user_id(u)).collect::<Result<_, _>>()?;
+    for (algorithm, n) in out.one_time_keys_count {
+        resp.device_one_time_keys_count.insert(algorithm.into(), uint(n));
+    }
+    resp.device_unused_fallback_key_types =
+        Some(out.unused_fallback_key_types.into_iter().map(Into::into).collect());
     for (id, room) in out.join {
         let mut joined = v3::JoinedRoom::new();
         joined.timeline = timeline(room.timeline)?;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use ruma::events::TimelineEventType;
 use ruma::{OwnedRoomId, RoomId, RoomVersionId, UserId};
 use serde_json::{Map, Value, json};
+use ward_config::EncryptionDefault;
 use ward_rooms::{Chain, EventDraft, Pdu, StateLookup};
 use ward_store::{NewRoom, StoreError};
 
@@ -51,6 +52,8 @@ fn unique_create_ms() -> u64 {
 
 /// Limits on what one createRoom may ask for.
 const INVITES_MAX: usize = 100;
+/// The room encryption algorithm every Matrix client implements.
+const MEGOLM_ALGORITHM: &str = "m.megolm.v1.aes-sha2";
 const INITIAL_STATE_MAX: usize = 100;
 
 fn draft(kind: &str, state_key: Option<&str>, content: Value) -> EventDraft {
@@ -213,6 +216,14 @@ impl Services {
         events.push(draft("m.room.join_rules", Some(""), json!({"join_rule": join_rule})));
         events.push(draft("m.room.history_visibility", Some(""), json!({"history_visibility": "shared"})));
         events.push(draft("m.room.guest_access", Some(""), json!({"guest_access": "forbidden"})));
+        let encrypt = match self.settings.encryption_by_default {
+            EncryptionDefault::All => true,
+            EncryptionDefault::Private => preset != Preset::PublicChat || input.is_direct,
+            EncryptionDefault::Off => false,
+        };
+        if encrypt && !input.initial_state.iter().any(|(kind, _, _)| kind == "m.room.encryption") {
+            events.push(draft("m.room.encryption", Some(""), json!({"algorithm": MEGOLM_ALGORITHM})));
+        }
 
         // 6. initial_state, 7. name and topic.
         for (kind, key, content) in input.initial_state {
@@ -238,6 +249,27 @@ impl Services {
             events.push(draft("m.room.member", Some(i.as_str()), content));
         }
 
+        let room_id = self
+            .store_new_room(&version, &creator, &events, alias.as_deref(), input.visibility_public)
+            .await?;
+        tracing::info!(version = %version, "room created");
+        Ok(room_id.to_string())
+    }
+
+    /// Builds a new room's first events in memory and stores them with the room in one
+    /// transaction: nothing is stored unless every event passes the authorisation rules (a
+    /// failing one is `InvalidRoomState`). Wakes waiting syncs.
+    pub(crate) async fn store_new_room(
+        &self,
+        version: &RoomVersionId,
+        creator: &UserId,
+        events: &[EventDraft],
+        alias: Option<&str>,
+        published: bool,
+    ) -> Result<OwnedRoomId> {
+        let rules = ward_rooms::rules_for(version)
+            .ok_or_else(|| Error::UnsupportedRoomVersion(version.to_string()))?;
+        let alias = alias.map(str::to_owned);
         // Build the chain in memory; nothing is stored unless every event passes. A v12 room ID
         // is the hash of the create event, so two identical createRoom calls in the same
         // millisecond would collide: each creation takes a timestamp no other creation of this
@@ -269,7 +301,7 @@ impl Services {
             let now = unique_create_ms();
             let mut pdus: Vec<Arc<Pdu>> = Vec::with_capacity(events.len());
             for d in events.iter().cloned() {
-                let sender: &UserId = &creator;
+                let sender: &UserId = creator;
                 pdus.push(chain.push(sender, d, ts(now)).map_err(|e| match forbidden_from(e) {
                     Error::Forbidden(m) | Error::InvalidParam(m) => Error::InvalidRoomState(m),
                     other => other,
@@ -282,7 +314,7 @@ impl Services {
                 creator: creator.to_string(),
                 created_ms: now,
                 alias: alias.clone(),
-                published: input.visibility_public,
+                published,
             };
             let new_events = pdus.iter().map(|p| new_event(p, None)).collect();
             match self.store.create_room(room, new_events).await {
@@ -300,7 +332,6 @@ impl Services {
         if let Some(p) = positions.last() {
             self.notifier.room_changed(room_id.as_str(), *p, false);
         }
-        tracing::info!(version = %version, "room created");
-        Ok(room_id.to_string())
+        Ok(room_id)
     }
 }

@@ -149,7 +149,7 @@ impl Services {
         Ok((mine, needed))
     }
 
-    async fn public_room(&self, room_id: &str) -> Result<PublicRoom> {
+    pub(crate) async fn public_room(&self, room_id: &str) -> Result<PublicRoom> {
         let state = |kind: &'static str| async move {
             Ok::<_, Error>(
                 self.state_pdu(room_id, &StateEventType::from(kind), "").await?.map(|p| p.content_value()),

@@ -9,10 +9,14 @@ mod create;
 mod directory;
 mod ephemeral;
 mod extras;
+mod hierarchy;
 mod membership;
 mod read;
+mod report;
+mod search;
 mod send;
 mod sync;
+mod upgrade;
 mod visibility;
 
 use std::collections::HashMap;
@@ -32,7 +36,9 @@ pub(crate) use ephemeral::Notifier;
 pub(crate) use ephemeral::UnreadCache;
 pub use ephemeral::{Positions, Presence};
 pub use extras::{Context, RelationsPage};
+pub use hierarchy::{HierarchyPage, HierarchyQuery, HierarchyRoom};
 pub use read::{ClientEvent, MessagesFilter, MessagesPage, MessagesQuery, PageDirection, parse_token, token};
+pub use search::{SearchContext, SearchFilter, SearchInput, SearchOutput, SearchResult, search_limits};
 pub use sync::{FilterInput, InvitedRoom, JoinedRoom, LeftRoom, SyncInput, SyncOutput, Timeline};
 
 /// Limits for room reads.
@@ -101,6 +107,7 @@ fn new_event(pdu: &Pdu, txn: Option<TxnKey>) -> NewEvent {
         json: pdu.to_json_string(),
         membership,
         txn,
+        search_text: search::searchable_text(pdu, &content),
     }
 }
 

@@ -72,14 +72,30 @@ pub fn sync_token(p: super::Positions) -> String {
     format!("s{}_{}", p.stream, p.ephemeral)
 }
 
-pub fn parse_sync_token(t: &str) -> Result<super::Positions> {
+/// A sync token whose to-device position lags its stream position: the device has more
+/// to-device messages queued than one sync hands out.
+pub fn sync_token_with_to_device(p: super::Positions, to_device: u64) -> String {
+    if to_device >= p.stream { sync_token(p) } else { format!("s{}_{}_{to_device}", p.stream, p.ephemeral) }
+}
+
+/// `s<stream>[_<ephemeral>[_<to-device>]]`.
+fn sync_token_parts(t: &str) -> Result<(super::Positions, Option<u64>)> {
     let bad = || Error::InvalidParam(format!("`{t}` is not a token of this server"));
     let rest = t.strip_prefix('s').ok_or_else(bad)?;
-    let (stream, ephemeral) = match rest.split_once('_') {
-        Some((s, e)) => (s.parse().map_err(|_| bad())?, e.parse().map_err(|_| bad())?),
-        None => (rest.parse().map_err(|_| bad())?, 0),
-    };
-    Ok(super::Positions { stream, ephemeral })
+    let mut parts = rest.splitn(3, '_');
+    let stream = parts.next().unwrap_or_default().parse().map_err(|_| bad())?;
+    let ephemeral = parts.next().map(str::parse).transpose().map_err(|_| bad())?.unwrap_or(0);
+    let to_device = parts.next().map(str::parse).transpose().map_err(|_| bad())?;
+    Ok((super::Positions { stream, ephemeral }, to_device))
+}
+
+pub fn parse_sync_token(t: &str) -> Result<super::Positions> {
+    sync_token_parts(t).map(|(p, _)| p)
+}
+
+/// The stream position up to which the device has received its to-device messages.
+pub fn parse_to_device_position(t: &str) -> Result<u64> {
+    sync_token_parts(t).map(|(p, td)| td.unwrap_or(p.stream).min(p.stream))
 }
 
 pub fn parse_token(t: &str) -> Result<u64> {

@@ -13,8 +13,12 @@ use serde_json::Value;
 use ward_store::{Direction, Membership, StoredEvent};
 
 use super::Positions;
-use super::read::{ClientEvent, parse_sync_token, sync_token, token};
+use super::read::{
+    ClientEvent, parse_sync_token, parse_to_device_position, sync_token, sync_token_with_to_device, token,
+};
 use super::room_limits;
+use crate::e2ee::DeviceListChanges;
+use crate::e2ee::e2ee_limits::TO_DEVICE_PER_SYNC_MAX;
 use crate::{Authed, Result, Services};
 
 #[derive(Debug, Clone)]
@@ -148,6 +152,13 @@ pub struct SyncOutput {
     pub join: BTreeMap<String, JoinedRoom>,
     pub invite: BTreeMap<String, InvitedRoom>,
     pub leave: BTreeMap<String, LeftRoom>,
+    /// To-device messages for the syncing device (`{sender, type, content}`).
+    pub to_device: Vec<ClientEvent>,
+    /// Incremental syncs only.
+    pub device_lists: DeviceListChanges,
+    /// Always present: clients decide from it whether to upload more keys.
+    pub one_time_keys_count: BTreeMap<String, u64>,
+    pub unused_fallback_key_types: Vec<String>,
 }
 
 impl SyncOutput {
@@ -156,6 +167,8 @@ impl SyncOutput {
             && self.invite.is_empty()
             && self.leave.is_empty()
             && self.account_data.is_empty()
+            && self.to_device.is_empty()
+            && self.device_lists.is_empty()
     }
 }
 
@@ -185,6 +198,7 @@ fn stripped(e: &StoredEvent) -> Option<ClientEvent> {
 impl Services {
     pub async fn sync(&self, authed: &Authed, input: SyncInput) -> Result<SyncOutput> {
         let since = input.since.as_deref().map(parse_sync_token).transpose()?;
+        let to_device_since = input.since.as_deref().map(parse_to_device_position).transpose()?;
         let filter = match &input.filter {
             None => SyncFilter::default(),
             Some(FilterInput::Inline(v)) => SyncFilter::from_json(v),
@@ -213,7 +227,9 @@ impl Services {
             // A token from the future (e.g. a restored backup) counts as "now".
             let since =
                 since.map(|s| Positions { stream: s.stream.min(target.stream), ephemeral: s.ephemeral });
-            let out = self.sync_once(authed, since, target, limit, input.full_state, &filter).await?;
+            let mut out = self.sync_once(authed, since, target, limit, input.full_state, &filter).await?;
+            let to_device_since = to_device_since.map(|p| p.min(target.stream));
+            self.sync_e2ee(authed, since.map(|s| s.stream), to_device_since, target, &mut out).await?;
             if since.is_none() || input.full_state || !out.is_empty() {
                 return Ok(out);
             }
@@ -389,6 +405,47 @@ impl Services {
             }
         }
         Ok(out)
+    }
+
+    /// To-device messages, device-list changes and key counts for the syncing device.
+    async fn sync_e2ee(
+        &self,
+        authed: &Authed,
+        since: Option<u64>,
+        to_device_since: Option<u64>,
+        target: Positions,
+        out: &mut SyncOutput,
+    ) -> Result<()> {
+        let (user, device) = (&authed.user_id, &authed.device_id);
+        let after = to_device_since.unwrap_or(0);
+        let (messages, acknowledged) =
+            self.store.to_device_messages(user, device, after, target.stream, TO_DEVICE_PER_SYNC_MAX).await?;
+        if acknowledged && to_device_since.is_some() {
+            // The client has the messages up to its token: they can go.
+            self.store.ack_to_device(user, device, after).await?;
+        }
+        let delivered_to = if messages.len() >= TO_DEVICE_PER_SYNC_MAX {
+            messages.last().map_or(target.stream, |m| m.stream_pos)
+        } else {
+            target.stream
+        };
+        out.next_batch = sync_token_with_to_device(target, delivered_to);
+        for m in messages {
+            let content: Value = serde_json::from_str(&m.content).unwrap_or_default();
+            if let Value::Object(ev) =
+                serde_json::json!({"sender": m.sender, "type": m.kind, "content": content})
+            {
+                out.to_device.push(ev);
+            }
+        }
+        if let Some(since) = since.filter(|s| *s < target.stream) {
+            out.device_lists = self.device_list_changes(user, since, target.stream).await?;
+        }
+        let counts = self.store.key_counts(user, device).await?;
+        out.one_time_keys_count = counts.one_time_keys;
+        out.one_time_keys_count.entry("signed_curve25519".into()).or_insert(0);
+        out.unused_fallback_key_types = counts.unused_fallback_algorithms;
+        Ok(())
     }
 
     /// The newest `limit` events at or before `target`, and the full state before them.

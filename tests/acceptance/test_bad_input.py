@@ -128,6 +128,19 @@ ENDPOINTS = [
     ("POST", "/_matrix/client/v3/rooms/{room}/report/{event}", True, True),
     ("POST", "/_matrix/client/v3/rooms/{room}/report", True, True),
     ("POST", "/_matrix/client/v3/rooms/{other_room}/upgrade", True, True),
+    # Media: uploads are raw bytes, not JSON, with their own size limit (test_media.py).
+    ("POST", "/_matrix/media/v3/upload?filename=x.txt", True, False),
+    ("POST", "/_matrix/media/v1/create", True, False),
+    ("PUT", "/_matrix/media/v3/upload/localhost/noSuchMedia", True, False),
+    ("GET", "/_matrix/client/v1/media/config", True, False),
+    ("GET", "/_matrix/media/v3/config", True, False),
+    ("GET", "/_matrix/client/v1/media/download/localhost/noSuchMedia", True, False),
+    ("GET", "/_matrix/client/v1/media/download/localhost/noSuchMedia/x.txt", True, False),
+    ("GET", "/_matrix/client/v1/media/thumbnail/localhost/noSuchMedia?width=32&height=32", True, False),
+    ("GET", "/_matrix/media/v3/download/localhost/noSuchMedia", False, False),
+    ("GET", "/_matrix/media/v3/thumbnail/localhost/noSuchMedia?width=32&height=32", False, False),
+    ("GET", "/_matrix/client/v1/media/preview_url?url=https://example.org/", False, False),
+    ("GET", "/_matrix/media/v3/preview_url?url=https://example.org/", False, False),
 ]
 AUTHED = [e for e in ENDPOINTS if e[2]]
 WITH_BODY = [e for e in ENDPOINTS if e[3]]

@@ -70,7 +70,6 @@ PROBES = [
     ("GET", "/_matrix/client/unstable/uk.tcpip.msc4133/profile/@nobody:localhost/us.cloke.msc4175.tz"),
     ("GET", "/_matrix/client/unstable/org.matrix.msc4143/rtc/transports"),
     ("GET", "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"),
-    ("GET", V1 + "/media/config"),
 ]
 ANSWERS = [
     ("GET", V3 + "/pushrules/", 200),
@@ -78,6 +77,7 @@ ANSWERS = [
     ("GET", V3 + "/account/3pid", 200),
     ("GET", V3 + "/voip/turnServer", 200),
     ("GET", V3 + "/capabilities", 200),
+    ("GET", V1 + "/media/config", 200),
 ]
 
 

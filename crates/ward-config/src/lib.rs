@@ -55,6 +55,9 @@ pub struct Config {
     pub reserved_usernames: Vec<String>,
     pub password_min_length: u32,
     pub max_request_body_bytes: u64,
+    pub max_upload_bytes: u64,
+    pub media_quota_bytes_per_user: u64,
+    pub media_legacy_unauthenticated: bool,
     pub http_request_timeout_ms: u64,
     pub access_token_lifetime_ms: u64,
     pub login_failures_burst: u32,
@@ -90,6 +93,9 @@ impl Default for Config {
                 .to_vec(),
             password_min_length: 8,
             max_request_body_bytes: 1024 * 1024,
+            max_upload_bytes: 50 * 1024 * 1024,
+            media_quota_bytes_per_user: 10 * 1024 * 1024 * 1024,
+            media_legacy_unauthenticated: false,
             http_request_timeout_ms: 120_000,
             access_token_lifetime_ms: 300_000,
             login_failures_burst: 5,
@@ -229,6 +235,9 @@ impl Config {
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err((key, "must be greater than 0".into()));
         }
+        if self.max_upload_bytes == 0 {
+            return Err(("max_upload_bytes", "must be greater than 0".into()));
+        }
         if self.sync_timeout_max_ms >= self.http_request_timeout_ms {
             return Err((
                 "sync_timeout_max_ms",
@@ -284,6 +293,11 @@ impl Config {
 
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("ward.db")
+    }
+
+    /// Where uploaded files live (a content-addressed blob store).
+    pub fn media_path(&self) -> PathBuf {
+        self.data_dir.join("media")
     }
 }
 

@@ -23,6 +23,14 @@ pub enum Error {
     Unrecognized(String),
     #[error("{0}")]
     TooLarge(String),
+    /// A request body (an upload) over its limit; HTTP 413, unlike [`Error::TooLarge`].
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// Media reserved by `/create` whose bytes have not arrived.
+    #[error("{0}")]
+    NotYetUploaded(String),
+    #[error("{0}")]
+    CannotOverwriteMedia(String),
     #[error("this user ID is already taken")]
     UserInUse,
     #[error("{0}")]

@@ -10,6 +10,7 @@ mod admin;
 pub mod backup;
 pub mod e2ee;
 mod error;
+pub mod media;
 mod registration;
 pub mod rooms;
 mod session;
@@ -72,6 +73,7 @@ pub struct Settings {
     pub to_device_queue_max: u64,
     /// `None` when no TURN server is configured.
     pub turn: Option<TurnSettings>,
+    pub media: media::MediaSettings,
 }
 
 impl Settings {
@@ -101,6 +103,12 @@ impl Settings {
                 shared_secret: c.turn_shared_secret.clone(),
                 user_lifetime_ms: c.turn_user_lifetime_ms,
             }),
+            media: media::MediaSettings {
+                dir: c.media_path(),
+                max_upload_bytes: c.max_upload_bytes,
+                quota_bytes_per_user: Some(c.media_quota_bytes_per_user).filter(|q| *q > 0),
+                legacy_unauthenticated: c.media_legacy_unauthenticated,
+            },
         }
     }
 }
@@ -122,6 +130,8 @@ pub struct Services {
     room_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Stream and typing positions, and who is typing; long-polling syncs wait on it.
     notifier: Arc<rooms::Notifier>,
+    /// The media repository's blob store, upload notifications and thumbnail permits.
+    media: media::MediaState,
 }
 
 pub fn now_ms() -> u64 {
@@ -138,6 +148,7 @@ impl Services {
             key,
             room_locks: Mutex::new(HashMap::new()),
             notifier: Arc::new(rooms::Notifier::new(position)),
+            media: media::MediaState::open(&settings.media).await?,
             store,
             settings,
         })

@@ -14,6 +14,7 @@
 
 mod accounts;
 mod e2ee;
+mod media;
 mod migrations;
 mod rooms;
 mod search;

@@ -52,6 +52,9 @@ macro_rules! store_conformance_tests {
             search_finds_words_in_allowed_rooms,
             search_never_covers_encrypted_rooms,
             reports_newest_first,
+            media_uploads_and_quota,
+            media_reservations,
+            media_thumbnails,
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
@@ -772,6 +775,132 @@ pub async fn state_history_in_order(store: &dyn Store) {
         ids(store.state_history("!r:x", "m.room.member", Some("@b:x"), 2).await.unwrap()),
         ["$b1", "$b2"]
     );
+}
+
+fn content(sha: char, size_bytes: u64) -> MediaContent {
+    MediaContent {
+        sha256: sha.to_string().repeat(64),
+        size_bytes,
+        content_type: Some("image/png".to_owned()),
+        file_name: Some("Befund Müller.png".to_owned()),
+        uploaded_ms: NOW,
+    }
+}
+
+pub async fn media_uploads_and_quota(store: &dyn Store) {
+    assert!(store.media("m1").await.unwrap().is_none());
+    assert_eq!(store.media_usage_bytes("@a:x").await.unwrap(), 0);
+    assert_eq!(
+        store.create_media("m1", "@a:x", content('a', 600), Some(1000)).await.unwrap(),
+        MediaWrite::Done
+    );
+    let m = store.media("m1").await.unwrap().unwrap();
+    assert_eq!(
+        m,
+        Media {
+            media_id: "m1".into(),
+            uploader: "@a:x".into(),
+            created_ms: NOW,
+            content: Some(content('a', 600)),
+            unused_expires_ms: None
+        }
+    );
+    // Without a content type or file name.
+    let bare = MediaContent { content_type: None, file_name: None, ..content('b', 1) };
+    assert_eq!(store.create_media("m0", "@b:x", bare.clone(), None).await.unwrap(), MediaWrite::Done);
+    assert_eq!(store.media("m0").await.unwrap().unwrap().content, Some(bare));
+    // The same bytes again count again: the quota is about what the user uploaded.
+    assert_eq!(
+        store.create_media("m2", "@a:x", content('a', 600), Some(1000)).await.unwrap(),
+        MediaWrite::QuotaExceeded
+    );
+    assert!(store.media("m2").await.unwrap().is_none(), "a refused upload leaves no record");
+    assert_eq!(
+        store.create_media("m2", "@a:x", content('a', 400), Some(1000)).await.unwrap(),
+        MediaWrite::Done
+    );
+    assert_eq!(store.media_usage_bytes("@a:x").await.unwrap(), 1000);
+    assert_eq!(store.create_media("m3", "@a:x", content('c', 1), None).await.unwrap(), MediaWrite::Done);
+    assert!(matches!(
+        store.create_media("m3", "@a:x", content('c', 1), None).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.media_usage_bytes("@a:x").await.unwrap(), 1001);
+    assert_eq!(store.media_usage_bytes("@b:x").await.unwrap(), 1);
+}
+
+pub async fn media_reservations(store: &dyn Store) {
+    let later = NOW + 1000;
+    assert_eq!(store.reserve_media("r1", "@a:x", NOW, later, 2).await.unwrap(), MediaWrite::Done);
+    let m = store.media("r1").await.unwrap().unwrap();
+    assert_eq!((m.content, m.unused_expires_ms, m.created_ms), (None, Some(later), NOW));
+    assert_eq!(store.reserve_media("r2", "@a:x", NOW, later, 2).await.unwrap(), MediaWrite::Done);
+    assert_eq!(store.reserve_media("r3", "@a:x", NOW, later, 2).await.unwrap(), MediaWrite::TooManyPending);
+    assert!(store.media("r3").await.unwrap().is_none());
+    // Someone else has their own allowance.
+    assert_eq!(store.reserve_media("r4", "@b:x", NOW, later, 2).await.unwrap(), MediaWrite::Done);
+
+    assert_eq!(
+        store.fill_media("r1", "@b:x", content('a', 5), NOW, None).await.unwrap(),
+        MediaWrite::NotYours
+    );
+    assert_eq!(
+        store.fill_media("nope", "@a:x", content('a', 5), NOW, None).await.unwrap(),
+        MediaWrite::NotFound
+    );
+    assert_eq!(
+        store.fill_media("r1", "@a:x", content('a', 5), NOW, Some(4)).await.unwrap(),
+        MediaWrite::QuotaExceeded
+    );
+    assert_eq!(store.media("r1").await.unwrap().unwrap().content, None);
+    assert_eq!(
+        store.fill_media("r1", "@a:x", content('a', 5), NOW + 1, None).await.unwrap(),
+        MediaWrite::Done
+    );
+    let m = store.media("r1").await.unwrap().unwrap();
+    assert_eq!(m.content, Some(content('a', 5)));
+    assert_eq!(
+        store.fill_media("r1", "@a:x", content('b', 5), NOW, None).await.unwrap(),
+        MediaWrite::AlreadyUploaded
+    );
+    assert_eq!(store.media("r1").await.unwrap().unwrap().content, Some(content('a', 5)));
+    assert_eq!(store.media_usage_bytes("@a:x").await.unwrap(), 5);
+    // A filled reservation no longer counts as pending.
+    assert_eq!(store.reserve_media("r5", "@a:x", NOW, later, 2).await.unwrap(), MediaWrite::Done);
+
+    // Lapsed reservations cannot be filled and do not count.
+    assert_eq!(
+        store.fill_media("r2", "@a:x", content('a', 5), later, None).await.unwrap(),
+        MediaWrite::NotFound
+    );
+    assert_eq!(store.reserve_media("r6", "@a:x", later, later + 1000, 2).await.unwrap(), MediaWrite::Done);
+    assert_eq!(store.reserve_media("r7", "@a:x", later, later + 1000, 2).await.unwrap(), MediaWrite::Done);
+    assert!(store.media("r2").await.unwrap().is_none(), "a lapsed reservation is forgotten");
+    assert!(store.media("r1").await.unwrap().is_some(), "uploaded media stays");
+    assert!(matches!(store.reserve_media("r1", "@a:x", later, later, 9).await, Err(StoreError::Conflict(_))));
+}
+
+pub async fn media_thumbnails(store: &dyn Store) {
+    store.create_media("m", "@a:x", content('a', 100), None).await.unwrap();
+    let thumb = |w: u32, method: &str| MediaThumbnail {
+        width: w,
+        height: w,
+        method: method.to_owned(),
+        sha256: "f".repeat(64),
+        content_type: "image/png".to_owned(),
+        size_bytes: 10,
+    };
+    assert!(store.media_thumbnail("m", 32, 32, "crop").await.unwrap().is_none());
+    assert!(store.add_media_thumbnail("m", thumb(32, "crop"), 2).await.unwrap());
+    assert!(!store.add_media_thumbnail("m", thumb(32, "crop"), 2).await.unwrap(), "stored already");
+    assert_eq!(store.media_thumbnail("m", 32, 32, "crop").await.unwrap(), Some(thumb(32, "crop")));
+    assert!(store.media_thumbnail("m", 32, 32, "scale").await.unwrap().is_none());
+    assert!(store.add_media_thumbnail("m", thumb(32, "scale"), 2).await.unwrap());
+    assert!(
+        !store.add_media_thumbnail("m", thumb(96, "crop"), 2).await.unwrap(),
+        "the media has its maximum"
+    );
+    assert!(store.media_thumbnail("m", 96, 96, "crop").await.unwrap().is_none());
 }
 
 /// Many writes at once (a backend may commit them together): each succeeds or fails on its own.

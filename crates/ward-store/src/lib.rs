@@ -13,6 +13,7 @@ use ward_core::secret::TokenHash;
 
 pub mod conformance;
 pub mod e2ee;
+pub mod media;
 pub mod rooms;
 pub mod search;
 pub mod userdata;
@@ -22,6 +23,7 @@ pub use e2ee::{
     KeySignature, KeyStore, KeyUpload, MemberChange, ToDeviceMessage, ToDeviceOutcome, ToDeviceRecipient,
     ToDeviceStore,
 };
+pub use media::{Media, MediaContent, MediaStore, MediaThumbnail, MediaWrite};
 pub use rooms::{
     Direction, Membership, NewEvent, NewRoom, Receipt, Room, RoomStore, StateEntry, StoredEvent, TxnKey,
 };
@@ -238,6 +240,7 @@ pub trait Store:
     + BackupStore
     + SearchStore
     + ReportStore
+    + MediaStore
 {
 }
 
@@ -253,5 +256,6 @@ impl<T> Store for T where
         + BackupStore
         + SearchStore
         + ReportStore
+        + MediaStore
 {
 }

@@ -8,6 +8,7 @@ mod discovery;
 mod ephemeral;
 mod extras;
 mod keys;
+mod media;
 mod membership;
 mod profile;
 mod register;
@@ -54,6 +55,7 @@ pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = search::routes(router);
     let router = reporting::routes(router);
     let router = upgrade::routes(router);
+    let router = media::routes(router);
     profile::routes(router)
 }
 

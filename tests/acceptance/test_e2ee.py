@@ -6,22 +6,27 @@ Portable: runs against Synapse too (scripts/test-against-synapse). The rooms are
 encryption-by-default."""
 
 import asyncio
+import io
 import uuid
 
 import pytest
 from nio import (
     AsyncClient,
     AsyncClientConfig,
+    DownloadResponse,
     JoinResponse,
     LoginResponse,
     MegolmEvent,
     RegisterResponse,
     RoomCreateResponse,
+    RoomEncryptedFile,
     RoomMessageText,
     RoomPreset,
     RoomSendResponse,
     SyncResponse,
+    UploadResponse,
 )
+from nio.crypto.attachments import decrypt_attachment
 
 pytestmark = pytest.mark.portable
 
@@ -119,6 +124,18 @@ def assert_no_plaintext(server, secrets: list) -> None:
     assert scanned > 0
 
 
+async def receive_event(c: AsyncClient, room_id: str, kind, timeout_s: float = 30):
+    """Syncs until an event of `kind` (a nio event class) arrives in the room, decrypted."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        s = await settle(c, timeout_ms=1000)
+        room = s.rooms.join.get(room_id)
+        for e in room.timeline.events if room else []:
+            if isinstance(e, kind):
+                return e
+    raise AssertionError(f"{c.user_id} never received a {kind.__name__}")
+
+
 def test_encrypted_chat_both_ways_and_a_later_device(homeserver, tmp_path):
     asyncio.run(encrypted_chat(homeserver, tmp_path))
 
@@ -154,10 +171,26 @@ async def encrypted_chat(server, tmp_path):
         await receive(phone, room, "Termin morgen um 9")
         await receive(bob, room, "Termin morgen um 9")
 
+        # An encrypted attachment: uploaded as ciphertext, its key only in the encrypted event.
+        report = b"Befundbericht Frau M.: Haemoglobin 13.2 g/dl, Leukozyten normal. " * 200
+        # Like Element, no file name on the upload of an encrypted file: the name travels in the
+        # encrypted event only.
+        up, keys = await alice.upload(io.BytesIO(report), content_type="application/pdf",
+                                      encrypt=True, filesize=len(report))
+        assert isinstance(up, UploadResponse), up
+        r = await alice.room_send(room, "m.room.message", {
+            "msgtype": "m.file", "body": "befund.pdf", "file": {**keys, "url": up.content_uri},
+            "info": {"mimetype": "application/pdf", "size": len(report)}}, ignore_unverified_devices=True)
+        assert isinstance(r, RoomSendResponse), r
+        file_event = await receive_event(bob, room, RoomEncryptedFile)
+        got = await bob.download(mxc=file_event.url)
+        assert isinstance(got, DownloadResponse), got
+        assert decrypt_attachment(got.body, file_event.key["k"], file_event.hashes["sha256"], file_event.iv) == report
+
         # Nothing the server stored (database, write-ahead log, media, logs) holds a message
-        # in plaintext.
+        # or the file in plaintext.
         assert_no_plaintext(server, ["Laborwerte von Frau M. sind da", "Danke, ich rufe sie an",
-                                     "Termin morgen um 9"])
+                                     "Termin morgen um 9", "befund.pdf", report[:60].decode()])
         # The scan does find text that was sent unencrypted (a control for the check itself).
         r = await alice.room_create(name="Kantine", preset=RoomPreset.public_chat)
         await settle(alice)

@@ -6,11 +6,12 @@
 //! uploaded later), and shows keys only to people who share a room with their owner, so the
 //! key directory cannot be used to enumerate users.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
 
 use ruma::CanonicalJsonObject;
 use serde_json::{Map, Value, json};
-use ward_store::{CrossSigningKind, KeySignature, KeyUpload, ToDeviceOutcome, ToDeviceRecipient};
+use ward_store::{CrossSigningKind, KeyCounts, KeySignature, KeyUpload, ToDeviceOutcome, ToDeviceRecipient};
 
 use crate::uia::UiaAuth;
 use crate::{Authed, Error, Result, Services};
@@ -36,6 +37,76 @@ pub mod e2ee_limits {
     pub const SIGNATURES_UPLOAD_MAX: usize = 1000;
 }
 use e2ee_limits::*;
+
+/// What this process knows about key and to-device activity, so that a sync with nothing new
+/// for its device asks the database nothing. Everything before start-up counts as having
+/// happened at the start-up position, so the first sync after a restart asks once.
+pub(crate) struct Hints {
+    started_at: u64,
+    /// user → newest to-device position queued for any of the user's devices.
+    to_device_sent: Mutex<HashMap<String, u64>>,
+    /// (user, device) → position up to which the device's queue is known to be empty.
+    to_device_drained: Mutex<HashMap<(String, String), u64>>,
+    /// (user, device) → current key counts; dropped on upload and claim.
+    counts: Mutex<HashMap<(String, String), KeyCounts>>,
+}
+
+/// Entries per hint map; a full map is cleared (the next syncs ask the database again).
+const HINT_ENTRIES_MAX: usize = 100_000;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Plain caches: a panic while holding one cannot leave it in a state that matters.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V) {
+    if map.len() >= HINT_ENTRIES_MAX {
+        map.clear();
+    }
+    map.insert(key, value);
+}
+
+impl Hints {
+    pub(crate) fn new(started_at: u64) -> Self {
+        Self {
+            started_at,
+            to_device_sent: Mutex::new(HashMap::new()),
+            to_device_drained: Mutex::new(HashMap::new()),
+            counts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn to_device_sent(&self, users: impl IntoIterator<Item = String>, pos: u64) {
+        let mut sent = lock(&self.to_device_sent);
+        for user in users {
+            let newest = sent.get(&user).copied().unwrap_or(0).max(pos);
+            bounded_insert(&mut sent, user, newest);
+        }
+    }
+
+    /// Whether the device may have to-device messages queued (or acknowledged ones to delete).
+    fn to_device_pending(&self, user: &str, device: &str) -> bool {
+        let sent = lock(&self.to_device_sent).get(user).copied().unwrap_or(self.started_at);
+        let drained = lock(&self.to_device_drained).get(&(user.to_owned(), device.to_owned())).copied();
+        drained.is_none_or(|d| sent > d)
+    }
+
+    fn to_device_drained(&self, user: &str, device: &str, up_to: u64) {
+        bounded_insert(&mut lock(&self.to_device_drained), (user.to_owned(), device.to_owned()), up_to);
+    }
+
+    fn counts(&self, user: &str, device: &str) -> Option<KeyCounts> {
+        lock(&self.counts).get(&(user.to_owned(), device.to_owned())).cloned()
+    }
+
+    fn set_counts(&self, user: &str, device: &str, counts: KeyCounts) {
+        bounded_insert(&mut lock(&self.counts), (user.to_owned(), device.to_owned()), counts);
+    }
+
+    fn forget_counts(&self, user: &str, device: &str) {
+        lock(&self.counts).remove(&(user.to_owned(), device.to_owned()));
+    }
+}
 
 /// The one-time key algorithm clients count on seeing, even at zero.
 const SIGNED_CURVE25519: &str = "signed_curve25519";
@@ -270,6 +341,7 @@ impl Services {
                 ward_store::StoreError::Conflict(m) => Error::InvalidParam(m),
                 other => other.into(),
             })?;
+        self.hints.set_counts(user_id, device_id, counts.clone());
         if let Some(pos) = changed {
             self.notifier.advance_stream(pos);
         }
@@ -397,8 +469,12 @@ impl Services {
                 requests.push((user.clone(), device, algorithm));
             }
         }
+        let claimed = self.store.claim_keys(&requests).await;
+        for (user, device, _) in &requests {
+            self.hints.forget_counts(user, device);
+        }
         let mut out: BTreeMap<String, BTreeMap<String, BTreeMap<String, Value>>> = BTreeMap::new();
-        for (user, device, key_id, json) in self.store.claim_keys(&requests).await? {
+        for (user, device, key_id, json) in claimed? {
             let v: Value = serde_json::from_str(&json).unwrap_or(Value::Null);
             out.entry(user).or_default().entry(device).or_default().insert(key_id, v);
         }
@@ -622,14 +698,17 @@ impl Services {
         since: u64,
         until: u64,
     ) -> Result<DeviceListChanges> {
+        // Always asked: `ward admin` deletes devices from another process.
         let mut candidates: BTreeSet<String> =
             self.store.device_list_changes(since, until).await?.into_iter().collect();
+        let members_changed = self.notifier.members_changed_after(None, since);
         let mut maybe_left = BTreeSet::new();
-        for m in self.store.memberships_of_user(me).await? {
+        let memberships = if members_changed { self.store.memberships_of_user(me).await? } else { vec![] };
+        for m in memberships {
             if m.membership != "join" && !(m.stream_pos > since && m.stream_pos <= until) {
                 continue;
             }
-            if !self.notifier.room_changes_after(&m.room_id, since).0 {
+            if !self.notifier.members_changed_after(Some(&m.room_id), since) {
                 continue;
             }
             for c in self.store.member_changes(&m.room_id, since, until).await? {
@@ -716,6 +795,7 @@ impl Services {
                 recipients.push(ToDeviceRecipient { user_id: user.clone(), device_id: device, content });
             }
         }
+        let users: BTreeSet<String> = recipients.iter().map(|r| r.user_id.clone()).collect();
         let outcome = self
             .store
             .send_to_device(
@@ -735,6 +815,7 @@ impl Services {
                 );
                 metrics::counter!("ward_to_device_dropped_total").increment(dropped);
             }
+            self.hints.to_device_sent(users, stream_pos);
             self.notifier.advance_stream(stream_pos);
         }
         Ok(())
@@ -746,6 +827,42 @@ impl Services {
         let pos = self.store.max_stream_pos().await?;
         self.notifier.advance_stream(pos);
         Ok(())
+    }
+
+    /// To-device messages for the device after `after` (at most `limit`), deleting the
+    /// acknowledged ones (at or before `after`) when `acknowledge` is set.
+    pub(crate) async fn to_device_for_sync(
+        &self,
+        authed: &Authed,
+        after: u64,
+        until: u64,
+        acknowledge: bool,
+    ) -> Result<Vec<ward_store::ToDeviceMessage>> {
+        let (user, device) = (&authed.user_id, &authed.device_id);
+        if !self.hints.to_device_pending(user, device) {
+            return Ok(vec![]);
+        }
+        let (messages, acknowledged) =
+            self.store.to_device_messages(user, device, after, until, TO_DEVICE_PER_SYNC_MAX).await?;
+        if acknowledged && acknowledge {
+            self.store.ack_to_device(user, device, after).await?;
+        }
+        if messages.is_empty() && (acknowledge || !acknowledged) {
+            // Nothing queued at or before `until` any more.
+            self.hints.to_device_drained(user, device, until);
+        }
+        Ok(messages)
+    }
+
+    /// The device's key counts, from memory when nothing changed them.
+    pub(crate) async fn key_counts(&self, authed: &Authed) -> Result<KeyCounts> {
+        let (user, device) = (&authed.user_id, &authed.device_id);
+        if let Some(c) = self.hints.counts(user, device) {
+            return Ok(c);
+        }
+        let c = self.store.key_counts(user, device).await?;
+        self.hints.set_counts(user, device, c.clone());
+        Ok(c)
     }
 }
 

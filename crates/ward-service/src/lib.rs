@@ -132,6 +132,8 @@ pub struct Services {
     notifier: Arc<rooms::Notifier>,
     /// The media repository's blob store, upload notifications and thumbnail permits.
     media: media::MediaState,
+    /// Key and to-device activity known to this process (saves database reads in sync).
+    hints: e2ee::Hints,
 }
 
 pub fn now_ms() -> u64 {
@@ -148,6 +150,7 @@ impl Services {
             key,
             room_locks: Mutex::new(HashMap::new()),
             notifier: Arc::new(rooms::Notifier::new(position)),
+            hints: e2ee::Hints::new(position),
             media: media::MediaState::open(&settings.media).await?,
             store,
             settings,

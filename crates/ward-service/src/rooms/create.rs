@@ -330,6 +330,8 @@ impl Services {
             }
         };
         if let Some(p) = positions.last() {
+            // The creator's join (and any invites) are among the first events.
+            self.notifier.member_changed(room_id.as_str(), *p);
             self.notifier.room_changed(room_id.as_str(), *p, false);
         }
         Ok(room_id)

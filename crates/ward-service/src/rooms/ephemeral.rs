@@ -59,6 +59,11 @@ pub struct Notifier {
     /// sync can skip rooms where nothing happened without asking the database. Rooms not
     /// in the map (after a restart) are always asked about.
     rooms: Mutex<HashMap<String, (u64, u64)>>,
+    /// room → newest membership event position seen by this process, and the newest of all.
+    /// Rooms not in the map had their last membership change before start-up.
+    members: Mutex<(HashMap<String, u64>, u64)>,
+    /// The stream position at start-up.
+    started_at: u64,
 }
 
 impl Notifier {
@@ -67,6 +72,30 @@ impl Notifier {
             positions: tokio::sync::watch::Sender::new(Positions { stream, ephemeral: 0 }),
             ephemeral: Mutex::new(Ephemeral::default()),
             rooms: Mutex::new(HashMap::new()),
+            members: Mutex::new((HashMap::new(), stream)),
+            started_at: stream,
+        }
+    }
+
+    fn members(&self) -> std::sync::MutexGuard<'_, (HashMap<String, u64>, u64)> {
+        self.members.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a membership event (before [`Self::room_changed`] wakes syncs for it).
+    pub fn member_changed(&self, room_id: &str, pos: u64) {
+        let mut m = self.members();
+        let entry = m.0.entry(room_id.to_owned()).or_insert(pos);
+        *entry = (*entry).max(pos);
+        m.1 = m.1.max(pos);
+    }
+
+    /// Whether any room (`None`) or the given room had a membership event after `since`, as far
+    /// as this process knows (changes before start-up count as at the start-up position).
+    pub fn members_changed_after(&self, room_id: Option<&str>, since: u64) -> bool {
+        let m = self.members();
+        match room_id {
+            None => m.1 > since,
+            Some(room) => m.0.get(room).copied().unwrap_or(self.started_at) > since,
         }
     }
 

@@ -182,6 +182,9 @@ impl Services {
             self.forget_unread(member, Some(room_id.as_str()));
         }
         if let Some(p) = pos.last() {
+            if pdu.kind == TimelineEventType::RoomMember {
+                self.notifier.member_changed(room_id.as_str(), *p);
+            }
             self.notifier.room_changed(room_id.as_str(), *p, false);
         }
         Ok(pdu)

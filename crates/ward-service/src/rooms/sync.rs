@@ -416,14 +416,10 @@ impl Services {
         target: Positions,
         out: &mut SyncOutput,
     ) -> Result<()> {
-        let (user, device) = (&authed.user_id, &authed.device_id);
         let after = to_device_since.unwrap_or(0);
-        let (messages, acknowledged) =
-            self.store.to_device_messages(user, device, after, target.stream, TO_DEVICE_PER_SYNC_MAX).await?;
-        if acknowledged && to_device_since.is_some() {
-            // The client has the messages up to its token: they can go.
-            self.store.ack_to_device(user, device, after).await?;
-        }
+        // With a token, the client has the messages up to it: they can go.
+        let messages =
+            self.to_device_for_sync(authed, after, target.stream, to_device_since.is_some()).await?;
         let delivered_to = if messages.len() >= TO_DEVICE_PER_SYNC_MAX {
             messages.last().map_or(target.stream, |m| m.stream_pos)
         } else {
@@ -439,9 +435,9 @@ impl Services {
             }
         }
         if let Some(since) = since.filter(|s| *s < target.stream) {
-            out.device_lists = self.device_list_changes(user, since, target.stream).await?;
+            out.device_lists = self.device_list_changes(&authed.user_id, since, target.stream).await?;
         }
-        let counts = self.store.key_counts(user, device).await?;
+        let counts = self.key_counts(authed).await?;
         out.one_time_keys_count = counts.one_time_keys;
         out.one_time_keys_count.entry("signed_curve25519".into()).or_insert(0);
         out.unused_fallback_key_types = counts.unused_fallback_algorithms;

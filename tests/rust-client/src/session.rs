@@ -100,11 +100,11 @@ impl Session {
         self.client.device_id().map(|d| d.to_string()).unwrap_or_default()
     }
 
-    /// One sync without waiting: it also sends what the crypto machine has queued (device
+    /// One sync that does not wait for news: it also sends what the crypto machine has queued (device
     /// keys, one-time keys, key queries), so the server knows this device afterwards.
     pub async fn sync_once(&self) -> anyhow::Result<()> {
         within(&format!("a sync of {}", self.user.name), async {
-            self.client.sync_once(SyncSettings::default()).await?;
+            self.client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
             Ok(())
         })
         .await

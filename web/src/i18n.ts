@@ -1,0 +1,197 @@
+// The app's strings in German and English. The language comes from the browser
+// (navigator.languages) unless the user picked one; the choice is kept in localStorage.
+// Keep both dictionaries in step: `Dict` is derived from English, German must match it.
+
+const en = {
+  appName: "Ward",
+  loading: "Loading…",
+  language: "Language",
+  // Login
+  loginTitle: "Sign in",
+  username: "Username",
+  password: "Password",
+  signIn: "Sign in",
+  signingIn: "Signing in…",
+  wrongPassword: "Wrong username or password.",
+  serverUnreachable: "The server cannot be reached. Check the connection and try again.",
+  tooManyAttempts: "Too many attempts. Please wait a moment and try again.",
+  deactivated: "This account has been deactivated.",
+  unexpectedError: "Something went wrong: {message}",
+  noAccountHint: "No account yet? Ask your practice's administrator for an invite link.",
+  // Registration
+  registerTitle: "Create your account",
+  registerIntro: "You were invited to your practice's chat. Choose a username and a password.",
+  confirmPassword: "Repeat password",
+  createAccount: "Create account",
+  creatingAccount: "Creating account…",
+  passwordsDiffer: "The passwords do not match.",
+  usernameTaken: "This username is taken. Please choose another.",
+  usernameInvalid: "Usernames may contain only lower-case letters, digits and . _ = - /",
+  passwordWeak: "This password is too weak. Please choose a longer one.",
+  inviteInvalid: "This invite link is invalid, expired or already used. Ask for a new one.",
+  inviteMissing: "This page needs an invite link. Ask your practice's administrator for one.",
+  registrationClosed: "Sign-up is not possible on this server.",
+  toSignIn: "Back to sign in",
+  // Main
+  chats: "Chats",
+  signOut: "Sign out",
+  signedInAs: "Signed in as {user}",
+  newChat: "New chat",
+  inviteColleague: "Invite colleague",
+  noRooms: "No chats yet. Start one with “New chat”.",
+  invitation: "Invitation",
+  invitedBy: "{user} invited you",
+  accept: "Accept",
+  decline: "Decline",
+  unread: "{count} unread",
+  encrypted: "End-to-end encrypted",
+  notEncrypted: "Not encrypted",
+  selectRoom: "Select a chat.",
+  back: "Back",
+  close: "Close",
+  // Timeline
+  message: "Message",
+  send: "Send",
+  loadOlder: "Load older messages",
+  loadingOlder: "Loading older messages…",
+  beginning: "This is the beginning of the chat.",
+  unableToDecrypt: "Unable to decrypt this message yet.",
+  typingOne: "{user} is typing…",
+  typingMany: "Several people are typing…",
+  readBy: "Read by {users}",
+  sendFailed: "Not sent: {message}",
+  joined: "{user} joined",
+  invited: "{user} invited {target}",
+  left: "{user} left",
+  createdRoom: "{user} created the chat",
+  // New DM
+  newChatTitle: "Start a chat",
+  searchColleague: "Search colleagues",
+  searchHint: "Type a name or username.",
+  noResults: "Nobody found.",
+  startChat: "Chat with {user}",
+  creatingRoom: "Creating the chat…",
+  // Invite links
+  inviteTitle: "Invite a colleague",
+  inviteIntro: "Create a link that lets one colleague create an account. Send it to them in person or over a safe channel.",
+  createLink: "Create invite link",
+  creatingLink: "Creating link…",
+  inviteLink: "Invite link",
+  copy: "Copy",
+  copied: "Copied",
+};
+
+export type Key = keyof typeof en;
+type Dict = Record<Key, string>;
+
+const de: Dict = {
+  appName: "Ward",
+  loading: "Wird geladen …",
+  language: "Sprache",
+  loginTitle: "Anmelden",
+  username: "Benutzername",
+  password: "Passwort",
+  signIn: "Anmelden",
+  signingIn: "Anmeldung läuft …",
+  wrongPassword: "Benutzername oder Passwort ist falsch.",
+  serverUnreachable: "Der Server ist nicht erreichbar. Bitte Verbindung prüfen und erneut versuchen.",
+  tooManyAttempts: "Zu viele Versuche. Bitte einen Moment warten und erneut versuchen.",
+  deactivated: "Dieses Konto wurde deaktiviert.",
+  unexpectedError: "Etwas ist schiefgegangen: {message}",
+  noAccountHint: "Noch kein Konto? Bitten Sie die Administration Ihrer Praxis um einen Einladungslink.",
+  registerTitle: "Konto anlegen",
+  registerIntro: "Sie wurden in den Chat Ihrer Praxis eingeladen. Wählen Sie einen Benutzernamen und ein Passwort.",
+  confirmPassword: "Passwort wiederholen",
+  createAccount: "Konto anlegen",
+  creatingAccount: "Konto wird angelegt …",
+  passwordsDiffer: "Die Passwörter stimmen nicht überein.",
+  usernameTaken: "Dieser Benutzername ist vergeben. Bitte einen anderen wählen.",
+  usernameInvalid: "Benutzernamen dürfen nur Kleinbuchstaben, Ziffern und . _ = - / enthalten.",
+  passwordWeak: "Dieses Passwort ist zu schwach. Bitte ein längeres wählen.",
+  inviteInvalid: "Dieser Einladungslink ist ungültig, abgelaufen oder schon benutzt. Bitte um einen neuen bitten.",
+  inviteMissing: "Diese Seite braucht einen Einladungslink. Bitte die Administration Ihrer Praxis darum bitten.",
+  registrationClosed: "Auf diesem Server ist keine Registrierung möglich.",
+  toSignIn: "Zurück zur Anmeldung",
+  chats: "Chats",
+  signOut: "Abmelden",
+  signedInAs: "Angemeldet als {user}",
+  newChat: "Neuer Chat",
+  inviteColleague: "Kollegin/Kollegen einladen",
+  noRooms: "Noch keine Chats. Mit „Neuer Chat“ einen beginnen.",
+  invitation: "Einladung",
+  invitedBy: "{user} hat Sie eingeladen",
+  accept: "Annehmen",
+  decline: "Ablehnen",
+  unread: "{count} ungelesen",
+  encrypted: "Ende-zu-Ende-verschlüsselt",
+  notEncrypted: "Nicht verschlüsselt",
+  selectRoom: "Bitte einen Chat auswählen.",
+  back: "Zurück",
+  close: "Schließen",
+  message: "Nachricht",
+  send: "Senden",
+  loadOlder: "Ältere Nachrichten laden",
+  loadingOlder: "Ältere Nachrichten werden geladen …",
+  beginning: "Hier beginnt der Chat.",
+  unableToDecrypt: "Diese Nachricht kann noch nicht entschlüsselt werden.",
+  typingOne: "{user} schreibt …",
+  typingMany: "Mehrere Personen schreiben …",
+  readBy: "Gelesen von {users}",
+  sendFailed: "Nicht gesendet: {message}",
+  joined: "{user} ist beigetreten",
+  invited: "{user} hat {target} eingeladen",
+  left: "{user} hat den Chat verlassen",
+  createdRoom: "{user} hat den Chat erstellt",
+  newChatTitle: "Chat beginnen",
+  searchColleague: "Kolleginnen und Kollegen suchen",
+  searchHint: "Namen oder Benutzernamen eingeben.",
+  noResults: "Niemand gefunden.",
+  startChat: "Chat mit {user}",
+  creatingRoom: "Chat wird erstellt …",
+  inviteTitle: "Kollegin/Kollegen einladen",
+  inviteIntro: "Erstellen Sie einen Link, mit dem eine Person ein Konto anlegen kann. Geben Sie ihn persönlich oder über einen sicheren Weg weiter.",
+  createLink: "Einladungslink erstellen",
+  creatingLink: "Link wird erstellt …",
+  inviteLink: "Einladungslink",
+  copy: "Kopieren",
+  copied: "Kopiert",
+};
+
+export type Lang = "de" | "en";
+export const LANGS: { code: Lang; name: string }[] = [
+  { code: "de", name: "Deutsch" },
+  { code: "en", name: "English" },
+];
+const DICTS: Record<Lang, Dict> = { de, en };
+const STORAGE_KEY = "ward.lang";
+
+function detect(): Lang {
+  const saved = localStorage.getItem(STORAGE_KEY);
+  if (saved === "de" || saved === "en") return saved;
+  for (const l of navigator.languages ?? [navigator.language]) {
+    const code = l.toLowerCase().slice(0, 2);
+    if (code === "de" || code === "en") return code;
+  }
+  return "en";
+}
+
+let current: Lang = detect();
+document.documentElement.lang = current;
+
+export function lang(): Lang {
+  return current;
+}
+
+/** Switches the language and remembers the choice; the caller re-renders. */
+export function setLang(l: Lang): void {
+  current = l;
+  localStorage.setItem(STORAGE_KEY, l);
+  document.documentElement.lang = l;
+}
+
+/** The string for `key` in the current language, with `{name}` placeholders filled in. */
+export function t(key: Key, params: Record<string, string | number> = {}): string {
+  return DICTS[current][key].replace(/\{(\w+)\}/g, (m, name: string) =>
+    name in params ? String(params[name]) : m,
+  );
+}

@@ -1,0 +1,106 @@
+import { useEffect, useRef, useState } from "preact/hooks";
+import { MatrixClient } from "matrix-js-sdk";
+import { t } from "../i18n";
+import { Spinner } from "../icons";
+import { describeError } from "../matrix";
+import { go } from "../route";
+import { createDirect, findDirect } from "../rooms";
+import { Dialog } from "./Dialog";
+
+/** How long typing pauses before the user directory is asked. */
+const SEARCH_DEBOUNCE_MS = 250;
+const SEARCH_LIMIT = 20;
+
+interface Hit {
+  user_id: string;
+  display_name?: string;
+}
+
+export function NewChat({ client }: { client: MatrixClient }) {
+  const [term, setTerm] = useState("");
+  const [hits, setHits] = useState<Hit[] | null>(null);
+  const [searching, setSearching] = useState(false);
+  const [creating, setCreating] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const seq = useRef(0);
+
+  useEffect(() => {
+    const q = term.trim();
+    if (!q) {
+      setHits(null);
+      return;
+    }
+    const mine = ++seq.current;
+    const timer = setTimeout(async () => {
+      setSearching(true);
+      try {
+        const r = await client.searchUserDirectory({ term: q, limit: SEARCH_LIMIT });
+        if (mine !== seq.current) return;
+        setHits(r.results.filter((h) => h.user_id !== client.getUserId()));
+        setError(null);
+      } catch (e) {
+        if (mine === seq.current) setError(describeError(e));
+      } finally {
+        if (mine === seq.current) setSearching(false);
+      }
+    }, SEARCH_DEBOUNCE_MS);
+    return () => clearTimeout(timer);
+  }, [term, client]);
+
+  async function start(userId: string) {
+    const existing = findDirect(client, userId);
+    if (existing) {
+      go({ name: "room", roomId: existing.roomId });
+      return;
+    }
+    setCreating(true);
+    setError(null);
+    try {
+      go({ name: "room", roomId: await createDirect(client, userId) });
+    } catch (e) {
+      setError(describeError(e));
+      setCreating(false);
+    }
+  }
+
+  return (
+    <Dialog title={t("newChatTitle")} onClose={() => go({ name: "home" })}>
+      <label for="user-search">{t("searchColleague")}</label>
+      <input
+        id="user-search"
+        type="search"
+        autocomplete="off"
+        autoFocus
+        placeholder={t("searchHint")}
+        value={term}
+        onInput={(e) => setTerm((e.target as HTMLInputElement).value)}
+      />
+      {searching && <Spinner label={t("loading")} />}
+      {creating && <Spinner label={t("creatingRoom")} />}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      {hits && hits.length === 0 && !searching && <p class="empty">{t("noResults")}</p>}
+      {hits && hits.length > 0 && (
+        <ul class="user-list">
+          {hits.map((h) => (
+            <li key={h.user_id}>
+              <button
+                type="button"
+                disabled={creating}
+                onClick={() => start(h.user_id)}
+                aria-label={t("startChat", { user: h.display_name || h.user_id })}
+                data-user-id={h.user_id}
+              >
+                <span class="user-name">{h.display_name || h.user_id}</span>
+                <span class="user-id">{h.user_id}</span>
+              </button>
+            </li>
+          ))}
+        </ul>
+      )}
+    </Dialog>
+  );
+}

@@ -1,0 +1,320 @@
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
+import {
+  Direction,
+  EventStatus,
+  EventType,
+  KnownMembership,
+  MatrixClient,
+  MatrixEvent,
+  ReceiptType,
+  Room,
+} from "matrix-js-sdk";
+import { lang, t } from "../i18n";
+import { IconBack, IconLock, IconSend, Spinner } from "../icons";
+import { describeError } from "../matrix";
+import { go } from "../route";
+import { acceptInvite, displayName, inviterOf } from "../rooms";
+
+/** Events fetched per back-pagination request. */
+const PAGE_SIZE = 30;
+/** How long a "typing" notice lasts on the server unless renewed. */
+const TYPING_TIMEOUT_MS = 10_000;
+/** Renew the typing notice at most this often while the user keeps typing. */
+const TYPING_RENEW_MS = 4_000;
+/** Within this many pixels of the bottom the timeline follows new messages. */
+const STICK_TO_BOTTOM_PX = 48;
+
+export function RoomView({ client, room, tick }: { client: MatrixClient; room: Room; tick: number }) {
+  const membership = room.getMyMembership();
+  return (
+    <section class="room" aria-labelledby="room-title">
+      <header class="room-header">
+        <button type="button" class="plain back" onClick={() => go({ name: "home" })} aria-label={t("back")}>
+          <IconBack />
+        </button>
+        <h2 id="room-title">{room.name}</h2>
+        {room.hasEncryptionStateEvent() ? (
+          <span class="e2ee" title={t("encrypted")}>
+            <IconLock />
+            <span class="visually-hidden">{t("encrypted")}</span>
+          </span>
+        ) : (
+          <span class="e2ee off">{t("notEncrypted")}</span>
+        )}
+      </header>
+      {membership === KnownMembership.Invite ? (
+        <InvitePanel client={client} room={room} />
+      ) : (
+        <>
+          <Timeline client={client} room={room} tick={tick} />
+          <Typing client={client} room={room} />
+          <Composer client={client} room={room} />
+        </>
+      )}
+    </section>
+  );
+}
+
+function InvitePanel({ client, room }: { client: MatrixClient; room: Room }) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const inviter = inviterOf(client, room);
+  async function act(accept: boolean) {
+    setBusy(true);
+    setError(null);
+    try {
+      if (accept) await acceptInvite(client, room);
+      else {
+        await client.leave(room.roomId);
+        go({ name: "home" });
+      }
+    } catch (e) {
+      setError(describeError(e));
+    } finally {
+      setBusy(false);
+    }
+  }
+  return (
+    <div class="invite-panel">
+      <p>{t("invitedBy", { user: inviter ? displayName(room, inviter) : "?" })}</p>
+      <div class="row">
+        <button type="button" class="primary" disabled={busy} onClick={() => act(true)}>
+          {t("accept")}
+        </button>
+        <button type="button" disabled={busy} onClick={() => act(false)}>
+          {t("decline")}
+        </button>
+      </div>
+      {busy && <Spinner label={t("loading")} />}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+    </div>
+  );
+}
+
+function formatTime(ts: number): string {
+  return new Date(ts).toLocaleTimeString(lang() === "de" ? "de-DE" : "en-GB", { hour: "2-digit", minute: "2-digit" });
+}
+
+/** A one-line description of a membership or creation event, or null if not shown. */
+function stateLine(room: Room, e: MatrixEvent): string | null {
+  const sender = displayName(room, e.getSender() ?? "");
+  if (e.getType() === EventType.RoomCreate) return t("createdRoom", { user: sender });
+  if (e.getType() !== EventType.RoomMember) return null;
+  const m = e.getContent().membership;
+  const prev = e.getPrevContent().membership;
+  const target = displayName(room, e.getStateKey() ?? "");
+  if (m === KnownMembership.Join && prev !== KnownMembership.Join) return t("joined", { user: target });
+  if (m === KnownMembership.Invite) return t("invited", { user: sender, target });
+  if (m === KnownMembership.Leave) return t("left", { user: target });
+  return null;
+}
+
+function Timeline({ client, room, tick }: { client: MatrixClient; room: Room; tick: number }) {
+  const scroller = useRef<HTMLDivElement>(null);
+  const atBottom = useRef(true);
+  const [paginating, setPaginating] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const me = client.getUserId();
+  const timeline = room.getLiveTimeline();
+  const events = timeline.getEvents();
+  const canPaginate = timeline.getPaginationToken(Direction.Backward) !== null;
+
+  async function loadOlder() {
+    if (paginating || !canPaginate) return;
+    const el = scroller.current;
+    const fromBottom = el ? el.scrollHeight - el.scrollTop : 0;
+    setPaginating(true);
+    try {
+      await client.paginateEventTimeline(room.getLiveTimeline(), { backwards: true, limit: PAGE_SIZE });
+      // Keep the message the user was looking at in place.
+      requestAnimationFrame(() => {
+        if (el) el.scrollTop = el.scrollHeight - fromBottom;
+      });
+    } catch (e) {
+      setError(describeError(e));
+    } finally {
+      setPaginating(false);
+    }
+  }
+
+  // Follow new messages while the user is at the bottom.
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (el && atBottom.current) el.scrollTop = el.scrollHeight;
+  }, [tick, room.roomId]);
+
+  useEffect(() => {
+    atBottom.current = true;
+  }, [room.roomId]);
+
+  // Read receipt for the newest event from someone else while the chat is open and visible.
+  useEffect(() => {
+    if (document.visibilityState !== "visible") return;
+    const last = [...events].reverse().find((e) => e.getId() && !e.status && e.getSender() !== me);
+    if (!last || room.hasUserReadEvent(me ?? "", last.getId()!)) return;
+    client.sendReadReceipt(last, ReceiptType.Read).catch(() => undefined);
+  });
+
+  // If the room's start is not loaded yet and the page is not full, fetch more.
+  useEffect(() => {
+    const el = scroller.current;
+    if (el && canPaginate && !paginating && el.scrollHeight <= el.clientHeight) loadOlder();
+  });
+
+  const myLast = [...events]
+    .reverse()
+    .find((e) => e.getSender() === me && !e.isRedacted() && (e.getType() === EventType.RoomMessage || e.isEncrypted()));
+  const readers =
+    myLast && myLast.getId() && !myLast.status
+      ? room
+          .getJoinedMembers()
+          .filter((m) => m.userId !== me && room.hasUserReadEvent(m.userId, myLast.getId()!))
+          .map((m) => m.name)
+      : [];
+
+  return (
+    <div
+      class="timeline"
+      ref={scroller}
+      tabIndex={0}
+      aria-label={room.name}
+      onScroll={(e) => {
+        const el = e.currentTarget as HTMLDivElement;
+        atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < STICK_TO_BOTTOM_PX;
+        if (el.scrollTop === 0) loadOlder();
+      }}
+    >
+      <div class="timeline-top">
+        {paginating ? (
+          <Spinner label={t("loadingOlder")} />
+        ) : canPaginate ? (
+          <button type="button" class="plain" onClick={loadOlder}>
+            {t("loadOlder")}
+          </button>
+        ) : (
+          <p class="beginning">{t("beginning")}</p>
+        )}
+        {error && (
+          <p class="error" role="alert">
+            {error}
+          </p>
+        )}
+      </div>
+      <ol class="events" aria-live="polite">
+        {events.map((e) => {
+          const line = stateLine(room, e);
+          if (line) {
+            return (
+              <li key={e.getId() ?? e.getTxnId()} class="state-line">
+                {line}
+              </li>
+            );
+          }
+          if (e.getType() !== EventType.RoomMessage && !e.isEncrypted()) return null;
+          if (e.isRedacted()) return null;
+          const mine = e.getSender() === me;
+          const failed = e.status === EventStatus.NOT_SENT;
+          const body = e.isDecryptionFailure() || (e.isEncrypted() && e.getType() !== EventType.RoomMessage)
+            ? null
+            : String(e.getContent().body ?? "");
+          return (
+            <li key={e.getId() ?? e.getTxnId()} class={`msg${mine ? " mine" : ""}${e.status ? " pending" : ""}`} data-event-id={e.getId()}>
+              {!mine && <span class="sender">{displayName(room, e.getSender() ?? "")}</span>}
+              {body === null ? <span class="body utd">{t("unableToDecrypt")}</span> : <span class="body">{body}</span>}
+              <span class="meta">
+                <time dateTime={new Date(e.getTs()).toISOString()}>{formatTime(e.getTs())}</time>
+                {e.isEncrypted() && (
+                  <span class="lock" title={t("encrypted")}>
+                    <IconLock />
+                  </span>
+                )}
+              </span>
+              {failed && <span class="error">{t("sendFailed", { message: "" })}</span>}
+              {e === myLast && readers.length > 0 && (
+                <span class="read-by">{t("readBy", { users: readers.join(", ") })}</span>
+              )}
+            </li>
+          );
+        })}
+      </ol>
+    </div>
+  );
+}
+
+function Typing({ client, room }: { client: MatrixClient; room: Room }) {
+  const me = client.getUserId();
+  const typing = room.getMembers().filter((m) => m.typing && m.userId !== me);
+  return (
+    <p class="typing" aria-live="polite">
+      {typing.length === 1 ? t("typingOne", { user: typing[0].name }) : typing.length > 1 ? t("typingMany") : " "}
+    </p>
+  );
+}
+
+function Composer({ client, room }: { client: MatrixClient; room: Room }) {
+  const [text, setText] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const lastTyping = useRef(0);
+  const input = useRef<HTMLTextAreaElement>(null);
+
+  useEffect(() => {
+    setText("");
+    input.current?.focus();
+  }, [room.roomId]);
+
+  function typing(active: boolean) {
+    const now = Date.now();
+    if (active && now - lastTyping.current < TYPING_RENEW_MS) return;
+    lastTyping.current = active ? now : 0;
+    client.sendTyping(room.roomId, active, TYPING_TIMEOUT_MS).catch(() => undefined);
+  }
+
+  async function send(e?: Event) {
+    e?.preventDefault();
+    const body = text.trim();
+    if (!body) return;
+    setText("");
+    setError(null);
+    typing(false);
+    try {
+      await client.sendTextMessage(room.roomId, body);
+    } catch (err) {
+      setError(t("sendFailed", { message: describeError(err) }));
+    }
+  }
+
+  return (
+    <form class="composer" onSubmit={send}>
+      <label for="composer-input" class="visually-hidden">
+        {t("message")}
+      </label>
+      <textarea
+        id="composer-input"
+        ref={input}
+        rows={1}
+        placeholder={t("message")}
+        value={text}
+        onInput={(e) => {
+          const v = (e.target as HTMLTextAreaElement).value;
+          setText(v);
+          typing(v.length > 0);
+        }}
+        onKeyDown={(e) => {
+          if (e.key === "Enter" && !e.shiftKey && !e.isComposing) send(e);
+        }}
+      />
+      <button type="submit" class="primary send" aria-label={t("send")} disabled={!text.trim()}>
+        <IconSend />
+      </button>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+    </form>
+  );
+}

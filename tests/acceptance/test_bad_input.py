@@ -88,6 +88,9 @@ ENDPOINTS = [
     ("GET", "/_matrix/client/v3/notifications", True, False),
     ("POST", "/_matrix/client/v3/knock/{other_room}", True, True),
     ("GET", "/_matrix/client/v3/rooms/{room}/members?at=s1", True, False),
+    ("GET", "/_ward/admin/v1/registration_tokens", True, False),
+    ("POST", "/_ward/admin/v1/registration_tokens", True, True),
+    ("DELETE", "/_ward/admin/v1/registration_tokens/x", True, False),
     ("POST", "/_matrix/client/v3/keys/upload", True, True),
     ("POST", "/_matrix/client/v3/keys/query", True, True),
     ("POST", "/_matrix/client/v3/keys/claim", True, True),
@@ -353,7 +356,9 @@ def test_registration_input(server):
 
 def test_unknown_endpoints_and_methods(server, token):
     expect(send(server, "GET", "/_matrix/client/v3/no/such/endpoint"), 404, "M_UNRECOGNIZED")
-    expect(send(server, "GET", "/nothing-here"), 404, "M_UNRECOGNIZED")
+    # Outside the API prefixes is the browser app: a plain 404.
+    assert send(server, "GET", "/nothing-here").status_code == 404
+    expect(send(server, "GET", "/_ward/nothing-here"), 404, "M_UNRECOGNIZED")
     expect(send(server, "POST", "/_matrix/client/v3/preview_url", token, data="{}"), 404, "M_UNRECOGNIZED")
     expect(send(server, "DELETE", "/_matrix/client/versions"), 405, "M_UNRECOGNIZED")
     expect(send(server, "PUT", "/_matrix/client/v3/login", data="{}"), 405, "M_UNRECOGNIZED")

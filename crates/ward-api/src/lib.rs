@@ -5,9 +5,11 @@
 //! Paths come from the ruma endpoint metadata, so every spec'd path version (`r0`, `v3`) is
 //! served without listing it by hand. Failures map to Matrix errors in [`error`] only.
 
+mod admin;
 pub mod client;
 pub mod error;
 pub mod extract;
+mod web;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,6 +39,8 @@ pub struct ApiSettings {
     pub max_request_body_bytes: usize,
     pub http_request_timeout_ms: u64,
     pub trust_x_forwarded_for: bool,
+    /// Serve the browser app from this directory instead of the embedded copy.
+    pub web_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone)]
@@ -64,8 +68,8 @@ where
 /// unknown paths and methods.
 pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_millis(state.api.http_request_timeout_ms);
-    client::routes(Router::new())
-        .fallback(|| async { ApiError::unrecognized_path() })
+    admin::routes(client::routes(Router::new()))
+        .fallback(web::fallback)
         .method_not_allowed_fallback(|| async { ApiError::unrecognized_method() })
         .layer(middleware::from_fn(observe))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))

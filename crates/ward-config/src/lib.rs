@@ -78,6 +78,7 @@ pub struct Config {
     pub log_format: LogFormat,
     pub log_level: String,
     pub sqlite_read_connections: u32,
+    pub web_dir: String,
 }
 
 impl Default for Config {
@@ -87,7 +88,7 @@ impl Default for Config {
             listen: "127.0.0.1:8008".into(),
             public_base_url: String::new(),
             data_dir: PathBuf::from("./ward-data"),
-            registration: RegistrationMode::Closed,
+            registration: RegistrationMode::Token,
             reserved_usernames: ["admin", "administrator", "root", "ward", "support", "postmaster", "abuse"]
                 .map(String::from)
                 .to_vec(),
@@ -116,6 +117,7 @@ impl Default for Config {
             log_format: LogFormat::Text,
             log_level: "info".into(),
             sqlite_read_connections: 4,
+            web_dir: String::new(),
         }
     }
 }
@@ -393,7 +395,7 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:8008");
         assert_eq!(c.server_name, "localhost");
         assert_eq!(c.data_dir, PathBuf::from("./ward-data"));
-        assert_eq!(c.registration, RegistrationMode::Closed);
+        assert_eq!(c.registration, RegistrationMode::Token);
         assert!(c.validate().is_ok());
     }
 

@@ -20,6 +20,14 @@ pub fn generate_password() -> String {
 }
 
 impl Services {
+    /// Refuses users without the admin flag (set by `ward admin create-user --admin`).
+    pub async fn require_admin(&self, authed: &crate::Authed) -> Result<()> {
+        match self.store.account(&authed.user_id).await? {
+            Some(a) if a.is_admin && !a.deactivated => Ok(()),
+            _ => Err(Error::Forbidden("only server administrators may do this".into())),
+        }
+    }
+
     pub async fn count_accounts(&self) -> Result<u64> {
         Ok(self.store.count_accounts().await?)
     }

@@ -21,6 +21,7 @@ pub async fn run(loaded: Loaded, config_arg: Option<PathBuf>) -> Result<(), Stri
             max_request_body_bytes: usize::try_from(config.max_request_body_bytes).unwrap_or(usize::MAX),
             http_request_timeout_ms: config.http_request_timeout_ms,
             trust_x_forwarded_for: config.trust_x_forwarded_for,
+            web_dir: (!config.web_dir.is_empty()).then(|| std::path::PathBuf::from(&config.web_dir)),
         }),
     };
     let listener = TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;

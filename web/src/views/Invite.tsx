@@ -38,7 +38,7 @@ export function Invite({ client }: { client: MatrixClient }) {
   return (
     <Dialog title={t("inviteTitle")} onClose={() => go({ name: "home" })}>
       <p>{t("inviteIntro")}</p>
-      <button type="button" class="primary" onClick={create} disabled={busy}>
+      <button type="button" class="primary" onClick={create} disabled={busy} data-testid="create-invite">
         {busy ? <Spinner label={t("creatingLink")} /> : t("createLink")}
       </button>
       {error && (

@@ -16,6 +16,23 @@ interface Hit {
   display_name?: string;
 }
 
+/**
+ * The user a term names exactly (`@name:server`, or a bare username on our own server), if their
+ * profile exists. Ward's directory only lists people who already share a room with the searcher
+ * (no enumeration of all accounts), so a colleague is found by their exact username.
+ */
+async function exactUser(client: MatrixClient, term: string): Promise<Hit | null> {
+  const name = term.replace(/^@/, "").toLowerCase();
+  const userId = term.startsWith("@") && term.includes(":") ? term : `@${name}:${client.getDomain()}`;
+  if (!/^@[a-z0-9._=\-/+]+:[^\s]+$/.test(userId)) return null;
+  try {
+    const p = await client.getProfileInfo(userId);
+    return { user_id: userId, display_name: p.displayname };
+  } catch {
+    return null;
+  }
+}
+
 export function NewChat({ client }: { client: MatrixClient }) {
   const [term, setTerm] = useState("");
   const [hits, setHits] = useState<Hit[] | null>(null);
@@ -34,9 +51,16 @@ export function NewChat({ client }: { client: MatrixClient }) {
     const timer = setTimeout(async () => {
       setSearching(true);
       try {
-        const r = await client.searchUserDirectory({ term: q, limit: SEARCH_LIMIT });
+        const [r, exact] = await Promise.all([
+          client.searchUserDirectory({ term: q, limit: SEARCH_LIMIT }),
+          exactUser(client, q),
+        ]);
         if (mine !== seq.current) return;
-        setHits(r.results.filter((h) => h.user_id !== client.getUserId()));
+        const found = r.results.filter((h) => h.user_id !== client.getUserId());
+        if (exact && exact.user_id !== client.getUserId() && !found.some((h) => h.user_id === exact.user_id)) {
+          found.unshift(exact);
+        }
+        setHits(found);
         setError(null);
       } catch (e) {
         if (mine === seq.current) setError(describeError(e));

@@ -259,6 +259,7 @@ function Composer({ client, room }: { client: MatrixClient; room: Room }) {
   const [text, setText] = useState("");
   const [error, setError] = useState<string | null>(null);
   const lastTyping = useRef(0);
+  const typingQueue = useRef<Promise<unknown>>(Promise.resolve());
   const input = useRef<HTMLTextAreaElement>(null);
 
   useEffect(() => {
@@ -270,7 +271,10 @@ function Composer({ client, room }: { client: MatrixClient; room: Room }) {
     const now = Date.now();
     if (active && now - lastTyping.current < TYPING_RENEW_MS) return;
     lastTyping.current = active ? now : 0;
-    client.sendTyping(room.roomId, active, TYPING_TIMEOUT_MS).catch(() => undefined);
+    // One request at a time, so that "stopped typing" cannot overtake "typing".
+    typingQueue.current = typingQueue.current
+      .then(() => client.sendTyping(room.roomId, active, TYPING_TIMEOUT_MS))
+      .catch(() => undefined);
   }
 
   async function send(e?: Event) {

@@ -1,12 +1,13 @@
 // Ward's web app in a real browser: playwright-core driving Debian's Chromium against a running
 // Ward that serves the app itself (started by tests/acceptance/test_browser.py).
 //
-// An admin (German browser) signs in, shows the wrong-password error, creates an invite link;
-// a colleague (English browser, phone-sized screen) opens the link in a second browser context
-// and signs up; the colleague starts an encrypted DM with the admin; the admin accepts; messages
-// go both ways, with typing notice and read receipt; the room's events on the server are
-// `m.room.encrypted`. Every request either page makes is recorded and must go to Ward's origin,
-// and no Content-Security-Policy violation may be reported. Screenshots of both sides go to
+// A browser that cannot reach the API gets a clear error. An admin (German browser) sees the
+// wrong-password error, signs in and creates an invite link; a colleague (English browser,
+// phone-sized screen) opens the link in a second browser context and signs up, starts an
+// encrypted DM with the admin; the admin accepts; messages go both ways, with typing notice and
+// read receipt; the room's events on the server are `m.room.encrypted`; the admin signs out at
+// the end. Every request the pages make is recorded and must go to Ward's origin, and no
+// Content-Security-Policy violation may be reported. Screenshots of both sides go to
 // WARD_ARTIFACTS.
 //
 // Env: WARD_URL, WARD_ADMIN_USER, WARD_ADMIN_PASSWORD, WARD_ARTIFACTS, optional CHROMIUM
@@ -111,6 +112,17 @@ try {
   const errText = await err.textContent();
   if (!errText.includes("Passwort ist falsch")) throw new Error(`unexpected login error: ${errText}`);
 
+  step("a browser that cannot reach the API says so");
+  const offlineCtx = await browser.newContext({ locale: "en-GB" });
+  watch(offlineCtx, "offline");
+  await offlineCtx.route(`${WARD}/_matrix/**`, (route) => route.abort("connectionrefused"));
+  const offline = await offlineCtx.newPage();
+  await offline.goto(`${WARD}/#/login`);
+  await signIn(offline, ADMIN, ADMIN_PW);
+  const offlineErr = await (await offline.waitForSelector("[data-testid=login-error]")).textContent();
+  if (!offlineErr.includes("cannot be reached")) throw new Error(`unexpected offline error: ${offlineErr}`);
+  await offlineCtx.close();
+
   step("admin: signs in and creates an invite link");
   await signIn(admin, ADMIN, ADMIN_PW);
   await admin.waitForSelector("[data-testid=me]");
@@ -196,6 +208,8 @@ try {
     await admin.fill("#composer-input", "Hallo an alle drei");
     await admin.press("#composer-input", "Enter");
     await admin.waitForSelector(".msg.mine:not(.pending) >> text=Hallo an alle drei");
+    // A room name made from members, in German.
+    await admin.waitForSelector(`#room-title:has-text(" und ")`);
     step("admin: decrypts the matrix-nio user's reply");
     await admin.waitForSelector(".msg:not(.mine) >> text=Hallo von nio");
     await colleague.waitForSelector(".msg:not(.mine) >> text=Hallo von nio");
@@ -205,6 +219,11 @@ try {
   await admin.screenshot({ path: join(ARTIFACTS, "admin.png") });
   await colleague.screenshot({ path: join(ARTIFACTS, "colleague.png") });
   console.log(`SCREENSHOTS ${ARTIFACTS}`);
+
+  step("admin: signs out and is back at the sign-in form");
+  await admin.click(".sidebar .bottom button");
+  await admin.waitForSelector("#login-user");
+  if (await admin.evaluate(() => localStorage.getItem("ward.session"))) throw new Error("session kept after sign-out");
 
   step("every request went to Ward's origin");
   const foreign = requests.filter((r) => !isWard(r.url));

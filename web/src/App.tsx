@@ -111,7 +111,12 @@ function Chat({ session, onLogout, relabel }: { session: Session; onLogout: () =
       </main>
     );
   }
-  return <Ready client={client} admin={admin} signOut={signOut} relabel={relabel} />;
+  // Generated room names ("A und B") follow the language too.
+  const relabelRooms = () => {
+    for (const room of client.getRooms()) room.recalculate();
+    relabel();
+  };
+  return <Ready client={client} admin={admin} signOut={signOut} relabel={relabelRooms} />;
 }
 
 function Ready({

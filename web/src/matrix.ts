@@ -9,7 +9,9 @@ import {
   MatrixClient,
   MatrixError,
   Method,
+  RoomNameType,
   type LoginResponse,
+  type RoomNameState,
 } from "matrix-js-sdk";
 import { t } from "./i18n";
 
@@ -133,6 +135,31 @@ export class RegisterFailure extends Error {
   }
 }
 
+/** Room names made from members ("A and B") in the app's language instead of the SDK's English. */
+export function roomName(_roomId: string, state: RoomNameState): string | null {
+  switch (state.type) {
+    case RoomNameType.Actual:
+      return state.name;
+    case RoomNameType.EmptyRoom:
+      return state.oldName ? t("wasNamed", { name: state.oldName }) : t("emptyRoom");
+    case RoomNameType.Generated: {
+      // As the SDK's own English generator: `count` includes us.
+      const [a = "", b = ""] = state.names;
+      const others = state.count - 1;
+      let names: string;
+      if (state.names.length === 0) names = t("emptyRoom");
+      else if (state.names.length === 1 && others <= 1) names = a;
+      else if (state.names.length === 2 && others <= 2) names = t("nameTwo", { a, b });
+      else
+        names = others > 1
+          ? t("nameMany", { a, count: others })
+          : t("nameOneOther", { a });
+      return state.subtype === "Inviting" ? t("inviting", { names }) : names;
+    }
+  }
+  return null;
+}
+
 /** Creates the client for a session, with Rust crypto (IndexedDB store), and starts syncing. */
 export async function startClient(s: Session): Promise<MatrixClient> {
   const client = createClient({
@@ -140,6 +167,7 @@ export async function startClient(s: Session): Promise<MatrixClient> {
     userId: s.userId,
     deviceId: s.deviceId,
     accessToken: s.accessToken,
+    roomNameGenerator: roomName,
   });
   await client.initRustCrypto();
   await client.startClient({ initialSyncLimit: INITIAL_SYNC_LIMIT, lazyLoadMembers: true });

@@ -5,7 +5,7 @@
 // wrong-password error, signs in and creates an invite link; a colleague (English browser,
 // phone-sized screen) opens the link in a second browser context and signs up, starts an
 // encrypted DM with the admin; the admin accepts; messages go both ways, with typing notice and
-// read receipt; the room's events on the server are `m.room.encrypted`; the admin signs out at
+// read receipt; one edits a message, the other deletes one, each seen on the other side; the room's events on the server are `m.room.encrypted`; the admin signs out at
 // the end. Every request the pages make is recorded and must go to Ward's origin, and no
 // Content-Security-Policy violation may be reported. Screenshots of both sides go to
 // WARD_ARTIFACTS.
@@ -167,6 +167,19 @@ try {
   await admin.fill("#composer-input", "Willkommen im Team!");
   await admin.press("#composer-input", "Enter");
   await colleague.waitForSelector(".msg:not(.mine) >> text=Willkommen im Team!");
+
+  step("colleague: edits a message; admin sees the new text");
+  await colleague.click('.msg.mine:has-text("neue Kollegin!") button[aria-label="Edit message"]');
+  await colleague.fill("#composer-input", "Hallo, hier ist Anna, die neue Kollegin!");
+  await colleague.press("#composer-input", "Enter");
+  await admin.waitForSelector('.msg:not(.mine):has-text("Hallo, hier ist Anna, die neue Kollegin!") .edited');
+  if (await admin.$('.msg:has-text("* Hallo")')) throw new Error("the edit showed as a message of its own");
+
+  step("admin: deletes a message; colleague sees it gone");
+  admin.once("dialog", (d) => d.accept());
+  await admin.click('.msg.mine:has-text("Willkommen im Team!") button[aria-label="Nachricht löschen"]');
+  await colleague.waitForSelector('.msg.deleted:has-text("Message deleted")');
+  if (await colleague.$('.msg:has-text("Willkommen im Team!")')) throw new Error("the deleted message is still shown");
 
   step("the server holds only ciphertext for this room");
   const types = await colleague.evaluate(async (roomId) => {

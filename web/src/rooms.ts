@@ -10,6 +10,7 @@ import {
   MatrixEventEvent,
   NotificationCountType,
   Preset,
+  RelationType,
   Room,
   RoomEvent,
   RoomMemberEvent,
@@ -44,6 +45,7 @@ export function useClientTick(client: MatrixClient): number {
       RoomMemberEvent.Name,
       RoomMemberEvent.Membership,
       MatrixEventEvent.Decrypted,
+      MatrixEventEvent.Replaced,
     ] as const;
     // The client re-emits room, member and event events; their listener types differ.
     const emitter = client as unknown as { on(e: string, f: () => void): void; off(e: string, f: () => void): void };
@@ -137,7 +139,7 @@ export function lastMessage(room: Room): MatrixEvent | null {
   for (let i = events.length - 1; i >= 0; i--) {
     const e = events[i];
     if (e.getType() === EventType.RoomMessage || e.isEncrypted()) {
-      if (e.isRedacted()) continue;
+      if (e.isRedacted() || e.isRelation(RelationType.Replace)) continue;
       return e;
     }
   }

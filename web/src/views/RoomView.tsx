@@ -6,7 +6,9 @@ import {
   KnownMembership,
   MatrixClient,
   MatrixEvent,
+  MsgType,
   ReceiptType,
+  RelationType,
   Room,
 } from "matrix-js-sdk";
 import { lang, t } from "../i18n";
@@ -45,13 +47,21 @@ export function RoomView({ client, room, tick }: { client: MatrixClient; room: R
       {membership === KnownMembership.Invite ? (
         <InvitePanel client={client} room={room} />
       ) : (
-        <>
-          <Timeline client={client} room={room} tick={tick} />
-          <Typing client={client} room={room} />
-          <Composer client={client} room={room} />
-        </>
+        <Chat client={client} room={room} tick={tick} />
       )}
     </section>
+  );
+}
+
+function Chat({ client, room, tick }: { client: MatrixClient; room: Room; tick: number }) {
+  const [editing, setEditing] = useState<MatrixEvent | null>(null);
+  useEffect(() => setEditing(null), [room.roomId]);
+  return (
+    <>
+      <Timeline client={client} room={room} tick={tick} onEdit={setEditing} />
+      <Typing client={client} room={room} />
+      <Composer client={client} room={room} editing={editing} onEditDone={() => setEditing(null)} />
+    </>
   );
 }
 
@@ -113,7 +123,17 @@ function stateLine(room: Room, e: MatrixEvent): string | null {
   return null;
 }
 
-function Timeline({ client, room, tick }: { client: MatrixClient; room: Room; tick: number }) {
+function Timeline({
+  client,
+  room,
+  tick,
+  onEdit,
+}: {
+  client: MatrixClient;
+  room: Room;
+  tick: number;
+  onEdit: (e: MatrixEvent) => void;
+}) {
   const scroller = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
   const [paginating, setPaginating] = useState(false);
@@ -167,7 +187,13 @@ function Timeline({ client, room, tick }: { client: MatrixClient; room: Room; ti
 
   const myLast = [...events]
     .reverse()
-    .find((e) => e.getSender() === me && !e.isRedacted() && (e.getType() === EventType.RoomMessage || e.isEncrypted()));
+    .find(
+      (e) =>
+        e.getSender() === me &&
+        !e.isRedacted() &&
+        !e.isRelation(RelationType.Replace) &&
+        (e.getType() === EventType.RoomMessage || e.isEncrypted()),
+    );
   const readers =
     myLast && myLast.getId() && !myLast.status
       ? room
@@ -215,8 +241,16 @@ function Timeline({ client, room, tick }: { client: MatrixClient; room: Room; ti
             );
           }
           if (e.getType() !== EventType.RoomMessage && !e.isEncrypted()) return null;
-          if (e.isRedacted()) return null;
+          // Edits are shown in place of the message they replace.
+          if (e.isRelation(RelationType.Replace)) return null;
           const mine = e.getSender() === me;
+          if (e.isRedacted()) {
+            return (
+              <li key={e.getId()} class={`msg deleted${mine ? " mine" : ""}`} data-event-id={e.getId()}>
+                <span class="body utd">{t("deleted")}</span>
+              </li>
+            );
+          }
           const failed = e.status === EventStatus.NOT_SENT;
           const body = e.isDecryptionFailure() || (e.isEncrypted() && e.getType() !== EventType.RoomMessage)
             ? null
@@ -233,6 +267,26 @@ function Timeline({ client, room, tick }: { client: MatrixClient; room: Room; ti
                   </span>
                 )}
               </span>
+              {e.replacingEventId() && <span class="edited">{t("edited")}</span>}
+              {mine && body !== null && !e.status && (
+                <span class="msg-actions">
+                  <button type="button" class="plain small" aria-label={t("editMessage")} onClick={() => onEdit(e)}>
+                    {t("edit")}
+                  </button>
+                  <button
+                    type="button"
+                    class="plain small"
+                    aria-label={t("deleteMessage")}
+                    onClick={() => {
+                      if (window.confirm(t("confirmDelete"))) {
+                        client.redactEvent(room.roomId, e.getId()!).catch((err) => setError(describeError(err)));
+                      }
+                    }}
+                  >
+                    {t("delete")}
+                  </button>
+                </span>
+              )}
               {failed && <span class="error">{t("sendFailed", { message: "" })}</span>}
               {e === myLast && readers.length > 0 && (
                 <span class="read-by">{t("readBy", { users: readers.join(", ") })}</span>
@@ -255,7 +309,17 @@ function Typing({ client, room }: { client: MatrixClient; room: Room }) {
   );
 }
 
-function Composer({ client, room }: { client: MatrixClient; room: Room }) {
+function Composer({
+  client,
+  room,
+  editing,
+  onEditDone,
+}: {
+  client: MatrixClient;
+  room: Room;
+  editing: MatrixEvent | null;
+  onEditDone: () => void;
+}) {
   const [text, setText] = useState("");
   const [error, setError] = useState<string | null>(null);
   const lastTyping = useRef(0);
@@ -266,6 +330,18 @@ function Composer({ client, room }: { client: MatrixClient; room: Room }) {
     setText("");
     input.current?.focus();
   }, [room.roomId]);
+
+  // Layout effect: the text must be in place before the user (or a test) types over it.
+  useLayoutEffect(() => {
+    if (!editing) return;
+    setText(String(editing.getContent().body ?? ""));
+    input.current?.focus();
+  }, [editing]);
+
+  function cancelEdit() {
+    setText("");
+    onEditDone();
+  }
 
   function typing(active: boolean) {
     const now = Date.now();
@@ -285,7 +361,18 @@ function Composer({ client, room }: { client: MatrixClient; room: Room }) {
     setError(null);
     typing(false);
     try {
-      await client.sendTextMessage(room.roomId, body);
+      if (editing) {
+        const target = editing.getId()!;
+        onEditDone();
+        await client.sendMessage(room.roomId, {
+          msgtype: MsgType.Text,
+          body: `* ${body}`,
+          "m.new_content": { msgtype: MsgType.Text, body },
+          "m.relates_to": { rel_type: RelationType.Replace, event_id: target },
+        });
+      } else {
+        await client.sendTextMessage(room.roomId, body);
+      }
     } catch (err) {
       setError(t("sendFailed", { message: describeError(err) }));
     }
@@ -293,6 +380,14 @@ function Composer({ client, room }: { client: MatrixClient; room: Room }) {
 
   return (
     <form class="composer" onSubmit={send}>
+      {editing && (
+        <p class="editing">
+          <span>{t("editing")}</span>
+          <button type="button" class="plain small" onClick={cancelEdit}>
+            {t("cancel")}
+          </button>
+        </p>
+      )}
       <label for="composer-input" class="visually-hidden">
         {t("message")}
       </label>
@@ -309,9 +404,10 @@ function Composer({ client, room }: { client: MatrixClient; room: Room }) {
         }}
         onKeyDown={(e) => {
           if (e.key === "Enter" && !e.shiftKey && !e.isComposing) send(e);
+          if (e.key === "Escape" && editing) cancelEdit();
         }}
       />
-      <button type="submit" class="primary send" aria-label={t("send")} disabled={!text.trim()}>
+      <button type="submit" class="primary send" aria-label={editing ? t("save") : t("send")} disabled={!text.trim()}>
         <IconSend />
       </button>
       {error && (

@@ -5,7 +5,8 @@
 // wrong-password error, signs in and creates an invite link; a colleague (English browser,
 // phone-sized screen) opens the link in a second browser context and signs up, starts an
 // encrypted DM with the admin; the admin accepts; messages go both ways, with typing notice and
-// read receipt; one edits a message, the other deletes one, each seen on the other side; the room's events on the server are `m.room.encrypted`; the admin signs out at
+// read receipt; an image (encrypted attachment) is shown decrypted on the other side; one edits a
+// message, the other deletes one, each seen on the other side; the room's events on the server are `m.room.encrypted`; the admin signs out at
 // the end. Every request the pages make is recorded and must go to Ward's origin, and no
 // Content-Security-Policy violation may be reported. Screenshots of both sides go to
 // WARD_ARTIFACTS.
@@ -168,6 +169,28 @@ try {
   await admin.press("#composer-input", "Enter");
   await colleague.waitForSelector(".msg:not(.mine) >> text=Willkommen im Team!");
 
+  step("admin: sends an image; the colleague sees it decrypted");
+  const png = await admin.evaluate(async () => {
+    const canvas = document.createElement("canvas");
+    canvas.width = 64;
+    canvas.height = 48;
+    const g = canvas.getContext("2d");
+    g.fillStyle = "#1f6f5c";
+    g.fillRect(0, 0, 64, 48);
+    g.fillStyle = "#f5c400";
+    g.fillRect(16, 12, 32, 24);
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+    return Array.from(new Uint8Array(await blob.arrayBuffer()));
+  });
+  await admin.setInputFiles("[data-testid=attach]", {
+    name: "roentgen.png",
+    mimeType: "image/png",
+    buffer: Buffer.from(png),
+  });
+  const img = await colleague.waitForSelector('.msg:not(.mine) img.image[alt="roentgen.png"]');
+  await colleague.waitForFunction((el) => el.complete && el.naturalWidth === 64 && el.naturalHeight === 48, img);
+  if (!(await img.getAttribute("src")).startsWith("blob:")) throw new Error("the image was not decrypted locally");
+
   step("colleague: edits a message; admin sees the new text");
   await colleague.click('.msg.mine:has-text("neue Kollegin!") button[aria-label="Edit message"]');
   await colleague.fill("#composer-input", "Hallo, hier ist Anna, die neue Kollegin!");
@@ -191,7 +214,7 @@ try {
     const body = await r.json();
     return body.chunk.filter((e) => e.type.startsWith("m.room.message") || e.type === "m.room.encrypted").map((e) => [e.type, JSON.stringify(e.content)]);
   }, roomId);
-  if (types.length < 2 || types.some(([type]) => type !== "m.room.encrypted")) {
+  if (types.length < 3 || types.some(([type]) => type !== "m.room.encrypted")) {
     throw new Error(`expected only m.room.encrypted messages, got ${JSON.stringify(types)}`);
   }
   if (types.some(([, content]) => content.includes("Willkommen") || content.includes("Kollegin!"))) {

@@ -60,6 +60,12 @@ export const IconLogout = () => (
   </svg>
 );
 
+export const IconClip = () => (
+  <svg {...common}>
+    <path d="M21 11.5 12.5 20a5 5 0 0 1-7-7L14 4.5a3.5 3.5 0 0 1 5 5L10.5 18a2 2 0 0 1-3-3L15 7.5" />
+  </svg>
+);
+
 export const Spinner = ({ label }: { label: string }) => (
   <span class="spinner" role="status" aria-live="polite">
     <span class="spinner-ring" aria-hidden="true" />

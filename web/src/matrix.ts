@@ -65,6 +65,8 @@ export function describeError(e: unknown): string {
         return t("usernameInvalid");
       case "M_WEAK_PASSWORD":
         return t("passwordWeak");
+      case "M_TOO_LARGE":
+        return t("fileTooLarge");
     }
     return t("unexpectedError", { message: e.data?.error ?? e.message });
   }

@@ -12,8 +12,9 @@ import {
   Room,
 } from "matrix-js-sdk";
 import { lang, t } from "../i18n";
-import { IconBack, IconLock, IconSend, Spinner } from "../icons";
+import { IconBack, IconClip, IconLock, IconSend, Spinner } from "../icons";
 import { describeError } from "../matrix";
+import { attachmentUrl, isAttachment, isInlineImage, sendFile } from "../media";
 import { go } from "../route";
 import { acceptInvite, displayName, inviterOf } from "../rooms";
 
@@ -258,7 +259,13 @@ function Timeline({
           return (
             <li key={e.getId() ?? e.getTxnId()} class={`msg${mine ? " mine" : ""}${e.status ? " pending" : ""}`} data-event-id={e.getId()}>
               {!mine && <span class="sender">{displayName(room, e.getSender() ?? "")}</span>}
-              {body === null ? <span class="body utd">{t("unableToDecrypt")}</span> : <span class="body">{body}</span>}
+              {body === null ? (
+                <span class="body utd">{t("unableToDecrypt")}</span>
+              ) : isAttachment(e) ? (
+                <Attachment client={client} event={e} />
+              ) : (
+                <span class="body">{body}</span>
+              )}
               <span class="meta">
                 <time dateTime={new Date(e.getTs()).toISOString()}>{formatTime(e.getTs())}</time>
                 {e.isEncrypted() && (
@@ -270,9 +277,11 @@ function Timeline({
               {e.replacingEventId() && <span class="edited">{t("edited")}</span>}
               {mine && body !== null && !e.status && (
                 <span class="msg-actions">
-                  <button type="button" class="plain small" aria-label={t("editMessage")} onClick={() => onEdit(e)}>
-                    {t("edit")}
-                  </button>
+                  {!isAttachment(e) && (
+                    <button type="button" class="plain small" aria-label={t("editMessage")} onClick={() => onEdit(e)}>
+                      {t("edit")}
+                    </button>
+                  )}
                   <button
                     type="button"
                     class="plain small"
@@ -297,6 +306,46 @@ function Timeline({
       </ol>
     </div>
   );
+}
+
+function Attachment({ client, event }: { client: MatrixClient; event: MatrixEvent }) {
+  const name = String(event.getContent().body ?? "");
+  const inline = isInlineImage(event);
+  const [url, setUrl] = useState<string | null>(null);
+  const [failed, setFailed] = useState(false);
+  useEffect(() => {
+    if (!inline || !event.getId() || event.status) return;
+    let live = true;
+    attachmentUrl(client, event).then(
+      (u) => live && setUrl(u),
+      () => live && setFailed(true),
+    );
+    return () => {
+      live = false;
+    };
+  }, [event.getId(), inline]);
+
+  async function download() {
+    try {
+      const a = document.createElement("a");
+      a.href = await attachmentUrl(client, event);
+      a.download = name || "download";
+      a.click();
+    } catch {
+      setFailed(true);
+    }
+  }
+
+  if (failed) return <span class="body utd">{t("attachmentFailed")}</span>;
+  if (!inline) {
+    return (
+      <button type="button" class="plain file" onClick={download}>
+        {t("download", { name })}
+      </button>
+    );
+  }
+  if (!url) return <Spinner label={t("loading")} />;
+  return <img class="image" src={url} alt={name} />;
 }
 
 function Typing({ client, room }: { client: MatrixClient; room: Room }) {
@@ -324,6 +373,22 @@ function Composer({
   const [error, setError] = useState<string | null>(null);
   const lastTyping = useRef(0);
   const typingQueue = useRef<Promise<unknown>>(Promise.resolve());
+  const [uploading, setUploading] = useState<string | null>(null);
+
+  async function attach(input: HTMLInputElement) {
+    const file = input.files?.[0];
+    input.value = "";
+    if (!file) return;
+    setUploading(file.name);
+    setError(null);
+    try {
+      await sendFile(client, room.roomId, file);
+    } catch (err) {
+      setError(t("sendFailed", { message: describeError(err) }));
+    } finally {
+      setUploading(null);
+    }
+  }
   const input = useRef<HTMLTextAreaElement>(null);
 
   useEffect(() => {
@@ -388,6 +453,17 @@ function Composer({
           </button>
         </p>
       )}
+      <label class="button plain attach" title={t("attach")}>
+        <IconClip />
+        <span class="visually-hidden">{t("attach")}</span>
+        <input
+          type="file"
+          class="visually-hidden"
+          data-testid="attach"
+          disabled={uploading !== null}
+          onChange={(e) => attach(e.currentTarget as HTMLInputElement)}
+        />
+      </label>
       <label for="composer-input" class="visually-hidden">
         {t("message")}
       </label>
@@ -410,6 +486,7 @@ function Composer({
       <button type="submit" class="primary send" aria-label={editing ? t("save") : t("send")} disabled={!text.trim()}>
         <IconSend />
       </button>
+      {uploading && <Spinner label={t("uploading", { name: uploading })} />}
       {error && (
         <p class="error" role="alert">
           {error}

@@ -7,7 +7,8 @@
 // encrypted DM with the admin; the admin accepts; messages go both ways, with typing notice and
 // read receipt; an image (encrypted attachment) is shown decrypted on the other side; one edits a
 // message, the other deletes one, each seen on the other side; the room's events on the server are `m.room.encrypted`; the admin signs out at
-// the end. Every request the pages make is recorded and must go to Ward's origin, and no
+// the end, and restores the key backup with the recovery key in a third browser context to read
+// the earlier messages. Every request the pages make is recorded and must go to Ward's origin, and no
 // Content-Security-Policy violation may be reported. Screenshots of both sides go to
 // WARD_ARTIFACTS.
 //
@@ -89,6 +90,7 @@ const browser = await chromium.launch({
   headless: true,
 });
 let failed = false;
+let restore = null; // the third context's page, once it exists
 const adminCtx = await browser.newContext({ locale: "de-DE", viewport: { width: 1200, height: 800 } });
 const colleagueCtx = await browser.newContext({
   locale: "en-GB",
@@ -124,9 +126,19 @@ try {
   if (!offlineErr.includes("cannot be reached")) throw new Error(`unexpected offline error: ${offlineErr}`);
   await offlineCtx.close();
 
-  step("admin: signs in and creates an invite link");
+  step("admin: signs in");
   await signIn(admin, ADMIN, ADMIN_PW);
   await admin.waitForSelector("[data-testid=me]");
+
+  step("admin: sets up key backup and gets a recovery key");
+  await admin.click("[data-testid=security]");
+  await admin.fill("#backup-password", ADMIN_PW);
+  await admin.click("[data-testid=backup-setup]");
+  const recoveryKey = await (await admin.waitForSelector("#recovery-key")).inputValue();
+  if (recoveryKey.replace(/\s/g, "").length < 40) throw new Error(`odd recovery key ${recoveryKey}`);
+  await admin.click(".dialog button.primary");
+
+  step("admin: creates an invite link");
   await admin.click("[data-testid=invite-colleague]");
   await admin.click("[data-testid=create-invite]");
   const link = await (await admin.waitForSelector("#invite-link")).inputValue();
@@ -261,6 +273,27 @@ try {
   await admin.waitForSelector("#login-user");
   if (await admin.evaluate(() => localStorage.getItem("ward.session"))) throw new Error("session kept after sign-out");
 
+  step("admin in a third browser context: restores the key backup and reads the earlier messages");
+  const restoreCtx = await browser.newContext({ locale: "de-DE", viewport: { width: 1200, height: 800 } });
+  watch(restoreCtx, "restore");
+  restore = await restoreCtx.newPage();
+  restore.setDefaultTimeout(STEP_MS);
+  await restore.goto(`${WARD}/`);
+  await signIn(restore, ADMIN, ADMIN_PW);
+  await restore.click(`[data-room-id="${roomId}"]`);
+  await restore.waitForSelector(".msg .utd");
+  await restore.click("[data-testid=security]");
+  await restore.fill("#recovery-key-input", "EsTc aaaa bbbb cccc");
+  await restore.click("[data-testid=backup-restore]");
+  await restore.waitForSelector(".dialog .error >> text=nicht richtig");
+  await restore.fill("#recovery-key-input", recoveryKey);
+  await restore.click("[data-testid=backup-restore]");
+  console.log(`   ${await (await restore.waitForSelector("[data-testid=backup-on]")).textContent()}`);
+  await restore.keyboard.press("Escape");
+  await restore.waitForSelector('.msg:not(.mine) >> text=Hallo, hier ist Anna, die neue Kollegin!');
+  await restore.waitForSelector(".msg.mine >> text=Hallo an alle drei");
+  await restore.screenshot({ path: join(ARTIFACTS, "restored.png") });
+
   step("every request went to Ward's origin");
   const foreign = requests.filter((r) => !isWard(r.url));
   console.log(`REQUESTS ${requests.length} (foreign: ${foreign.length})`);
@@ -272,6 +305,7 @@ try {
   console.error(e);
   await admin.screenshot({ path: join(ARTIFACTS, "admin-failure.png") }).catch(() => {});
   await colleague.screenshot({ path: join(ARTIFACTS, "colleague-failure.png") }).catch(() => {});
+  await restore?.screenshot({ path: join(ARTIFACTS, "restored-failure.png") }).catch(() => {});
   console.error(`failure screenshots in ${ARTIFACTS}`);
 } finally {
   await browser.close();

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { ClientEvent, HttpApiEvent, MatrixClient, SyncState } from "matrix-js-sdk";
 import { t } from "./i18n";
-import { IconLink, IconLogout, IconPlus, Spinner } from "./icons";
+import { IconKey, IconLink, IconLogout, IconPlus, Spinner } from "./icons";
 import { describeError, forgetSession, isAdmin, loadSession, logout, startClient, type Session } from "./matrix";
 import { go, useRoute } from "./route";
 import { useClientTick } from "./rooms";
@@ -10,6 +10,7 @@ import { LangSelect } from "./views/LangSelect";
 import { Login } from "./views/Login";
 import { NewChat } from "./views/NewChat";
 import { Register } from "./views/Register";
+import { Security } from "./views/Security";
 import { RoomList } from "./views/RoomList";
 import { RoomView } from "./views/RoomView";
 
@@ -107,7 +108,7 @@ function Chat({ session, onLogout, relabel }: { session: Session; onLogout: () =
   if (!client || !ready || leaving) {
     return (
       <main class="card loading">
-        <Spinner label={t("loading")} />
+        <Spinner label={leaving ? t("signingOut") : t("loading")} />
       </main>
     );
   }
@@ -149,6 +150,9 @@ function Ready({
           <a class="button" href="#/new">
             <IconPlus /> {t("newChat")}
           </a>
+          <a class="button" href="#/security" data-testid="security">
+            <IconKey /> {t("security")}
+          </a>
           {admin && (
             <a class="button" href="#/invite" data-testid="invite-colleague">
               <IconLink /> {t("inviteColleague")}
@@ -177,6 +181,7 @@ function Ready({
       </main>
       {route.name === "new" && <NewChat client={client} />}
       {route.name === "invite" && admin && <Invite client={client} />}
+      {route.name === "security" && <Security client={client} />}
     </div>
   );
 }

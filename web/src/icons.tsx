@@ -66,6 +66,13 @@ export const IconClip = () => (
   </svg>
 );
 
+export const IconKey = () => (
+  <svg {...common}>
+    <circle cx="7.5" cy="15.5" r="4.5" />
+    <path d="M10.7 12.3 20 3M16 7l3 3M14 9l2 2" />
+  </svg>
+);
+
 export const Spinner = ({ label }: { label: string }) => (
   <span class="spinner" role="status" aria-live="polite">
     <span class="spinner-ring" aria-hidden="true" />

@@ -13,6 +13,7 @@ import {
   type LoginResponse,
   type RoomNameState,
 } from "matrix-js-sdk";
+import { cryptoCallbacks, flushBackup, trackBackup } from "./backup";
 import { t } from "./i18n";
 
 const SESSION_KEY = "ward.session";
@@ -170,8 +171,10 @@ export async function startClient(s: Session): Promise<MatrixClient> {
     deviceId: s.deviceId,
     accessToken: s.accessToken,
     roomNameGenerator: roomName,
+    cryptoCallbacks,
   });
   await client.initRustCrypto();
+  trackBackup(client);
   await client.startClient({ initialSyncLimit: INITIAL_SYNC_LIMIT, lazyLoadMembers: true });
   return client;
 }
@@ -179,6 +182,7 @@ export async function startClient(s: Session): Promise<MatrixClient> {
 /** Logs the device out (best effort), wipes the crypto store and forgets the session. */
 export async function logout(client: MatrixClient | null): Promise<void> {
   if (client) {
+    await flushBackup(client).catch(() => undefined);
     try {
       await client.logout(true);
     } catch {

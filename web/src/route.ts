@@ -1,5 +1,5 @@
 // Hash-based routing, so that Ward serves one index.html and needs no SPA fallback:
-//   #/login   #/register?token=…   #/   #/room/<room id>   #/new   #/invite
+//   #/login   #/register?token=…   #/   #/room/<room id>   #/new   #/invite   #/security
 import { useEffect, useState } from "preact/hooks";
 
 export type Route =
@@ -8,7 +8,8 @@ export type Route =
   | { name: "home" }
   | { name: "room"; roomId: string }
   | { name: "new" }
-  | { name: "invite" };
+  | { name: "invite" }
+  | { name: "security" };
 
 export function parse(hash: string): Route {
   const h = hash.replace(/^#/, "");
@@ -18,6 +19,7 @@ export function parse(hash: string): Route {
   if (path === "/register") return { name: "register", token: params.get("token") };
   if (path === "/new") return { name: "new" };
   if (path === "/invite") return { name: "invite" };
+  if (path === "/security") return { name: "security" };
   const room = path.match(/^\/room\/(.+)$/);
   if (room) {
     try {
@@ -46,8 +48,21 @@ export function go(r: Route): void {
   window.location.hash = href(r);
 }
 
+/** The last route that was not a dialog (new chat, invite, key backup): where dialogs return to. */
+let behindDialog: Route = { name: "home" };
+
+function isDialog(r: Route): boolean {
+  return r.name === "new" || r.name === "invite" || r.name === "security";
+}
+
+/** Closes a dialog: back to the chat (or list) that was open under it. */
+export function closeDialog(): void {
+  go(behindDialog);
+}
+
 export function useRoute(): Route {
   const [route, setRoute] = useState(() => parse(window.location.hash));
+  if (!isDialog(route)) behindDialog = route;
   useEffect(() => {
     const on = () => setRoute(parse(window.location.hash));
     window.addEventListener("hashchange", on);

@@ -3,7 +3,7 @@ import { MatrixClient } from "matrix-js-sdk";
 import { t } from "../i18n";
 import { Spinner } from "../icons";
 import { createInviteToken, describeError, inviteLink } from "../matrix";
-import { go } from "../route";
+import { closeDialog } from "../route";
 import { Dialog } from "./Dialog";
 
 export function Invite({ client }: { client: MatrixClient }) {
@@ -36,7 +36,7 @@ export function Invite({ client }: { client: MatrixClient }) {
   }
 
   return (
-    <Dialog title={t("inviteTitle")} onClose={() => go({ name: "home" })}>
+    <Dialog title={t("inviteTitle")} onClose={closeDialog}>
       <p>{t("inviteIntro")}</p>
       <button type="button" class="primary" onClick={create} disabled={busy} data-testid="create-invite">
         {busy ? <Spinner label={t("creatingLink")} /> : t("createLink")}

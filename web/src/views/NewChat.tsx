@@ -3,7 +3,7 @@ import { MatrixClient } from "matrix-js-sdk";
 import { t } from "../i18n";
 import { Spinner } from "../icons";
 import { describeError } from "../matrix";
-import { go } from "../route";
+import { closeDialog, go } from "../route";
 import { createDirect, findDirect } from "../rooms";
 import { Dialog } from "./Dialog";
 
@@ -88,7 +88,7 @@ export function NewChat({ client }: { client: MatrixClient }) {
   }
 
   return (
-    <Dialog title={t("newChatTitle")} onClose={() => go({ name: "home" })}>
+    <Dialog title={t("newChatTitle")} onClose={closeDialog}>
       <label for="user-search">{t("searchColleague")}</label>
       <input
         id="user-search"

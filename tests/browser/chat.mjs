@@ -6,7 +6,7 @@
 // phone-sized screen) opens the link in a second browser context and signs up, starts an
 // encrypted DM with the admin; the admin accepts; messages go both ways, with typing notice and
 // read receipt; an image (encrypted attachment) is shown decrypted on the other side; one edits a
-// message, the other deletes one, each seen on the other side; the room's events on the server are `m.room.encrypted`; the admin signs out at
+// message, the other deletes one, reactions and replies, each seen on the other side; the room's events on the server are `m.room.encrypted`; the admin signs out at
 // the end, and restores the key backup with the recovery key in a third browser context to read
 // the earlier messages. Every request the pages make is recorded and must go to Ward's origin, and no
 // Content-Security-Policy violation may be reported. Screenshots of both sides go to
@@ -216,6 +216,15 @@ try {
   await colleague.waitForSelector('.msg.deleted:has-text("Message deleted")');
   if (await colleague.$('.msg:has-text("Willkommen im Team!")')) throw new Error("the deleted message is still shown");
 
+  step("admin: reacts to a message; colleague: replies to the image; each sees the other's");
+  await admin.click('.msg:has-text("Anna, die neue Kollegin!") button[aria-label="Auf diese Nachricht reagieren"]');
+  await admin.click('.picker button[aria-label="Mit 👍 reagieren"]');
+  await colleague.waitForSelector('.msg.mine:has-text("Anna, die neue Kollegin!") .reaction:has-text("👍 1")');
+  await colleague.click('.msg:has(img.image) button[aria-label="Reply to this message"]');
+  await colleague.fill("#composer-input", "Sieht gut aus");
+  await colleague.press("#composer-input", "Enter");
+  await admin.waitForSelector('.msg:not(.mine):has(.quote:has-text("roentgen.png")):has-text("Sieht gut aus")');
+
   step("the server holds only ciphertext for this room");
   const types = await colleague.evaluate(async (roomId) => {
     const { accessToken } = JSON.parse(localStorage.getItem("ward.session"));
@@ -226,7 +235,7 @@ try {
     const body = await r.json();
     return body.chunk.filter((e) => e.type.startsWith("m.room.message") || e.type === "m.room.encrypted").map((e) => [e.type, JSON.stringify(e.content)]);
   }, roomId);
-  if (types.length < 3 || types.some(([type]) => type !== "m.room.encrypted")) {
+  if (types.length < 5 || types.some(([type]) => type !== "m.room.encrypted")) {
     throw new Error(`expected only m.room.encrypted messages, got ${JSON.stringify(types)}`);
   }
   if (types.some(([, content]) => content.includes("Willkommen") || content.includes("Kollegin!"))) {

@@ -138,7 +138,7 @@ export function lastMessage(room: Room): MatrixEvent | null {
   const events = room.getLiveTimeline().getEvents();
   for (let i = events.length - 1; i >= 0; i--) {
     const e = events[i];
-    if (e.getType() === EventType.RoomMessage || e.isEncrypted()) {
+    if (e.getType() === EventType.RoomMessage || e.getType() === EventType.RoomMessageEncrypted) {
       if (e.isRedacted() || e.isRelation(RelationType.Replace)) continue;
       return e;
     }

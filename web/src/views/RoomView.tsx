@@ -56,12 +56,37 @@ export function RoomView({ client, room, tick }: { client: MatrixClient; room: R
 
 function Chat({ client, room, tick }: { client: MatrixClient; room: Room; tick: number }) {
   const [editing, setEditing] = useState<MatrixEvent | null>(null);
-  useEffect(() => setEditing(null), [room.roomId]);
+  const [replying, setReplying] = useState<MatrixEvent | null>(null);
+  useEffect(() => {
+    setEditing(null);
+    setReplying(null);
+  }, [room.roomId]);
   return (
     <>
-      <Timeline client={client} room={room} tick={tick} onEdit={setEditing} />
+      <Timeline
+        client={client}
+        room={room}
+        tick={tick}
+        onEdit={(e) => {
+          setReplying(null);
+          setEditing(e);
+        }}
+        onReply={(e) => {
+          setEditing(null);
+          setReplying(e);
+        }}
+      />
       <Typing client={client} room={room} />
-      <Composer client={client} room={room} editing={editing} onEditDone={() => setEditing(null)} />
+      <Composer
+        client={client}
+        room={room}
+        editing={editing}
+        replying={replying}
+        onDone={() => {
+          setEditing(null);
+          setReplying(null);
+        }}
+      />
     </>
   );
 }
@@ -129,11 +154,13 @@ function Timeline({
   room,
   tick,
   onEdit,
+  onReply,
 }: {
   client: MatrixClient;
   room: Room;
   tick: number;
   onEdit: (e: MatrixEvent) => void;
+  onReply: (e: MatrixEvent) => void;
 }) {
   const scroller = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
@@ -192,8 +219,7 @@ function Timeline({
       (e) =>
         e.getSender() === me &&
         !e.isRedacted() &&
-        !e.isRelation(RelationType.Replace) &&
-        (e.getType() === EventType.RoomMessage || e.isEncrypted()),
+        isShownMessage(e),
     );
   const readers =
     myLast && myLast.getId() && !myLast.status
@@ -241,70 +267,203 @@ function Timeline({
               </li>
             );
           }
-          if (e.getType() !== EventType.RoomMessage && !e.isEncrypted()) return null;
-          // Edits are shown in place of the message they replace.
-          if (e.isRelation(RelationType.Replace)) return null;
-          const mine = e.getSender() === me;
-          if (e.isRedacted()) {
-            return (
-              <li key={e.getId()} class={`msg deleted${mine ? " mine" : ""}`} data-event-id={e.getId()}>
-                <span class="body utd">{t("deleted")}</span>
-              </li>
-            );
-          }
-          const failed = e.status === EventStatus.NOT_SENT;
-          const body = e.isDecryptionFailure() || (e.isEncrypted() && e.getType() !== EventType.RoomMessage)
-            ? null
-            : String(e.getContent().body ?? "");
+          if (!isShownMessage(e)) return null;
           return (
-            <li key={e.getId() ?? e.getTxnId()} class={`msg${mine ? " mine" : ""}${e.status ? " pending" : ""}`} data-event-id={e.getId()}>
-              {!mine && <span class="sender">{displayName(room, e.getSender() ?? "")}</span>}
-              {body === null ? (
-                <span class="body utd">{t("unableToDecrypt")}</span>
-              ) : isAttachment(e) ? (
-                <Attachment client={client} event={e} />
-              ) : (
-                <span class="body">{body}</span>
-              )}
-              <span class="meta">
-                <time dateTime={new Date(e.getTs()).toISOString()}>{formatTime(e.getTs())}</time>
-                {e.isEncrypted() && (
-                  <span class="lock" title={t("encrypted")}>
-                    <IconLock />
-                  </span>
-                )}
-              </span>
-              {e.replacingEventId() && <span class="edited">{t("edited")}</span>}
-              {mine && body !== null && !e.status && (
-                <span class="msg-actions">
-                  {!isAttachment(e) && (
-                    <button type="button" class="plain small" aria-label={t("editMessage")} onClick={() => onEdit(e)}>
-                      {t("edit")}
-                    </button>
-                  )}
-                  <button
-                    type="button"
-                    class="plain small"
-                    aria-label={t("deleteMessage")}
-                    onClick={() => {
-                      if (window.confirm(t("confirmDelete"))) {
-                        client.redactEvent(room.roomId, e.getId()!).catch((err) => setError(describeError(err)));
-                      }
-                    }}
-                  >
-                    {t("delete")}
-                  </button>
-                </span>
-              )}
-              {failed && <span class="error">{t("sendFailed", { message: "" })}</span>}
-              {e === myLast && readers.length > 0 && (
-                <span class="read-by">{t("readBy", { users: readers.join(", ") })}</span>
-              )}
-            </li>
+            <Message
+              key={e.getId() ?? e.getTxnId()}
+              client={client}
+              room={room}
+              event={e}
+              readers={e === myLast ? readers : []}
+              onEdit={onEdit}
+              onReply={onReply}
+              onError={setError}
+            />
           );
         })}
       </ol>
     </div>
+  );
+}
+
+/** Messages, and events not decrypted (yet); edits and reactions show on their target. */
+function isShownMessage(e: MatrixEvent): boolean {
+  const type = e.getType();
+  if (type !== EventType.RoomMessage && type !== EventType.RoomMessageEncrypted) return false;
+  return !e.isRelation(RelationType.Replace);
+}
+
+/** Quick reactions offered on every message (plain text: the system's emoji font draws them). */
+const REACTIONS = ["👍", "❤️", "😊", "✅"];
+
+/** The reply target of `e`, if it is a reply. */
+function replyTarget(e: MatrixEvent): string | null {
+  const id = e.getWireContent()["m.relates_to"]?.["m.in_reply_to"]?.event_id ?? e.getContent()["m.relates_to"]?.["m.in_reply_to"]?.event_id;
+  return typeof id === "string" ? id : null;
+}
+
+/** A body without the quoted reply fallback (`> <@user> …` lines) older clients put in front. */
+function stripReplyFallback(body: string): string {
+  const lines = body.split("\n");
+  let i = 0;
+  while (i < lines.length && lines[i].startsWith(">")) i++;
+  if (i > 0 && i < lines.length && lines[i] === "") return lines.slice(i + 1).join("\n");
+  return body;
+}
+
+function Message({
+  client,
+  room,
+  event: e,
+  readers,
+  onEdit,
+  onReply,
+  onError,
+}: {
+  client: MatrixClient;
+  room: Room;
+  event: MatrixEvent;
+  readers: string[];
+  onEdit: (e: MatrixEvent) => void;
+  onReply: (e: MatrixEvent) => void;
+  onError: (message: string) => void;
+}) {
+  const [picking, setPicking] = useState(false);
+  const me = client.getUserId();
+  const mine = e.getSender() === me;
+  const id = e.getId();
+  if (e.isRedacted()) {
+    return (
+      <li class={`msg deleted${mine ? " mine" : ""}`} data-event-id={id}>
+        <span class="body utd">{t("deleted")}</span>
+      </li>
+    );
+  }
+  const failed = e.status === EventStatus.NOT_SENT;
+  const decrypted = !e.isDecryptionFailure() && e.getType() === EventType.RoomMessage;
+  const body = decrypted ? String(e.getContent().body ?? "") : null;
+  const sent = !!id && !e.status;
+  const replyTo = decrypted ? replyTarget(e) : null;
+  const quoted = replyTo ? room.findEventById(replyTo) : null;
+  const reactions =
+    (id && room.relations.getChildEventsForEvent(id, RelationType.Annotation, EventType.Reaction)?.getSortedAnnotationsByKey()) ||
+    [];
+
+  async function react(key: string) {
+    setPicking(false);
+    const own = reactions.find(([k]) => k === key)?.[1];
+    const mineReaction = own && [...own].find((r) => r.getSender() === me && !r.isRedacted());
+    try {
+      if (mineReaction?.getId()) await client.redactEvent(room.roomId, mineReaction.getId()!);
+      else {
+        await client.sendEvent(room.roomId, EventType.Reaction, {
+          "m.relates_to": { rel_type: RelationType.Annotation, event_id: id!, key },
+        });
+      }
+    } catch (err) {
+      onError(describeError(err));
+    }
+  }
+
+  return (
+    <li class={`msg${mine ? " mine" : ""}${e.status ? " pending" : ""}`} data-event-id={id}>
+      {!mine && <span class="sender">{displayName(room, e.getSender() ?? "")}</span>}
+      {replyTo && (
+        <blockquote class="quote">
+          {quoted ? (
+            <>
+              <span class="sender">{displayName(room, quoted.getSender() ?? "")}</span>
+              <span>{quoted.isRedacted() ? t("deleted") : stripReplyFallback(String(quoted.getContent().body ?? "…"))}</span>
+            </>
+          ) : (
+            "…"
+          )}
+        </blockquote>
+      )}
+      {body === null ? (
+        <span class="body utd">{t("unableToDecrypt")}</span>
+      ) : isAttachment(e) ? (
+        <Attachment client={client} event={e} />
+      ) : (
+        <span class="body">{replyTo ? stripReplyFallback(body) : body}</span>
+      )}
+      <span class="meta">
+        <time dateTime={new Date(e.getTs()).toISOString()}>{formatTime(e.getTs())}</time>
+        {e.isEncrypted() && (
+          <span class="lock" title={t("encrypted")}>
+            <IconLock />
+          </span>
+        )}
+      </span>
+      {e.replacingEventId() && <span class="edited">{t("edited")}</span>}
+      {reactions.length > 0 && (
+        <span class="reactions">
+          {reactions.map(([key, events]) => {
+            const live = [...events].filter((r) => !r.isRedacted());
+            if (live.length === 0) return null;
+            const byMe = live.some((r) => r.getSender() === me);
+            return (
+              <button
+                type="button"
+                key={key}
+                class={`reaction${byMe ? " by-me" : ""}`}
+                aria-pressed={byMe}
+                aria-label={t("reactionCount", { key, count: live.length })}
+                onClick={() => react(key)}
+              >
+                {key} {live.length}
+              </button>
+            );
+          })}
+        </span>
+      )}
+      {body !== null && sent && (
+        <span class="msg-actions">
+          <button type="button" class="plain small" aria-label={t("replyTo")} onClick={() => onReply(e)}>
+            {t("reply")}
+          </button>
+          <button
+            type="button"
+            class="plain small"
+            aria-label={t("reactTo")}
+            aria-expanded={picking}
+            onClick={() => setPicking(!picking)}
+          >
+            {t("react")}
+          </button>
+          {mine && !isAttachment(e) && (
+            <button type="button" class="plain small" aria-label={t("editMessage")} onClick={() => onEdit(e)}>
+              {t("edit")}
+            </button>
+          )}
+          {mine && (
+            <button
+              type="button"
+              class="plain small"
+              aria-label={t("deleteMessage")}
+              onClick={() => {
+                if (window.confirm(t("confirmDelete"))) {
+                  client.redactEvent(room.roomId, id!).catch((err) => onError(describeError(err)));
+                }
+              }}
+            >
+              {t("delete")}
+            </button>
+          )}
+        </span>
+      )}
+      {picking && (
+        <span class="picker" role="group" aria-label={t("reactTo")}>
+          {REACTIONS.map((key) => (
+            <button type="button" class="plain" key={key} onClick={() => react(key)} aria-label={t("reactWith", { key })}>
+              {key}
+            </button>
+          ))}
+        </span>
+      )}
+      {failed && <span class="error">{t("sendFailed", { message: "" })}</span>}
+      {readers.length > 0 && <span class="read-by">{t("readBy", { users: readers.join(", ") })}</span>}
+    </li>
   );
 }
 
@@ -362,12 +521,14 @@ function Composer({
   client,
   room,
   editing,
-  onEditDone,
+  replying,
+  onDone,
 }: {
   client: MatrixClient;
   room: Room;
   editing: MatrixEvent | null;
-  onEditDone: () => void;
+  replying: MatrixEvent | null;
+  onDone: () => void;
 }) {
   const [text, setText] = useState("");
   const [error, setError] = useState<string | null>(null);
@@ -403,9 +564,13 @@ function Composer({
     input.current?.focus();
   }, [editing]);
 
-  function cancelEdit() {
-    setText("");
-    onEditDone();
+  useLayoutEffect(() => {
+    if (replying) input.current?.focus();
+  }, [replying]);
+
+  function cancel() {
+    if (editing) setText("");
+    onDone();
   }
 
   function typing(active: boolean) {
@@ -426,14 +591,21 @@ function Composer({
     setError(null);
     typing(false);
     try {
+      const replyTo = replying?.getId();
+      onDone();
       if (editing) {
         const target = editing.getId()!;
-        onEditDone();
         await client.sendMessage(room.roomId, {
           msgtype: MsgType.Text,
           body: `* ${body}`,
           "m.new_content": { msgtype: MsgType.Text, body },
           "m.relates_to": { rel_type: RelationType.Replace, event_id: target },
+        });
+      } else if (replyTo) {
+        await client.sendMessage(room.roomId, {
+          msgtype: MsgType.Text,
+          body,
+          "m.relates_to": { "m.in_reply_to": { event_id: replyTo } },
         });
       } else {
         await client.sendTextMessage(room.roomId, body);
@@ -445,10 +617,17 @@ function Composer({
 
   return (
     <form class="composer" onSubmit={send}>
-      {editing && (
+      {(editing || replying) && (
         <p class="editing">
-          <span>{t("editing")}</span>
-          <button type="button" class="plain small" onClick={cancelEdit}>
+          <span>
+            {editing
+              ? t("editing")
+              : t("replyingTo", {
+                  user: displayName(room, replying!.getSender() ?? ""),
+                  text: String(replying!.getContent().body ?? "").slice(0, 80),
+                })}
+          </span>
+          <button type="button" class="plain small" onClick={cancel}>
             {t("cancel")}
           </button>
         </p>
@@ -480,7 +659,7 @@ function Composer({
         }}
         onKeyDown={(e) => {
           if (e.key === "Enter" && !e.shiftKey && !e.isComposing) send(e);
-          if (e.key === "Escape" && editing) cancelEdit();
+          if (e.key === "Escape" && (editing || replying)) cancel();
         }}
       />
       <button type="submit" class="primary send" aria-label={editing ? t("save") : t("send")} disabled={!text.trim()}>

@@ -6,7 +6,8 @@
 // phone-sized screen) opens the link in a second browser context and signs up, starts an
 // encrypted DM with the admin; the admin accepts; messages go both ways, with typing notice and
 // read receipt; an image (encrypted attachment) is shown decrypted on the other side; one edits a
-// message, the other deletes one, reactions and replies, each seen on the other side; the room's events on the server are `m.room.encrypted`; the admin signs out at
+// message, the other deletes one, reactions and replies, each seen on the other side; a group is
+// created, joined and left; the room's events on the server are `m.room.encrypted`; the admin signs out at
 // the end, and restores the key backup with the recovery key in a third browser context to read
 // the earlier messages. Every request the pages make is recorded and must go to Ward's origin, and no
 // Content-Security-Policy violation may be reported. Screenshots of both sides go to
@@ -243,19 +244,12 @@ try {
   }
 
   if (PEER) {
-    step(`admin: invites ${PEER} into the DM for the matrix-nio check`);
-    await admin.evaluate(
-      async ({ roomId, peer }) => {
-        const { accessToken } = JSON.parse(localStorage.getItem("ward.session"));
-        const r = await fetch(`/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/invite`, {
-          method: "POST",
-          headers: { Authorization: `Bearer ${accessToken}`, "Content-Type": "application/json" },
-          body: JSON.stringify({ user_id: peer }),
-        });
-        if (!r.ok) throw new Error(`invite failed: ${r.status} ${await r.text()}`);
-      },
-      { roomId, peer: PEER },
-    );
+    step(`admin: invites ${PEER} into the DM (room header, user search) for the matrix-nio check`);
+    await admin.click("[data-testid=room-invite]");
+    await admin.fill("#user-search", PEER);
+    await admin.click(`.dialog [data-user-id="${PEER}"]`);
+    await admin.waitForSelector("[data-testid=invited]");
+    await admin.keyboard.press("Escape");
     console.log(`ROOM ${roomId}`);
     const rl = createInterface({ input: process.stdin });
     await new Promise((resolve) => rl.once("line", resolve)); // the peer has joined
@@ -271,6 +265,29 @@ try {
     await admin.waitForSelector(".msg:not(.mine) >> text=Hallo von nio");
     await colleague.waitForSelector(".msg:not(.mine) >> text=Hallo von nio");
   }
+
+  step("colleague: creates an encrypted group with the admin; admin accepts; colleague leaves");
+  await colleague.click("header .back");
+  await colleague.click('a[href="#/new"]');
+  await colleague.click("[data-testid=group-mode]");
+  await colleague.fill("#group-name", "Praxisteam");
+  await colleague.fill("#user-search", ADMIN);
+  await colleague.click(`[data-user-id^="${adminId}"]`);
+  await colleague.click("[data-testid=create-group]");
+  await colleague.waitForSelector('#room-title:has-text("Praxisteam")');
+  await colleague.waitForSelector(".room-header .e2ee:not(.off)");
+  await admin.click('.room-item:has-text("Praxisteam")');
+  await admin.click(".invite-panel button.primary");
+  await admin.fill("#composer-input", "Teamtreffen um acht");
+  await admin.press("#composer-input", "Enter");
+  await colleague.waitForSelector(".msg:not(.mine) >> text=Teamtreffen um acht");
+  colleague.once("dialog", (d) => d.accept());
+  await colleague.click("[data-testid=room-leave]");
+  await colleague.waitForSelector(`[data-room-id="${roomId}"]`);
+  await colleague.waitForSelector('.room-item:has-text("Praxisteam")', { state: "detached" });
+  await admin.waitForSelector(".state-line >> text=hat den Chat verlassen");
+  await colleague.click(`[data-room-id="${roomId}"]`);
+  await admin.click(`[data-room-id="${roomId}"]`);
 
   step("screenshots");
   await admin.screenshot({ path: join(ARTIFACTS, "admin.png") });

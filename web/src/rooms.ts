@@ -58,11 +58,27 @@ export function useClientTick(client: MatrixClient): number {
   return tick;
 }
 
+/**
+ * Rooms we left in this session. The SDK takes our membership from the room state it syncs; a
+ * server whose sync reports a left room without our leave event (Ward does so today) leaves the
+ * SDK believing we are still joined, so the list hides these until a new invite arrives.
+ */
+const leftHere = new Set<string>();
+
+export async function leaveRoom(client: MatrixClient, roomId: string): Promise<void> {
+  await client.leave(roomId);
+  leftHere.add(roomId);
+}
+
 export function visibleRooms(client: MatrixClient): Room[] {
   return client
     .getRooms()
     .filter((r) => {
       const m = r.getMyMembership();
+      if (leftHere.has(r.roomId)) {
+        if (m !== KnownMembership.Invite) return false;
+        leftHere.delete(r.roomId);
+      }
       return m === KnownMembership.Join || m === KnownMembership.Invite;
     })
     .sort((a, b) => b.getLastActiveTimestamp() - a.getLastActiveTimestamp());
@@ -113,6 +129,19 @@ export async function createDirect(client: MatrixClient, userId: string): Promis
     ],
   });
   await markDirect(client, userId, roomId);
+  return roomId;
+}
+
+/** Creates an encrypted group chat with a name and invites `userIds`. */
+export async function createGroup(client: MatrixClient, name: string, userIds: string[]): Promise<string> {
+  const { room_id: roomId } = await client.createRoom({
+    name,
+    preset: Preset.PrivateChat,
+    invite: userIds,
+    initial_state: [
+      { type: EventType.RoomEncryption, state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } },
+    ],
+  });
   return roomId;
 }
 

@@ -16,7 +16,9 @@ import { IconBack, IconClip, IconLock, IconSend, Spinner } from "../icons";
 import { describeError } from "../matrix";
 import { attachmentUrl, isAttachment, isInlineImage, sendFile } from "../media";
 import { go } from "../route";
-import { acceptInvite, displayName, inviterOf } from "../rooms";
+import { acceptInvite, displayName, inviterOf, leaveRoom } from "../rooms";
+import { Dialog } from "./Dialog";
+import { UserPicker, type Hit } from "./UserPicker";
 
 /** Events fetched per back-pagination request. */
 const PAGE_SIZE = 30;
@@ -29,6 +31,19 @@ const STICK_TO_BOTTOM_PX = 48;
 
 export function RoomView({ client, room, tick }: { client: MatrixClient; room: Room; tick: number }) {
   const membership = room.getMyMembership();
+  const [inviting, setInviting] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => setInviting(false), [room.roomId]);
+
+  async function leave() {
+    if (!window.confirm(t("confirmLeave"))) return;
+    try {
+      await leaveRoom(client, room.roomId);
+      go({ name: "home" });
+    } catch (e) {
+      setError(describeError(e));
+    }
+  }
   return (
     <section class="room" aria-labelledby="room-title">
       <header class="room-header">
@@ -44,7 +59,23 @@ export function RoomView({ client, room, tick }: { client: MatrixClient; room: R
         ) : (
           <span class="e2ee off">{t("notEncrypted")}</span>
         )}
+        {membership === KnownMembership.Join && (
+          <>
+            <button type="button" class="plain small" onClick={() => setInviting(true)} data-testid="room-invite">
+              {t("inviteToRoom")}
+            </button>
+            <button type="button" class="plain small" onClick={leave} data-testid="room-leave">
+              {t("leave")}
+            </button>
+          </>
+        )}
       </header>
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+      {inviting && <InviteToRoom client={client} room={room} onClose={() => setInviting(false)} />}
       {membership === KnownMembership.Invite ? (
         <InvitePanel client={client} room={room} />
       ) : (
@@ -91,6 +122,51 @@ function Chat({ client, room, tick }: { client: MatrixClient; room: Room; tick: 
   );
 }
 
+function InviteToRoom({ client, room, onClose }: { client: MatrixClient; room: Room; onClose: () => void }) {
+  const [busy, setBusy] = useState(false);
+  const [done, setDone] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const present = room
+    .getMembers()
+    .filter((m) => m.membership === KnownMembership.Join || m.membership === KnownMembership.Invite)
+    .map((m) => m.userId);
+  async function invite(hit: Hit) {
+    setBusy(true);
+    setError(null);
+    setDone(null);
+    try {
+      await client.invite(room.roomId, hit.user_id);
+      setDone(t("invitedDone", { user: hit.display_name || hit.user_id }));
+    } catch (e) {
+      setError(describeError(e));
+    } finally {
+      setBusy(false);
+    }
+  }
+  return (
+    <Dialog title={t("inviteToRoomTitle")} onClose={onClose}>
+      <UserPicker
+        client={client}
+        disabled={busy}
+        exclude={present}
+        onPick={invite}
+        pickLabel={(user) => t("inviteUser", { user })}
+      />
+      {busy && <Spinner label={t("loading")} />}
+      {done && (
+        <p role="status" data-testid="invited">
+          {done}
+        </p>
+      )}
+      {error && (
+        <p class="error" role="alert">
+          {error}
+        </p>
+      )}
+    </Dialog>
+  );
+}
+
 function InvitePanel({ client, room }: { client: MatrixClient; room: Room }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -101,7 +177,7 @@ function InvitePanel({ client, room }: { client: MatrixClient; room: Room }) {
     try {
       if (accept) await acceptInvite(client, room);
       else {
-        await client.leave(room.roomId);
+        await leaveRoom(client, room.roomId);
         go({ name: "home" });
       }
     } catch (e) {

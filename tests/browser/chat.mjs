@@ -1,0 +1,322 @@
+// Ward's web app in a real browser: playwright-core driving Debian's Chromium against a running
+// Ward that serves the app itself (started by tests/acceptance/test_browser.py).
+//
+// A browser that cannot reach the API gets a clear error. An admin (German browser) sees the
+// wrong-password error, signs in and creates an invite link; a colleague (English browser,
+// phone-sized screen) opens the link in a second browser context and signs up, starts an
+// encrypted DM with the admin; the admin accepts; messages go both ways, with typing notice and
+// read receipt; an image (encrypted attachment) is shown decrypted on the other side; one edits a
+// message, the other deletes one, reactions and replies, each seen on the other side; the room's events on the server are `m.room.encrypted`; the admin signs out at
+// the end, and restores the key backup with the recovery key in a third browser context to read
+// the earlier messages. Every request the pages make is recorded and must go to Ward's origin, and no
+// Content-Security-Policy violation may be reported. Screenshots of both sides go to
+// WARD_ARTIFACTS.
+//
+// Env: WARD_URL, WARD_ADMIN_USER, WARD_ADMIN_PASSWORD, WARD_ARTIFACTS, optional CHROMIUM
+// (default /usr/bin/chromium). Prints "PASS" at the end; exits non-zero on failure.
+// With WARD_PEER set (a Matrix user ID), the admin also invites that user into the DM and the
+// script prints "ROOM <room id>", waits for a line on stdin (the peer joined), sends "Hallo an
+// alle drei" and waits until both pages show the peer's encrypted "Hallo von nio".
+
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { chromium } from "playwright-core";
+
+const WARD = new URL(process.env.WARD_URL).origin;
+const ADMIN = process.env.WARD_ADMIN_USER;
+const ADMIN_PW = process.env.WARD_ADMIN_PASSWORD;
+const ARTIFACTS = process.env.WARD_ARTIFACTS;
+const PEER = process.env.WARD_PEER || null;
+const COLLEAGUE = `kollegin${Date.now().toString(36)}`;
+const COLLEAGUE_PW = "sicheres Passwort 123";
+/** Long enough for the first sync, key upload and the wasm crypto start on a busy machine. */
+const STEP_MS = 60_000;
+
+// From the design brief: Debian's Chromium, headless, nothing phoning home. Playwright passes a
+// fresh temporary --user-data-dir of its own (launch() refuses one in args).
+const FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+const requests = []; // { who, url }
+const problems = []; // CSP violations, page errors
+
+function step(msg) {
+  console.log(`-- ${msg}`);
+}
+
+function watch(context, who) {
+  context.on("request", (r) => requests.push({ who, url: r.url() }));
+  context.on("page", (page) => {
+    page.on("websocket", (ws) => requests.push({ who, url: ws.url() }));
+    page.on("console", (m) => {
+      if (m.type() === "error" && /Content.Security.Policy/i.test(m.text())) problems.push(`${who}: ${m.text()}`);
+    });
+    page.on("pageerror", (e) => problems.push(`${who}: page error: ${e.message}`));
+  });
+  // Belt and braces: nothing may leave for another origin even if the app tried.
+  context.route(
+    (url) => !isWard(url.href),
+    (route) => route.abort("blockedbyclient"),
+  );
+}
+
+function isWard(url) {
+  if (url.startsWith("data:") || url.startsWith("blob:")) return true; // never leaves the page
+  try {
+    return new URL(url).origin === WARD;
+  } catch {
+    return false;
+  }
+}
+
+async function signIn(page, user, password) {
+  await page.fill("#login-user", user);
+  await page.fill("#login-password", password);
+  await page.click("form button[type=submit]");
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: FLAGS,
+  headless: true,
+});
+let failed = false;
+let restore = null; // the third context's page, once it exists
+const adminCtx = await browser.newContext({ locale: "de-DE", viewport: { width: 1200, height: 800 } });
+const colleagueCtx = await browser.newContext({
+  locale: "en-GB",
+  viewport: { width: 390, height: 844 },
+  isMobile: true,
+  hasTouch: true,
+});
+watch(adminCtx, "admin");
+watch(colleagueCtx, "colleague");
+const admin = await adminCtx.newPage();
+const colleague = await colleagueCtx.newPage();
+for (const p of [admin, colleague]) p.setDefaultTimeout(STEP_MS);
+mkdirSync(ARTIFACTS, { recursive: true });
+
+try {
+  step("admin: wrong password gives a clear (German) error");
+  await admin.goto(`${WARD}/`);
+  await admin.waitForSelector("#login-user");
+  if ((await admin.getAttribute("html", "lang")) !== "de") throw new Error("the German browser did not get German");
+  await signIn(admin, ADMIN, "falsches Passwort");
+  const err = await admin.waitForSelector("[data-testid=login-error]");
+  const errText = await err.textContent();
+  if (!errText.includes("Passwort ist falsch")) throw new Error(`unexpected login error: ${errText}`);
+
+  step("a browser that cannot reach the API says so");
+  const offlineCtx = await browser.newContext({ locale: "en-GB" });
+  watch(offlineCtx, "offline");
+  await offlineCtx.route(`${WARD}/_matrix/**`, (route) => route.abort("connectionrefused"));
+  const offline = await offlineCtx.newPage();
+  await offline.goto(`${WARD}/#/login`);
+  await signIn(offline, ADMIN, ADMIN_PW);
+  const offlineErr = await (await offline.waitForSelector("[data-testid=login-error]")).textContent();
+  if (!offlineErr.includes("cannot be reached")) throw new Error(`unexpected offline error: ${offlineErr}`);
+  await offlineCtx.close();
+
+  step("admin: signs in");
+  await signIn(admin, ADMIN, ADMIN_PW);
+  await admin.waitForSelector("[data-testid=me]");
+
+  step("admin: sets up key backup and gets a recovery key");
+  await admin.click("[data-testid=security]");
+  await admin.fill("#backup-password", ADMIN_PW);
+  await admin.click("[data-testid=backup-setup]");
+  const recoveryKey = await (await admin.waitForSelector("#recovery-key")).inputValue();
+  if (recoveryKey.replace(/\s/g, "").length < 40) throw new Error(`odd recovery key ${recoveryKey}`);
+  await admin.click(".dialog button.primary");
+
+  step("admin: creates an invite link");
+  await admin.click("[data-testid=invite-colleague]");
+  await admin.click("[data-testid=create-invite]");
+  const link = await (await admin.waitForSelector("#invite-link")).inputValue();
+  if (!link.startsWith(`${WARD}/#/register?token=`)) throw new Error(`unexpected invite link ${link}`);
+  await admin.keyboard.press("Escape");
+
+  step("colleague: opens the link in a second browser context and signs up");
+  await colleague.goto(link);
+  await colleague.waitForSelector("#reg-user");
+  await colleague.fill("#reg-user", COLLEAGUE);
+  await colleague.fill("#reg-password", COLLEAGUE_PW);
+  await colleague.fill("#reg-confirm", COLLEAGUE_PW);
+  await colleague.click("form button[type=submit]");
+  await colleague.waitForSelector("[data-testid=me]");
+  const adminId = `@${ADMIN}:`;
+
+  step("colleague: finds the admin in the user directory and starts an encrypted DM");
+  await colleague.click('a[href="#/new"]');
+  await colleague.fill("#user-search", ADMIN);
+  await colleague.click(`[data-user-id^="${adminId}"]`);
+  await colleague.waitForSelector(".room-header .e2ee:not(.off)");
+  const roomId = decodeURIComponent(new URL(colleague.url()).hash.replace("#/room/", ""));
+  await colleague.fill("#composer-input", "Hallo, hier ist die neue Kollegin!");
+  await colleague.press("#composer-input", "Enter");
+  await colleague.waitForSelector(".msg.mine:not(.pending) >> text=Hallo, hier ist die neue Kollegin!");
+
+  step("admin: sees the invite in the room list, accepts, reads the decrypted message");
+  await admin.click(`[data-room-id="${roomId}"]`);
+  await admin.click(".invite-panel button.primary");
+  await admin.waitForSelector(".msg:not(.mine) >> text=Hallo, hier ist die neue Kollegin!");
+
+  step("colleague: sees the read receipt; admin: sees the typing notice");
+  await colleague.waitForSelector(".read-by");
+  await colleague.fill("#composer-input", "Moment");
+  await admin.waitForSelector(".typing >> text=schreibt");
+  await colleague.fill("#composer-input", "");
+
+  step("admin: replies; colleague receives it");
+  await admin.fill("#composer-input", "Willkommen im Team!");
+  await admin.press("#composer-input", "Enter");
+  await colleague.waitForSelector(".msg:not(.mine) >> text=Willkommen im Team!");
+
+  step("admin: sends an image; the colleague sees it decrypted");
+  const png = await admin.evaluate(async () => {
+    const canvas = document.createElement("canvas");
+    canvas.width = 64;
+    canvas.height = 48;
+    const g = canvas.getContext("2d");
+    g.fillStyle = "#1f6f5c";
+    g.fillRect(0, 0, 64, 48);
+    g.fillStyle = "#f5c400";
+    g.fillRect(16, 12, 32, 24);
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+    return Array.from(new Uint8Array(await blob.arrayBuffer()));
+  });
+  await admin.setInputFiles("[data-testid=attach]", {
+    name: "roentgen.png",
+    mimeType: "image/png",
+    buffer: Buffer.from(png),
+  });
+  const img = await colleague.waitForSelector('.msg:not(.mine) img.image[alt="roentgen.png"]');
+  await colleague.waitForFunction((el) => el.complete && el.naturalWidth === 64 && el.naturalHeight === 48, img);
+  if (!(await img.getAttribute("src")).startsWith("blob:")) throw new Error("the image was not decrypted locally");
+
+  step("colleague: edits a message; admin sees the new text");
+  await colleague.click('.msg.mine:has-text("neue Kollegin!") button[aria-label="Edit message"]');
+  await colleague.fill("#composer-input", "Hallo, hier ist Anna, die neue Kollegin!");
+  await colleague.press("#composer-input", "Enter");
+  await admin.waitForSelector('.msg:not(.mine):has-text("Hallo, hier ist Anna, die neue Kollegin!") .edited');
+  if (await admin.$('.msg:has-text("* Hallo")')) throw new Error("the edit showed as a message of its own");
+
+  step("admin: deletes a message; colleague sees it gone");
+  admin.once("dialog", (d) => d.accept());
+  await admin.click('.msg.mine:has-text("Willkommen im Team!") button[aria-label="Nachricht löschen"]');
+  await colleague.waitForSelector('.msg.deleted:has-text("Message deleted")');
+  if (await colleague.$('.msg:has-text("Willkommen im Team!")')) throw new Error("the deleted message is still shown");
+
+  step("admin: reacts to a message; colleague: replies to the image; each sees the other's");
+  await admin.click('.msg:has-text("Anna, die neue Kollegin!") button[aria-label="Auf diese Nachricht reagieren"]');
+  await admin.click('.picker button[aria-label="Mit 👍 reagieren"]');
+  await colleague.waitForSelector('.msg.mine:has-text("Anna, die neue Kollegin!") .reaction:has-text("👍 1")');
+  await colleague.click('.msg:has(img.image) button[aria-label="Reply to this message"]');
+  await colleague.fill("#composer-input", "Sieht gut aus");
+  await colleague.press("#composer-input", "Enter");
+  await admin.waitForSelector('.msg:not(.mine):has(.quote:has-text("roentgen.png")):has-text("Sieht gut aus")');
+
+  step("the server holds only ciphertext for this room");
+  const types = await colleague.evaluate(async (roomId) => {
+    const { accessToken } = JSON.parse(localStorage.getItem("ward.session"));
+    const r = await fetch(
+      `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=50`,
+      { headers: { Authorization: `Bearer ${accessToken}` } },
+    );
+    const body = await r.json();
+    return body.chunk.filter((e) => e.type.startsWith("m.room.message") || e.type === "m.room.encrypted").map((e) => [e.type, JSON.stringify(e.content)]);
+  }, roomId);
+  if (types.length < 5 || types.some(([type]) => type !== "m.room.encrypted")) {
+    throw new Error(`expected only m.room.encrypted messages, got ${JSON.stringify(types)}`);
+  }
+  if (types.some(([, content]) => content.includes("Willkommen") || content.includes("Kollegin!"))) {
+    throw new Error("plaintext found in the server's copy of the room");
+  }
+
+  if (PEER) {
+    step(`admin: invites ${PEER} into the DM for the matrix-nio check`);
+    await admin.evaluate(
+      async ({ roomId, peer }) => {
+        const { accessToken } = JSON.parse(localStorage.getItem("ward.session"));
+        const r = await fetch(`/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/invite`, {
+          method: "POST",
+          headers: { Authorization: `Bearer ${accessToken}`, "Content-Type": "application/json" },
+          body: JSON.stringify({ user_id: peer }),
+        });
+        if (!r.ok) throw new Error(`invite failed: ${r.status} ${await r.text()}`);
+      },
+      { roomId, peer: PEER },
+    );
+    console.log(`ROOM ${roomId}`);
+    const rl = createInterface({ input: process.stdin });
+    await new Promise((resolve) => rl.once("line", resolve)); // the peer has joined
+    rl.close();
+    const localpart = PEER.slice(1).split(":")[0];
+    await admin.waitForSelector(`.state-line:has-text("${localpart} ist beigetreten")`);
+    await admin.fill("#composer-input", "Hallo an alle drei");
+    await admin.press("#composer-input", "Enter");
+    await admin.waitForSelector(".msg.mine:not(.pending) >> text=Hallo an alle drei");
+    // A room name made from members, in German.
+    await admin.waitForSelector(`#room-title:has-text(" und ")`);
+    step("admin: decrypts the matrix-nio user's reply");
+    await admin.waitForSelector(".msg:not(.mine) >> text=Hallo von nio");
+    await colleague.waitForSelector(".msg:not(.mine) >> text=Hallo von nio");
+  }
+
+  step("screenshots");
+  await admin.screenshot({ path: join(ARTIFACTS, "admin.png") });
+  await colleague.screenshot({ path: join(ARTIFACTS, "colleague.png") });
+  console.log(`SCREENSHOTS ${ARTIFACTS}`);
+
+  step("admin: signs out and is back at the sign-in form");
+  await admin.click(".sidebar .bottom button");
+  await admin.waitForSelector("#login-user");
+  if (await admin.evaluate(() => localStorage.getItem("ward.session"))) throw new Error("session kept after sign-out");
+
+  step("admin in a third browser context: restores the key backup and reads the earlier messages");
+  const restoreCtx = await browser.newContext({ locale: "de-DE", viewport: { width: 1200, height: 800 } });
+  watch(restoreCtx, "restore");
+  restore = await restoreCtx.newPage();
+  restore.setDefaultTimeout(STEP_MS);
+  await restore.goto(`${WARD}/`);
+  await signIn(restore, ADMIN, ADMIN_PW);
+  await restore.click(`[data-room-id="${roomId}"]`);
+  await restore.waitForSelector(".msg .utd");
+  await restore.click("[data-testid=security]");
+  await restore.fill("#recovery-key-input", "EsTc aaaa bbbb cccc");
+  await restore.click("[data-testid=backup-restore]");
+  await restore.waitForSelector(".dialog .error >> text=nicht richtig");
+  await restore.fill("#recovery-key-input", recoveryKey);
+  await restore.click("[data-testid=backup-restore]");
+  console.log(`   ${await (await restore.waitForSelector("[data-testid=backup-on]")).textContent()}`);
+  await restore.keyboard.press("Escape");
+  await restore.waitForSelector('.msg:not(.mine) >> text=Hallo, hier ist Anna, die neue Kollegin!');
+  await restore.waitForSelector(".msg.mine >> text=Hallo an alle drei");
+  await restore.screenshot({ path: join(ARTIFACTS, "restored.png") });
+
+  step("every request went to Ward's origin");
+  const foreign = requests.filter((r) => !isWard(r.url));
+  console.log(`REQUESTS ${requests.length} (foreign: ${foreign.length})`);
+  if (foreign.length) throw new Error(`requests to other origins:\n${foreign.map((r) => `${r.who} ${r.url}`).join("\n")}`);
+  if (problems.length) throw new Error(`problems reported by the pages:\n${problems.join("\n")}`);
+  console.log("PASS");
+} catch (e) {
+  failed = true;
+  console.error(e);
+  await admin.screenshot({ path: join(ARTIFACTS, "admin-failure.png") }).catch(() => {});
+  await colleague.screenshot({ path: join(ARTIFACTS, "colleague-failure.png") }).catch(() => {});
+  await restore?.screenshot({ path: join(ARTIFACTS, "restored-failure.png") }).catch(() => {});
+  console.error(`failure screenshots in ${ARTIFACTS}`);
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);

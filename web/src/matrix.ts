@@ -1,0 +1,238 @@
+// Everything the app does with the homeserver goes through matrix-js-sdk: login, sign-up,
+// the sync loop, end-to-end encryption (its Rust crypto, `initRustCrypto`). This module keeps
+// the session (access token, user and device ID) in localStorage and turns SDK errors into
+// the app's messages. The homeserver is always the page's own origin: Ward serves the app.
+
+import {
+  ConnectionError,
+  createClient,
+  MatrixClient,
+  MatrixError,
+  Method,
+  RoomNameType,
+  type LoginResponse,
+  type RoomNameState,
+} from "matrix-js-sdk";
+import { cryptoCallbacks, flushBackup, trackBackup } from "./backup";
+import { t } from "./i18n";
+
+const SESSION_KEY = "ward.session";
+/** How many events the first sync returns per room (the timeline back-paginates for more). */
+const INITIAL_SYNC_LIMIT = 20;
+const DEVICE_NAME = "Ward Web";
+
+export interface Session {
+  userId: string;
+  deviceId: string;
+  accessToken: string;
+}
+
+export function baseUrl(): string {
+  return window.location.origin;
+}
+
+export function loadSession(): Session | null {
+  try {
+    const s = JSON.parse(localStorage.getItem(SESSION_KEY) ?? "null");
+    if (s && typeof s.userId === "string" && typeof s.deviceId === "string" && typeof s.accessToken === "string") {
+      return s;
+    }
+  } catch {
+    // A damaged entry is treated as no session.
+  }
+  return null;
+}
+
+function saveSession(r: LoginResponse): Session {
+  const s = { userId: r.user_id, deviceId: r.device_id, accessToken: r.access_token };
+  localStorage.setItem(SESSION_KEY, JSON.stringify(s));
+  return s;
+}
+
+/** A user-facing message for an error from the SDK. */
+export function describeError(e: unknown): string {
+  if (e instanceof ConnectionError) return t("serverUnreachable");
+  if (e instanceof MatrixError) {
+    switch (e.errcode) {
+      case "M_FORBIDDEN":
+        return t("wrongPassword");
+      case "M_LIMIT_EXCEEDED":
+        return t("tooManyAttempts");
+      case "M_USER_DEACTIVATED":
+        return t("deactivated");
+      case "M_USER_IN_USE":
+        return t("usernameTaken");
+      case "M_INVALID_USERNAME":
+        return t("usernameInvalid");
+      case "M_WEAK_PASSWORD":
+        return t("passwordWeak");
+      case "M_TOO_LARGE":
+        return t("fileTooLarge");
+    }
+    return t("unexpectedError", { message: e.data?.error ?? e.message });
+  }
+  if (e instanceof TypeError) return t("serverUnreachable"); // fetch() itself failed
+  return t("unexpectedError", { message: e instanceof Error ? e.message : String(e) });
+}
+
+export async function login(username: string, password: string): Promise<Session> {
+  const tmp = createClient({ baseUrl: baseUrl() });
+  const r = await tmp.loginRequest({
+    type: "m.login.password",
+    identifier: { type: "m.id.user", user: username.trim() },
+    password,
+    initial_device_display_name: DEVICE_NAME,
+  });
+  return saveSession(r);
+}
+
+export type RegisterError = "inviteInvalid" | "registrationClosed";
+
+/** Checks an invite link's token before the form is filled in. */
+export async function tokenValid(token: string): Promise<boolean> {
+  const tmp = createClient({ baseUrl: baseUrl() });
+  const r = await tmp.http.request<{ valid: boolean }>(
+    Method.Get,
+    "/register/m.login.registration_token/validity",
+    { token },
+    undefined,
+    { prefix: "/_matrix/client/v1" },
+  );
+  return r.valid === true;
+}
+
+/**
+ * Registers with the standard user-interactive flow: the first request opens a UIA session,
+ * then the `m.login.registration_token` stage, then `m.login.dummy`.
+ */
+export async function register(username: string, password: string, token: string): Promise<Session> {
+  const tmp = createClient({ baseUrl: baseUrl() });
+  const base = { username: username.trim(), password, initial_device_display_name: DEVICE_NAME };
+  let session: string | undefined;
+  let completed: string[] = [];
+  const stages: { type: string; token?: string }[] = [{ type: "m.login.registration_token", token }, { type: "m.login.dummy" }];
+  // Up to one request per stage plus the opening one.
+  for (let attempt = 0; attempt <= stages.length; attempt++) {
+    const next = session === undefined ? undefined : stages.find((s) => !completed.includes(s.type));
+    try {
+      const r = await tmp.registerRequest({ ...base, auth: next && session ? { ...next, session } : undefined });
+      return saveSession(r as LoginResponse);
+    } catch (e) {
+      if (!(e instanceof MatrixError) || e.httpStatus !== 401 || !e.data?.session) throw e;
+      const flows: { stages: string[] }[] = e.data.flows ?? [];
+      if (!flows.some((f) => f.stages.includes("m.login.registration_token"))) {
+        throw new RegisterFailure("registrationClosed");
+      }
+      // A failed stage answers 401 with an errcode and without it in `completed`.
+      if (next?.type === "m.login.registration_token" && e.errcode) throw new RegisterFailure("inviteInvalid");
+      session = e.data.session;
+      completed = e.data.completed ?? [];
+    }
+  }
+  throw new RegisterFailure("inviteInvalid");
+}
+
+export class RegisterFailure extends Error {
+  constructor(readonly kind: RegisterError) {
+    super(kind);
+  }
+}
+
+/** Room names made from members ("A and B") in the app's language instead of the SDK's English. */
+export function roomName(_roomId: string, state: RoomNameState): string | null {
+  switch (state.type) {
+    case RoomNameType.Actual:
+      return state.name;
+    case RoomNameType.EmptyRoom:
+      return state.oldName ? t("wasNamed", { name: state.oldName }) : t("emptyRoom");
+    case RoomNameType.Generated: {
+      // As the SDK's own English generator: `count` includes us.
+      const [a = "", b = ""] = state.names;
+      const others = state.count - 1;
+      let names: string;
+      if (state.names.length === 0) names = t("emptyRoom");
+      else if (state.names.length === 1 && others <= 1) names = a;
+      else if (state.names.length === 2 && others <= 2) names = t("nameTwo", { a, b });
+      else
+        names = others > 1
+          ? t("nameMany", { a, count: others })
+          : t("nameOneOther", { a });
+      return state.subtype === "Inviting" ? t("inviting", { names }) : names;
+    }
+  }
+  return null;
+}
+
+/** Creates the client for a session, with Rust crypto (IndexedDB store), and starts syncing. */
+export async function startClient(s: Session): Promise<MatrixClient> {
+  const client = createClient({
+    baseUrl: baseUrl(),
+    userId: s.userId,
+    deviceId: s.deviceId,
+    accessToken: s.accessToken,
+    roomNameGenerator: roomName,
+    cryptoCallbacks,
+  });
+  await client.initRustCrypto();
+  trackBackup(client);
+  await client.startClient({ initialSyncLimit: INITIAL_SYNC_LIMIT, lazyLoadMembers: true });
+  return client;
+}
+
+/** Logs the device out (best effort), wipes the crypto store and forgets the session. */
+export async function logout(client: MatrixClient | null): Promise<void> {
+  if (client) {
+    await flushBackup(client).catch(() => undefined);
+    try {
+      await client.logout(true);
+    } catch {
+      client.stopClient();
+    }
+    try {
+      await client.clearStores();
+    } catch {
+      // Nothing left to do: the session is forgotten below either way.
+    }
+  }
+  localStorage.removeItem(SESSION_KEY);
+}
+
+/** Forgets a session whose token the server no longer accepts. */
+export function forgetSession(): void {
+  localStorage.removeItem(SESSION_KEY);
+}
+
+/** Ward's admin API (`/_ward/admin/v1`): 403 for non-admins. */
+export interface RegistrationToken {
+  token: string;
+  uses_allowed: number | null;
+  pending: number;
+  completed: number;
+  expiry_time: number | null;
+}
+
+export async function isAdmin(client: MatrixClient): Promise<boolean> {
+  try {
+    await client.http.authedRequest(Method.Get, "/registration_tokens", undefined, undefined, {
+      prefix: "/_ward/admin/v1",
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function createInviteToken(client: MatrixClient): Promise<string> {
+  const r = await client.http.authedRequest<RegistrationToken>(
+    Method.Post,
+    "/registration_tokens",
+    undefined,
+    { uses_allowed: 1 },
+    { prefix: "/_ward/admin/v1" },
+  );
+  return r.token;
+}
+
+export function inviteLink(token: string): string {
+  return `${baseUrl()}/#/register?token=${encodeURIComponent(token)}`;
+}

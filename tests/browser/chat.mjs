@@ -7,7 +7,7 @@
 // encrypted DM with the admin; the admin accepts; messages go both ways, with typing notice and
 // read receipt; an image (encrypted attachment) is shown decrypted on the other side; one edits a
 // message, the other deletes one, reactions and replies, each seen on the other side; a group is
-// created, joined and left; the room's events on the server are `m.room.encrypted`; the admin signs out at
+// created, joined and left; a display name set in the settings shows on the other side; the room's events on the server are `m.room.encrypted`; the admin signs out at
 // the end, and restores the key backup with the recovery key in a third browser context to read
 // the earlier messages. Every request the pages make is recorded and must go to Ward's origin, and no
 // Content-Security-Policy violation may be reported. Screenshots of both sides go to
@@ -288,6 +288,18 @@ try {
   await admin.waitForSelector(".state-line >> text=hat den Chat verlassen");
   await colleague.click(`[data-room-id="${roomId}"]`);
   await admin.click(`[data-room-id="${roomId}"]`);
+
+  step("colleague: sets a display name in the settings; the admin sees it");
+  await colleague.click("header .back");
+  await colleague.click("[data-testid=settings]");
+  await colleague.waitForSelector(`.devices [data-device-id]`);
+  await colleague.fill("#display-name", "Anna Schmidt");
+  await colleague.click('.dialog form button[type=submit]:has-text("Save")');
+  await colleague.waitForSelector('.dialog [role=status]:has-text("Saved")');
+  await colleague.keyboard.press("Escape");
+  await colleague.click(`[data-room-id="${roomId}"]`);
+  await admin.waitForSelector('#room-title:has-text("Anna Schmidt")');
+  await admin.waitForSelector('.state-line:has-text("heißt jetzt Anna Schmidt")');
 
   step("screenshots");
   await admin.screenshot({ path: join(ARTIFACTS, "admin.png") });

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { ClientEvent, HttpApiEvent, MatrixClient, SyncState } from "matrix-js-sdk";
 import { t } from "./i18n";
-import { IconKey, IconLink, IconLogout, IconPlus, Spinner } from "./icons";
+import { IconGear, IconKey, IconLink, IconLogout, IconPlus, Spinner } from "./icons";
 import { describeError, forgetSession, isAdmin, loadSession, logout, startClient, type Session } from "./matrix";
 import { go, useRoute } from "./route";
 import { useClientTick } from "./rooms";
@@ -11,6 +11,7 @@ import { Login } from "./views/Login";
 import { NewChat } from "./views/NewChat";
 import { Register } from "./views/Register";
 import { Security } from "./views/Security";
+import { Settings } from "./views/Settings";
 import { RoomList } from "./views/RoomList";
 import { RoomView } from "./views/RoomView";
 
@@ -162,7 +163,9 @@ function Ready({
         <h1 class="visually-hidden">{t("chats")}</h1>
         <RoomList client={client} selected={roomId} />
         <footer class="bottom">
-          <LangSelect onChange={relabel} />
+          <a class="button plain" href="#/settings" data-testid="settings">
+            <IconGear /> {t("settings")}
+          </a>
           <button type="button" class="plain" onClick={signOut}>
             <IconLogout /> {t("signOut")}
           </button>
@@ -182,6 +185,7 @@ function Ready({
       {route.name === "new" && <NewChat client={client} />}
       {route.name === "invite" && admin && <Invite client={client} />}
       {route.name === "security" && <Security client={client} />}
+      {route.name === "settings" && <Settings client={client} relabel={relabel} />}
     </div>
   );
 }

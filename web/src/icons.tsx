@@ -73,6 +73,13 @@ export const IconKey = () => (
   </svg>
 );
 
+export const IconGear = () => (
+  <svg {...common}>
+    <circle cx="12" cy="12" r="3" />
+    <path d="M12 2v3M12 19v3M4.9 4.9 7 7M17 17l2.1 2.1M2 12h3M19 12h3M4.9 19.1 7 17M17 7l2.1-2.1" />
+  </svg>
+);
+
 export const Spinner = ({ label }: { label: string }) => (
   <span class="spinner" role="status" aria-live="polite">
     <span class="spinner-ring" aria-hidden="true" />

@@ -1,5 +1,5 @@
 // Hash-based routing, so that Ward serves one index.html and needs no SPA fallback:
-//   #/login   #/register?token=…   #/   #/room/<room id>   #/new   #/invite   #/security
+//   #/login   #/register?token=…   #/   #/room/<room id>   #/new   #/invite   #/security   #/settings
 import { useEffect, useState } from "preact/hooks";
 
 export type Route =
@@ -9,7 +9,8 @@ export type Route =
   | { name: "room"; roomId: string }
   | { name: "new" }
   | { name: "invite" }
-  | { name: "security" };
+  | { name: "security" }
+  | { name: "settings" };
 
 export function parse(hash: string): Route {
   const h = hash.replace(/^#/, "");
@@ -20,6 +21,7 @@ export function parse(hash: string): Route {
   if (path === "/new") return { name: "new" };
   if (path === "/invite") return { name: "invite" };
   if (path === "/security") return { name: "security" };
+  if (path === "/settings") return { name: "settings" };
   const room = path.match(/^\/room\/(.+)$/);
   if (room) {
     try {
@@ -52,7 +54,7 @@ export function go(r: Route): void {
 let behindDialog: Route = { name: "home" };
 
 function isDialog(r: Route): boolean {
-  return r.name === "new" || r.name === "invite" || r.name === "security";
+  return r.name === "new" || r.name === "invite" || r.name === "security" || r.name === "settings";
 }
 
 /** Closes a dialog: back to the chat (or list) that was open under it. */

@@ -211,15 +211,26 @@ function formatTime(ts: number): string {
   return new Date(ts).toLocaleTimeString(lang() === "de" ? "de-DE" : "en-GB", { hour: "2-digit", minute: "2-digit" });
 }
 
-/** A one-line description of a membership or creation event, or null if not shown. */
-function stateLine(room: Room, e: MatrixEvent): string | null {
+/**
+ * A one-line description of a membership or creation event, or null if not shown. `earlier` is
+ * the member's previous content as seen in the loaded timeline, used when the server sends no
+ * `unsigned.prev_content` (Ward does not yet).
+ */
+function stateLine(room: Room, e: MatrixEvent, earlier: Record<string, unknown> | undefined): string | null {
   const sender = displayName(room, e.getSender() ?? "");
   if (e.getType() === EventType.RoomCreate) return t("createdRoom", { user: sender });
   if (e.getType() !== EventType.RoomMember) return null;
-  const m = e.getContent().membership;
-  const prev = e.getPrevContent().membership;
+  const content = e.getContent();
+  const m = content.membership;
+  const prevContent = Object.keys(e.getPrevContent()).length > 0 ? e.getPrevContent() : (earlier ?? {});
+  const prev = prevContent.membership;
   const target = displayName(room, e.getStateKey() ?? "");
-  if (m === KnownMembership.Join && prev !== KnownMembership.Join) return t("joined", { user: target });
+  if (m === KnownMembership.Join && prev === KnownMembership.Join) {
+    const before = prevContent.displayname;
+    const after = content.displayname;
+    return before && after && before !== after ? t("nameChanged", { old: String(before), new: String(after) }) : null;
+  }
+  if (m === KnownMembership.Join) return t("joined", { user: target });
   if (m === KnownMembership.Invite) return t("invited", { user: sender, target });
   if (m === KnownMembership.Leave) return t("left", { user: target });
   return null;
@@ -305,6 +316,8 @@ function Timeline({
           .map((m) => m.name)
       : [];
 
+  // Each member's latest content so far while walking the timeline (see stateLine).
+  const membersSeen = new Map<string, Record<string, unknown>>();
   return (
     <div
       class="timeline"
@@ -335,7 +348,8 @@ function Timeline({
       </div>
       <ol class="events" aria-live="polite">
         {events.map((e) => {
-          const line = stateLine(room, e);
+          const line = stateLine(room, e, membersSeen.get(e.getStateKey() ?? ""));
+          if (e.getType() === EventType.RoomMember) membersSeen.set(e.getStateKey() ?? "", e.getContent());
           if (line) {
             return (
               <li key={e.getId() ?? e.getTxnId()} class="state-line">

@@ -5,7 +5,7 @@
 // wrong-password error, signs in and creates an invite link; a colleague (English browser,
 // phone-sized screen) opens the link in a second browser context and signs up, starts an
 // encrypted DM with the admin; the admin accepts; messages go both ways, with typing notice and
-// read receipt; an image (encrypted attachment) is shown decrypted on the other side; one edits a
+// read receipt; they verify each other by emoji; an image (encrypted attachment) is shown decrypted on the other side; one edits a
 // message, the other deletes one, reactions and replies, each seen on the other side; a group is
 // created, joined and left; a display name set in the settings shows on the other side; the room's events on the server are `m.room.encrypted`; the admin signs out at
 // the end, and restores the key backup with the recovery key in a third browser context to read
@@ -49,6 +49,7 @@ const FLAGS = [
 
 const requests = []; // { who, url }
 const problems = []; // CSP violations, page errors
+const consoleLog = []; // the pages' console, shown on failure
 
 function step(msg) {
   console.log(`-- ${msg}`);
@@ -59,6 +60,7 @@ function watch(context, who) {
   context.on("page", (page) => {
     page.on("websocket", (ws) => requests.push({ who, url: ws.url() }));
     page.on("console", (m) => {
+      consoleLog.push(`${who} ${m.type()}: ${m.text().slice(0, 300)}`);
       if (m.type() === "error" && /Content.Security.Policy/i.test(m.text())) problems.push(`${who}: ${m.text()}`);
     });
     page.on("pageerror", (e) => problems.push(`${who}: page error: ${e.message}`));
@@ -182,6 +184,19 @@ try {
   await admin.press("#composer-input", "Enter");
   await colleague.waitForSelector(".msg:not(.mine) >> text=Willkommen im Team!");
 
+  step("admin and colleague verify each other by comparing emoji (SAS)");
+  await admin.click("[data-testid=room-verify]");
+  await colleague.click("[data-testid=verify-accept]");
+  const adminEmoji = await (await admin.waitForSelector("[data-testid=sas-emoji]")).textContent();
+  const colleagueEmoji = await (await colleague.waitForSelector("[data-testid=sas-emoji]")).textContent();
+  if (adminEmoji !== colleagueEmoji) throw new Error(`emoji differ: ${adminEmoji} / ${colleagueEmoji}`);
+  await admin.click("[data-testid=sas-match]");
+  await colleague.click("[data-testid=sas-match]");
+  await admin.waitForSelector("[data-testid=verified]");
+  await colleague.waitForSelector("[data-testid=verified]");
+  await admin.keyboard.press("Escape");
+  await colleague.keyboard.press("Escape");
+
   step("admin: sends an image; the colleague sees it decrypted");
   const png = await admin.evaluate(async () => {
     const canvas = document.createElement("canvas");
@@ -234,7 +249,11 @@ try {
       { headers: { Authorization: `Bearer ${accessToken}` } },
     );
     const body = await r.json();
-    return body.chunk.filter((e) => e.type.startsWith("m.room.message") || e.type === "m.room.encrypted").map((e) => [e.type, JSON.stringify(e.content)]);
+    // The verification request of the emoji step goes out unencrypted (it carries no secret).
+    return body.chunk
+      .filter((e) => e.type === "m.room.message" || e.type === "m.room.encrypted")
+      .filter((e) => e.content.msgtype !== "m.key.verification.request")
+      .map((e) => [e.type, JSON.stringify(e.content)]);
   }, roomId);
   if (types.length < 5 || types.some(([type]) => type !== "m.room.encrypted")) {
     throw new Error(`expected only m.room.encrypted messages, got ${JSON.stringify(types)}`);
@@ -345,6 +364,7 @@ try {
   await colleague.screenshot({ path: join(ARTIFACTS, "colleague-failure.png") }).catch(() => {});
   await restore?.screenshot({ path: join(ARTIFACTS, "restored-failure.png") }).catch(() => {});
   console.error(`failure screenshots in ${ARTIFACTS}`);
+  console.error(`last console messages:\n${consoleLog.slice(-40).join("\n")}`);
 } finally {
   await browser.close();
 }

@@ -2,7 +2,18 @@ import { useCallback, useEffect, useState } from "preact/hooks";
 import { ClientEvent, HttpApiEvent, MatrixClient, SyncState } from "matrix-js-sdk";
 import { t } from "./i18n";
 import { IconGear, IconKey, IconLink, IconLogout, IconPlus, Spinner } from "./icons";
-import { describeError, forgetSession, isAdmin, loadSession, logout, startClient, type Session } from "./matrix";
+import {
+  describeError,
+  forgetSession,
+  isAdmin,
+  loadSession,
+  logout,
+  startClient,
+  takeFreshPassword,
+  type Session,
+} from "./matrix";
+import { ensureCrossSigning, useVerification } from "./verification";
+import { Verify } from "./views/Verify";
 import { go, useRoute } from "./route";
 import { useClientTick } from "./rooms";
 import { Invite } from "./views/Invite";
@@ -71,14 +82,20 @@ function Chat({ session, onLogout, relabel }: { session: Session; onLogout: () =
         if (started.isInitialSyncComplete()) setReady(true);
         // The server no longer knows this session (logged out elsewhere, deactivated).
         started.on(HttpApiEvent.SessionLoggedOut, () => {
-          started.stopClient();
-          started.clearStores().finally(() => {
-            forgetSession();
-            onLogout();
-          });
+          forgetSession();
+          logout(started);
         });
         setClient(started);
         isAdmin(started).then(setAdmin);
+        // A first sign-in of the account: create its cross-signing identity (for verification).
+        const password = takeFreshPassword();
+        if (password) {
+          const whenSynced = started.isInitialSyncComplete()
+            ? Promise.resolve()
+            : new Promise<void>((resolve) => started.once(ClientEvent.Sync, () => resolve()));
+          ensureCrossSigning(started, password, whenSynced)
+            .catch((e) => console.warn("cross-signing setup failed", e));
+        }
       },
       (e) => setError(describeError(e)),
     );
@@ -133,6 +150,7 @@ function Ready({
   relabel: () => void;
 }) {
   const tick = useClientTick(client);
+  const [verification, setVerification] = useVerification(client);
   const route = useRoute();
   const roomId = route.name === "room" ? route.roomId : null;
   const room = roomId ? client.getRoom(roomId) : null;
@@ -173,7 +191,7 @@ function Ready({
       </aside>
       <main class="main">
         {room ? (
-          <RoomView client={client} room={room} tick={tick} />
+          <RoomView client={client} room={room} tick={tick} onVerify={setVerification} />
         ) : roomId ? (
           <div class="placeholder">
             <Spinner label={t("loading")} />
@@ -186,6 +204,14 @@ function Ready({
       {route.name === "invite" && admin && <Invite client={client} />}
       {route.name === "security" && <Security client={client} />}
       {route.name === "settings" && <Settings client={client} relabel={relabel} />}
+      {verification && (
+        <Verify
+          key={verification.transactionId ?? ""}
+          client={client}
+          request={verification}
+          onClose={() => setVerification(null)}
+        />
+      )}
     </div>
   );
 }

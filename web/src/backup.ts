@@ -3,6 +3,7 @@
 // The recovery key is held in memory only while a setup or restore runs.
 import { MatrixClient, MatrixError, RoomEvent } from "matrix-js-sdk";
 import { CryptoEvent, decodeRecoveryKey, type CryptoCallbacks } from "matrix-js-sdk/lib/crypto-api/index.js";
+import { crossSigningSetup } from "./verification";
 
 /** The secret-storage key of a running setup or restore; null otherwise. */
 let secretKey: { keyId: string | null; key: Uint8Array } | null = null;
@@ -36,6 +37,7 @@ export async function backupState(client: MatrixClient): Promise<BackupState> {
  */
 export async function setUpBackup(client: MatrixClient, password: string): Promise<string> {
   const crypto = client.getCrypto()!;
+  await crossSigningSetup.catch(() => undefined);
   let recoveryKey = "";
   try {
     await crypto.bootstrapCrossSigning({

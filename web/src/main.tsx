@@ -1,5 +1,6 @@
 import { render } from "preact";
 import { App } from "./App";
+import { wipeLeftovers } from "./matrix";
 import "./style.css";
 
-render(<App />, document.getElementById("app")!);
+wipeLeftovers().finally(() => render(<App />, document.getElementById("app")!));

@@ -75,6 +75,18 @@ export function describeError(e: unknown): string {
   return t("unexpectedError", { message: e instanceof Error ? e.message : String(e) });
 }
 
+/**
+ * The password of a sign-in or sign-up that just happened, kept in memory only until the new
+ * session has set up cross-signing (which the server confirms with the password).
+ */
+let freshPassword: string | null = null;
+
+export function takeFreshPassword(): string | null {
+  const p = freshPassword;
+  freshPassword = null;
+  return p;
+}
+
 export async function login(username: string, password: string): Promise<Session> {
   const tmp = createClient({ baseUrl: baseUrl() });
   const r = await tmp.loginRequest({
@@ -83,6 +95,7 @@ export async function login(username: string, password: string): Promise<Session
     password,
     initial_device_display_name: DEVICE_NAME,
   });
+  freshPassword = password;
   return saveSession(r);
 }
 
@@ -116,6 +129,7 @@ export async function register(username: string, password: string, token: string
     const next = session === undefined ? undefined : stages.find((s) => !completed.includes(s.type));
     try {
       const r = await tmp.registerRequest({ ...base, auth: next && session ? { ...next, session } : undefined });
+      freshPassword = password;
       return saveSession(r as LoginResponse);
     } catch (e) {
       if (!(e instanceof MatrixError) || e.httpStatus !== 401 || !e.data?.session) throw e;
@@ -179,8 +193,19 @@ export async function startClient(s: Session): Promise<MatrixClient> {
   return client;
 }
 
-/** Logs the device out (best effort), wipes the crypto store and forgets the session. */
+/** The crypto databases of matrix-js-sdk's Rust crypto (its fixed store prefix). */
+const CRYPTO_DATABASES = ["matrix-js-sdk::matrix-sdk-crypto", "matrix-js-sdk::matrix-sdk-crypto-meta"];
+const WIPE_KEY = "ward.wipeCrypto";
+/** How long sign-out waits for the crypto store to be deleted before reloading instead. */
+const CLEAR_STORES_WAIT_MS = 2_000;
+
+/**
+ * Logs the device out (best effort), forgets the session and reloads the page, so that nothing
+ * decrypted stays in memory. The crypto store is deleted now if the SDK lets go of it in time,
+ * otherwise at the next start (`wipeLeftovers`), before any client opens it.
+ */
 export async function logout(client: MatrixClient | null): Promise<void> {
+  localStorage.setItem(WIPE_KEY, "1");
   if (client) {
     await flushBackup(client).catch(() => undefined);
     try {
@@ -188,13 +213,33 @@ export async function logout(client: MatrixClient | null): Promise<void> {
     } catch {
       client.stopClient();
     }
-    try {
-      await client.clearStores();
-    } catch {
-      // Nothing left to do: the session is forgotten below either way.
-    }
+    const cleared = await Promise.race([
+      client.clearStores().then(
+        () => true,
+        () => false,
+      ),
+      new Promise<boolean>((resolve) => setTimeout(() => resolve(false), CLEAR_STORES_WAIT_MS)),
+    ]);
+    if (cleared) localStorage.removeItem(WIPE_KEY);
   }
   localStorage.removeItem(SESSION_KEY);
+  window.location.hash = "#/login";
+  window.location.reload();
+}
+
+/** Deletes a signed-out session's crypto store that could not be deleted at sign-out. */
+export async function wipeLeftovers(): Promise<void> {
+  if (!localStorage.getItem(WIPE_KEY) || loadSession()) return;
+  await Promise.all(
+    CRYPTO_DATABASES.map(
+      (name) =>
+        new Promise<void>((resolve) => {
+          const req = indexedDB.deleteDatabase(name);
+          req.onsuccess = req.onerror = req.onblocked = () => resolve();
+        }),
+    ),
+  );
+  localStorage.removeItem(WIPE_KEY);
 }
 
 /** Forgets a session whose token the server no longer accepts. */

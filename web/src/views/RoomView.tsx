@@ -16,7 +16,9 @@ import { IconBack, IconClip, IconLock, IconSend, Spinner } from "../icons";
 import { describeError } from "../matrix";
 import { attachmentUrl, isAttachment, isInlineImage, sendFile } from "../media";
 import { go } from "../route";
-import { acceptInvite, displayName, inviterOf, leaveRoom } from "../rooms";
+import { acceptInvite, displayName, inviterOf, isDirect, leaveRoom } from "../rooms";
+import { requestVerification } from "../verification";
+import type { VerificationRequest } from "matrix-js-sdk/lib/crypto-api/index.js";
 import { Dialog } from "./Dialog";
 import { UserPicker, type Hit } from "./UserPicker";
 
@@ -29,8 +31,30 @@ const TYPING_RENEW_MS = 4_000;
 /** Within this many pixels of the bottom the timeline follows new messages. */
 const STICK_TO_BOTTOM_PX = 48;
 
-export function RoomView({ client, room, tick }: { client: MatrixClient; room: Room; tick: number }) {
+export function RoomView({
+  client,
+  room,
+  tick,
+  onVerify,
+}: {
+  client: MatrixClient;
+  room: Room;
+  tick: number;
+  onVerify: (r: VerificationRequest) => void;
+}) {
   const membership = room.getMyMembership();
+  const me = client.getUserId();
+  const others = room.getJoinedMembers().filter((m) => m.userId !== me);
+  const dmPartner = isDirect(client, room) && others.length === 1 ? others[0].userId : null;
+
+  async function verify() {
+    if (!dmPartner) return;
+    try {
+      onVerify(await requestVerification(client, dmPartner, room.roomId));
+    } catch (e) {
+      setError(describeError(e));
+    }
+  }
   const [inviting, setInviting] = useState(false);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => setInviting(false), [room.roomId]);
@@ -61,6 +85,11 @@ export function RoomView({ client, room, tick }: { client: MatrixClient; room: R
         )}
         {membership === KnownMembership.Join && (
           <>
+            {dmPartner && room.hasEncryptionStateEvent() && (
+              <button type="button" class="plain small" onClick={verify} data-testid="room-verify">
+                {t("verify")}
+              </button>
+            )}
             <button type="button" class="plain small" onClick={() => setInviting(true)} data-testid="room-invite">
               {t("inviteToRoom")}
             </button>

@@ -5,7 +5,7 @@
 // wrong-password error, signs in and creates an invite link; a colleague (English browser,
 // phone-sized screen) opens the link in a second browser context and signs up, starts an
 // encrypted DM with the admin; the admin accepts; messages go both ways, with typing notice and
-// read receipt; they verify each other by emoji; an image (encrypted attachment) is shown decrypted on the other side; one edits a
+// read receipt; unread counts; they verify each other by emoji; an image (encrypted attachment) is shown decrypted on the other side; one edits a
 // message, the other deletes one, reactions and replies, each seen on the other side; a group is
 // created, joined and left; a display name set in the settings shows on the other side; the room's events on the server are `m.room.encrypted`; the admin signs out at
 // the end, and restores the key backup with the recovery key in a third browser context to read
@@ -218,6 +218,18 @@ try {
   const img = await colleague.waitForSelector('.msg:not(.mine) img.image[alt="roentgen.png"]');
   await colleague.waitForFunction((el) => el.complete && el.naturalWidth === 64 && el.naturalHeight === 48, img);
   if (!(await img.getAttribute("src")).startsWith("blob:")) throw new Error("the image was not decrypted locally");
+
+  step("colleague: sees an unread count in the list, which clears on reading");
+  await colleague.click("header .back");
+  await admin.fill("#composer-input", "Kurze Frage");
+  await admin.press("#composer-input", "Enter");
+  await colleague.waitForSelector(`[data-room-id="${roomId}"] .badge:has-text("1")`);
+  await colleague.waitForSelector(`[data-room-id="${roomId}"] .room-preview:has-text("Kurze Frage")`);
+  await colleague.click(`[data-room-id="${roomId}"]`);
+  await colleague.waitForSelector(".msg:not(.mine) >> text=Kurze Frage");
+  await colleague.click("header .back");
+  await colleague.waitForSelector(`[data-room-id="${roomId}"] .badge`, { state: "detached" });
+  await colleague.click(`[data-room-id="${roomId}"]`);
 
   step("colleague: edits a message; admin sees the new text");
   await colleague.click('.msg.mine:has-text("neue Kollegin!") button[aria-label="Edit message"]');

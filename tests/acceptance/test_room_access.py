@@ -166,3 +166,19 @@ def test_messages_filter(homeserver):
     assert [e["type"] for e in page["chunk"]] == ["m.room.message"], page["chunk"]
     members = [e["state_key"] for e in page.get("state", []) if e["type"] == "m.room.member"]
     assert guest in members, page.get("state")
+
+
+def test_a_leaver_sees_its_own_leave_event(homeserver):
+    """The leave event is how a client learns it left (matrix-js-sdk keeps the room otherwise),
+    whatever the room's history visibility."""
+    from test_e2ee_protocol import register, shared_room
+
+    a, b = register(homeserver, "a"), register(homeserver, "b")
+    room = shared_room(a, b, encrypted=False)
+    a.ok("PUT", f"/_matrix/client/v3/rooms/{room}/state/m.room.history_visibility/",
+         {"history_visibility": "joined"})
+    b.sync()
+    b.ok("POST", f"/_matrix/client/v3/rooms/{room}/leave", {})
+    left = b.sync()["rooms"]["leave"][room]
+    events = [(e["type"], e.get("state_key"), e["content"].get("membership")) for e in left["timeline"]["events"]]
+    assert ("m.room.member", b.user, "leave") in events, left

@@ -34,6 +34,11 @@ impl Visibility {
     }
 
     pub(crate) fn can_see(&self, pos: u64) -> bool {
+        // Users always see their own membership events: a client learns of its leave (or of
+        // a rejected invite) only through that event.
+        if self.memberships.iter().any(|(p, _)| *p == pos) {
+            return true;
+        }
         let membership = Self::latest(&self.memberships, pos);
         if membership == Some("join") {
             return true;
@@ -84,6 +89,18 @@ mod tests {
             memberships: memberships.iter().map(|(p, m)| (*p, m.to_string())).collect(),
             visibilities: visibilities.iter().map(|(p, m)| (*p, m.to_string())).collect(),
         }
+    }
+
+    #[test]
+    fn own_membership_events_are_always_visible() {
+        let vis = v(
+            &[(10, "invite"), (20, "join"), (30, "leave"), (40, "invite"), (45, "leave")],
+            &[(1, "joined")],
+        );
+        for pos in [10, 20, 30, 40, 45] {
+            assert!(vis.can_see(pos), "{pos}");
+        }
+        assert!(!vis.can_see(35) && !vis.can_see(42));
     }
 
     #[test]

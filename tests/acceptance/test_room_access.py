@@ -182,3 +182,19 @@ def test_a_leaver_sees_its_own_leave_event(homeserver):
     left = b.sync()["rooms"]["leave"][room]
     events = [(e["type"], e.get("state_key"), e["content"].get("membership")) for e in left["timeline"]["events"]]
     assert ("m.room.member", b.user, "leave") in events, left
+
+
+def test_state_events_carry_what_they_replaced(homeserver):
+    """`unsigned.prev_content` lets clients say "changed the topic from … to …"."""
+    from test_e2ee_protocol import register
+
+    a = register(homeserver, "a")
+    room = a.ok("POST", "/_matrix/client/v3/createRoom", {"topic": "Dienstplan"})["room_id"]
+    first = a.ok("GET", f"/_matrix/client/v3/rooms/{room}/state/m.room.topic/")
+    assert first["topic"] == "Dienstplan"
+    a.ok("PUT", f"/_matrix/client/v3/rooms/{room}/state/m.room.topic/", {"topic": "Urlaubsplan"})
+    msgs = a.ok("GET", f"/_matrix/client/v3/rooms/{room}/messages", params={"dir": "b", "limit": 5})["chunk"]
+    topic = next(e for e in msgs if e["type"] == "m.room.topic")
+    assert topic["content"]["topic"] == "Urlaubsplan"
+    assert topic["unsigned"]["prev_content"]["topic"] == "Dienstplan", topic
+    assert topic["unsigned"].get("replaces_state", "").startswith("$")

@@ -111,6 +111,25 @@ fn new_event(pdu: &Pdu, txn: Option<TxnKey>) -> NewEvent {
     }
 }
 
+/// The event's JSON with `unsigned.replaces_state`, `prev_content` and `prev_sender` from the
+/// state event it replaces. `unsigned` is outside the signed part of an event.
+fn with_replaced_state(pdu: &Pdu, old: &StoredEvent) -> String {
+    let old_json: Value = serde_json::from_str(&old.json).unwrap_or_default();
+    let mut unsigned = serde_json::json!({ "replaces_state": old.event_id, "prev_sender": old.sender });
+    if let Some(content) = old_json.get("content") {
+        unsigned["prev_content"] = content.clone();
+    }
+    let mut json = pdu.json().clone();
+    match ruma::canonical_json::to_canonical_value(&unsigned) {
+        Ok(v) => {
+            json.insert("unsigned".into(), v);
+            serde_json::to_string(&json).unwrap_or_else(|_| pdu.to_json_string())
+        }
+        // Old content that is not canonical JSON (cannot happen for stored events): leave it out.
+        Err(_) => pdu.to_json_string(),
+    }
+}
+
 impl Services {
     pub(crate) fn server_name(&self) -> Result<&ServerName> {
         <&ServerName>::try_from(self.settings.server_name.as_str())
@@ -174,8 +193,20 @@ impl Services {
         let server_name = self.server_name()?;
         let mut chain =
             Chain { rules, room_id: Some(room_id.to_owned()), state, tip, server_name, key: &self.key };
+        // The state entry this event replaces, for `unsigned.prev_content` (clients show "X
+        // changed the topic from … to …" from it).
+        let replaced = match &draft.state_key {
+            Some(key) => {
+                self.store.current_state_event(room_id.as_str(), &draft.kind.to_string(), key).await?
+            }
+            None => None,
+        };
         let pdu = chain.push(sender, draft, ts(now_ms())).map_err(forbidden_from)?;
-        let pos = self.store.append_events(room_id.as_str(), vec![new_event(&pdu, txn)]).await?;
+        let mut event = new_event(&pdu, txn);
+        if let Some(old) = replaced {
+            event.json = with_replaced_state(&pdu, &old);
+        }
+        let pos = self.store.append_events(room_id.as_str(), vec![event]).await?;
         if pdu.kind == TimelineEventType::RoomMember
             && let Some(member) = &pdu.state_key
         {

@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ruma::CanonicalJsonObject;
 use serde_json::{Map, Value, json};
@@ -43,12 +44,22 @@ use e2ee_limits::*;
 /// happened at the start-up position, so the first sync after a restart asks once.
 pub(crate) struct Hints {
     started_at: u64,
-    /// user → newest to-device position queued for any of the user's devices.
-    to_device_sent: Mutex<HashMap<String, u64>>,
-    /// (user, device) → position up to which the device's queue is known to be empty.
-    to_device_drained: Mutex<HashMap<(String, String), u64>>,
+    to_device: Mutex<ToDeviceHints>,
     /// (user, device) → current key counts; dropped on upload and claim.
     counts: Mutex<HashMap<(String, String), KeyCounts>>,
+    /// Moves on every upload and claim, so a count read before one is not cached after it.
+    counts_generation: AtomicU64,
+}
+
+#[derive(Default)]
+struct ToDeviceHints {
+    /// user → newest to-device position queued for any of the user's devices.
+    sent: HashMap<String, u64>,
+    /// user → sends being written right now. Counted before the write starts and released
+    /// after `sent` has the position, so no sync whose snapshot includes a message can miss it.
+    in_flight: HashMap<String, u32>,
+    /// (user, device) → position up to which the device's queue is known to be empty.
+    drained: HashMap<(String, String), u64>,
 }
 
 /// Entries per hint map; a full map is cleared (the next syncs ask the database again).
@@ -59,52 +70,88 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn bounded_insert<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V) {
-    if map.len() >= HINT_ENTRIES_MAX {
-        map.clear();
-    }
-    map.insert(key, value);
-}
-
 impl Hints {
     pub(crate) fn new(started_at: u64) -> Self {
         Self {
             started_at,
-            to_device_sent: Mutex::new(HashMap::new()),
-            to_device_drained: Mutex::new(HashMap::new()),
+            to_device: Mutex::new(ToDeviceHints::default()),
             counts: Mutex::new(HashMap::new()),
+            counts_generation: AtomicU64::new(0),
         }
     }
 
-    fn to_device_sent(&self, users: impl IntoIterator<Item = String>, pos: u64) {
-        let mut sent = lock(&self.to_device_sent);
+    /// Call before writing a send to these users; [`Self::to_device_sent`] after.
+    fn to_device_sending(&self, users: &BTreeSet<String>) {
+        let mut h = lock(&self.to_device);
         for user in users {
-            let newest = sent.get(&user).copied().unwrap_or(0).max(pos);
-            bounded_insert(&mut sent, user, newest);
+            *h.in_flight.entry(user.clone()).or_default() += 1;
+        }
+    }
+
+    /// The send is written (`pos` is `None` if it failed or was a duplicate).
+    fn to_device_sent(&self, users: &BTreeSet<String>, pos: Option<u64>) {
+        let mut h = lock(&self.to_device);
+        if h.sent.len() + users.len() > HINT_ENTRIES_MAX {
+            // Forgetting what was sent makes `drained` marks unsafe: forget them too.
+            h.sent.clear();
+            h.drained.clear();
+        }
+        for user in users {
+            if let Some(pos) = pos {
+                let newest = h.sent.get(user).copied().unwrap_or(0).max(pos);
+                h.sent.insert(user.clone(), newest);
+            }
+            if let Some(n) = h.in_flight.get_mut(user) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    h.in_flight.remove(user);
+                }
+            }
         }
     }
 
     /// Whether the device may have to-device messages queued (or acknowledged ones to delete).
     fn to_device_pending(&self, user: &str, device: &str) -> bool {
-        let sent = lock(&self.to_device_sent).get(user).copied().unwrap_or(self.started_at);
-        let drained = lock(&self.to_device_drained).get(&(user.to_owned(), device.to_owned())).copied();
-        drained.is_none_or(|d| sent > d)
+        let h = lock(&self.to_device);
+        if h.in_flight.contains_key(user) {
+            return true;
+        }
+        let sent = h.sent.get(user).copied().unwrap_or(self.started_at);
+        h.drained.get(&(user.to_owned(), device.to_owned())).is_none_or(|d| sent > *d)
     }
 
     fn to_device_drained(&self, user: &str, device: &str, up_to: u64) {
-        bounded_insert(&mut lock(&self.to_device_drained), (user.to_owned(), device.to_owned()), up_to);
+        let mut h = lock(&self.to_device);
+        if h.drained.len() >= HINT_ENTRIES_MAX {
+            h.drained.clear();
+        }
+        h.drained.insert((user.to_owned(), device.to_owned()), up_to);
     }
 
     fn counts(&self, user: &str, device: &str) -> Option<KeyCounts> {
         lock(&self.counts).get(&(user.to_owned(), device.to_owned())).cloned()
     }
 
-    fn set_counts(&self, user: &str, device: &str, counts: KeyCounts) {
-        bounded_insert(&mut lock(&self.counts), (user.to_owned(), device.to_owned()), counts);
+    fn counts_generation(&self) -> u64 {
+        self.counts_generation.load(Ordering::SeqCst)
+    }
+
+    /// Caches counts read at `generation`, unless an upload or claim came since.
+    fn set_counts(&self, user: &str, device: &str, counts: KeyCounts, generation: u64) {
+        let mut c = lock(&self.counts);
+        if self.counts_generation() != generation {
+            return;
+        }
+        if c.len() >= HINT_ENTRIES_MAX {
+            c.clear();
+        }
+        c.insert((user.to_owned(), device.to_owned()), counts);
     }
 
     fn forget_counts(&self, user: &str, device: &str) {
-        lock(&self.counts).remove(&(user.to_owned(), device.to_owned()));
+        let mut c = lock(&self.counts);
+        self.counts_generation.fetch_add(1, Ordering::SeqCst);
+        c.remove(&(user.to_owned(), device.to_owned()));
     }
 }
 
@@ -341,7 +388,8 @@ impl Services {
                 ward_store::StoreError::Conflict(m) => Error::InvalidParam(m),
                 other => other.into(),
             })?;
-        self.hints.set_counts(user_id, device_id, counts.clone());
+        self.hints.forget_counts(user_id, device_id);
+        self.hints.set_counts(user_id, device_id, counts.clone(), self.hints.counts_generation());
         if let Some(pos) = changed {
             self.notifier.advance_stream(pos);
         }
@@ -796,6 +844,7 @@ impl Services {
             }
         }
         let users: BTreeSet<String> = recipients.iter().map(|r| r.user_id.clone()).collect();
+        self.hints.to_device_sending(&users);
         let outcome = self
             .store
             .send_to_device(
@@ -805,8 +854,13 @@ impl Services {
                 recipients,
                 self.settings.to_device_queue_max,
             )
-            .await?;
-        if let ToDeviceOutcome::Queued { stream_pos, dropped } = outcome {
+            .await;
+        let queued_at = match &outcome {
+            Ok(ToDeviceOutcome::Queued { stream_pos, .. }) => Some(*stream_pos),
+            _ => None,
+        };
+        self.hints.to_device_sent(&users, queued_at);
+        if let ToDeviceOutcome::Queued { stream_pos, dropped } = outcome? {
             if dropped > 0 {
                 tracing::warn!(
                     dropped,
@@ -815,7 +869,6 @@ impl Services {
                 );
                 metrics::counter!("ward_to_device_dropped_total").increment(dropped);
             }
-            self.hints.to_device_sent(users, stream_pos);
             self.notifier.advance_stream(stream_pos);
         }
         Ok(())
@@ -860,8 +913,9 @@ impl Services {
         if let Some(c) = self.hints.counts(user, device) {
             return Ok(c);
         }
+        let generation = self.hints.counts_generation();
         let c = self.store.key_counts(user, device).await?;
-        self.hints.set_counts(user, device, c.clone());
+        self.hints.set_counts(user, device, c.clone(), generation);
         Ok(c)
     }
 }
@@ -869,6 +923,35 @@ impl Services {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_send_being_written_keeps_its_recipients_pending() {
+        let h = Hints::new(10);
+        let users: BTreeSet<String> = ["@b:x".to_owned()].into();
+        assert!(h.to_device_pending("@b:x", "D"), "unknown after start-up: ask once");
+        h.to_device_drained("@b:x", "D", 10);
+        assert!(!h.to_device_pending("@b:x", "D"));
+        h.to_device_sending(&users);
+        assert!(h.to_device_pending("@b:x", "D"), "in flight");
+        // A sync that saw nothing yet must not hide the message being written.
+        h.to_device_drained("@b:x", "D", 11);
+        assert!(h.to_device_pending("@b:x", "D"), "still in flight");
+        h.to_device_sent(&users, Some(12));
+        assert!(h.to_device_pending("@b:x", "D"));
+        h.to_device_drained("@b:x", "D", 12);
+        assert!(!h.to_device_pending("@b:x", "D"));
+    }
+
+    #[test]
+    fn counts_read_before_a_claim_are_not_cached_after_it() {
+        let h = Hints::new(0);
+        let generation = h.counts_generation();
+        h.forget_counts("@a:x", "D");
+        h.set_counts("@a:x", "D", KeyCounts::default(), generation);
+        assert!(h.counts("@a:x", "D").is_none());
+        h.set_counts("@a:x", "D", KeyCounts::default(), h.counts_generation());
+        assert!(h.counts("@a:x", "D").is_some());
+    }
 
     #[test]
     fn key_ids_need_both_parts() {

@@ -493,3 +493,9 @@ def test_bad_to_device_and_claims(homeserver):
     status, j = alice.call("PUT", "/_matrix/client/v3/room_keys/keys/!r:x/s", session_key(0, 0, False, "x"),
                            params={"version": "1"})
     assert status == 404, (status, j)
+    v = alice.ok("POST", "/_matrix/client/v3/room_keys/version",
+                 {"algorithm": BACKUP_ALGORITHM, "auth_data": {}})["version"]
+    status, j = alice.call("PUT", "/_matrix/client/v3/room_keys/keys/!r:x/" + "s" * 300,
+                           session_key(0, 0, False, "x"), params={"version": v})
+    assert (status, j["errcode"]) == (400, "M_INVALID_PARAM"), (status, j)
+    assert alice.ok("GET", "/_matrix/client/v3/room_keys/version")["count"] == 0

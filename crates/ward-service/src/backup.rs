@@ -15,6 +15,9 @@ pub mod backup_limits {
     /// Sessions in one upload.
     pub const BACKUP_KEYS_PER_UPLOAD_MAX: usize = 10_000;
     pub const ALGORITHM_MAX_BYTES: usize = 255;
+    /// Sessions one backup version may hold (years of history of a busy user are ~10^5).
+    pub const BACKUP_KEYS_PER_VERSION_MAX: u64 = 1_000_000;
+    pub const SESSION_ID_MAX_BYTES: usize = 255;
 }
 use backup_limits::*;
 
@@ -49,11 +52,11 @@ impl Services {
         Ok(self.store.backup_version(&authed.user_id, None).await?)
     }
 
-    /// The version a key upload names must be the current one.
-    async fn require_current(&self, authed: &Authed, version: &str) -> Result<u64> {
+    /// The version a key upload names must be the current one; returns it.
+    async fn require_current(&self, authed: &Authed, version: &str) -> Result<BackupVersion> {
         let current = self.current_backup(authed).await?;
         match (current, version.parse::<u64>()) {
-            (Some(c), Ok(v)) if c.version == v => Ok(v),
+            (Some(c), Ok(v)) if c.version == v => Ok(c),
             (Some(c), _) => Err(Error::WrongRoomKeysVersion { current: c.version.to_string() }),
             (None, _) => Err(Error::NotFound("there is no key backup".into())),
         }
@@ -121,7 +124,16 @@ impl Services {
         if keys.len() > BACKUP_KEYS_PER_UPLOAD_MAX {
             return Err(Error::TooLarge(format!("at most {BACKUP_KEYS_PER_UPLOAD_MAX} sessions per upload")));
         }
-        let version = self.require_current(authed, version).await?;
+        let current = self.require_current(authed, version).await?;
+        if current.count + keys.len() as u64 > BACKUP_KEYS_PER_VERSION_MAX {
+            return Err(Error::TooLarge(format!(
+                "a key backup version holds at most {BACKUP_KEYS_PER_VERSION_MAX} sessions"
+            )));
+        }
+        if keys.iter().any(|k| k.session_id.is_empty() || k.session_id.len() > SESSION_ID_MAX_BYTES) {
+            return Err(Error::InvalidParam(format!("session IDs have 1 to {SESSION_ID_MAX_BYTES} bytes")));
+        }
+        let version = current.version;
         let keys = keys
             .into_iter()
             .map(|k| {

@@ -316,13 +316,20 @@ fn public_key_of(json: &Value) -> Option<String> {
     json.get("keys")?.as_object()?.values().next()?.as_str().map(str::to_owned)
 }
 
+/// The per-server failure for users of other servers (no federation yet).
+fn no_federation() -> Value {
+    json!({"status": 503, "message": "federation is not enabled"})
+}
+
 fn failure(errcode: &str, error: impl Into<String>) -> Value {
     json!({"errcode": errcode, "error": error.into()})
 }
 
 impl Services {
-    fn is_local(&self, user_id: &str) -> bool {
-        user_id.rsplit_once(':').is_some_and(|(_, server)| server == self.settings.server_name)
+    /// The server of a user ID that is not ours (`None` for local users).
+    fn remote_server<'a>(&self, user_id: &'a str) -> Option<&'a str> {
+        let server = user_id.rsplit_once(':').map_or("", |(_, s)| s);
+        (server != self.settings.server_name).then_some(server)
     }
 
     /// The people whose keys `me` may see: itself and everyone who shares a room with it
@@ -413,9 +420,8 @@ impl Services {
         let mut out = KeysQueryOutput::default();
         let mut visible = Vec::new();
         for (user, devices) in &users {
-            if !self.is_local(user) {
-                let server = user.rsplit_once(':').map_or("", |(_, s)| s).to_owned();
-                out.failures.insert(server, json!({"status": 503, "message": "federation is not enabled"}));
+            if let Some(server) = self.remote_server(user) {
+                out.failures.insert(server.to_owned(), no_federation());
                 continue;
             }
             out.device_keys.insert(user.clone(), BTreeMap::new());
@@ -505,9 +511,8 @@ impl Services {
         let mut failures = BTreeMap::new();
         let mut requests = Vec::new();
         for (user, devices) in wanted {
-            if !self.is_local(&user) {
-                let server = user.rsplit_once(':').map_or("", |(_, s)| s).to_owned();
-                failures.insert(server, json!({"status": 503, "message": "federation is not enabled"}));
+            if let Some(server) = self.remote_server(&user) {
+                failures.insert(server.to_owned(), no_federation());
                 continue;
             }
             if !audience.contains(&user) {
@@ -835,7 +840,7 @@ impl Services {
                         "a to-device message may be at most {TO_DEVICE_MESSAGE_MAX_BYTES} bytes"
                     )));
                 }
-                if !self.is_local(&user) {
+                if self.remote_server(&user).is_some() {
                     // No federation yet: there is nowhere to deliver it.
                     tracing::debug!("dropping a to-device message for a remote user");
                     continue;

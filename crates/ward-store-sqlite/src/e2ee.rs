@@ -45,6 +45,20 @@ fn split_key_id(id: &str) -> (&str, &str) {
     id.split_once(':').unwrap_or((id, ""))
 }
 
+/// Runs a query taking one user ID (`?1`) for each user and collects all rows.
+fn for_users<T>(
+    tx: &Transaction<'_>,
+    user_ids: &[String],
+    sql: &str,
+    mut row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for user_id in user_ids {
+        out.extend(all(tx, sql, [user_id], &mut row)?);
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl KeyStore for SqliteStore {
     async fn upload_keys(
@@ -124,25 +138,21 @@ impl KeyStore for SqliteStore {
     async fn device_keys(&self, user_ids: &[String]) -> Result<Vec<DeviceKeys>> {
         let user_ids = user_ids.to_vec();
         self.read(move |tx| {
-            let mut out = Vec::new();
-            for user_id in &user_ids {
-                out.extend(all(
-                    tx,
-                    "SELECT k.user_id, k.device_id, k.json, d.display_name
-                         FROM device_keys k JOIN devices d USING (user_id, device_id)
-                         WHERE k.user_id = ?1 ORDER BY k.device_id",
-                    [user_id],
-                    |r| {
-                        Ok(DeviceKeys {
-                            user_id: r.get(0)?,
-                            device_id: r.get(1)?,
-                            json: r.get(2)?,
-                            display_name: r.get(3)?,
-                        })
-                    },
-                )?);
-            }
-            Ok(out)
+            for_users(
+                tx,
+                &user_ids,
+                "SELECT k.user_id, k.device_id, k.json, d.display_name
+                     FROM device_keys k JOIN devices d USING (user_id, device_id)
+                     WHERE k.user_id = ?1 ORDER BY k.device_id",
+                |r| {
+                    Ok(DeviceKeys {
+                        user_id: r.get(0)?,
+                        device_id: r.get(1)?,
+                        json: r.get(2)?,
+                        display_name: r.get(3)?,
+                    })
+                },
+            )
         })
         .await
     }
@@ -214,20 +224,16 @@ impl KeyStore for SqliteStore {
     ) -> Result<Vec<(String, CrossSigningKind, String)>> {
         let user_ids = user_ids.to_vec();
         self.read(move |tx| {
-            let mut out = Vec::new();
-            for user_id in &user_ids {
-                for (kind, json) in all(
-                    tx,
-                    "SELECT kind, json FROM cross_signing_keys WHERE user_id = ?1 ORDER BY kind",
-                    [user_id],
-                    |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
-                )? {
-                    if let Some(kind) = CrossSigningKind::parse(&kind) {
-                        out.push((user_id.clone(), kind, json));
-                    }
-                }
-            }
-            Ok(out)
+            let rows = for_users(
+                tx,
+                &user_ids,
+                "SELECT user_id, kind, json FROM cross_signing_keys WHERE user_id = ?1 ORDER BY kind",
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)),
+            )?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(user, kind, json)| Some((user, CrossSigningKind::parse(&kind)?, json)))
+                .collect())
         })
         .await
     }
@@ -260,26 +266,22 @@ impl KeyStore for SqliteStore {
     async fn key_signatures(&self, target_user_ids: &[String]) -> Result<Vec<KeySignature>> {
         let user_ids = target_user_ids.to_vec();
         self.read(move |tx| {
-            let mut out = Vec::new();
-            for user_id in &user_ids {
-                out.extend(all(
-                    tx,
-                    "SELECT target_user_id, target_key_id, signer_user_id, signer_key_id, signature
-                         FROM key_signatures WHERE target_user_id = ?1
-                         ORDER BY target_key_id, signer_user_id, signer_key_id",
-                    [user_id],
-                    |r| {
-                        Ok(KeySignature {
-                            target_user_id: r.get(0)?,
-                            target_key_id: r.get(1)?,
-                            signer_user_id: r.get(2)?,
-                            signer_key_id: r.get(3)?,
-                            signature: r.get(4)?,
-                        })
-                    },
-                )?);
-            }
-            Ok(out)
+            for_users(
+                tx,
+                &user_ids,
+                "SELECT target_user_id, target_key_id, signer_user_id, signer_key_id, signature
+                     FROM key_signatures WHERE target_user_id = ?1
+                     ORDER BY target_key_id, signer_user_id, signer_key_id",
+                |r| {
+                    Ok(KeySignature {
+                        target_user_id: r.get(0)?,
+                        target_key_id: r.get(1)?,
+                        signer_user_id: r.get(2)?,
+                        signer_key_id: r.get(3)?,
+                        signature: r.get(4)?,
+                    })
+                },
+            )
         })
         .await
     }

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use ward_service::backup::BackupKeyInput;
 use ward_service::{BackupKey, BackupScope, BackupVersion, Error};
 
+use super::raw_json;
 use crate::error::ApiError;
 use crate::extract::{Auth, Ruma};
 use crate::{AppState, endpoint};
@@ -47,7 +48,7 @@ fn bad_json(message: String) -> ApiError {
 
 /// `{algorithm, auth_data[, version]}` from a request body.
 fn algorithm_body<T>(raw: &Raw<T>) -> Result<(String, Value, Option<String>), ApiError> {
-    let v: Value = serde_json::from_str(raw.json().get()).map_err(|e| ApiError::from_json(&e))?;
+    let v = raw_json(raw)?;
     let algorithm = v
         .get("algorithm")
         .and_then(Value::as_str)
@@ -70,7 +71,7 @@ fn version_json(v: &BackupVersion) -> Value {
 }
 
 fn key_input(room_id: &str, session_id: &str, raw: &Raw<KeyBackupData>) -> Result<BackupKeyInput, ApiError> {
-    let v: Value = serde_json::from_str(raw.json().get()).map_err(|e| ApiError::from_json(&e))?;
+    let v = raw_json(raw)?;
     let uint = |k: &str| {
         v.get(k)
             .and_then(Value::as_u64)

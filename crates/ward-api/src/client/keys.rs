@@ -16,13 +16,12 @@ use ruma::api::client::keys::{
     claim_keys, get_key_changes, get_keys, upload_keys, upload_signatures, upload_signing_keys,
 };
 use ruma::api::client::to_device::send_event_to_device;
-use ruma::serde::Raw;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use ward_service::e2ee::{KeysUploadInput, SigningKeysInput};
 
-use super::rooms::internal;
 use super::uia::{AuthJson, uia};
+use super::{raw_json, to_raw};
 use crate::error::ApiError;
 use crate::extract::{Auth, JsonBody, Ruma, RumaResponse};
 use crate::{AppState, endpoint};
@@ -37,31 +36,22 @@ pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
     endpoint::<send_event_to_device::v3::Request, _, _>(router, send_to_device)
 }
 
-/// A client-supplied JSON value behind a ruma `Raw`.
-fn value<T>(raw: &Raw<T>) -> Result<Value, ApiError> {
-    serde_json::from_str(raw.json().get()).map_err(|e| ApiError::from_json(&e))
-}
-
-fn raw<T>(v: &Value) -> Result<Raw<T>, ApiError> {
-    serde_json::value::to_raw_value(v).map(Raw::from_json).map_err(internal)
-}
-
 async fn upload(
     State(state): State<AppState>,
     Auth(authed): Auth,
     Ruma(req): Ruma<upload_keys::v3::Request>,
 ) -> Result<Json<Value>, ApiError> {
     let input = KeysUploadInput {
-        device_keys: req.device_keys.as_ref().map(value).transpose()?,
+        device_keys: req.device_keys.as_ref().map(raw_json).transpose()?,
         one_time_keys: req
             .one_time_keys
             .iter()
-            .map(|(id, k)| Ok((id.to_string(), value(k)?)))
+            .map(|(id, k)| Ok((id.to_string(), raw_json(k)?)))
             .collect::<Result<_, ApiError>>()?,
         fallback_keys: req
             .fallback_keys
             .iter()
-            .map(|(id, k)| Ok((id.to_string(), value(k)?)))
+            .map(|(id, k)| Ok((id.to_string(), raw_json(k)?)))
             .collect::<Result<_, ApiError>>()?,
     };
     let counts = state.services.upload_keys(&authed, input).await?;
@@ -85,7 +75,7 @@ async fn query(
         let user = super::user_id(&user)?;
         let mut map = BTreeMap::new();
         for (device, keys) in devices {
-            map.insert(device.into(), raw(&keys)?);
+            map.insert(device.into(), to_raw(&keys)?);
         }
         resp.device_keys.insert(user, map);
     }
@@ -95,7 +85,7 @@ async fn query(
         (&mut resp.user_signing_keys, out.user_signing_keys),
     ] {
         for (user, key) in keys {
-            target.insert(super::user_id(&user)?, raw(&key)?);
+            target.insert(super::user_id(&user)?, to_raw(&key)?);
         }
     }
     Ok(RumaResponse(resp))
@@ -173,7 +163,7 @@ async fn send_to_device(
     for (user, devices) in &req.messages {
         let entry = messages.entry(user.to_string()).or_default();
         for (device, content) in devices {
-            entry.insert(device.to_string(), value(content)?);
+            entry.insert(device.to_string(), raw_json(content)?);
         }
     }
     state

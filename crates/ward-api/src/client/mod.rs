@@ -73,6 +73,16 @@ impl FromRequestParts<AppState> for PathParams {
     }
 }
 
+/// A client-supplied JSON value behind a ruma `Raw`; bad JSON is the client's error.
+pub(crate) fn raw_json<T>(raw: &ruma::serde::Raw<T>) -> Result<serde_json::Value, ApiError> {
+    serde_json::from_str(raw.json().get()).map_err(|e| ApiError::from_json(&e))
+}
+
+/// A JSON value as a ruma `Raw`, for a response.
+pub(crate) fn to_raw<T>(v: &serde_json::Value) -> Result<ruma::serde::Raw<T>, ApiError> {
+    serde_json::value::to_raw_value(v).map(ruma::serde::Raw::from_json).map_err(rooms::internal)
+}
+
 /// A user ID the service layer produced; always valid, but checked rather than trusted.
 pub(crate) fn user_id(s: &str) -> Result<OwnedUserId, ApiError> {
     UserId::parse(s)

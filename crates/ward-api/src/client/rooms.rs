@@ -100,7 +100,7 @@ fn event_id(s: &str) -> Result<OwnedEventId, ApiError> {
 }
 
 fn object<T>(raw: &Raw<T>) -> Result<Value, ApiError> {
-    let v: Value = serde_json::from_str(raw.json().get()).map_err(|e| ApiError::from_json(&e))?;
+    let v = super::raw_json(raw)?;
     if !v.is_object() {
         return Err(ApiError::new(
             http::StatusCode::BAD_REQUEST,
@@ -138,7 +138,7 @@ async fn create(
     };
     let mut initial_state = Vec::with_capacity(req.initial_state.len());
     for ev in &req.initial_state {
-        let v: Value = serde_json::from_str(ev.json().get()).map_err(|e| ApiError::from_json(&e))?;
+        let v = super::raw_json(ev)?;
         let kind = v
             .get("type")
             .and_then(Value::as_str)

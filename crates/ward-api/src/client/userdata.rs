@@ -19,11 +19,11 @@ use ruma::api::client::push::{
 };
 use ruma::api::client::tag::{create_tag, delete_tag, get_tags};
 use ruma::push::InsertPushRuleError;
-use ruma::serde::Raw;
 use serde_json::Value;
 use ward_service::Error as ServiceError;
 
 use super::rooms::internal;
+use super::{raw_json, to_raw};
 use crate::error::ApiError;
 use crate::extract::{Auth, Ruma, RumaResponse};
 use crate::{AppState, endpoint};
@@ -57,20 +57,12 @@ fn rule_not_found() -> ApiError {
     ApiError::Service(ServiceError::NotFound("no such push rule".into()))
 }
 
-fn json<T>(raw: &Raw<T>) -> Result<Value, ApiError> {
-    serde_json::from_str(raw.json().get()).map_err(|e| ApiError::from_json(&e))
-}
-
-fn to_raw<T>(v: &Value) -> Result<Raw<T>, ApiError> {
-    serde_json::value::to_raw_value(v).map(Raw::from_json).map_err(internal)
-}
-
 async fn set_global(
     State(state): State<AppState>,
     Auth(authed): Auth,
     Ruma(req): Ruma<set_global_account_data::v3::Request>,
 ) -> Result<RumaResponse<set_global_account_data::v3::Response>, ApiError> {
-    let content = json(&req.data)?;
+    let content = raw_json(&req.data)?;
     state
         .services
         .set_account_data(&authed, req.user_id.as_str(), None, &req.event_type.to_string(), &content)
@@ -93,7 +85,7 @@ async fn set_room(
     Auth(authed): Auth,
     Ruma(req): Ruma<set_room_account_data::v3::Request>,
 ) -> Result<RumaResponse<set_room_account_data::v3::Response>, ApiError> {
-    let content = json(&req.data)?;
+    let content = raw_json(&req.data)?;
     state
         .services
         .set_account_data(

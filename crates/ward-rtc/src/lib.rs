@@ -1,0 +1,4 @@
+//! The I/O shell around [`ward_sfu`]: LiveKit access tokens, the `/rtc` WebSocket signalling
+//! endpoints on Ward's HTTP listener, and the SFU's UDP socket.
+
+pub mod token;

@@ -1,0 +1,1 @@
+//! LiveKit-format access tokens (JWT, HS256).

@@ -3,8 +3,20 @@
 //!
 //! The core never touches a socket or a clock: the shell feeds it signalling requests, UDP
 //! datagrams and the current time, and drains transmits, signalling responses and the next
-//! timeout (the same run loop as str0m, which does the WebRTC underneath).
+//! timeout (the same run loop as str0m, which does the WebRTC underneath):
+//!
+//! 1. [`Sfu::join`] / [`Sfu::handle_signal_bytes`] / [`Sfu::handle_receive`] /
+//!    [`Sfu::handle_timeout`] with `now`;
+//! 2. [`Sfu::poll_output`] until `None`: send datagrams and signals, close sockets;
+//! 3. sleep until [`Sfu::poll_timeout`] or the next input.
 
+pub mod codec;
+mod config;
+mod engine;
+pub mod forward;
 mod grant;
 
+pub use config::SfuConfig;
+pub use engine::{JoinError, JoinOptions, MAX_SIGNAL_BYTES, Output, ParticipantId, Sfu, SfuStats};
 pub use grant::Grant;
+pub use livekit_protocol as protocol;

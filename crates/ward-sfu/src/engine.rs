@@ -112,7 +112,7 @@ const SPEECH_THRESHOLD_DBOV: f32 = -50.0;
 const INITIAL_BWE_BPS: u64 = 2_500_000;
 /// How long the first subscriber offer waits after the join response.
 const FIRST_OFFER_DELAY_MS: u64 = 150;
-/// Signalling messages a participant may have in flight before the SFU stops reading it.
+/// The largest signalling message (one protobuf `SignalRequest`, e.g. an SDP offer) accepted.
 pub const MAX_SIGNAL_BYTES: usize = 1024 * 1024;
 
 struct LayerRx {

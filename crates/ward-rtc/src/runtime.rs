@@ -1,0 +1,243 @@
+//! The SFU's task: one tokio task owns the core and its UDP socket, and talks to signalling
+//! sessions through bounded channels. Nothing else touches the core, so it needs no locks.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use prost::Message as _;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use ward_sfu::{Grant, JoinError, JoinOptions, Output, ParticipantId, Sfu, SfuConfig, SfuStats};
+
+/// Signalling messages queued for one participant's WebSocket. A client that does not read
+/// them is too slow to take part and is disconnected rather than buffered without bound.
+pub const SIGNAL_QUEUE_MAX: usize = 512;
+/// Requests from all signalling sessions to the SFU task.
+pub const COMMAND_QUEUE_MAX: usize = 4096;
+/// The largest UDP datagram read (WebRTC stays under the path MTU; this leaves room).
+const DATAGRAM_MAX_BYTES: usize = 2048;
+/// How often the metrics are refreshed from the core's counters.
+const METRICS_INTERVAL_MS: u64 = 1000;
+
+/// What the SFU task sends a signalling session.
+#[derive(Debug)]
+pub enum Outgoing {
+    /// An encoded `SignalResponse`.
+    Signal(Vec<u8>),
+    /// The SFU closed the session (after a leave message, if any).
+    Close,
+}
+
+/// A joined participant's side of the channel pair.
+pub struct Session {
+    pub id: ParticipantId,
+    pub outgoing: mpsc::Receiver<Outgoing>,
+}
+
+enum Command {
+    Join { grant: Grant, options: JoinOptions, reply: oneshot::Sender<Result<Session, JoinError>> },
+    Resume { grant: Grant, sid: String, reply: oneshot::Sender<Result<Session, JoinError>> },
+    Signal { id: ParticipantId, bytes: Vec<u8> },
+    Closed { id: ParticipantId },
+}
+
+/// The way in to the SFU task; cheap to clone.
+#[derive(Clone)]
+pub struct SfuHandle {
+    commands: mpsc::Sender<Command>,
+    stats: Arc<Mutex<SfuStats>>,
+    udp_addr: SocketAddr,
+}
+
+/// The SFU task stopped or is overloaded.
+#[derive(Debug, thiserror::Error)]
+#[error("the media server is not available")]
+pub struct Unavailable;
+
+impl SfuHandle {
+    pub async fn join(
+        &self,
+        grant: Grant,
+        options: JoinOptions,
+    ) -> Result<Result<Session, JoinError>, Unavailable> {
+        let (reply, rx) = oneshot::channel();
+        self.commands.send(Command::Join { grant, options, reply }).await.map_err(|_| Unavailable)?;
+        rx.await.map_err(|_| Unavailable)
+    }
+
+    pub async fn resume(&self, grant: Grant, sid: String) -> Result<Result<Session, JoinError>, Unavailable> {
+        let (reply, rx) = oneshot::channel();
+        self.commands.send(Command::Resume { grant, sid, reply }).await.map_err(|_| Unavailable)?;
+        rx.await.map_err(|_| Unavailable)
+    }
+
+    /// A message from the participant's WebSocket. Waits when the SFU is busy, which slows
+    /// that one reader down rather than dropping its requests.
+    pub async fn signal(&self, id: ParticipantId, bytes: Vec<u8>) -> Result<(), Unavailable> {
+        self.commands.send(Command::Signal { id, bytes }).await.map_err(|_| Unavailable)
+    }
+
+    pub async fn closed(&self, id: ParticipantId) {
+        let _ = self.commands.send(Command::Closed { id }).await;
+    }
+
+    pub fn stats(&self) -> SfuStats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The bound UDP address (useful when the configured port was 0).
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.udp_addr
+    }
+}
+
+/// Binds the media socket and starts the SFU task. `cfg.local_addr` is replaced by the bound
+/// address, and a public address with port 0 gets the bound port.
+pub async fn start(mut cfg: SfuConfig, bind: SocketAddr) -> io::Result<SfuHandle> {
+    let socket = UdpSocket::bind(bind).await?;
+    let local = socket.local_addr()?;
+    cfg.local_addr = local;
+    if cfg.public_addr.port() == 0 {
+        cfg.public_addr.set_port(local.port());
+    }
+    let (commands, rx) = mpsc::channel(COMMAND_QUEUE_MAX);
+    let stats = Arc::new(Mutex::new(SfuStats::default()));
+    tracing::info!(udp = %local, public = %cfg.public_addr, "media server (SFU) listening");
+    let task = Task {
+        sfu: Sfu::new(cfg, Instant::now(), unix_ms()),
+        socket,
+        sessions: HashMap::new(),
+        stats: stats.clone(),
+    };
+    tokio::spawn(task.run(rx));
+    Ok(SfuHandle { commands, stats, udp_addr: local })
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+struct Task {
+    sfu: Sfu,
+    socket: UdpSocket,
+    sessions: HashMap<ParticipantId, mpsc::Sender<Outgoing>>,
+    stats: Arc<Mutex<SfuStats>>,
+}
+
+impl Task {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut buf = vec![0u8; DATAGRAM_MAX_BYTES];
+        let mut next_metrics = Instant::now();
+        loop {
+            let deadline = self.sfu.poll_timeout();
+            tokio::select! {
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((n, source)) => {
+                        let local = self.sfu.config().local_addr;
+                        self.sfu.handle_receive(Instant::now(), source, local, &buf[..n]);
+                    }
+                    // ICMP errors (a client went away) surface here on some systems; harmless.
+                    Err(e) => tracing::debug!(error = %e, "UDP receive failed"),
+                },
+                command = commands.recv() => match command {
+                    Some(c) => self.command(c),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    self.sfu.handle_timeout(Instant::now());
+                }
+            }
+            self.flush();
+            if Instant::now() >= next_metrics {
+                next_metrics = Instant::now() + Duration::from_millis(METRICS_INTERVAL_MS);
+                self.publish_metrics();
+            }
+        }
+        tracing::info!("media server stopped");
+    }
+
+    fn command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Join { grant, options, reply } => {
+                let result = self.sfu.join(now, grant, options).map(|id| self.session(id));
+                let _ = reply.send(result);
+            }
+            Command::Resume { grant, sid, reply } => {
+                let result = self.sfu.resume(now, &grant, &sid).map(|id| self.session(id));
+                let _ = reply.send(result);
+            }
+            Command::Signal { id, bytes } => self.sfu.handle_signal_bytes(now, id, &bytes),
+            Command::Closed { id } => {
+                self.sessions.remove(&id);
+                self.sfu.signal_closed(now, id);
+            }
+        }
+    }
+
+    /// A new channel for a participant; a resumed participant's old channel is replaced.
+    fn session(&mut self, id: ParticipantId) -> Session {
+        let (tx, rx) = mpsc::channel(SIGNAL_QUEUE_MAX);
+        self.sessions.insert(id, tx);
+        // Messages the core queued for this participant before the channel existed.
+        self.flush();
+        Session { id, outgoing: rx }
+    }
+
+    fn flush(&mut self) {
+        let mut slow = Vec::new();
+        while let Some(output) = self.sfu.poll_output() {
+            match output {
+                Output::Transmit { destination, contents, .. } => {
+                    // UDP: a full socket buffer drops the datagram, like the network would.
+                    if let Err(e) = self.socket.try_send_to(&contents, destination)
+                        && e.kind() != io::ErrorKind::WouldBlock
+                    {
+                        tracing::debug!(error = %e, %destination, "UDP send failed");
+                    }
+                }
+                Output::Signal { to, message } => {
+                    if let Some(tx) = self.sessions.get(&to)
+                        && tx.try_send(Outgoing::Signal(message.encode_to_vec())).is_err()
+                    {
+                        slow.push(to);
+                    }
+                }
+                Output::Close { to } => {
+                    if let Some(tx) = self.sessions.remove(&to) {
+                        let _ = tx.try_send(Outgoing::Close);
+                    }
+                }
+            }
+        }
+        for id in slow {
+            tracing::info!(participant = ?id, "signalling queue full; disconnecting the participant");
+            self.sessions.remove(&id);
+            self.sfu.signal_closed(Instant::now(), id);
+        }
+    }
+
+    fn publish_metrics(&self) {
+        let s = self.sfu.stats();
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = s;
+        metrics::gauge!("ward_rtc_rooms").set(s.rooms as f64);
+        metrics::gauge!("ward_rtc_participants").set(s.participants as f64);
+        metrics::gauge!("ward_rtc_published_tracks").set(s.published_tracks as f64);
+        metrics::counter!("ward_rtc_packets_received_total").absolute(s.packets_in);
+        metrics::counter!("ward_rtc_bytes_received_total").absolute(s.bytes_in);
+        metrics::counter!("ward_rtc_packets_forwarded_total").absolute(s.packets_forwarded);
+        metrics::counter!("ward_rtc_bytes_forwarded_total").absolute(s.bytes_forwarded);
+        metrics::counter!("ward_rtc_keyframe_requests_total").absolute(s.keyframe_requests_sent);
+        metrics::counter!("ward_rtc_keyframe_requests_throttled_total")
+            .absolute(s.keyframe_requests_throttled);
+        metrics::counter!("ward_rtc_layer_switches_total").absolute(s.layer_switches);
+        metrics::counter!("ward_rtc_data_packets_forwarded_total").absolute(s.data_packets_forwarded);
+        metrics::counter!("ward_rtc_bad_signals_total").absolute(s.bad_signals);
+        metrics::counter!("ward_rtc_bad_datagrams_total").absolute(s.bad_datagrams);
+    }
+}

@@ -94,7 +94,7 @@ async fn rtc(
         Ok(Ok(session)) => session,
         Ok(Err(JoinError::NothingToResume(_))) => {
             // Tell the client to start over with a full join rather than fail.
-            return ws.on_upgrade(|socket| refuse_resume(socket)).into_response();
+            return ws.on_upgrade(refuse_resume).into_response();
         }
         Ok(Err(e @ (JoinError::RoomFull(_) | JoinError::ServerFull(_)))) => {
             return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response();

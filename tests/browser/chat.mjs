@@ -7,7 +7,10 @@
 // encrypted DM with the admin; the admin accepts; messages go both ways, with typing notice and
 // read receipt; unread counts; they verify each other by emoji; an image (encrypted attachment) is shown decrypted on the other side; one edits a
 // message, the other deletes one, reactions and replies, each seen on the other side; a group is
-// created, joined and left; a display name set in the settings shows on the other side; the room's events on the server are `m.room.encrypted`; the admin signs out at
+// created, joined and left; a display name set in the settings shows on the other side; the
+// admin signs in on a second browser and verifies it from the first by emoji (Settings → devices),
+// after which each shows the other as verified and the new one cross-signed; the room's events on
+// the server are `m.room.encrypted`; the admin signs out at
 // the end, and restores the key backup with the recovery key in a third browser context to read
 // the earlier messages. Every request the pages make is recorded and must go to Ward's origin, and no
 // Content-Security-Policy violation may be reported. Screenshots of both sides go to
@@ -94,6 +97,7 @@ const browser = await chromium.launch({
 });
 let failed = false;
 let restore = null; // the third context's page, once it exists
+let admin2 = null; // the admin's second browser, once it exists
 const adminCtx = await browser.newContext({ locale: "de-DE", viewport: { width: 1200, height: 800 } });
 const colleagueCtx = await browser.newContext({
   locale: "en-GB",
@@ -332,6 +336,42 @@ try {
   await admin.waitForSelector('#room-title:has-text("Anna Schmidt")');
   await admin.waitForSelector('.state-line:has-text("heißt jetzt Anna Schmidt")');
 
+  step("admin signs in on a second browser and verifies it from the first by emoji (to-device SAS)");
+  const admin2Ctx = await browser.newContext({ locale: "de-DE", viewport: { width: 1200, height: 800 } });
+  watch(admin2Ctx, "admin2");
+  admin2 = await admin2Ctx.newPage();
+  admin2.setDefaultTimeout(STEP_MS);
+  await admin2.goto(`${WARD}/`);
+  await signIn(admin2, ADMIN, ADMIN_PW);
+  await admin2.waitForSelector("[data-testid=me]");
+  const deviceOf = (page) => page.evaluate(() => JSON.parse(localStorage.getItem("ward.session")).deviceId);
+  const adminDevice = await deviceOf(admin);
+  const admin2Device = await deviceOf(admin2);
+  await admin.click("[data-testid=settings]");
+  const admin2Row = `.devices [data-device-id="${admin2Device}"]`;
+  await admin.click(`${admin2Row}[data-trust=unverified] [data-testid=device-verify]`);
+  await admin2.click("[data-testid=verify-accept]");
+  const ownEmoji = await (await admin.waitForSelector("[data-testid=sas-emoji]")).textContent();
+  const ownEmoji2 = await (await admin2.waitForSelector("[data-testid=sas-emoji]")).textContent();
+  if (ownEmoji !== ownEmoji2) throw new Error(`emoji differ: ${ownEmoji} / ${ownEmoji2}`);
+  await admin.click("[data-testid=sas-match]");
+  await admin2.click("[data-testid=sas-match]");
+  await admin.waitForSelector("[data-testid=verified]");
+  await admin2.waitForSelector("[data-testid=verified]");
+  step("both browsers show the other device as verified, the new one cross-signed");
+  await admin.waitForSelector(`${admin2Row}[data-trust=verified][data-cross-signed=true]`);
+  await admin2.keyboard.press("Escape");
+  await admin2.click("[data-testid=settings]");
+  await admin2.waitForSelector(`.devices [data-device-id="${adminDevice}"][data-trust=verified]`);
+  // The new browser trusts itself only through the signature the first one uploaded.
+  await admin2.waitForSelector(`.devices [data-device-id="${admin2Device}"][data-trust=verified][data-cross-signed=true]`);
+  for (const page of [admin, admin2]) {
+    while (await page.$(".dialog")) {
+      await page.keyboard.press("Escape");
+      await page.waitForTimeout(100);
+    }
+  }
+
   step("screenshots");
   await admin.screenshot({ path: join(ARTIFACTS, "admin.png") });
   await colleague.screenshot({ path: join(ARTIFACTS, "colleague.png") });
@@ -375,6 +415,7 @@ try {
   await admin.screenshot({ path: join(ARTIFACTS, "admin-failure.png") }).catch(() => {});
   await colleague.screenshot({ path: join(ARTIFACTS, "colleague-failure.png") }).catch(() => {});
   await restore?.screenshot({ path: join(ARTIFACTS, "restored-failure.png") }).catch(() => {});
+  await admin2?.screenshot({ path: join(ARTIFACTS, "admin2-failure.png") }).catch(() => {});
   console.error(`failure screenshots in ${ARTIFACTS}`);
   console.error(`last console messages:\n${consoleLog.slice(-40).join("\n")}`);
 } finally {

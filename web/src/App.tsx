@@ -203,7 +203,7 @@ function Ready({
       {route.name === "new" && <NewChat client={client} />}
       {route.name === "invite" && admin && <Invite client={client} />}
       {route.name === "security" && <Security client={client} />}
-      {route.name === "settings" && <Settings client={client} relabel={relabel} />}
+      {route.name === "settings" && <Settings client={client} relabel={relabel} onVerify={setVerification} />}
       {verification && (
         <Verify
           key={verification.transactionId ?? ""}

@@ -191,9 +191,25 @@ try {
   step("admin and colleague verify each other by comparing emoji (SAS)");
   await admin.click("[data-testid=room-verify]");
   await colleague.click("[data-testid=verify-accept]");
-  const adminEmoji = await (await admin.waitForSelector("[data-testid=sas-emoji]")).textContent();
-  const colleagueEmoji = await (await colleague.waitForSelector("[data-testid=sas-emoji]")).textContent();
-  if (adminEmoji !== colleagueEmoji) throw new Error(`emoji differ: ${adminEmoji} / ${colleagueEmoji}`);
+  const sasEmoji = async (page) => {
+    await page.waitForSelector("[data-testid=sas-emoji]");
+    return page.$$eval("[data-testid=sas-emoji] li", (items) =>
+      items.map((li) => [li.querySelector(".emoji-char").textContent, li.querySelector(".emoji-name").textContent]),
+    );
+  };
+  const adminEmoji = await sasEmoji(admin);
+  const colleagueEmoji = await sasEmoji(colleague);
+  const chars = (list) => list.map(([c]) => c).join("");
+  if (adminEmoji.length !== 7 || chars(adminEmoji) !== chars(colleagueEmoji)) {
+    throw new Error(`emoji differ: ${JSON.stringify(adminEmoji)} / ${JSON.stringify(colleagueEmoji)}`);
+  }
+  // Each side names them in its own language (the spec's translations); these four are the same in both.
+  const sameInBoth = ["Panda", "Pizza", "Hammer", "Ball"];
+  adminEmoji.forEach(([c, de], i) => {
+    const en = colleagueEmoji[i][1];
+    if (!sameInBoth.includes(en) && de === en) throw new Error(`emoji ${c} not named in German: ${de}`);
+  });
+  console.log(`   ${adminEmoji.map(([c, n]) => `${c} ${n}`).join(", ")}`);
   await admin.click("[data-testid=sas-match]");
   await colleague.click("[data-testid=sas-match]");
   await admin.waitForSelector("[data-testid=verified]");

@@ -369,3 +369,89 @@ export function t(key: Key, params: Record<string, string | number> = {}): strin
     name in params ? String(params[name]) : m,
   );
 }
+
+// The 64 emoji of emoji verification (SAS) with their English and German names, in the order of
+// the Matrix spec's `data-definitions/sas-emoji.json` (number 0–63; names from its `description`
+// and `translated_descriptions.de`, Apache-2.0 spec data). Both sides compare the same emoji, each
+// in its own language.
+const SAS_EMOJI: readonly (readonly [emoji: string, en: string, de: string])[] = [
+  ["🐶", "Dog", "Hund"],
+  ["🐱", "Cat", "Katze"],
+  ["🦁", "Lion", "Löwe"],
+  ["🐎", "Horse", "Pferd"],
+  ["🦄", "Unicorn", "Einhorn"],
+  ["🐷", "Pig", "Schwein"],
+  ["🐘", "Elephant", "Elefant"],
+  ["🐰", "Rabbit", "Hase"],
+  ["🐼", "Panda", "Panda"],
+  ["🐓", "Rooster", "Hahn"],
+  ["🐧", "Penguin", "Pinguin"],
+  ["🐢", "Turtle", "Schildkröte"],
+  ["🐟", "Fish", "Fisch"],
+  ["🐙", "Octopus", "Oktopus"],
+  ["🦋", "Butterfly", "Schmetterling"],
+  ["🌷", "Flower", "Blume"],
+  ["🌳", "Tree", "Baum"],
+  ["🌵", "Cactus", "Kaktus"],
+  ["🍄", "Mushroom", "Pilz"],
+  ["🌏", "Globe", "Globus"],
+  ["🌙", "Moon", "Mond"],
+  ["☁️", "Cloud", "Wolke"],
+  ["🔥", "Fire", "Feuer"],
+  ["🍌", "Banana", "Banane"],
+  ["🍎", "Apple", "Apfel"],
+  ["🍓", "Strawberry", "Erdbeere"],
+  ["🌽", "Corn", "Mais"],
+  ["🍕", "Pizza", "Pizza"],
+  ["🎂", "Cake", "Kuchen"],
+  ["❤️", "Heart", "Herz"],
+  ["😀", "Smiley", "Lächeln"],
+  ["🤖", "Robot", "Roboter"],
+  ["🎩", "Hat", "Hut"],
+  ["👓", "Glasses", "Brille"],
+  ["🔧", "Spanner", "Schraubenschlüssel"],
+  ["🎅", "Santa", "Weihnachtsmann"],
+  ["👍", "Thumbs Up", "Daumen Hoch"],
+  ["☂️", "Umbrella", "Regenschirm"],
+  ["⌛", "Hourglass", "Sanduhr"],
+  ["⏰", "Clock", "Uhr"],
+  ["🎁", "Gift", "Geschenk"],
+  ["💡", "Light Bulb", "Glühbirne"],
+  ["📕", "Book", "Buch"],
+  ["✏️", "Pencil", "Bleistift"],
+  ["📎", "Paperclip", "Büroklammer"],
+  ["✂️", "Scissors", "Schere"],
+  ["🔒", "Lock", "Schloss"],
+  ["🔑", "Key", "Schlüssel"],
+  ["🔨", "Hammer", "Hammer"],
+  ["☎️", "Telephone", "Telefon"],
+  ["🏁", "Flag", "Flagge"],
+  ["🚂", "Train", "Zug"],
+  ["🚲", "Bicycle", "Fahrrad"],
+  ["✈️", "Aeroplane", "Flugzeug"],
+  ["🚀", "Rocket", "Rakete"],
+  ["🏆", "Trophy", "Pokal"],
+  ["⚽", "Ball", "Ball"],
+  ["🎸", "Guitar", "Gitarre"],
+  ["🎺", "Trumpet", "Trompete"],
+  ["🔔", "Bell", "Glocke"],
+  ["⚓", "Anchor", "Anker"],
+  ["🎧", "Headphones", "Kopfhörer"],
+  ["📁", "Folder", "Ordner"],
+  ["📌", "Pin", "Stecknadel"],
+];
+
+/** Emoji without variation selectors, so "☁️" and "☁" find the same entry. */
+function bareEmoji(e: string): string {
+  return e.replace(/\uFE0F/g, "");
+}
+
+/** The name of an emoji of the verification in the current language; `fallback` if unknown. */
+export function sasEmojiName(emoji: string, fallback: string): string {
+  const bare = bareEmoji(emoji);
+  const row =
+    SAS_EMOJI.find(([e]) => bareEmoji(e) === bare) ??
+    SAS_EMOJI.find(([, en]) => en.toLowerCase() === fallback.toLowerCase());
+  if (!row) return fallback;
+  return current === "de" ? row[2] : row[1];
+}

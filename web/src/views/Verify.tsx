@@ -6,7 +6,7 @@ import {
   type ShowSasCallbacks,
   type VerificationRequest,
 } from "matrix-js-sdk/lib/crypto-api/index.js";
-import { t } from "../i18n";
+import { sasEmojiName, t } from "../i18n";
 import { Spinner } from "../icons";
 import { describeError } from "../matrix";
 import { ownDeviceName } from "../verification";
@@ -76,7 +76,7 @@ export function Verify({ client, request, onClose }: { client: MatrixClient; req
               <span class="emoji-char" aria-hidden="true">
                 {emoji}
               </span>
-              <span class="emoji-name">{label}</span>
+              <span class="emoji-name">{sasEmojiName(emoji, label)}</span>
             </li>
           ))}
         </ol>

@@ -10,7 +10,8 @@
 // created, joined and left; a display name set in the settings shows on the other side; the
 // admin signs in on a second browser and verifies it from the first by emoji (Settings → devices),
 // after which each shows the other as verified and the new one cross-signed; the room's events on
-// the server are `m.room.encrypted`; the admin signs out at
+// the server are `m.room.encrypted`; dialogs keep keyboard focus inside and return it to their
+// opener; the admin signs out at
 // the end, and restores the key backup with the recovery key in a third browser context to read
 // the earlier messages. Every request the pages make is recorded and must go to Ward's origin, and no
 // Content-Security-Policy violation may be reported. Screenshots of both sides go to
@@ -381,12 +382,27 @@ try {
   await admin2.waitForSelector(`.devices [data-device-id="${adminDevice}"][data-trust=verified]`);
   // The new browser trusts itself only through the signature the first one uploaded.
   await admin2.waitForSelector(`.devices [data-device-id="${admin2Device}"][data-trust=verified][data-cross-signed=true]`);
-  for (const page of [admin, admin2]) {
-    while (await page.$(".dialog")) {
-      await page.keyboard.press("Escape");
-      await page.waitForTimeout(100);
-    }
+  await admin2.screenshot({ path: join(ARTIFACTS, "devices.png") });
+  // Escape closes only the topmost dialog: the emoji one, then the settings under it.
+  await admin.keyboard.press("Escape");
+  await admin.waitForSelector("dialog.dialog[open] >> text=Geräte");
+  await admin.keyboard.press("Escape");
+  await admin.waitForSelector("dialog.dialog", { state: "detached" });
+  await admin2.keyboard.press("Escape");
+  await admin2.waitForSelector("dialog.dialog", { state: "detached" });
+
+  step("a dialog opened by keyboard keeps Tab and Shift-Tab inside; Escape returns focus to its opener");
+  await admin.focus("[data-testid=settings]");
+  await admin.keyboard.press("Enter");
+  await admin.waitForSelector("dialog.dialog[open]");
+  for (const key of [...Array(25).fill("Tab"), ...Array(25).fill("Shift+Tab")]) {
+    await admin.keyboard.press(key);
+    const inside = await admin.evaluate(() => !!document.activeElement?.closest("dialog[open]"));
+    if (!inside) throw new Error(`focus left the dialog after ${key}`);
   }
+  await admin.keyboard.press("Escape");
+  await admin.waitForSelector("dialog.dialog", { state: "detached" });
+  await admin.waitForFunction(() => document.activeElement?.getAttribute("data-testid") === "settings");
 
   step("screenshots");
   await admin.screenshot({ path: join(ARTIFACTS, "admin.png") });
@@ -427,13 +443,13 @@ try {
   console.log("PASS");
 } catch (e) {
   failed = true;
-  console.error(e);
   await admin.screenshot({ path: join(ARTIFACTS, "admin-failure.png") }).catch(() => {});
   await colleague.screenshot({ path: join(ARTIFACTS, "colleague-failure.png") }).catch(() => {});
   await restore?.screenshot({ path: join(ARTIFACTS, "restored-failure.png") }).catch(() => {});
   await admin2?.screenshot({ path: join(ARTIFACTS, "admin2-failure.png") }).catch(() => {});
   console.error(`failure screenshots in ${ARTIFACTS}`);
   console.error(`last console messages:\n${consoleLog.slice(-40).join("\n")}`);
+  console.error(e); // last, so that the caller's tail of stderr shows it
 } finally {
   await browser.close();
 }

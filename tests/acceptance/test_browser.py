@@ -27,6 +27,8 @@ ARTIFACTS = REPO / "tests" / "browser" / "artifacts"
 SCRIPT = REPO / "tests" / "browser" / "chat.mjs"
 # The whole browser scenario: two sign-ins, wasm crypto start, key exchange, a third client.
 SCENARIO_TIMEOUT_S = 300
+# Small, so that the app's size check and its upload progress can be tried with small files.
+MAX_UPLOAD_BYTES = 1024 * 1024
 
 
 @pytest.fixture
@@ -36,7 +38,8 @@ def web_ward(ward_factory):
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: run scripts/setup-test-env"
     assert (WEB_DIST / "index.html").exists(), "web/dist missing: run scripts/setup-test-env"
     assert (SCRIPT.parent / "node_modules" / "playwright-core").exists(), "run scripts/setup-test-env"
-    server = ward_factory(registration="token", env={"WARD_WEB_DIR": str(WEB_DIST)})
+    server = ward_factory(registration="token", env={"WARD_WEB_DIR": str(WEB_DIST),
+                                                             "WARD_MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES)})
     server.create_user(ADMIN, ADMIN_PASSWORD, admin=True)
     return server
 
@@ -51,7 +54,8 @@ async def scenario(server, tmp_path):
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     nio = await new_user(server, tmp_path, "niopeer")
     env = {**os.environ, "WARD_URL": server.url, "WARD_ADMIN_USER": ADMIN, "WARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
-           "WARD_ARTIFACTS": str(ARTIFACTS), "WARD_PEER": nio.user_id, "CHROMIUM": CHROMIUM}
+           "WARD_ARTIFACTS": str(ARTIFACTS), "WARD_PEER": nio.user_id, "CHROMIUM": CHROMIUM,
+           "WARD_MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES)}
     node = await asyncio.create_subprocess_exec(
         "node", str(SCRIPT), env=env, cwd=SCRIPT.parent,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

@@ -5,7 +5,9 @@
 // wrong-password error, signs in and creates an invite link; a colleague (English browser,
 // phone-sized screen) opens the link in a second browser context and signs up, starts an
 // encrypted DM with the admin; the admin accepts; messages go both ways, with typing notice and
-// read receipt; unread counts; they verify each other by emoji; an image (encrypted attachment) is shown decrypted on the other side; one edits a
+// read receipt; unread counts; they verify each other by emoji; an image (encrypted attachment) is
+// shown decrypted on the other side; a file over the server's limit is refused with the limit
+// named, a slow upload shows its progress and is cancelled; one edits a
 // message, the other deletes one, reactions and replies, each seen on the other side; a group is
 // created, joined and left; a display name set in the settings shows on the other side; the
 // admin signs in on a second browser and verifies it from the first by emoji (Settings → devices),
@@ -17,8 +19,8 @@
 // Content-Security-Policy violation may be reported. Screenshots of both sides go to
 // WARD_ARTIFACTS.
 //
-// Env: WARD_URL, WARD_ADMIN_USER, WARD_ADMIN_PASSWORD, WARD_ARTIFACTS, optional CHROMIUM
-// (default /usr/bin/chromium). Prints "PASS" at the end; exits non-zero on failure.
+// Env: WARD_URL, WARD_ADMIN_USER, WARD_ADMIN_PASSWORD, WARD_ARTIFACTS, WARD_MAX_UPLOAD_BYTES (the
+// server's upload limit, 1 MiB), optional CHROMIUM (default /usr/bin/chromium). Prints "PASS" at the end; exits non-zero on failure.
 // With WARD_PEER set (a Matrix user ID), the admin also invites that user into the DM and the
 // script prints "ROOM <room id>", waits for a line on stdin (the peer joined), sends "Hallo an
 // alle drei" and waits until both pages show the peer's encrypted "Hallo von nio".
@@ -33,6 +35,8 @@ const ADMIN = process.env.WARD_ADMIN_USER;
 const ADMIN_PW = process.env.WARD_ADMIN_PASSWORD;
 const ARTIFACTS = process.env.WARD_ARTIFACTS;
 const PEER = process.env.WARD_PEER || null;
+/** The server's upload limit (test_browser.py sets it small). */
+const UPLOAD_LIMIT = Number(process.env.WARD_MAX_UPLOAD_BYTES || 1024 * 1024);
 const COLLEAGUE = `kollegin${Date.now().toString(36)}`;
 const COLLEAGUE_PW = "sicheres Passwort 123";
 /** Long enough for the first sync, key upload and the wasm crypto start on a busy machine. */
@@ -239,6 +243,46 @@ try {
   const img = await colleague.waitForSelector('.msg:not(.mine) img.image[alt="roentgen.png"]');
   await colleague.waitForFunction((el) => el.complete && el.naturalWidth === 64 && el.naturalHeight === 48, img);
   if (!(await img.getAttribute("src")).startsWith("blob:")) throw new Error("the image was not decrypted locally");
+
+  step("admin: a file over the server's limit is refused before uploading, naming the limit");
+  await admin.setInputFiles("[data-testid=attach]", {
+    name: "befund.pdf",
+    mimeType: "application/pdf",
+    buffer: Buffer.alloc(UPLOAD_LIMIT + 1, 7),
+  });
+  const tooLarge = await (await admin.waitForSelector(".composer .error")).textContent();
+  if (!tooLarge.includes("befund.pdf ist zu groß") || !tooLarge.includes("bis 1 MB")) {
+    throw new Error(`unexpected too-large message: ${tooLarge}`);
+  }
+
+  step("admin: a slow upload shows its progress and can be cancelled; nothing is sent");
+  const cdp = await adminCtx.newCDPSession(admin);
+  await cdp.send("Network.enable");
+  await cdp.send("Network.emulateNetworkConditions", {
+    offline: false,
+    latency: 0,
+    downloadThroughput: -1,
+    uploadThroughput: 100 * 1024,
+  });
+  await admin.setInputFiles("[data-testid=attach]", {
+    name: "scan.pdf",
+    mimeType: "application/pdf",
+    buffer: Buffer.alloc(UPLOAD_LIMIT - 1024, 3),
+  });
+  await admin.waitForSelector(".composer .error", { state: "detached" });
+  const bar = await admin.waitForSelector("[data-testid=upload] progress");
+  await admin.waitForFunction((el) => el.value > 0 && el.value < el.max, bar);
+  await admin.screenshot({ path: join(ARTIFACTS, "upload.png") });
+  await admin.click("[data-testid=upload-cancel]");
+  await admin.waitForSelector(".composer .notice >> text=abgebrochen");
+  await admin.waitForSelector("[data-testid=upload]", { state: "detached" });
+  await cdp.send("Network.emulateNetworkConditions", {
+    offline: false,
+    latency: 0,
+    downloadThroughput: -1,
+    uploadThroughput: -1,
+  });
+  await cdp.detach();
 
   step("colleague: sees an unread count in the list, which clears on reading");
   await colleague.click("header .back");

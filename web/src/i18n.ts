@@ -125,6 +125,9 @@ const en = {
   wrongRecoveryKey: "This recovery key is not correct.",
   uploading: "Uploading {name}…",
   fileTooLarge: "This file is too large for the server.",
+  fileTooLargeLimit: "{name} is too large to send ({size}): the server accepts files up to {limit}.",
+  cancelUpload: "Cancel upload",
+  uploadCancelled: "Upload of {name} cancelled.",
   download: "Download {name}",
   attachmentFailed: "The attachment could not be loaded.",
   joined: "{user} joined",
@@ -290,6 +293,9 @@ const de: Dict = {
   wrongRecoveryKey: "Dieser Wiederherstellungsschlüssel ist nicht richtig.",
   uploading: "{name} wird hochgeladen …",
   fileTooLarge: "Diese Datei ist zu groß für den Server.",
+  fileTooLargeLimit: "{name} ist zu groß zum Senden ({size}): Der Server nimmt Dateien bis {limit} an.",
+  cancelUpload: "Hochladen abbrechen",
+  uploadCancelled: "Hochladen von {name} abgebrochen.",
   download: "{name} herunterladen",
   attachmentFailed: "Der Anhang konnte nicht geladen werden.",
   joined: "{user} ist beigetreten",
@@ -361,6 +367,14 @@ export function setLang(l: Lang): void {
   current = l;
   localStorage.setItem(STORAGE_KEY, l);
   document.documentElement.lang = l;
+}
+
+/** A file size for people: bytes, KB or MB (of 1024) with the language's decimal separator. */
+export function formatSize(bytes: number): string {
+  const n = new Intl.NumberFormat(current === "de" ? "de-DE" : "en-GB", { maximumFractionDigits: 1 });
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${n.format(bytes / 1024)} KB`;
+  return `${n.format(bytes / (1024 * 1024))} MB`;
 }
 
 /** The string for `key` in the current language, with `{name}` placeholders filled in. */

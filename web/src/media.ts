@@ -2,9 +2,10 @@
 // (matrix-encrypt-attachment: AES-CTR with a fresh key, SHA-256 over the ciphertext, as the
 // spec's "Sending encrypted attachments" describes), the key travels inside the encrypted event,
 // and the server only ever holds ciphertext. Downloads use authenticated media
-// (`/_matrix/client/v1/media/download`) and are decrypted in memory into a blob: URL.
+// (`/_matrix/client/v1/media/download`) and are decrypted in memory into a blob: URL. Uploads
+// check the server's size limit first, report progress and can be cancelled.
 import { decryptAttachment, encryptAttachment, type IEncryptedFile } from "matrix-encrypt-attachment";
-import { EventType, MatrixClient, MatrixEvent, MsgType } from "matrix-js-sdk";
+import { EventType, MatrixClient, MatrixEvent, Method, MsgType } from "matrix-js-sdk";
 
 /** Image types shown inline; anything else is offered as a download, never rendered. */
 const INLINE_IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif", "image/webp"];
@@ -21,8 +22,56 @@ function imageSize(file: File): Promise<{ w: number; h: number } | null> {
   );
 }
 
-/** Uploads `file` (encrypted if the room is) and sends it as an image or file message. */
-export async function sendFile(client: MatrixClient, roomId: string, file: File): Promise<void> {
+/** The file is larger than the server's upload limit (`m.upload.size`, in bytes). */
+export class FileTooLarge extends Error {
+  constructor(readonly limit: number) {
+    super("file too large");
+  }
+}
+
+/** The upload was cancelled by the user. */
+export class UploadCancelled extends Error {}
+
+const limits = new WeakMap<MatrixClient, Promise<number | null>>();
+
+/**
+ * The server's upload limit in bytes (`GET /_matrix/client/v1/media/config`), asked once per
+ * client; null if the server does not say (the upload itself then answers 413 M_TOO_LARGE).
+ */
+export function uploadLimit(client: MatrixClient): Promise<number | null> {
+  let p = limits.get(client);
+  if (!p) {
+    p = client.http
+      .authedRequest<{ "m.upload.size"?: number }>(Method.Get, "/config", undefined, undefined, {
+        prefix: "/_matrix/client/v1/media",
+      })
+      .then((r) => (typeof r["m.upload.size"] === "number" ? r["m.upload.size"] : null));
+    limits.set(client, p);
+    p.catch(() => limits.delete(client));
+  }
+  return p.catch(() => null);
+}
+
+export interface UploadOptions {
+  /** Bytes sent so far and in all (of the possibly encrypted file). */
+  onProgress?: (loaded: number, total: number) => void;
+  /** Aborting it cancels the upload (or stops before the upload starts or the message is sent). */
+  signal?: AbortSignal;
+}
+
+/**
+ * Uploads `file` (encrypted if the room is) and sends it as an image or file message. Checks
+ * the server's size limit first (FileTooLarge); a cancel through `signal` ends in UploadCancelled.
+ */
+export async function sendFile(client: MatrixClient, roomId: string, file: File, opts: UploadOptions = {}): Promise<void> {
+  const { signal } = opts;
+  const limit = await uploadLimit(client);
+  // Encryption (AES-CTR) keeps the size: the ciphertext is as large as the file.
+  if (limit !== null && file.size > limit) throw new FileTooLarge(limit);
+  const stopIfCancelled = () => {
+    if (signal?.aborted) throw new UploadCancelled();
+  };
+  stopIfCancelled();
   const encrypted = client.getRoom(roomId)?.hasEncryptionStateEvent() ?? false;
   const size = await imageSize(file);
   const mimetype = file.type || "application/octet-stream";
@@ -32,17 +81,33 @@ export async function sendFile(client: MatrixClient, roomId: string, file: File)
     body: file.name,
     info,
   };
-  if (encrypted) {
-    const { data, info: keyInfo } = await encryptAttachment(await file.arrayBuffer());
-    const up = await client.uploadContent(new Blob([data]), {
-      type: "application/octet-stream",
-      includeFilename: false,
-    });
-    content.file = { ...keyInfo, url: up.content_uri, mimetype };
-  } else {
-    const up = await client.uploadContent(file, { type: mimetype, name: file.name });
-    content.url = up.content_uri;
+  const abortController = new AbortController();
+  const onAbort = () => abortController.abort();
+  signal?.addEventListener("abort", onAbort);
+  const progressHandler = ({ loaded, total }: { loaded: number; total: number }) => opts.onProgress?.(loaded, total);
+  try {
+    if (encrypted) {
+      const { data, info: keyInfo } = await encryptAttachment(await file.arrayBuffer());
+      stopIfCancelled();
+      const up = await client.uploadContent(new Blob([data]), {
+        type: "application/octet-stream",
+        includeFilename: false,
+        progressHandler,
+        abortController,
+      });
+      content.file = { ...keyInfo, url: up.content_uri, mimetype };
+    } else {
+      stopIfCancelled();
+      const up = await client.uploadContent(file, { type: mimetype, name: file.name, progressHandler, abortController });
+      content.url = up.content_uri;
+    }
+  } catch (e) {
+    if (signal?.aborted) throw new UploadCancelled();
+    throw e;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
   }
+  stopIfCancelled();
   await client.sendEvent(roomId, EventType.RoomMessage, content as never);
 }
 

@@ -11,10 +11,10 @@ import {
   RelationType,
   Room,
 } from "matrix-js-sdk";
-import { lang, t } from "../i18n";
+import { formatSize, lang, t } from "../i18n";
 import { IconBack, IconClip, IconLock, IconSend, Spinner } from "../icons";
 import { describeError } from "../matrix";
-import { attachmentUrl, isAttachment, isInlineImage, sendFile } from "../media";
+import { attachmentUrl, FileTooLarge, isAttachment, isInlineImage, sendFile, UploadCancelled } from "../media";
 import { go } from "../route";
 import { acceptInvite, displayName, inviterOf, isDirect, leaveRoom } from "../rooms";
 import { requestVerification } from "../verification";
@@ -653,20 +653,29 @@ function Composer({
   const [error, setError] = useState<string | null>(null);
   const lastTyping = useRef(0);
   const typingQueue = useRef<Promise<unknown>>(Promise.resolve());
-  const [uploading, setUploading] = useState<string | null>(null);
+  const [upload, setUpload] = useState<{ name: string; loaded: number; total: number; cancel: AbortController } | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
 
   async function attach(input: HTMLInputElement) {
     const file = input.files?.[0];
     input.value = "";
     if (!file) return;
-    setUploading(file.name);
+    const cancel = new AbortController();
+    setUpload({ name: file.name, loaded: 0, total: file.size, cancel });
     setError(null);
+    setNotice(null);
     try {
-      await sendFile(client, room.roomId, file);
+      await sendFile(client, room.roomId, file, {
+        signal: cancel.signal,
+        onProgress: (loaded, total) => setUpload((u) => u && u.cancel === cancel ? { ...u, loaded, total } : u),
+      });
     } catch (err) {
-      setError(t("sendFailed", { message: describeError(err) }));
+      if (err instanceof UploadCancelled) setNotice(t("uploadCancelled", { name: file.name }));
+      else if (err instanceof FileTooLarge) {
+        setError(t("fileTooLargeLimit", { name: file.name, size: formatSize(file.size), limit: formatSize(err.limit) }));
+      } else setError(t("sendFailed", { message: describeError(err) }));
     } finally {
-      setUploading(null);
+      setUpload(null);
     }
   }
   const input = useRef<HTMLTextAreaElement>(null);
@@ -758,7 +767,7 @@ function Composer({
           type="file"
           class="visually-hidden"
           data-testid="attach"
-          disabled={uploading !== null}
+          disabled={upload !== null}
           onChange={(e) => attach(e.currentTarget as HTMLInputElement)}
         />
       </label>
@@ -784,7 +793,23 @@ function Composer({
       <button type="submit" class="primary send" aria-label={editing ? t("save") : t("send")} disabled={!text.trim()}>
         <IconSend />
       </button>
-      {uploading && <Spinner label={t("uploading", { name: uploading })} />}
+      {upload && (
+        <p class="upload" data-testid="upload">
+          <label for="upload-progress">{t("uploading", { name: upload.name })}</label>
+          <progress id="upload-progress" max={Math.max(upload.total, 1)} value={upload.loaded} />
+          <span class="upload-percent" aria-hidden="true">
+            {Math.floor((100 * upload.loaded) / Math.max(upload.total, 1))} %
+          </span>
+          <button type="button" class="small" onClick={() => upload.cancel.abort()} data-testid="upload-cancel">
+            {t("cancelUpload")}
+          </button>
+        </p>
+      )}
+      {notice && (
+        <p class="notice" role="status">
+          {notice}
+        </p>
+      )}
       {error && (
         <p class="error" role="alert">
           {error}

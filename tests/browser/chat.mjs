@@ -16,7 +16,9 @@
 // opener; the admin signs out at
 // the end, and restores the key backup with the recovery key in a third browser context to read
 // the earlier messages. Every request the pages make is recorded and must go to Ward's origin, and no
-// Content-Security-Policy violation may be reported. Screenshots of both sides go to
+// Content-Security-Policy violation may be reported. The crypto store in IndexedDB must hold no
+// readable user ID and its key only wrapped; sign-out deletes both; a session from before the
+// store was encrypted keeps working (with a hint), one whose key is gone says to sign in again. Screenshots of both sides go to
 // WARD_ARTIFACTS.
 //
 // Env: WARD_URL, WARD_ADMIN_USER, WARD_ADMIN_PASSWORD, WARD_ARTIFACTS, WARD_MAX_UPLOAD_BYTES (the
@@ -89,6 +91,67 @@ function isWard(url) {
   }
 }
 
+/**
+ * In the page: the IndexedDB databases, whether the crypto store shows `needle` (a user ID part)
+ * anywhere in its keys or values, and the store-key records (is the wrapping key extractable; a
+ * raw 32-byte key would show as rawLength).
+ */
+async function inspectStores(needle) {
+  const open = (name) =>
+    new Promise((resolve, reject) => {
+      const r = indexedDB.open(name);
+      r.onsuccess = () => resolve(r.result);
+      r.onerror = () => reject(r.error);
+    });
+  const all = (db, store) =>
+    new Promise((resolve, reject) => {
+      const tx = db.transaction(store, "readonly");
+      const values = tx.objectStore(store).getAll();
+      const keys = tx.objectStore(store).getAllKeys();
+      tx.oncomplete = () => resolve({ values: values.result, keys: keys.result });
+      tx.onerror = () => reject(tx.error);
+    });
+  const text = (v) => {
+    if (v instanceof ArrayBuffer) v = new Uint8Array(v);
+    if (ArrayBuffer.isView(v)) return new TextDecoder("latin1").decode(v);
+    if (Array.isArray(v)) return v.map(text).join(" ");
+    if (v && typeof v === "object") return Object.entries(v).map(([k, x]) => `${k} ${text(x)}`).join(" ");
+    return String(v);
+  };
+  const names = (await indexedDB.databases()).map((d) => d.name);
+  const crypto = names.filter((n) => n.startsWith("matrix-js-sdk::"));
+  const plaintextHits = [];
+  let entries = 0;
+  for (const name of crypto) {
+    const db = await open(name);
+    for (const store of db.objectStoreNames) {
+      // The SDK's store keeps the IDs of users whose devices it tracks as plain keys, by design
+      // (matrix-sdk-indexeddb's tracked_users: metadata the server has anyway). Everything else
+      // is encrypted when the store has a key.
+      if (store === "tracked_users") continue;
+      const { values, keys } = await all(db, store);
+      entries += values.length;
+      const seen = `${text(keys)} | ${text(values)}`;
+      const at = seen.indexOf(needle);
+      if (at >= 0) plaintextHits.push(`${name}/${store}: …${seen.slice(Math.max(0, at - 60), at + 60)}…`);
+    }
+    db.close();
+  }
+  const keys = [];
+  if (names.includes("ward-store-keys")) {
+    const db = await open("ward-store-keys");
+    for (const r of (await all(db, "keys")).values) {
+      keys.push({
+        extractable: r.wrappingKey?.extractable,
+        rawLength: r.key ? r.key.byteLength : null,
+        ciphertextLength: r.ciphertext?.byteLength,
+      });
+    }
+    db.close();
+  }
+  return { crypto, entries, plaintextHits, keys };
+}
+
 async function signIn(page, user, password) {
   await page.fill("#login-user", user);
   await page.fill("#login-password", password);
@@ -141,6 +204,15 @@ try {
   step("admin: signs in");
   await signIn(admin, ADMIN, ADMIN_PW);
   await admin.waitForSelector("[data-testid=me]");
+
+  step("admin: the crypto store in IndexedDB is encrypted; its key is stored only wrapped");
+  const store = await admin.evaluate(inspectStores, ADMIN);
+  console.log(`   ${JSON.stringify(store)}`);
+  if (!store.crypto.includes("matrix-js-sdk::matrix-sdk-crypto")) throw new Error("no crypto store found");
+  if (store.plaintextHits.length) throw new Error(`the crypto store holds readable data: ${store.plaintextHits.join(", ")}`);
+  if (store.keys.length !== 1 || store.keys[0].extractable !== false || store.keys[0].rawLength !== null) {
+    throw new Error(`unexpected store key records: ${JSON.stringify(store.keys)}`);
+  }
 
   step("admin: sets up key backup and gets a recovery key");
   await admin.click("[data-testid=security]");
@@ -453,10 +525,14 @@ try {
   await colleague.screenshot({ path: join(ARTIFACTS, "colleague.png") });
   console.log(`SCREENSHOTS ${ARTIFACTS}`);
 
-  step("admin: signs out and is back at the sign-in form");
+  step("admin: signs out and is back at the sign-in form; the store key and crypto store are gone");
   await admin.click(".sidebar .bottom button");
   await admin.waitForSelector("#login-user");
   if (await admin.evaluate(() => localStorage.getItem("ward.session"))) throw new Error("session kept after sign-out");
+  const left = await admin.evaluate(async () => (await indexedDB.databases()).map((d) => d.name));
+  if (left.some((name) => name === "ward-store-keys" || name.startsWith("matrix-js-sdk::"))) {
+    throw new Error(`databases left after sign-out: ${left.join(", ")}`);
+  }
 
   step("admin in a third browser context: restores the key backup and reads the earlier messages");
   const restoreCtx = await browser.newContext({ locale: "de-DE", viewport: { width: 1200, height: 800 } });
@@ -478,6 +554,64 @@ try {
   await restore.waitForSelector('.msg:not(.mine) >> text=Hallo, hier ist Anna, die neue Kollegin!');
   await restore.waitForSelector(".msg.mine >> text=Hallo an alle drei");
   await restore.screenshot({ path: join(ARTIFACTS, "restored.png") });
+
+  step("a session from before the store was encrypted keeps working, with a hint to sign in again");
+  const legacyCtx = await browser.newContext({ locale: "en-GB" });
+  watch(legacyCtx, "legacy");
+  const legacy = await legacyCtx.newPage();
+  legacy.setDefaultTimeout(STEP_MS);
+  await legacy.goto(`${WARD}/#/login`);
+  await legacy.evaluate(
+    async ([user, password]) => {
+      const r = await fetch("/_matrix/client/v3/login", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ type: "m.login.password", identifier: { type: "m.id.user", user }, password }),
+      });
+      const b = await r.json();
+      // What the app stored before: no encryptedStore flag, no store key.
+      localStorage.setItem("ward.session", JSON.stringify({ userId: b.user_id, deviceId: b.device_id, accessToken: b.access_token }));
+    },
+    [COLLEAGUE, COLLEAGUE_PW],
+  );
+  await legacy.reload();
+  await legacy.waitForSelector(`[data-room-id="${roomId}"]`);
+  await legacy.click("[data-testid=settings]");
+  await legacy.waitForSelector(".dialog .hint >> text=earlier version of Ward");
+  // The control for the store check above: an unencrypted store does show the user ID.
+  const legacyStore = await legacy.evaluate(inspectStores, COLLEAGUE);
+  if (!legacyStore.plaintextHits.length) throw new Error(`the store check sees nothing in a plain store: ${JSON.stringify(legacyStore)}`);
+  await legacyCtx.close();
+
+  step("a session whose store key is gone says so and offers to sign out");
+  const lostCtx = await browser.newContext({ locale: "en-GB" });
+  watch(lostCtx, "lost");
+  const lost = await lostCtx.newPage();
+  lost.setDefaultTimeout(STEP_MS);
+  await lost.goto(`${WARD}/`);
+  await signIn(lost, COLLEAGUE, COLLEAGUE_PW);
+  await lost.waitForSelector("[data-testid=me]");
+  const lostDevice = await deviceOf(lost);
+  await lost.evaluate(
+    () =>
+      new Promise((resolve) => {
+        const r = indexedDB.deleteDatabase("ward-store-keys");
+        r.onsuccess = r.onerror = r.onblocked = resolve;
+      }),
+  );
+  await lost.reload();
+  await lost.waitForSelector('[role=alert] >> text=sign out and sign in again');
+  await lost.click('main.card button:has-text("Sign out")');
+  await lost.waitForSelector("#login-user");
+  await signIn(lost, COLLEAGUE, COLLEAGUE_PW);
+  await lost.waitForSelector(`[data-room-id="${roomId}"]`);
+  const devicesNow = await lost.evaluate(async () => {
+    const { accessToken } = JSON.parse(localStorage.getItem("ward.session"));
+    const r = await fetch("/_matrix/client/v3/devices", { headers: { Authorization: `Bearer ${accessToken}` } });
+    return (await r.json()).devices.map((d) => d.device_id);
+  });
+  if (devicesNow.includes(lostDevice)) throw new Error("the session whose key was lost is still signed in on the server");
+  await lostCtx.close();
 
   step("every request went to Ward's origin");
   const foreign = requests.filter((r) => !isWard(r.url));

@@ -17,6 +17,8 @@ const en = {
   tooManyAttempts: "Too many attempts. Please wait a moment and try again.",
   deactivated: "This account has been deactivated.",
   unexpectedError: "Something went wrong: {message}",
+  storeKeyLost: "This browser's local key for your encrypted messages is missing or does not fit (perhaps the browser's site data was partly deleted). Please sign out and sign in again.",
+  storeNotEncrypted: "This browser keeps its encryption keys unencrypted because it was signed in with an earlier version of Ward. Sign out and in again to have them stored encrypted.",
   noAccountHint: "No account yet? Ask your practice's administrator for an invite link.",
   // Registration
   registerTitle: "Create your account",
@@ -188,6 +190,8 @@ const de: Dict = {
   tooManyAttempts: "Zu viele Versuche. Bitte einen Moment warten und erneut versuchen.",
   deactivated: "Dieses Konto wurde deaktiviert.",
   unexpectedError: "Etwas ist schiefgegangen: {message}",
+  storeKeyLost: "Der lokale Schlüssel dieses Browsers für Ihre verschlüsselten Nachrichten fehlt oder passt nicht (vielleicht wurden die Website-Daten des Browsers teilweise gelöscht). Bitte melden Sie sich ab und wieder an.",
+  storeNotEncrypted: "Dieser Browser speichert seine Verschlüsselungsschlüssel unverschlüsselt, weil er mit einer früheren Ward-Version angemeldet wurde. Melden Sie sich ab und wieder an, damit sie verschlüsselt gespeichert werden.",
   noAccountHint: "Noch kein Konto? Bitten Sie die Administration Ihrer Praxis um einen Einladungslink.",
   registerTitle: "Konto anlegen",
   registerIntro: "Sie wurden in den Chat Ihrer Praxis eingeladen. Wählen Sie einen Benutzernamen und ein Passwort.",

@@ -3,7 +3,7 @@ import { MatrixClient, MatrixError, type IMyDevice } from "matrix-js-sdk";
 import type { VerificationRequest } from "matrix-js-sdk/lib/crypto-api/index.js";
 import { lang, t } from "../i18n";
 import { Spinner } from "../icons";
-import { describeError } from "../matrix";
+import { describeError, loadSession } from "../matrix";
 import { closeDialog } from "../route";
 import { NoCrossSigning, ownDeviceTrust, requestOwnDeviceVerification, useTrustTick, type DeviceTrust } from "../verification";
 import { Dialog } from "./Dialog";
@@ -128,6 +128,7 @@ export function Settings({
       <label>{t("language")}</label>
       <LangSelect onChange={relabel} />
       <h3>{t("devices")}</h3>
+      {loadSession()?.encryptedStore === false && <p class="hint">{t("storeNotEncrypted")}</p>}
       {devices === null ? (
         <Spinner label={t("loading")} />
       ) : (

@@ -4,8 +4,10 @@ Ward serves the built app (web/dist, via WARD_WEB_DIR) on its own origin. An adm
 invite link in the app, a colleague signs up with it in a second browser context, they chat in an
 encrypted DM both ways; a matrix-nio client invited into the same room decrypts the browser's
 message and answers, and both browsers decrypt the answer. The script fails if any request of
-the pages leaves Ward's origin or the pages report a CSP violation. Screenshots of both sides
-land in tests/browser/artifacts/ (printed).
+the pages leaves Ward's origin or the pages report a CSP violation. It also verifies a second
+browser of the admin by emoji, checks the upload limit and a cancelled upload, focus handling in
+dialogs and that the crypto store in IndexedDB is encrypted (see the script's header).
+Screenshots land in tests/browser/artifacts/ (printed).
 
 Not portable: the app needs Ward's admin API for invite links and Ward serving the app."""
 

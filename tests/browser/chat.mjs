@@ -6,7 +6,7 @@
 // phone-sized screen) opens the link in a second browser context and signs up, starts an
 // encrypted DM with the admin; the admin accepts; messages go both ways, with typing notice and
 // read receipt; unread counts; they verify each other by emoji; an image (encrypted attachment) is
-// shown decrypted on the other side; a file over the server's limit is refused with the limit
+// shown decrypted on the other side, a large one as a thumbnail first; a file over the server's limit is refused with the limit
 // named, a slow upload shows its progress and is cancelled; one edits a
 // message, the other deletes one, reactions and replies, each seen on the other side; a group is
 // created, joined and left; a display name set in the settings shows on the other side; the
@@ -315,6 +315,30 @@ try {
   const img = await colleague.waitForSelector('.msg:not(.mine) img.image[alt="roentgen.png"]');
   await colleague.waitForFunction((el) => el.complete && el.naturalWidth === 64 && el.naturalHeight === 48, img);
   if (!(await img.getAttribute("src")).startsWith("blob:")) throw new Error("the image was not decrypted locally");
+
+  step("admin: sends a large image; the colleague sees its thumbnail, then the full image on request");
+  const bigPng = await admin.evaluate(async () => {
+    const canvas = document.createElement("canvas");
+    canvas.width = 1600;
+    canvas.height = 1200;
+    const g = canvas.getContext("2d");
+    g.fillStyle = "#1a5fb4";
+    g.fillRect(0, 0, 1600, 1200);
+    g.fillStyle = "#ffffff";
+    g.fillRect(400, 300, 800, 600);
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+    return Array.from(new Uint8Array(await blob.arrayBuffer()));
+  });
+  await admin.setInputFiles("[data-testid=attach]", {
+    name: "ultraschall.png",
+    mimeType: "image/png",
+    buffer: Buffer.from(bigPng),
+  });
+  const thumb = await colleague.waitForSelector('.msg:not(.mine) img.image[alt="ultraschall.png"][data-thumbnail=true]');
+  await colleague.waitForFunction((el) => el.complete && el.naturalWidth === 800 && el.naturalHeight === 600, thumb);
+  await colleague.click('button.thumbnail:has(img[alt="ultraschall.png"])');
+  const fullImg = await colleague.waitForSelector('.msg:not(.mine) img.image[alt="ultraschall.png"]:not([data-thumbnail])');
+  await colleague.waitForFunction((el) => el.complete && el.naturalWidth === 1600 && el.naturalHeight === 1200, fullImg);
 
   step("admin: a file over the server's limit is refused before uploading, naming the limit");
   await admin.setInputFiles("[data-testid=attach]", {

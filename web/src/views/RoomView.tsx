@@ -14,7 +14,15 @@ import {
 import { formatSize, lang, t } from "../i18n";
 import { IconBack, IconClip, IconLock, IconSend, Spinner } from "../icons";
 import { describeError } from "../matrix";
-import { attachmentUrl, FileTooLarge, isAttachment, isInlineImage, sendFile, UploadCancelled } from "../media";
+import {
+  attachmentUrl,
+  FileTooLarge,
+  hasThumbnail,
+  isAttachment,
+  isInlineImage,
+  sendFile,
+  UploadCancelled,
+} from "../media";
 import { go } from "../route";
 import { acceptInvite, displayName, inviterOf, isDirect, leaveRoom } from "../rooms";
 import { requestVerification } from "../verification";
@@ -589,19 +597,21 @@ function Message({
 function Attachment({ client, event }: { client: MatrixClient; event: MatrixEvent }) {
   const name = String(event.getContent().body ?? "");
   const inline = isInlineImage(event);
+  // With a thumbnail, that is shown first and the full image only on request.
+  const [full, setFull] = useState(!hasThumbnail(event));
   const [url, setUrl] = useState<string | null>(null);
   const [failed, setFailed] = useState(false);
   useEffect(() => {
     if (!inline || !event.getId() || event.status) return;
     let live = true;
-    attachmentUrl(client, event).then(
+    attachmentUrl(client, event, !full).then(
       (u) => live && setUrl(u),
       () => live && setFailed(true),
     );
     return () => {
       live = false;
     };
-  }, [event.getId(), inline]);
+  }, [event.getId(), inline, full]);
 
   async function download() {
     try {
@@ -623,6 +633,13 @@ function Attachment({ client, event }: { client: MatrixClient; event: MatrixEven
     );
   }
   if (!url) return <Spinner label={t("loading")} />;
+  if (!full) {
+    return (
+      <button type="button" class="plain thumbnail" onClick={() => setFull(true)} aria-label={t("showFullImage", { name })}>
+        <img class="image" src={url} alt={name} data-thumbnail="true" />
+      </button>
+    );
+  }
   return <img class="image" src={url} alt={name} />;
 }
 

@@ -293,6 +293,10 @@ try {
   await colleague.waitForSelector("[data-testid=verified]");
   await admin.keyboard.press("Escape");
   await colleague.keyboard.press("Escape");
+  // The request itself is not shown as a message (its fallback text tells other clients to upgrade).
+  for (const page of [admin, colleague]) {
+    if (await page.$('.msg:has-text("in-chat key verification")')) throw new Error("verification request shown as a message");
+  }
 
   step("admin: sends an image; the colleague sees it decrypted");
   const png = await admin.evaluate(async () => {

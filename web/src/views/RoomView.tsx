@@ -24,7 +24,7 @@ import {
   UploadCancelled,
 } from "../media";
 import { go } from "../route";
-import { acceptInvite, displayName, inviterOf, isDirect, leaveRoom } from "../rooms";
+import { acceptInvite, displayName, inviterOf, isDirect, isVerificationRequest, leaveRoom } from "../rooms";
 import { requestVerification } from "../verification";
 import type { VerificationRequest } from "matrix-js-sdk/lib/crypto-api/index.js";
 import { Dialog } from "./Dialog";
@@ -417,7 +417,7 @@ function Timeline({
 function isShownMessage(e: MatrixEvent): boolean {
   const type = e.getType();
   if (type !== EventType.RoomMessage && type !== EventType.RoomMessageEncrypted) return false;
-  return !e.isRelation(RelationType.Replace);
+  return !e.isRelation(RelationType.Replace) && !isVerificationRequest(e);
 }
 
 /** Quick reactions offered on every message (plain text: the system's emoji font draws them). */

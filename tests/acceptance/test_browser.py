@@ -4,8 +4,10 @@ Ward serves the built app (web/dist, via WARD_WEB_DIR) on its own origin. An adm
 invite link in the app, a colleague signs up with it in a second browser context, they chat in an
 encrypted DM both ways; a matrix-nio client invited into the same room decrypts the browser's
 message and answers, and both browsers decrypt the answer. The script fails if any request of
-the pages leaves Ward's origin or the pages report a CSP violation. Screenshots of both sides
-land in tests/browser/artifacts/ (printed).
+the pages leaves Ward's origin or the pages report a CSP violation. It also verifies a second
+browser of the admin by emoji, checks the upload limit and a cancelled upload, focus handling in
+dialogs and that the crypto store in IndexedDB is encrypted (see the script's header).
+Screenshots land in tests/browser/artifacts/ (printed).
 
 Not portable: the app needs Ward's admin API for invite links and Ward serving the app."""
 
@@ -27,6 +29,8 @@ ARTIFACTS = REPO / "tests" / "browser" / "artifacts"
 SCRIPT = REPO / "tests" / "browser" / "chat.mjs"
 # The whole browser scenario: two sign-ins, wasm crypto start, key exchange, a third client.
 SCENARIO_TIMEOUT_S = 300
+# Small, so that the app's size check and its upload progress can be tried with small files.
+MAX_UPLOAD_BYTES = 1024 * 1024
 
 
 @pytest.fixture
@@ -36,7 +40,8 @@ def web_ward(ward_factory):
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: run scripts/setup-test-env"
     assert (WEB_DIST / "index.html").exists(), "web/dist missing: run scripts/setup-test-env"
     assert (SCRIPT.parent / "node_modules" / "playwright-core").exists(), "run scripts/setup-test-env"
-    server = ward_factory(registration="token", env={"WARD_WEB_DIR": str(WEB_DIST)})
+    server = ward_factory(registration="token", env={"WARD_WEB_DIR": str(WEB_DIST),
+                                                             "WARD_MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES)})
     server.create_user(ADMIN, ADMIN_PASSWORD, admin=True)
     return server
 
@@ -51,7 +56,8 @@ async def scenario(server, tmp_path):
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
     nio = await new_user(server, tmp_path, "niopeer")
     env = {**os.environ, "WARD_URL": server.url, "WARD_ADMIN_USER": ADMIN, "WARD_ADMIN_PASSWORD": ADMIN_PASSWORD,
-           "WARD_ARTIFACTS": str(ARTIFACTS), "WARD_PEER": nio.user_id, "CHROMIUM": CHROMIUM}
+           "WARD_ARTIFACTS": str(ARTIFACTS), "WARD_PEER": nio.user_id, "CHROMIUM": CHROMIUM,
+           "WARD_MAX_UPLOAD_BYTES": str(MAX_UPLOAD_BYTES)}
     node = await asyncio.create_subprocess_exec(
         "node", str(SCRIPT), env=env, cwd=SCRIPT.parent,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)

@@ -5,16 +5,24 @@
 // wrong-password error, signs in and creates an invite link; a colleague (English browser,
 // phone-sized screen) opens the link in a second browser context and signs up, starts an
 // encrypted DM with the admin; the admin accepts; messages go both ways, with typing notice and
-// read receipt; unread counts; they verify each other by emoji; an image (encrypted attachment) is shown decrypted on the other side; one edits a
+// read receipt; unread counts; they verify each other by emoji; an image (encrypted attachment) is
+// shown decrypted on the other side, a large one as a thumbnail first; a file over the server's limit is refused with the limit
+// named, a slow upload shows its progress and is cancelled; one edits a
 // message, the other deletes one, reactions and replies, each seen on the other side; a group is
-// created, joined and left; a display name set in the settings shows on the other side; the room's events on the server are `m.room.encrypted`; the admin signs out at
+// created, joined and left; a display name set in the settings shows on the other side; the
+// admin signs in on a second browser and verifies it from the first by emoji (Settings → devices),
+// after which each shows the other as verified and the new one cross-signed; the room's events on
+// the server are `m.room.encrypted`; dialogs keep keyboard focus inside and return it to their
+// opener; the admin signs out at
 // the end, and restores the key backup with the recovery key in a third browser context to read
 // the earlier messages. Every request the pages make is recorded and must go to Ward's origin, and no
-// Content-Security-Policy violation may be reported. Screenshots of both sides go to
+// Content-Security-Policy violation may be reported. The crypto store in IndexedDB must hold no
+// readable user ID and its key only wrapped; sign-out deletes both; a session from before the
+// store was encrypted keeps working (with a hint), one whose key is gone says to sign in again. Screenshots of both sides go to
 // WARD_ARTIFACTS.
 //
-// Env: WARD_URL, WARD_ADMIN_USER, WARD_ADMIN_PASSWORD, WARD_ARTIFACTS, optional CHROMIUM
-// (default /usr/bin/chromium). Prints "PASS" at the end; exits non-zero on failure.
+// Env: WARD_URL, WARD_ADMIN_USER, WARD_ADMIN_PASSWORD, WARD_ARTIFACTS, WARD_MAX_UPLOAD_BYTES (the
+// server's upload limit, 1 MiB), optional CHROMIUM (default /usr/bin/chromium). Prints "PASS" at the end; exits non-zero on failure.
 // With WARD_PEER set (a Matrix user ID), the admin also invites that user into the DM and the
 // script prints "ROOM <room id>", waits for a line on stdin (the peer joined), sends "Hallo an
 // alle drei" and waits until both pages show the peer's encrypted "Hallo von nio".
@@ -29,6 +37,8 @@ const ADMIN = process.env.WARD_ADMIN_USER;
 const ADMIN_PW = process.env.WARD_ADMIN_PASSWORD;
 const ARTIFACTS = process.env.WARD_ARTIFACTS;
 const PEER = process.env.WARD_PEER || null;
+/** The server's upload limit (test_browser.py sets it small). */
+const UPLOAD_LIMIT = Number(process.env.WARD_MAX_UPLOAD_BYTES || 1024 * 1024);
 const COLLEAGUE = `kollegin${Date.now().toString(36)}`;
 const COLLEAGUE_PW = "sicheres Passwort 123";
 /** Long enough for the first sync, key upload and the wasm crypto start on a busy machine. */
@@ -81,6 +91,67 @@ function isWard(url) {
   }
 }
 
+/**
+ * In the page: the IndexedDB databases, whether the crypto store shows `needle` (a user ID part)
+ * anywhere in its keys or values, and the store-key records (is the wrapping key extractable; a
+ * raw 32-byte key would show as rawLength).
+ */
+async function inspectStores(needle) {
+  const open = (name) =>
+    new Promise((resolve, reject) => {
+      const r = indexedDB.open(name);
+      r.onsuccess = () => resolve(r.result);
+      r.onerror = () => reject(r.error);
+    });
+  const all = (db, store) =>
+    new Promise((resolve, reject) => {
+      const tx = db.transaction(store, "readonly");
+      const values = tx.objectStore(store).getAll();
+      const keys = tx.objectStore(store).getAllKeys();
+      tx.oncomplete = () => resolve({ values: values.result, keys: keys.result });
+      tx.onerror = () => reject(tx.error);
+    });
+  const text = (v) => {
+    if (v instanceof ArrayBuffer) v = new Uint8Array(v);
+    if (ArrayBuffer.isView(v)) return new TextDecoder("latin1").decode(v);
+    if (Array.isArray(v)) return v.map(text).join(" ");
+    if (v && typeof v === "object") return Object.entries(v).map(([k, x]) => `${k} ${text(x)}`).join(" ");
+    return String(v);
+  };
+  const names = (await indexedDB.databases()).map((d) => d.name);
+  const crypto = names.filter((n) => n.startsWith("matrix-js-sdk::"));
+  const plaintextHits = [];
+  let entries = 0;
+  for (const name of crypto) {
+    const db = await open(name);
+    for (const store of db.objectStoreNames) {
+      // The SDK's store keeps the IDs of users whose devices it tracks as plain keys, by design
+      // (matrix-sdk-indexeddb's tracked_users: metadata the server has anyway). Everything else
+      // is encrypted when the store has a key.
+      if (store === "tracked_users") continue;
+      const { values, keys } = await all(db, store);
+      entries += values.length;
+      const seen = `${text(keys)} | ${text(values)}`;
+      const at = seen.indexOf(needle);
+      if (at >= 0) plaintextHits.push(`${name}/${store}: …${seen.slice(Math.max(0, at - 60), at + 60)}…`);
+    }
+    db.close();
+  }
+  const keys = [];
+  if (names.includes("ward-store-keys")) {
+    const db = await open("ward-store-keys");
+    for (const r of (await all(db, "keys")).values) {
+      keys.push({
+        extractable: r.wrappingKey?.extractable,
+        rawLength: r.key ? r.key.byteLength : null,
+        ciphertextLength: r.ciphertext?.byteLength,
+      });
+    }
+    db.close();
+  }
+  return { crypto, entries, plaintextHits, keys };
+}
+
 async function signIn(page, user, password) {
   await page.fill("#login-user", user);
   await page.fill("#login-password", password);
@@ -94,6 +165,7 @@ const browser = await chromium.launch({
 });
 let failed = false;
 let restore = null; // the third context's page, once it exists
+let admin2 = null; // the admin's second browser, once it exists
 const adminCtx = await browser.newContext({ locale: "de-DE", viewport: { width: 1200, height: 800 } });
 const colleagueCtx = await browser.newContext({
   locale: "en-GB",
@@ -132,6 +204,15 @@ try {
   step("admin: signs in");
   await signIn(admin, ADMIN, ADMIN_PW);
   await admin.waitForSelector("[data-testid=me]");
+
+  step("admin: the crypto store in IndexedDB is encrypted; its key is stored only wrapped");
+  const store = await admin.evaluate(inspectStores, ADMIN);
+  console.log(`   ${JSON.stringify(store)}`);
+  if (!store.crypto.includes("matrix-js-sdk::matrix-sdk-crypto")) throw new Error("no crypto store found");
+  if (store.plaintextHits.length) throw new Error(`the crypto store holds readable data: ${store.plaintextHits.join(", ")}`);
+  if (store.keys.length !== 1 || store.keys[0].extractable !== false || store.keys[0].rawLength !== null) {
+    throw new Error(`unexpected store key records: ${JSON.stringify(store.keys)}`);
+  }
 
   step("admin: sets up key backup and gets a recovery key");
   await admin.click("[data-testid=security]");
@@ -187,15 +268,35 @@ try {
   step("admin and colleague verify each other by comparing emoji (SAS)");
   await admin.click("[data-testid=room-verify]");
   await colleague.click("[data-testid=verify-accept]");
-  const adminEmoji = await (await admin.waitForSelector("[data-testid=sas-emoji]")).textContent();
-  const colleagueEmoji = await (await colleague.waitForSelector("[data-testid=sas-emoji]")).textContent();
-  if (adminEmoji !== colleagueEmoji) throw new Error(`emoji differ: ${adminEmoji} / ${colleagueEmoji}`);
+  const sasEmoji = async (page) => {
+    await page.waitForSelector("[data-testid=sas-emoji]");
+    return page.$$eval("[data-testid=sas-emoji] li", (items) =>
+      items.map((li) => [li.querySelector(".emoji-char").textContent, li.querySelector(".emoji-name").textContent]),
+    );
+  };
+  const adminEmoji = await sasEmoji(admin);
+  const colleagueEmoji = await sasEmoji(colleague);
+  const chars = (list) => list.map(([c]) => c).join("");
+  if (adminEmoji.length !== 7 || chars(adminEmoji) !== chars(colleagueEmoji)) {
+    throw new Error(`emoji differ: ${JSON.stringify(adminEmoji)} / ${JSON.stringify(colleagueEmoji)}`);
+  }
+  // Each side names them in its own language (the spec's translations); these four are the same in both.
+  const sameInBoth = ["Panda", "Pizza", "Hammer", "Ball"];
+  adminEmoji.forEach(([c, de], i) => {
+    const en = colleagueEmoji[i][1];
+    if (!sameInBoth.includes(en) && de === en) throw new Error(`emoji ${c} not named in German: ${de}`);
+  });
+  console.log(`   ${adminEmoji.map(([c, n]) => `${c} ${n}`).join(", ")}`);
   await admin.click("[data-testid=sas-match]");
   await colleague.click("[data-testid=sas-match]");
   await admin.waitForSelector("[data-testid=verified]");
   await colleague.waitForSelector("[data-testid=verified]");
   await admin.keyboard.press("Escape");
   await colleague.keyboard.press("Escape");
+  // The request itself is not shown as a message (its fallback text tells other clients to upgrade).
+  for (const page of [admin, colleague]) {
+    if (await page.$('.msg:has-text("in-chat key verification")')) throw new Error("verification request shown as a message");
+  }
 
   step("admin: sends an image; the colleague sees it decrypted");
   const png = await admin.evaluate(async () => {
@@ -218,6 +319,70 @@ try {
   const img = await colleague.waitForSelector('.msg:not(.mine) img.image[alt="roentgen.png"]');
   await colleague.waitForFunction((el) => el.complete && el.naturalWidth === 64 && el.naturalHeight === 48, img);
   if (!(await img.getAttribute("src")).startsWith("blob:")) throw new Error("the image was not decrypted locally");
+
+  step("admin: sends a large image; the colleague sees its thumbnail, then the full image on request");
+  const bigPng = await admin.evaluate(async () => {
+    const canvas = document.createElement("canvas");
+    canvas.width = 1600;
+    canvas.height = 1200;
+    const g = canvas.getContext("2d");
+    g.fillStyle = "#1a5fb4";
+    g.fillRect(0, 0, 1600, 1200);
+    g.fillStyle = "#ffffff";
+    g.fillRect(400, 300, 800, 600);
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+    return Array.from(new Uint8Array(await blob.arrayBuffer()));
+  });
+  await admin.setInputFiles("[data-testid=attach]", {
+    name: "ultraschall.png",
+    mimeType: "image/png",
+    buffer: Buffer.from(bigPng),
+  });
+  const thumb = await colleague.waitForSelector('.msg:not(.mine) img.image[alt="ultraschall.png"][data-thumbnail=true]');
+  await colleague.waitForFunction((el) => el.complete && el.naturalWidth === 800 && el.naturalHeight === 600, thumb);
+  await colleague.click('button.thumbnail:has(img[alt="ultraschall.png"])');
+  const fullImg = await colleague.waitForSelector('.msg:not(.mine) img.image[alt="ultraschall.png"]:not([data-thumbnail])');
+  await colleague.waitForFunction((el) => el.complete && el.naturalWidth === 1600 && el.naturalHeight === 1200, fullImg);
+
+  step("admin: a file over the server's limit is refused before uploading, naming the limit");
+  await admin.setInputFiles("[data-testid=attach]", {
+    name: "befund.pdf",
+    mimeType: "application/pdf",
+    buffer: Buffer.alloc(UPLOAD_LIMIT + 1, 7),
+  });
+  const tooLarge = await (await admin.waitForSelector(".composer .error")).textContent();
+  if (!tooLarge.includes("befund.pdf ist zu groß") || !tooLarge.includes("bis 1 MB")) {
+    throw new Error(`unexpected too-large message: ${tooLarge}`);
+  }
+
+  step("admin: a slow upload shows its progress and can be cancelled; nothing is sent");
+  const cdp = await adminCtx.newCDPSession(admin);
+  await cdp.send("Network.enable");
+  await cdp.send("Network.emulateNetworkConditions", {
+    offline: false,
+    latency: 0,
+    downloadThroughput: -1,
+    uploadThroughput: 100 * 1024,
+  });
+  await admin.setInputFiles("[data-testid=attach]", {
+    name: "scan.pdf",
+    mimeType: "application/pdf",
+    buffer: Buffer.alloc(UPLOAD_LIMIT - 1024, 3),
+  });
+  await admin.waitForSelector(".composer .error", { state: "detached" });
+  const bar = await admin.waitForSelector("[data-testid=upload] progress");
+  await admin.waitForFunction((el) => el.value > 0 && el.value < el.max, bar);
+  await admin.screenshot({ path: join(ARTIFACTS, "upload.png") });
+  await admin.click("[data-testid=upload-cancel]");
+  await admin.waitForSelector(".composer .notice >> text=abgebrochen");
+  await admin.waitForSelector("[data-testid=upload]", { state: "detached" });
+  await cdp.send("Network.emulateNetworkConditions", {
+    offline: false,
+    latency: 0,
+    downloadThroughput: -1,
+    uploadThroughput: -1,
+  });
+  await cdp.detach();
 
   step("colleague: sees an unread count in the list, which clears on reading");
   await colleague.click("header .back");
@@ -332,15 +497,70 @@ try {
   await admin.waitForSelector('#room-title:has-text("Anna Schmidt")');
   await admin.waitForSelector('.state-line:has-text("heißt jetzt Anna Schmidt")');
 
+  step("admin signs in on a second browser and verifies it from the first by emoji (to-device SAS)");
+  const admin2Ctx = await browser.newContext({ locale: "de-DE", viewport: { width: 1200, height: 800 } });
+  watch(admin2Ctx, "admin2");
+  admin2 = await admin2Ctx.newPage();
+  admin2.setDefaultTimeout(STEP_MS);
+  await admin2.goto(`${WARD}/`);
+  await signIn(admin2, ADMIN, ADMIN_PW);
+  await admin2.waitForSelector("[data-testid=me]");
+  const deviceOf = (page) => page.evaluate(() => JSON.parse(localStorage.getItem("ward.session")).deviceId);
+  const adminDevice = await deviceOf(admin);
+  const admin2Device = await deviceOf(admin2);
+  await admin.click("[data-testid=settings]");
+  const admin2Row = `.devices [data-device-id="${admin2Device}"]`;
+  await admin.click(`${admin2Row}[data-trust=unverified] [data-testid=device-verify]`);
+  await admin2.click("[data-testid=verify-accept]");
+  const ownEmoji = await (await admin.waitForSelector("[data-testid=sas-emoji]")).textContent();
+  const ownEmoji2 = await (await admin2.waitForSelector("[data-testid=sas-emoji]")).textContent();
+  if (ownEmoji !== ownEmoji2) throw new Error(`emoji differ: ${ownEmoji} / ${ownEmoji2}`);
+  await admin.click("[data-testid=sas-match]");
+  await admin2.click("[data-testid=sas-match]");
+  await admin.waitForSelector("[data-testid=verified]");
+  await admin2.waitForSelector("[data-testid=verified]");
+  step("both browsers show the other device as verified, the new one cross-signed");
+  await admin.waitForSelector(`${admin2Row}[data-trust=verified][data-cross-signed=true]`);
+  await admin2.keyboard.press("Escape");
+  await admin2.click("[data-testid=settings]");
+  await admin2.waitForSelector(`.devices [data-device-id="${adminDevice}"][data-trust=verified]`);
+  // The new browser trusts itself only through the signature the first one uploaded.
+  await admin2.waitForSelector(`.devices [data-device-id="${admin2Device}"][data-trust=verified][data-cross-signed=true]`);
+  await admin2.screenshot({ path: join(ARTIFACTS, "devices.png") });
+  // Escape closes only the topmost dialog: the emoji one, then the settings under it.
+  await admin.keyboard.press("Escape");
+  await admin.waitForSelector("dialog.dialog[open] >> text=Geräte");
+  await admin.keyboard.press("Escape");
+  await admin.waitForSelector("dialog.dialog", { state: "detached" });
+  await admin2.keyboard.press("Escape");
+  await admin2.waitForSelector("dialog.dialog", { state: "detached" });
+
+  step("a dialog opened by keyboard keeps Tab and Shift-Tab inside; Escape returns focus to its opener");
+  await admin.focus("[data-testid=settings]");
+  await admin.keyboard.press("Enter");
+  await admin.waitForSelector("dialog.dialog[open]");
+  for (const key of [...Array(25).fill("Tab"), ...Array(25).fill("Shift+Tab")]) {
+    await admin.keyboard.press(key);
+    const inside = await admin.evaluate(() => !!document.activeElement?.closest("dialog[open]"));
+    if (!inside) throw new Error(`focus left the dialog after ${key}`);
+  }
+  await admin.keyboard.press("Escape");
+  await admin.waitForSelector("dialog.dialog", { state: "detached" });
+  await admin.waitForFunction(() => document.activeElement?.getAttribute("data-testid") === "settings");
+
   step("screenshots");
   await admin.screenshot({ path: join(ARTIFACTS, "admin.png") });
   await colleague.screenshot({ path: join(ARTIFACTS, "colleague.png") });
   console.log(`SCREENSHOTS ${ARTIFACTS}`);
 
-  step("admin: signs out and is back at the sign-in form");
+  step("admin: signs out and is back at the sign-in form; the store key and crypto store are gone");
   await admin.click(".sidebar .bottom button");
   await admin.waitForSelector("#login-user");
   if (await admin.evaluate(() => localStorage.getItem("ward.session"))) throw new Error("session kept after sign-out");
+  const left = await admin.evaluate(async () => (await indexedDB.databases()).map((d) => d.name));
+  if (left.some((name) => name === "ward-store-keys" || name.startsWith("matrix-js-sdk::"))) {
+    throw new Error(`databases left after sign-out: ${left.join(", ")}`);
+  }
 
   step("admin in a third browser context: restores the key backup and reads the earlier messages");
   const restoreCtx = await browser.newContext({ locale: "de-DE", viewport: { width: 1200, height: 800 } });
@@ -363,6 +583,64 @@ try {
   await restore.waitForSelector(".msg.mine >> text=Hallo an alle drei");
   await restore.screenshot({ path: join(ARTIFACTS, "restored.png") });
 
+  step("a session from before the store was encrypted keeps working, with a hint to sign in again");
+  const legacyCtx = await browser.newContext({ locale: "en-GB" });
+  watch(legacyCtx, "legacy");
+  const legacy = await legacyCtx.newPage();
+  legacy.setDefaultTimeout(STEP_MS);
+  await legacy.goto(`${WARD}/#/login`);
+  await legacy.evaluate(
+    async ([user, password]) => {
+      const r = await fetch("/_matrix/client/v3/login", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ type: "m.login.password", identifier: { type: "m.id.user", user }, password }),
+      });
+      const b = await r.json();
+      // What the app stored before: no encryptedStore flag, no store key.
+      localStorage.setItem("ward.session", JSON.stringify({ userId: b.user_id, deviceId: b.device_id, accessToken: b.access_token }));
+    },
+    [COLLEAGUE, COLLEAGUE_PW],
+  );
+  await legacy.reload();
+  await legacy.waitForSelector(`[data-room-id="${roomId}"]`);
+  await legacy.click("[data-testid=settings]");
+  await legacy.waitForSelector(".dialog .hint >> text=earlier version of Ward");
+  // The control for the store check above: an unencrypted store does show the user ID.
+  const legacyStore = await legacy.evaluate(inspectStores, COLLEAGUE);
+  if (!legacyStore.plaintextHits.length) throw new Error(`the store check sees nothing in a plain store: ${JSON.stringify(legacyStore)}`);
+  await legacyCtx.close();
+
+  step("a session whose store key is gone says so and offers to sign out");
+  const lostCtx = await browser.newContext({ locale: "en-GB" });
+  watch(lostCtx, "lost");
+  const lost = await lostCtx.newPage();
+  lost.setDefaultTimeout(STEP_MS);
+  await lost.goto(`${WARD}/`);
+  await signIn(lost, COLLEAGUE, COLLEAGUE_PW);
+  await lost.waitForSelector("[data-testid=me]");
+  const lostDevice = await deviceOf(lost);
+  await lost.evaluate(
+    () =>
+      new Promise((resolve) => {
+        const r = indexedDB.deleteDatabase("ward-store-keys");
+        r.onsuccess = r.onerror = r.onblocked = resolve;
+      }),
+  );
+  await lost.reload();
+  await lost.waitForSelector('[role=alert] >> text=sign out and sign in again');
+  await lost.click('main.card button:has-text("Sign out")');
+  await lost.waitForSelector("#login-user");
+  await signIn(lost, COLLEAGUE, COLLEAGUE_PW);
+  await lost.waitForSelector(`[data-room-id="${roomId}"]`);
+  const devicesNow = await lost.evaluate(async () => {
+    const { accessToken } = JSON.parse(localStorage.getItem("ward.session"));
+    const r = await fetch("/_matrix/client/v3/devices", { headers: { Authorization: `Bearer ${accessToken}` } });
+    return (await r.json()).devices.map((d) => d.device_id);
+  });
+  if (devicesNow.includes(lostDevice)) throw new Error("the session whose key was lost is still signed in on the server");
+  await lostCtx.close();
+
   step("every request went to Ward's origin");
   const foreign = requests.filter((r) => !isWard(r.url));
   console.log(`REQUESTS ${requests.length} (foreign: ${foreign.length})`);
@@ -371,12 +649,13 @@ try {
   console.log("PASS");
 } catch (e) {
   failed = true;
-  console.error(e);
   await admin.screenshot({ path: join(ARTIFACTS, "admin-failure.png") }).catch(() => {});
   await colleague.screenshot({ path: join(ARTIFACTS, "colleague-failure.png") }).catch(() => {});
   await restore?.screenshot({ path: join(ARTIFACTS, "restored-failure.png") }).catch(() => {});
+  await admin2?.screenshot({ path: join(ARTIFACTS, "admin2-failure.png") }).catch(() => {});
   console.error(`failure screenshots in ${ARTIFACTS}`);
   console.error(`last console messages:\n${consoleLog.slice(-40).join("\n")}`);
+  console.error(e); // last, so that the caller's tail of stderr shows it
 } finally {
   await browser.close();
 }

@@ -14,7 +14,7 @@ import {
 } from "./matrix";
 import { ensureCrossSigning, useVerification } from "./verification";
 import { Verify } from "./views/Verify";
-import { go, useRoute } from "./route";
+import { go, screenOf, useRoute } from "./route";
 import { useClientTick } from "./rooms";
 import { Invite } from "./views/Invite";
 import { LangSelect } from "./views/LangSelect";
@@ -152,7 +152,9 @@ function Ready({
   const tick = useClientTick(client);
   const [verification, setVerification] = useVerification(client);
   const route = useRoute();
-  const roomId = route.name === "room" ? route.roomId : null;
+  // A dialog opens over the chat, which stays as it was (and gets the focus back after it).
+  const screen = screenOf(route);
+  const roomId = screen.name === "room" ? screen.roomId : null;
   const room = roomId ? client.getRoom(roomId) : null;
   const me = client.getUserId() ?? "";
 
@@ -203,7 +205,7 @@ function Ready({
       {route.name === "new" && <NewChat client={client} />}
       {route.name === "invite" && admin && <Invite client={client} />}
       {route.name === "security" && <Security client={client} />}
-      {route.name === "settings" && <Settings client={client} relabel={relabel} />}
+      {route.name === "settings" && <Settings client={client} relabel={relabel} onVerify={setVerification} />}
       {verification && (
         <Verify
           key={verification.transactionId ?? ""}

@@ -17,6 +17,8 @@ const en = {
   tooManyAttempts: "Too many attempts. Please wait a moment and try again.",
   deactivated: "This account has been deactivated.",
   unexpectedError: "Something went wrong: {message}",
+  storeKeyLost: "This browser's local key for your encrypted messages is missing or does not fit (perhaps the browser's site data was partly deleted). Please sign out and sign in again.",
+  storeNotEncrypted: "This browser keeps its encryption keys unencrypted because it was signed in with an earlier version of Ward. Sign out and in again to have them stored encrypted.",
   noAccountHint: "No account yet? Ask your practice's administrator for an invite link.",
   // Registration
   registerTitle: "Create your account",
@@ -88,6 +90,16 @@ const en = {
   theyDontMatch: "They don't match",
   verifiedUser: "{user} is verified.",
   verificationCancelled: "The verification was cancelled.",
+  verifyDeviceTitle: "Verify your device by emoji",
+  yourDevice: "your device {device}",
+  wantsToVerifyDevice: "Another of your devices, {device}, wants to verify this browser. Accept only if you started it yourself.",
+  compareEmojiDevice: "Check that {device} shows the same emoji in the same order.",
+  verifiedDevice: "This browser and {device} have verified each other.",
+  deviceVerified: "✓ Verified",
+  deviceUnverified: "Not verified",
+  thisDeviceUnverified: "Not verified yet – verify it from another of your devices",
+  verifyDevice: "Verify {device} by emoji",
+  noCrossSigning: "Your account has no cross-signing keys yet. Set up the key backup first (it creates them), then verify.",
   settings: "Settings",
   displayName: "Display name",
   saved: "Saved.",
@@ -115,6 +127,10 @@ const en = {
   wrongRecoveryKey: "This recovery key is not correct.",
   uploading: "Uploading {name}…",
   fileTooLarge: "This file is too large for the server.",
+  fileTooLargeLimit: "{name} is too large to send ({size}): the server accepts files up to {limit}.",
+  cancelUpload: "Cancel upload",
+  showFullImage: "Show {name} in full size",
+  uploadCancelled: "Upload of {name} cancelled.",
   download: "Download {name}",
   attachmentFailed: "The attachment could not be loaded.",
   joined: "{user} joined",
@@ -175,6 +191,8 @@ const de: Dict = {
   tooManyAttempts: "Zu viele Versuche. Bitte einen Moment warten und erneut versuchen.",
   deactivated: "Dieses Konto wurde deaktiviert.",
   unexpectedError: "Etwas ist schiefgegangen: {message}",
+  storeKeyLost: "Der lokale Schlüssel dieses Browsers für Ihre verschlüsselten Nachrichten fehlt oder passt nicht (vielleicht wurden die Website-Daten des Browsers teilweise gelöscht). Bitte melden Sie sich ab und wieder an.",
+  storeNotEncrypted: "Dieser Browser speichert seine Verschlüsselungsschlüssel unverschlüsselt, weil er mit einer früheren Ward-Version angemeldet wurde. Melden Sie sich ab und wieder an, damit sie verschlüsselt gespeichert werden.",
   noAccountHint: "Noch kein Konto? Bitten Sie die Administration Ihrer Praxis um einen Einladungslink.",
   registerTitle: "Konto anlegen",
   registerIntro: "Sie wurden in den Chat Ihrer Praxis eingeladen. Wählen Sie einen Benutzernamen und ein Passwort.",
@@ -243,6 +261,16 @@ const de: Dict = {
   theyDontMatch: "Sie stimmen nicht überein",
   verifiedUser: "{user} ist verifiziert.",
   verificationCancelled: "Die Verifizierung wurde abgebrochen.",
+  verifyDeviceTitle: "Eigenes Gerät mit Emoji verifizieren",
+  yourDevice: "Ihr Gerät {device}",
+  wantsToVerifyDevice: "Ein anderes Ihrer Geräte, {device}, möchte diesen Browser verifizieren. Nehmen Sie nur an, wenn Sie das selbst gestartet haben.",
+  compareEmojiDevice: "Prüfen Sie, ob {device} dieselben Emoji in derselben Reihenfolge zeigt.",
+  verifiedDevice: "Dieser Browser und {device} haben sich gegenseitig verifiziert.",
+  deviceVerified: "✓ Verifiziert",
+  deviceUnverified: "Nicht verifiziert",
+  thisDeviceUnverified: "Noch nicht verifiziert – verifizieren Sie ihn von einem anderen Ihrer Geräte aus",
+  verifyDevice: "{device} mit Emoji verifizieren",
+  noCrossSigning: "Ihr Konto hat noch keine Cross-Signing-Schlüssel. Richten Sie zuerst die Schlüsselsicherung ein (sie erzeugt sie) und verifizieren Sie dann.",
   settings: "Einstellungen",
   displayName: "Anzeigename",
   saved: "Gespeichert.",
@@ -270,6 +298,10 @@ const de: Dict = {
   wrongRecoveryKey: "Dieser Wiederherstellungsschlüssel ist nicht richtig.",
   uploading: "{name} wird hochgeladen …",
   fileTooLarge: "Diese Datei ist zu groß für den Server.",
+  fileTooLargeLimit: "{name} ist zu groß zum Senden ({size}): Der Server nimmt Dateien bis {limit} an.",
+  cancelUpload: "Hochladen abbrechen",
+  showFullImage: "{name} in voller Größe zeigen",
+  uploadCancelled: "Hochladen von {name} abgebrochen.",
   download: "{name} herunterladen",
   attachmentFailed: "Der Anhang konnte nicht geladen werden.",
   joined: "{user} ist beigetreten",
@@ -343,9 +375,103 @@ export function setLang(l: Lang): void {
   document.documentElement.lang = l;
 }
 
+/** A file size for people: bytes, KB or MB (of 1024) with the language's decimal separator. */
+export function formatSize(bytes: number): string {
+  const n = new Intl.NumberFormat(current === "de" ? "de-DE" : "en-GB", { maximumFractionDigits: 1 });
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${n.format(bytes / 1024)} KB`;
+  return `${n.format(bytes / (1024 * 1024))} MB`;
+}
+
 /** The string for `key` in the current language, with `{name}` placeholders filled in. */
 export function t(key: Key, params: Record<string, string | number> = {}): string {
   return DICTS[current][key].replace(/\{(\w+)\}/g, (m, name: string) =>
     name in params ? String(params[name]) : m,
   );
+}
+
+// The 64 emoji of emoji verification (SAS) with their English and German names, in the order of
+// the Matrix spec's `data-definitions/sas-emoji.json` (number 0–63; names from its `description`
+// and `translated_descriptions.de`, Apache-2.0 spec data). Both sides compare the same emoji, each
+// in its own language.
+const SAS_EMOJI: readonly (readonly [emoji: string, en: string, de: string])[] = [
+  ["🐶", "Dog", "Hund"],
+  ["🐱", "Cat", "Katze"],
+  ["🦁", "Lion", "Löwe"],
+  ["🐎", "Horse", "Pferd"],
+  ["🦄", "Unicorn", "Einhorn"],
+  ["🐷", "Pig", "Schwein"],
+  ["🐘", "Elephant", "Elefant"],
+  ["🐰", "Rabbit", "Hase"],
+  ["🐼", "Panda", "Panda"],
+  ["🐓", "Rooster", "Hahn"],
+  ["🐧", "Penguin", "Pinguin"],
+  ["🐢", "Turtle", "Schildkröte"],
+  ["🐟", "Fish", "Fisch"],
+  ["🐙", "Octopus", "Oktopus"],
+  ["🦋", "Butterfly", "Schmetterling"],
+  ["🌷", "Flower", "Blume"],
+  ["🌳", "Tree", "Baum"],
+  ["🌵", "Cactus", "Kaktus"],
+  ["🍄", "Mushroom", "Pilz"],
+  ["🌏", "Globe", "Globus"],
+  ["🌙", "Moon", "Mond"],
+  ["☁️", "Cloud", "Wolke"],
+  ["🔥", "Fire", "Feuer"],
+  ["🍌", "Banana", "Banane"],
+  ["🍎", "Apple", "Apfel"],
+  ["🍓", "Strawberry", "Erdbeere"],
+  ["🌽", "Corn", "Mais"],
+  ["🍕", "Pizza", "Pizza"],
+  ["🎂", "Cake", "Kuchen"],
+  ["❤️", "Heart", "Herz"],
+  ["😀", "Smiley", "Lächeln"],
+  ["🤖", "Robot", "Roboter"],
+  ["🎩", "Hat", "Hut"],
+  ["👓", "Glasses", "Brille"],
+  ["🔧", "Spanner", "Schraubenschlüssel"],
+  ["🎅", "Santa", "Weihnachtsmann"],
+  ["👍", "Thumbs Up", "Daumen Hoch"],
+  ["☂️", "Umbrella", "Regenschirm"],
+  ["⌛", "Hourglass", "Sanduhr"],
+  ["⏰", "Clock", "Uhr"],
+  ["🎁", "Gift", "Geschenk"],
+  ["💡", "Light Bulb", "Glühbirne"],
+  ["📕", "Book", "Buch"],
+  ["✏️", "Pencil", "Bleistift"],
+  ["📎", "Paperclip", "Büroklammer"],
+  ["✂️", "Scissors", "Schere"],
+  ["🔒", "Lock", "Schloss"],
+  ["🔑", "Key", "Schlüssel"],
+  ["🔨", "Hammer", "Hammer"],
+  ["☎️", "Telephone", "Telefon"],
+  ["🏁", "Flag", "Flagge"],
+  ["🚂", "Train", "Zug"],
+  ["🚲", "Bicycle", "Fahrrad"],
+  ["✈️", "Aeroplane", "Flugzeug"],
+  ["🚀", "Rocket", "Rakete"],
+  ["🏆", "Trophy", "Pokal"],
+  ["⚽", "Ball", "Ball"],
+  ["🎸", "Guitar", "Gitarre"],
+  ["🎺", "Trumpet", "Trompete"],
+  ["🔔", "Bell", "Glocke"],
+  ["⚓", "Anchor", "Anker"],
+  ["🎧", "Headphones", "Kopfhörer"],
+  ["📁", "Folder", "Ordner"],
+  ["📌", "Pin", "Stecknadel"],
+];
+
+/** Emoji without variation selectors, so "☁️" and "☁" find the same entry. */
+function bareEmoji(e: string): string {
+  return e.replace(/\uFE0F/g, "");
+}
+
+/** The name of an emoji of the verification in the current language; `fallback` if unknown. */
+export function sasEmojiName(emoji: string, fallback: string): string {
+  const bare = bareEmoji(emoji);
+  const row =
+    SAS_EMOJI.find(([e]) => bareEmoji(e) === bare) ??
+    SAS_EMOJI.find(([, en]) => en.toLowerCase() === fallback.toLowerCase());
+  if (!row) return fallback;
+  return current === "de" ? row[2] : row[1];
 }

@@ -1,7 +1,8 @@
 // Everything the app does with the homeserver goes through matrix-js-sdk: login, sign-up,
-// the sync loop, end-to-end encryption (its Rust crypto, `initRustCrypto`). This module keeps
-// the session (access token, user and device ID) in localStorage and turns SDK errors into
-// the app's messages. The homeserver is always the page's own origin: Ward serves the app.
+// the sync loop, end-to-end encryption (its Rust crypto, `initRustCrypto`, with its IndexedDB
+// store encrypted by a per-session key, see storekey.ts). This module keeps the session (access
+// token, user and device ID) in localStorage and turns SDK errors into the app's messages. The
+// homeserver is always the page's own origin: Ward serves the app.
 
 import {
   ConnectionError,
@@ -15,6 +16,7 @@ import {
 } from "matrix-js-sdk";
 import { cryptoCallbacks, flushBackup, trackBackup } from "./backup";
 import { t } from "./i18n";
+import { createStoreKey, deleteStoreKeys, loadStoreKey } from "./storekey";
 
 const SESSION_KEY = "ward.session";
 /** How many events the first sync returns per room (the timeline back-paginates for more). */
@@ -25,6 +27,11 @@ export interface Session {
   userId: string;
   deviceId: string;
   accessToken: string;
+  /**
+   * The crypto store is encrypted with a key kept in storekey.ts. Missing in sessions from
+   * before that existed: their store stays unencrypted until they sign in again.
+   */
+  encryptedStore?: boolean;
 }
 
 export function baseUrl(): string {
@@ -35,7 +42,7 @@ export function loadSession(): Session | null {
   try {
     const s = JSON.parse(localStorage.getItem(SESSION_KEY) ?? "null");
     if (s && typeof s.userId === "string" && typeof s.deviceId === "string" && typeof s.accessToken === "string") {
-      return s;
+      return { ...s, encryptedStore: s.encryptedStore === true };
     }
   } catch {
     // A damaged entry is treated as no session.
@@ -43,14 +50,20 @@ export function loadSession(): Session | null {
   return null;
 }
 
-function saveSession(r: LoginResponse): Session {
-  const s = { userId: r.user_id, deviceId: r.device_id, accessToken: r.access_token };
+/** Keeps a new session, with a new key for its crypto store (created before the store is). */
+async function saveSession(r: LoginResponse): Promise<Session> {
+  await createStoreKey(r.user_id, r.device_id);
+  const s: Session = { userId: r.user_id, deviceId: r.device_id, accessToken: r.access_token, encryptedStore: true };
   localStorage.setItem(SESSION_KEY, JSON.stringify(s));
   return s;
 }
 
+/** The crypto store's key of an encrypted-store session is gone or does not open the store. */
+export class StoreKeyLost extends Error {}
+
 /** A user-facing message for an error from the SDK. */
 export function describeError(e: unknown): string {
+  if (e instanceof StoreKeyLost) return t("storeKeyLost");
   if (e instanceof ConnectionError) return t("serverUnreachable");
   if (e instanceof MatrixError) {
     switch (e.errcode) {
@@ -177,7 +190,10 @@ export function roomName(_roomId: string, state: RoomNameState): string | null {
   return null;
 }
 
-/** Creates the client for a session, with Rust crypto (IndexedDB store), and starts syncing. */
+/**
+ * Creates the client for a session, with Rust crypto (IndexedDB store, encrypted with the
+ * session's store key), and starts syncing. Throws StoreKeyLost when that key is gone.
+ */
 export async function startClient(s: Session): Promise<MatrixClient> {
   const client = createClient({
     baseUrl: baseUrl(),
@@ -187,7 +203,19 @@ export async function startClient(s: Session): Promise<MatrixClient> {
     roomNameGenerator: roomName,
     cryptoCallbacks,
   });
-  await client.initRustCrypto();
+  if (s.encryptedStore) {
+    const storageKey = await loadStoreKey(s.userId, s.deviceId).catch(() => null);
+    if (!storageKey) throw new StoreKeyLost();
+    try {
+      await client.initRustCrypto({ storageKey });
+    } catch (e) {
+      console.warn("the crypto store did not open with its key", e);
+      throw new StoreKeyLost();
+    }
+  } else {
+    // A session from before the store was encrypted: its store opens only without a key.
+    await client.initRustCrypto();
+  }
   trackBackup(client);
   await client.startClient({ initialSyncLimit: INITIAL_SYNC_LIMIT, lazyLoadMembers: true });
   return client;
@@ -221,15 +249,22 @@ export async function logout(client: MatrixClient | null): Promise<void> {
       new Promise<boolean>((resolve) => setTimeout(() => resolve(false), CLEAR_STORES_WAIT_MS)),
     ]);
     if (cleared) localStorage.removeItem(WIPE_KEY);
+  } else {
+    // The client never started (its store did not open): still end the session on the server.
+    const s = loadSession();
+    if (s) await createClient({ baseUrl: baseUrl(), accessToken: s.accessToken }).logout(true).catch(() => undefined);
   }
+  // Without its key, whatever is left of the crypto store cannot be read.
+  await deleteStoreKeys();
   localStorage.removeItem(SESSION_KEY);
   window.location.hash = "#/login";
   window.location.reload();
 }
 
-/** Deletes a signed-out session's crypto store that could not be deleted at sign-out. */
+/** Deletes a signed-out session's crypto store (and keys) that could not be deleted at sign-out. */
 export async function wipeLeftovers(): Promise<void> {
   if (!localStorage.getItem(WIPE_KEY) || loadSession()) return;
+  await deleteStoreKeys();
   await Promise.all(
     CRYPTO_DATABASES.map(
       (name) =>

@@ -162,13 +162,21 @@ export function unreadCount(room: Room): number {
   return room.getUnreadNotificationCount(NotificationCountType.Total);
 }
 
+/**
+ * An in-room verification request (`m.key.verification.request`, a message type of its own):
+ * the verification dialog shows it, so neither the timeline nor the room list does.
+ */
+export function isVerificationRequest(e: MatrixEvent): boolean {
+  return e.getContent().msgtype === "m.key.verification.request";
+}
+
 /** The event shown as the room's last message in the list. */
 export function lastMessage(room: Room): MatrixEvent | null {
   const events = room.getLiveTimeline().getEvents();
   for (let i = events.length - 1; i >= 0; i--) {
     const e = events[i];
     if (e.getType() === EventType.RoomMessage || e.getType() === EventType.RoomMessageEncrypted) {
-      if (e.isRedacted() || e.isRelation(RelationType.Replace)) continue;
+      if (e.isRedacted() || e.isRelation(RelationType.Replace) || isVerificationRequest(e)) continue;
       return e;
     }
   }

@@ -57,6 +57,11 @@ function isDialog(r: Route): boolean {
   return r.name === "new" || r.name === "invite" || r.name === "security" || r.name === "settings";
 }
 
+/** The screen to show: for a dialog route, the chat (or list) that stays open under it. */
+export function screenOf(r: Route): Route {
+  return isDialog(r) ? behindDialog : r;
+}
+
 /** Closes a dialog: back to the chat (or list) that was open under it. */
 export function closeDialog(): void {
   go(behindDialog);

@@ -1,27 +1,73 @@
 import type { ComponentChildren } from "preact";
-import { useEffect } from "preact/hooks";
+import { useLayoutEffect, useRef } from "preact/hooks";
 import { t } from "../i18n";
 
-/** A modal panel; Escape or the close button leaves it. */
+/** What Tab can reach inside a dialog. */
+const FOCUSABLE =
+  'a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), textarea:not([disabled]), [tabindex]:not([tabindex="-1"])';
+
+/**
+ * A modal dialog: the native `<dialog>` opened with `showModal()`, so the page behind it is inert
+ * and the browser handles Escape. Tab and Shift-Tab wrap around inside it (without this, focus
+ * would leave for the browser's own controls after the last element); on closing, focus goes
+ * back to the element that had it before (the button or link that opened the dialog).
+ * `onClose` runs for Escape and the close button; the caller then stops rendering the dialog.
+ */
 export function Dialog({ title, onClose, children }: { title: string; onClose: () => void; children: ComponentChildren }) {
-  useEffect(() => {
-    const onKey = (e: KeyboardEvent) => {
-      if (e.key === "Escape") onClose();
+  const ref = useRef<HTMLDialogElement>(null);
+  const closeRef = useRef(onClose);
+  closeRef.current = onClose;
+
+  useLayoutEffect(() => {
+    const dialog = ref.current!;
+    const opener = document.activeElement instanceof HTMLElement ? document.activeElement : null;
+    dialog.showModal();
+    // Escape: the browser fires `cancel`; the caller decides (and unmounts the dialog).
+    const onCancel = (e: Event) => {
+      e.preventDefault();
+      closeRef.current();
     };
-    window.addEventListener("keydown", onKey);
-    return () => window.removeEventListener("keydown", onKey);
-  }, [onClose]);
+    // The browser may close it without a cancelable `cancel` (repeated Escape): follow it.
+    const onClosed = () => closeRef.current();
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key !== "Tab") return;
+      const items = Array.from(dialog.querySelectorAll<HTMLElement>(FOCUSABLE)).filter(
+        (el) => el.getClientRects().length > 0,
+      );
+      if (items.length === 0) return;
+      const first = items[0];
+      const last = items[items.length - 1];
+      const active = document.activeElement;
+      if (e.shiftKey && (active === first || !dialog.contains(active))) {
+        e.preventDefault();
+        last.focus();
+      } else if (!e.shiftKey && (active === last || !dialog.contains(active))) {
+        e.preventDefault();
+        first.focus();
+      }
+    };
+    dialog.addEventListener("cancel", onCancel);
+    dialog.addEventListener("close", onClosed);
+    dialog.addEventListener("keydown", onKey);
+    return () => {
+      dialog.removeEventListener("cancel", onCancel);
+      dialog.removeEventListener("close", onClosed);
+      dialog.removeEventListener("keydown", onKey);
+      if (dialog.open) dialog.close();
+      if (opener?.isConnected) opener.focus();
+    };
+  }, []);
+
+  const titleId = useRef(`dialog-title-${Math.random().toString(36).slice(2)}`).current;
   return (
-    <div class="backdrop">
-      <section class="dialog" role="dialog" aria-modal="true" aria-labelledby="dialog-title">
-        <header>
-          <h2 id="dialog-title">{title}</h2>
-          <button type="button" class="plain" onClick={onClose}>
-            {t("close")}
-          </button>
-        </header>
-        {children}
-      </section>
-    </div>
+    <dialog ref={ref} class="dialog" aria-labelledby={titleId}>
+      <header>
+        <h2 id={titleId}>{title}</h2>
+        <button type="button" class="plain" onClick={() => closeRef.current()}>
+          {t("close")}
+        </button>
+      </header>
+      {children}
+    </dialog>
   );
 }

@@ -11,12 +11,20 @@ import {
   RelationType,
   Room,
 } from "matrix-js-sdk";
-import { lang, t } from "../i18n";
+import { formatSize, lang, t } from "../i18n";
 import { IconBack, IconClip, IconLock, IconSend, Spinner } from "../icons";
 import { describeError } from "../matrix";
-import { attachmentUrl, isAttachment, isInlineImage, sendFile } from "../media";
+import {
+  attachmentUrl,
+  FileTooLarge,
+  hasThumbnail,
+  isAttachment,
+  isInlineImage,
+  sendFile,
+  UploadCancelled,
+} from "../media";
 import { go } from "../route";
-import { acceptInvite, displayName, inviterOf, isDirect, leaveRoom } from "../rooms";
+import { acceptInvite, displayName, inviterOf, isDirect, isVerificationRequest, leaveRoom } from "../rooms";
 import { requestVerification } from "../verification";
 import type { VerificationRequest } from "matrix-js-sdk/lib/crypto-api/index.js";
 import { Dialog } from "./Dialog";
@@ -409,7 +417,7 @@ function Timeline({
 function isShownMessage(e: MatrixEvent): boolean {
   const type = e.getType();
   if (type !== EventType.RoomMessage && type !== EventType.RoomMessageEncrypted) return false;
-  return !e.isRelation(RelationType.Replace);
+  return !e.isRelation(RelationType.Replace) && !isVerificationRequest(e);
 }
 
 /** Quick reactions offered on every message (plain text: the system's emoji font draws them). */
@@ -589,19 +597,21 @@ function Message({
 function Attachment({ client, event }: { client: MatrixClient; event: MatrixEvent }) {
   const name = String(event.getContent().body ?? "");
   const inline = isInlineImage(event);
+  // With a thumbnail, that is shown first and the full image only on request.
+  const [full, setFull] = useState(!hasThumbnail(event));
   const [url, setUrl] = useState<string | null>(null);
   const [failed, setFailed] = useState(false);
   useEffect(() => {
     if (!inline || !event.getId() || event.status) return;
     let live = true;
-    attachmentUrl(client, event).then(
+    attachmentUrl(client, event, !full).then(
       (u) => live && setUrl(u),
       () => live && setFailed(true),
     );
     return () => {
       live = false;
     };
-  }, [event.getId(), inline]);
+  }, [event.getId(), inline, full]);
 
   async function download() {
     try {
@@ -623,6 +633,13 @@ function Attachment({ client, event }: { client: MatrixClient; event: MatrixEven
     );
   }
   if (!url) return <Spinner label={t("loading")} />;
+  if (!full) {
+    return (
+      <button type="button" class="plain thumbnail" onClick={() => setFull(true)} aria-label={t("showFullImage", { name })}>
+        <img class="image" src={url} alt={name} data-thumbnail="true" />
+      </button>
+    );
+  }
   return <img class="image" src={url} alt={name} />;
 }
 
@@ -653,20 +670,29 @@ function Composer({
   const [error, setError] = useState<string | null>(null);
   const lastTyping = useRef(0);
   const typingQueue = useRef<Promise<unknown>>(Promise.resolve());
-  const [uploading, setUploading] = useState<string | null>(null);
+  const [upload, setUpload] = useState<{ name: string; loaded: number; total: number; cancel: AbortController } | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
 
   async function attach(input: HTMLInputElement) {
     const file = input.files?.[0];
     input.value = "";
     if (!file) return;
-    setUploading(file.name);
+    const cancel = new AbortController();
+    setUpload({ name: file.name, loaded: 0, total: file.size, cancel });
     setError(null);
+    setNotice(null);
     try {
-      await sendFile(client, room.roomId, file);
+      await sendFile(client, room.roomId, file, {
+        signal: cancel.signal,
+        onProgress: (loaded, total) => setUpload((u) => u && u.cancel === cancel ? { ...u, loaded, total } : u),
+      });
     } catch (err) {
-      setError(t("sendFailed", { message: describeError(err) }));
+      if (err instanceof UploadCancelled) setNotice(t("uploadCancelled", { name: file.name }));
+      else if (err instanceof FileTooLarge) {
+        setError(t("fileTooLargeLimit", { name: file.name, size: formatSize(file.size), limit: formatSize(err.limit) }));
+      } else setError(t("sendFailed", { message: describeError(err) }));
     } finally {
-      setUploading(null);
+      setUpload(null);
     }
   }
   const input = useRef<HTMLTextAreaElement>(null);
@@ -758,7 +784,7 @@ function Composer({
           type="file"
           class="visually-hidden"
           data-testid="attach"
-          disabled={uploading !== null}
+          disabled={upload !== null}
           onChange={(e) => attach(e.currentTarget as HTMLInputElement)}
         />
       </label>
@@ -784,7 +810,23 @@ function Composer({
       <button type="submit" class="primary send" aria-label={editing ? t("save") : t("send")} disabled={!text.trim()}>
         <IconSend />
       </button>
-      {uploading && <Spinner label={t("uploading", { name: uploading })} />}
+      {upload && (
+        <p class="upload" data-testid="upload">
+          <label for="upload-progress">{t("uploading", { name: upload.name })}</label>
+          <progress id="upload-progress" max={Math.max(upload.total, 1)} value={upload.loaded} />
+          <span class="upload-percent" aria-hidden="true">
+            {Math.floor((100 * upload.loaded) / Math.max(upload.total, 1))} %
+          </span>
+          <button type="button" class="small" onClick={() => upload.cancel.abort()} data-testid="upload-cancel">
+            {t("cancelUpload")}
+          </button>
+        </p>
+      )}
+      {notice && (
+        <p class="notice" role="status">
+          {notice}
+        </p>
+      )}
       {error && (
         <p class="error" role="alert">
           {error}

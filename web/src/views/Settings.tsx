@@ -1,14 +1,27 @@
 import { useEffect, useState } from "preact/hooks";
 import { MatrixClient, MatrixError, type IMyDevice } from "matrix-js-sdk";
+import type { VerificationRequest } from "matrix-js-sdk/lib/crypto-api/index.js";
 import { lang, t } from "../i18n";
 import { Spinner } from "../icons";
-import { describeError } from "../matrix";
+import { describeError, loadSession } from "../matrix";
 import { closeDialog } from "../route";
+import { NoCrossSigning, ownDeviceTrust, requestOwnDeviceVerification, useTrustTick, type DeviceTrust } from "../verification";
 import { Dialog } from "./Dialog";
 import { LangSelect } from "./LangSelect";
 
-/** Settings: display name, language, this account's devices (rename, sign out the others). */
-export function Settings({ client, relabel }: { client: MatrixClient; relabel: () => void }) {
+/**
+ * Settings: display name, language, this account's devices (verified or not, verify by emoji,
+ * rename, sign out the others).
+ */
+export function Settings({
+  client,
+  relabel,
+  onVerify,
+}: {
+  client: MatrixClient;
+  relabel: () => void;
+  onVerify: (r: VerificationRequest) => void;
+}) {
   const me = client.getSafeUserId();
   const [name, setName] = useState(client.getUser(me)?.displayName ?? "");
   const [devices, setDevices] = useState<IMyDevice[] | null>(null);
@@ -28,6 +41,37 @@ export function Settings({ client, relabel }: { client: MatrixClient; relabel: (
     load();
     client.getProfileInfo(me).then((p) => p.displayname && setName(p.displayname), () => undefined);
   }, [client]);
+
+  // Whether each device is verified; re-read whenever the crypto layer learns something new
+  // (a device signed in or out, a verification finished, cross-signing keys arrived).
+  const trustTick = useTrustTick(client);
+  const [trust, setTrust] = useState<Record<string, DeviceTrust>>({});
+  const deviceIds = (devices ?? []).map((d) => d.device_id).join(" ");
+  useEffect(() => {
+    if (!devices) return;
+    let gone = false;
+    ownDeviceTrust(client, devices.map((d) => d.device_id)).then(
+      (r) => gone || setTrust(r),
+      () => undefined,
+    );
+    return () => {
+      gone = true;
+    };
+  }, [client, deviceIds, trustTick]);
+  // A device that signed in while the dialog is open: list it.
+  useEffect(() => {
+    if (trustTick > 0) load();
+  }, [trustTick]);
+
+  async function verify(deviceId: string) {
+    setError(null);
+    setStatus(null);
+    try {
+      onVerify(await requestOwnDeviceVerification(client, deviceId));
+    } catch (e) {
+      setError(e instanceof NoCrossSigning ? t("noCrossSigning") : describeError(e));
+    }
+  }
 
   async function run(what: () => Promise<unknown>, done: string) {
     setBusy(true);
@@ -84,6 +128,7 @@ export function Settings({ client, relabel }: { client: MatrixClient; relabel: (
       <label>{t("language")}</label>
       <LangSelect onChange={relabel} />
       <h3>{t("devices")}</h3>
+      {loadSession()?.encryptedStore === false && <p class="hint">{t("storeNotEncrypted")}</p>}
       {devices === null ? (
         <Spinner label={t("loading")} />
       ) : (
@@ -93,6 +138,8 @@ export function Settings({ client, relabel }: { client: MatrixClient; relabel: (
               key={d.device_id}
               device={d}
               current={d.device_id === client.getDeviceId()}
+              trust={trust[d.device_id] ?? { trust: "unknown", crossSigned: false }}
+              onVerify={() => verify(d.device_id)}
               onRename={(n) => run(async () => {
                 await client.setDeviceDetails(d.device_id, { display_name: n });
                 await load();
@@ -130,13 +177,30 @@ export function Settings({ client, relabel }: { client: MatrixClient; relabel: (
   );
 }
 
-function DeviceRow({ device, current, onRename }: { device: IMyDevice; current: boolean; onRename: (name: string) => void }) {
+function DeviceRow({
+  device,
+  current,
+  trust,
+  onVerify,
+  onRename,
+}: {
+  device: IMyDevice;
+  current: boolean;
+  trust: DeviceTrust;
+  onVerify: () => void;
+  onRename: (name: string) => void;
+}) {
   const [name, setName] = useState(device.display_name ?? "");
   const seen = device.last_seen_ts
     ? new Date(device.last_seen_ts).toLocaleString(lang() === "de" ? "de-DE" : "en-GB")
     : null;
   return (
-    <li class="device" data-device-id={device.device_id}>
+    <li
+      class="device"
+      data-device-id={device.device_id}
+      data-trust={trust.trust}
+      data-cross-signed={String(trust.crossSigned)}
+    >
       <form
         class="row"
         onSubmit={(e) => {
@@ -156,6 +220,24 @@ function DeviceRow({ device, current, onRename }: { device: IMyDevice; current: 
         {device.device_id}
         {current ? ` · ${t("thisDevice")}` : ""}
         {seen ? ` · ${t("lastSeen", { when: seen })}` : ""}
+      </span>
+      <span class="row trust">
+        {trust.trust === "verified" ? (
+          <span class="verified">{t("deviceVerified")}</span>
+        ) : (
+          <span class="unverified">{current ? t("thisDeviceUnverified") : t("deviceUnverified")}</span>
+        )}
+        {!current && trust.trust === "unverified" && (
+          <button
+            type="button"
+            class="small"
+            onClick={onVerify}
+            data-testid="device-verify"
+            aria-label={t("verifyDevice", { device: device.display_name || device.device_id })}
+          >
+            {t("verify")}
+          </button>
+        )}
       </span>
     </li>
   );

@@ -6,18 +6,29 @@ import {
   type ShowSasCallbacks,
   type VerificationRequest,
 } from "matrix-js-sdk/lib/crypto-api/index.js";
-import { t } from "../i18n";
+import { sasEmojiName, t } from "../i18n";
 import { Spinner } from "../icons";
 import { describeError } from "../matrix";
+import { ownDeviceName } from "../verification";
 import { Dialog } from "./Dialog";
 
-/** Walks through one verification request: accept, compare emoji, done. */
+/**
+ * Walks through one verification request: accept, compare emoji, done. A colleague's request
+ * names the colleague; one between one's own devices names the other device.
+ */
 export function Verify({ client, request, onClose }: { client: MatrixClient; request: VerificationRequest; onClose: () => void }) {
   const [sas, setSas] = useState<ShowSasCallbacks | null>(null);
   const [confirmed, setConfirmed] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const other = request.otherUserId;
-  const name = client.getUser(other)?.displayName ?? other;
+  const self = request.isSelfVerification;
+  const deviceId = request.otherDeviceId;
+  const [deviceName, setDeviceName] = useState<string | null>(null);
+  useEffect(() => {
+    if (self && deviceId) ownDeviceName(client, deviceId).then(setDeviceName, () => undefined);
+  }, [self, deviceId]);
+  const deviceLabel = deviceName ? `${deviceName} (${deviceId})` : (deviceId ?? "");
+  const name = self ? t("yourDevice", { device: deviceLabel }) : (client.getUser(other)?.displayName ?? other);
   const phase = request.phase;
 
   // The side that sent the request starts SAS once the other accepted.
@@ -50,7 +61,7 @@ export function Verify({ client, request, onClose }: { client: MatrixClient; req
   if (phase === VerificationPhase.Done) {
     body = (
       <p role="status" data-testid="verified">
-        {t("verifiedUser", { user: name })}
+        {self ? t("verifiedDevice", { device: name }) : t("verifiedUser", { user: name })}
       </p>
     );
   } else if (phase === VerificationPhase.Cancelled) {
@@ -58,14 +69,14 @@ export function Verify({ client, request, onClose }: { client: MatrixClient; req
   } else if (sas?.sas.emoji) {
     body = (
       <>
-        <p>{t("compareEmoji", { user: name })}</p>
+        <p>{self ? t("compareEmojiDevice", { device: name }) : t("compareEmoji", { user: name })}</p>
         <ol class="emoji" data-testid="sas-emoji">
           {sas.sas.emoji.map(([emoji, label], i) => (
             <li key={i}>
               <span class="emoji-char" aria-hidden="true">
                 {emoji}
               </span>
-              <span class="emoji-name">{label}</span>
+              <span class="emoji-name">{sasEmojiName(emoji, label)}</span>
             </li>
           ))}
         </ol>
@@ -94,7 +105,7 @@ export function Verify({ client, request, onClose }: { client: MatrixClient; req
   } else if (phase === VerificationPhase.Requested && !request.initiatedByMe) {
     body = (
       <>
-        <p>{t("wantsToVerify", { user: name })}</p>
+        <p>{self ? t("wantsToVerifyDevice", { device: deviceLabel }) : t("wantsToVerify", { user: name })}</p>
         <p class="row">
           <button
             type="button"
@@ -115,7 +126,7 @@ export function Verify({ client, request, onClose }: { client: MatrixClient; req
   }
 
   return (
-    <Dialog title={t("verifyTitle")} onClose={close}>
+    <Dialog title={self ? t("verifyDeviceTitle") : t("verifyTitle")} onClose={close}>
       {body}
       {error && (
         <p class="error" role="alert">

@@ -224,6 +224,7 @@ impl Task {
 
     fn publish_metrics(&self) {
         let s = self.sfu.stats();
+        tracing::debug!(?s, "SFU stats");
         *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = s;
         metrics::gauge!("ward_rtc_rooms").set(s.rooms as f64);
         metrics::gauge!("ward_rtc_participants").set(s.participants as f64);

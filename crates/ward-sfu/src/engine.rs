@@ -196,6 +196,9 @@ struct Participant {
     sub_deadline: Instant,
     tracks: Vec<PubTrack>,
     mid_to_cid: HashMap<String, String>,
+    /// Whether the client's last offer sends on each m-line (`sendonly`/`sendrecv`). Clients
+    /// keep receive-only transceivers on the publisher connection that carry no track.
+    client_sends: HashMap<String, bool>,
     downtracks: Vec<DownTrack>,
     sub_pending: Option<SdpPendingOffer>,
     sub_needs_offer: bool,
@@ -445,6 +448,7 @@ impl Sfu {
             sub_deadline: now,
             tracks: Vec::new(),
             mid_to_cid: HashMap::new(),
+            client_sends: HashMap::new(),
             downtracks: Vec::new(),
             sub_pending: None,
             sub_needs_offer: true,
@@ -696,7 +700,12 @@ impl Sfu {
             }
         };
         let Some(p) = self.participants.get_mut(&id) else { return };
-        p.mid_to_cid.extend(msid_tracks(&sd.sdp));
+        for line in sdp_media_lines(&sd.sdp) {
+            if let Some(track) = line.track {
+                p.mid_to_cid.insert(line.mid.clone(), track);
+            }
+            p.client_sends.insert(line.mid, line.client_sends);
+        }
         p.mid_to_cid.extend(sd.mid_to_track_id.clone());
         let answer: SdpAnswer = match p.publisher.sdp_api().accept_offer(offer) {
             Ok(a) => a,
@@ -1217,10 +1226,17 @@ impl Sfu {
     fn on_event(&mut self, now: Instant, pid: ParticipantId, side: Side, event: Event) {
         match (side, event) {
             (Side::Publisher, Event::RtpPacket(packet)) => self.forward_rtp(now, pid, packet),
-            (Side::Publisher, Event::MediaAdded(m)) => self.on_media_added(now, pid, m.mid, m.kind),
-            // Clients unpublish by renegotiating without the track; there is no message.
-            (Side::Publisher, Event::MediaChanged(m)) if !m.direction.is_receiving() => {
-                self.unpublish_mid(now, pid, m.mid)
+            (Side::Publisher, Event::MediaAdded(m)) if self.client_sends(pid, m.mid) => {
+                self.on_media_added(now, pid, m.mid, m.kind)
+            }
+            (Side::Publisher, Event::MediaChanged(m)) => {
+                let kind =
+                    self.participants.get_mut(&pid).and_then(|p| p.publisher.media(m.mid).map(|x| x.kind()));
+                match kind {
+                    Some(kind) if self.client_sends(pid, m.mid) => self.on_media_added(now, pid, m.mid, kind),
+                    // Clients unpublish by renegotiating without the track; there is no message.
+                    _ => self.unpublish_mid(now, pid, m.mid),
+                }
             }
             (side, Event::ChannelOpen(cid, label)) => {
                 let reliable = label != "_lossy";
@@ -1264,16 +1280,27 @@ impl Sfu {
     // Publishing
     // ----------------------------------------------------------------------------------------
 
+    fn client_sends(&self, pid: ParticipantId, mid: Mid) -> bool {
+        self.participants
+            .get(&pid)
+            .and_then(|p| p.client_sends.get(&mid.to_string()))
+            .copied()
+            .unwrap_or(false)
+    }
+
     fn on_media_added(&mut self, now: Instant, pid: ParticipantId, mid: Mid, kind: MediaKind) {
         let Some(p) = self.participants.get_mut(&pid) else { return };
-        let cid = p.mid_to_cid.get(&mid.to_string()).cloned();
-        // Match the announced track by the client's track ID in the SDP; clients that do not
-        // say fall back to the oldest pending track of the same kind.
-        let index = cid
-            .and_then(|cid| {
-                p.tracks.iter().position(|t| t.mid.is_none() && (t.cid == cid || t.info.sid == cid))
-            })
-            .or_else(|| p.tracks.iter().position(|t| t.mid.is_none() && t.kind == kind));
+        if p.tracks.iter().any(|t| t.mid == Some(mid)) {
+            return;
+        }
+        // Match the announced track by the client's track ID in the SDP; an m-line without one
+        // falls back to the oldest pending track of the same kind.
+        let index = match p.mid_to_cid.get(&mid.to_string()) {
+            Some(cid) => {
+                p.tracks.iter().position(|t| t.mid.is_none() && (t.cid == *cid || t.info.sid == *cid))
+            }
+            None => p.tracks.iter().position(|t| t.mid.is_none() && t.kind == kind),
+        };
         let Some(index) = index else {
             tracing::debug!(%mid, "media without an announced track");
             return;
@@ -1339,8 +1366,13 @@ impl Sfu {
         };
         let pt = packet.header.payload_type;
         let spec = p.publisher.codec_config().find(|c| c.pt() == pt).map(|c| c.spec());
-        let Some(track) = p.tracks.iter_mut().find(|t| t.mid == Some(mid)) else { return };
-        let Some(spec) = spec else { return };
+        let Some(track) = p.tracks.iter_mut().find(|t| t.mid == Some(mid)) else {
+            return;
+        };
+        let Some(spec) = spec else {
+            tracing::debug!(%pt, "RTP with a payload type that was not negotiated");
+            return;
+        };
         if track.codec == VideoCodec::Other && track.kind == MediaKind::Video {
             track.codec = match spec.codec {
                 Codec::Vp8 => VideoCodec::Vp8,
@@ -1421,17 +1453,20 @@ impl Sfu {
                         .find(|c| {
                             c.spec().codec == spec.codec
                                 && c.spec().clock_rate == spec.clock_rate
-                                && c.resend().is_none()
                                 && format_compatible(&c.spec(), &spec)
                         })
                         .map(|c| c.pt());
-                    let Some(to) = to else { continue };
+                    let Some(to) = to else {
+                        continue;
+                    };
                     dt.pt_map.push((pt, to));
                     to
                 }
             };
             let mut api = sub.subscriber.direct_api();
-            let Some(tx) = api.stream_tx_by_mid(out_mid, None) else { continue };
+            let Some(tx) = api.stream_tx_by_mid(out_mid, None) else {
+                continue;
+            };
             tx.write_rtp(
                 RtpWrite::new(out_pt, out_seq.into(), out_ts, now, packet.payload.clone())
                     .marker(packet.header.marker)
@@ -1767,27 +1802,40 @@ fn source_allowed(grant: &Grant, source: lk::TrackSource) -> bool {
         || grant.can_publish_sources.iter().any(|s| source_from_name(s) == Some(source as i32))
 }
 
-/// `a=mid:` → the track ID of its `a=msid:<stream> <track>` line, from an SDP text.
-fn msid_tracks(sdp: &str) -> Vec<(String, String)> {
+/// One m-line of an SDP offer, as far as track matching needs it.
+#[derive(Debug, PartialEq, Eq)]
+struct MediaLine {
+    mid: String,
+    /// The track ID of `a=msid:<stream> <track>`.
+    track: Option<String>,
+    client_sends: bool,
+}
+
+/// Reads mids, track IDs and directions from an SDP text. str0m keeps no track ID when the
+/// stream ID is `-` (what LiveKit's Rust SDK sends), so the offer is read here.
+fn sdp_media_lines(sdp: &str) -> Vec<MediaLine> {
     let mut found = Vec::new();
-    let mut mid: Option<String> = None;
-    let mut track: Option<String> = None;
-    let mut flush = |mid: &mut Option<String>, track: &mut Option<String>| {
-        if let (Some(m), Some(t)) = (mid.take(), track.take()) {
-            found.push((m, t));
-        }
-    };
+    let mut current: Option<MediaLine> = None;
     for line in sdp.lines() {
         let line = line.trim_end();
         if line.starts_with("m=") {
-            flush(&mut mid, &mut track);
-        } else if let Some(m) = line.strip_prefix("a=mid:") {
-            mid = Some(m.to_owned());
+            found.extend(current.take().filter(|m| !m.mid.is_empty()));
+            // Application (data channel) sections carry no track.
+            if !line.starts_with("m=application") {
+                current = Some(MediaLine { mid: String::new(), track: None, client_sends: true });
+            }
+            continue;
+        }
+        let Some(m) = current.as_mut() else { continue };
+        if let Some(mid) = line.strip_prefix("a=mid:") {
+            m.mid = mid.to_owned();
         } else if let Some(rest) = line.strip_prefix("a=msid:") {
-            track = rest.split_whitespace().nth(1).map(str::to_owned);
+            m.track = rest.split_whitespace().nth(1).map(str::to_owned);
+        } else if line == "a=recvonly" || line == "a=inactive" {
+            m.client_sends = false;
         }
     }
-    flush(&mut mid, &mut track);
+    found.extend(current.filter(|m| !m.mid.is_empty()));
     found
 }
 
@@ -1799,7 +1847,16 @@ mod tests {
     fn msid_lines_map_mids_to_track_ids() {
         let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=msid:s1 trackA\r\n\
                    m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=msid:- trackB\r\nm=application 9 x\r\na=mid:2\r\n";
-        assert_eq!(msid_tracks(sdp), vec![("0".into(), "trackA".into()), ("1".into(), "trackB".into())]);
+        let lines = sdp_media_lines(sdp);
+        assert_eq!(
+            lines,
+            vec![
+                MediaLine { mid: "0".into(), track: Some("trackA".into()), client_sends: true },
+                MediaLine { mid: "1".into(), track: Some("trackB".into()), client_sends: true },
+            ]
+        );
+        let recv = "m=audio 9 x\r\na=mid:7\r\na=recvonly\r\nm=video 9 x\r\na=mid:8\r\na=inactive\r\n";
+        assert!(sdp_media_lines(recv).iter().all(|l| !l.client_sends));
     }
 
     #[test]

@@ -13,6 +13,18 @@ pub async fn run(loaded: Loaded, config_arg: Option<PathBuf>) -> Result<(), Stri
     let listen = config.listen_addr()?;
     let metrics_addr = config.metrics_addr()?;
     let (_store, services) = crate::open_services(&config).await?;
+    // After open_services, which creates the data directory the generated secret lives in.
+    if config.rtc_enabled {
+        let settings = crate::rtc::settings(&config)?;
+        tracing::info!(
+            udp = %settings.udp_bind,
+            announced_ip = %settings.public_ip,
+            api_key = %settings.keys.key,
+            "conferencing is on"
+        );
+    } else {
+        tracing::info!("conferencing is off (rtc_enabled = false)");
+    }
 
     let state = AppState {
         services: services.clone(),

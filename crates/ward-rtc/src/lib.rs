@@ -4,12 +4,14 @@
 //! Like the other library crates it knows nothing of `ward.toml`: the binary resolves the
 //! configuration (including the generated API secret) into [`RtcSettings`].
 
+pub mod http;
 pub mod token;
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 pub use token::{ApiKeys, MintError, MintRequest, TokenError, mint, verify};
+use ward_sfu::Grant;
 
 /// Conferencing settings, resolved: every value here is final and valid.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,4 +30,22 @@ pub struct RtcSettings {
     pub empty_room_timeout: Duration,
     /// Longest lifetime of tokens Ward mints itself.
     pub token_max_ttl: Duration,
+}
+
+/// The conferencing service as the HTTP layer holds it (`Arc<Rtc>` in Ward's app state).
+/// The signalling endpoints and the SFU's run loop hang off it too.
+#[derive(Debug)]
+pub struct Rtc {
+    pub settings: RtcSettings,
+}
+
+impl Rtc {
+    pub fn new(settings: RtcSettings) -> Self {
+        Self { settings }
+    }
+
+    /// Checks a join token against the configured API key and secret.
+    pub fn verify_token(&self, token: &str, now: SystemTime) -> Result<Grant, TokenError> {
+        verify(token, &self.settings.keys, now)
+    }
 }

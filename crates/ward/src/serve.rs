@@ -14,7 +14,7 @@ pub async fn run(loaded: Loaded, config_arg: Option<PathBuf>) -> Result<(), Stri
     let metrics_addr = config.metrics_addr()?;
     let (_store, services) = crate::open_services(&config).await?;
     // After open_services, which creates the data directory the generated secret lives in.
-    if config.rtc_enabled {
+    let rtc = if config.rtc_enabled {
         let settings = crate::rtc::settings(&config)?;
         tracing::info!(
             udp = %settings.udp_bind,
@@ -22,9 +22,11 @@ pub async fn run(loaded: Loaded, config_arg: Option<PathBuf>) -> Result<(), Stri
             api_key = %settings.keys.key,
             "conferencing is on"
         );
+        Some(Arc::new(ward_rtc::Rtc::new(settings)))
     } else {
         tracing::info!("conferencing is off (rtc_enabled = false)");
-    }
+        None
+    };
 
     let state = AppState {
         services: services.clone(),
@@ -35,6 +37,7 @@ pub async fn run(loaded: Loaded, config_arg: Option<PathBuf>) -> Result<(), Stri
             trust_x_forwarded_for: config.trust_x_forwarded_for,
             web_dir: (!config.web_dir.is_empty()).then(|| std::path::PathBuf::from(&config.web_dir)),
         }),
+        rtc,
     };
     let listener = TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
 

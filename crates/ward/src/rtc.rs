@@ -19,6 +19,23 @@ pub fn settings(config: &Config) -> Result<RtcSettings, String> {
     resolve(config, secret)
 }
 
+/// The keys `ward serve` uses, without creating anything: the admin CLI must not write a
+/// secret file that a server running as another user could not read.
+pub fn existing_keys(config: &Config) -> Result<ApiKeys, String> {
+    if !config.rtc_api_secret.is_empty() {
+        return Ok(ApiKeys { key: config.rtc_api_key.clone(), secret: config.rtc_api_secret.clone() });
+    }
+    let path = config.rtc_api_secret_path();
+    match read_secret(&path)? {
+        Some(secret) => Ok(ApiKeys { key: config.rtc_api_key.clone(), secret }),
+        None => Err(format!(
+            "no conferencing secret yet: rtc_api_secret is not set and {} does not exist. \
+             Start `ward serve` once (it creates the file) or set rtc_api_secret.",
+            path.display()
+        )),
+    }
+}
+
 fn resolve(config: &Config, secret: String) -> Result<RtcSettings, String> {
     // Config::load validated these already; the errors only guard against a Config built
     // another way.
@@ -102,9 +119,11 @@ mod tests {
     fn generated_secret_is_kept_owner_only_and_reused() {
         let dir = temp_dir("reuse");
         let config = config_in(&dir);
+        assert!(existing_keys(&config).unwrap_err().contains("ward serve"));
         let first = settings(&config).unwrap();
         assert!(first.keys.secret.len() >= RTC_API_SECRET_MIN_CHARS);
         assert_eq!(settings(&config).unwrap().keys, first.keys);
+        assert_eq!(existing_keys(&config).unwrap(), first.keys);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -25,8 +25,9 @@ def ward_factory():
     """Starts Ward servers with custom settings; stops them all at the end of the test."""
     started = []
 
-    def make(registration="open", env=None, data_dir=None, start=True):
-        s = WardServer(registration, env=env, data_dir=data_dir)
+    def make(registration="open", env=None, data_dir=None, start=True, rtc_api_key=None, rtc_api_secret=None):
+        s = WardServer(registration, env=env, data_dir=data_dir, rtc_api_key=rtc_api_key,
+                       rtc_api_secret=rtc_api_secret)
         started.append(s)
         return s.start() if start else s
 

@@ -70,7 +70,8 @@ def ward_binary() -> Path:
 class WardServer:
     kind = "ward"
 
-    def __init__(self, registration: str = "token", env: dict | None = None, data_dir: Path | None = None):
+    def __init__(self, registration: str = "token", env: dict | None = None, data_dir: Path | None = None,
+                 rtc_api_key: str | None = None, rtc_api_secret: str | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server_name = "localhost"
@@ -84,6 +85,11 @@ class WardServer:
             "WARD_DATA_DIR": str(self.dir / "data"),
             "WARD_REGISTRATION": registration,
             "WARD_LOG_LEVEL": "debug",
+            # Any free port for conferencing media, so servers started side by side never
+            # compete for LiveKit's default 7882.
+            "WARD_RTC_UDP_PORT": "0",
+            **({"WARD_RTC_API_KEY": rtc_api_key} if rtc_api_key is not None else {}),
+            **({"WARD_RTC_API_SECRET": rtc_api_secret} if rtc_api_secret is not None else {}),
             **(env or {}),
         }
         self.proc: subprocess.Popen | None = None
@@ -119,6 +125,21 @@ class WardServer:
         r = self.admin(*args, input=password + "\n")
         assert r.returncode == 0, r.stderr
         return f"@{name}:{self.server_name}"
+
+    def rtc_keys(self) -> tuple[str, str]:
+        """The conferencing API key and secret this server signs and checks tokens with: the
+        configured ones, else the secret Ward generated into its data directory."""
+        key = self.env.get("WARD_RTC_API_KEY", "ward")
+        secret = self.env.get("WARD_RTC_API_SECRET", "")
+        if not secret:
+            secret = (Path(self.env["WARD_DATA_DIR"]) / "rtc_api_secret").read_text().strip()
+        return key, secret
+
+    def rtc_token(self, *args: str) -> str:
+        """A token from `ward admin rtc-token` (arguments as on the command line)."""
+        r = self.admin("rtc-token", *args)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
 
     def kill9(self) -> None:
         assert self.proc is not None

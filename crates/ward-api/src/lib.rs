@@ -47,6 +47,8 @@ pub struct ApiSettings {
 pub struct AppState {
     pub services: Arc<Services>,
     pub api: Arc<ApiSettings>,
+    /// Conferencing; `None` when `rtc_enabled` is off, and then no `/rtc` route exists.
+    pub rtc: Option<Arc<ward_rtc::Rtc>>,
 }
 
 /// Adds `handler` for every stable path of the ruma endpoint `R`, with `R`'s method.
@@ -65,10 +67,15 @@ where
 }
 
 /// The client API with its layers: CORS, body limits, timeouts, metrics, Matrix errors for
-/// unknown paths and methods.
+/// unknown paths and methods. Conferencing's HTTP routes are merged in before the layers, so
+/// they get the same ones.
 pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_millis(state.api.http_request_timeout_ms);
-    admin::routes(client::routes(Router::new()))
+    let mut routes = admin::routes(client::routes(Router::new()));
+    if let Some(rtc) = &state.rtc {
+        routes = routes.merge(ward_rtc::http::routes(rtc.clone()));
+    }
+    routes
         .fallback(web::fallback)
         .method_not_allowed_fallback(|| async { ApiError::unrecognized_method() })
         .layer(middleware::from_fn(observe))

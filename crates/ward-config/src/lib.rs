@@ -9,7 +9,7 @@
 //! Loading validates everything before anything is created on disk; an error names the key and
 //! where its value came from.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -79,7 +79,23 @@ pub struct Config {
     pub log_level: String,
     pub sqlite_read_connections: u32,
     pub web_dir: String,
+    pub rtc_enabled: bool,
+    pub rtc_api_key: String,
+    pub rtc_api_secret: String,
+    pub rtc_udp_port: u16,
+    pub rtc_udp_bind: String,
+    pub rtc_public_ip: String,
+    pub rtc_max_participants_per_room: u32,
+    pub rtc_max_participants: u32,
+    pub rtc_max_tracks_per_participant: u32,
+    pub rtc_max_bitrate_bps_per_track: u64,
+    pub rtc_empty_room_timeout_ms: u64,
+    pub rtc_token_max_ttl_ms: u64,
 }
+
+/// Shortest `rtc_api_secret` accepted; LiveKit's server refuses shorter secrets too, so a
+/// secret that works with Ward also works with LiveKit's tools.
+pub const RTC_API_SECRET_MIN_CHARS: usize = 32;
 
 impl Default for Config {
     fn default() -> Self {
@@ -118,6 +134,21 @@ impl Default for Config {
             log_level: "info".into(),
             sqlite_read_connections: 4,
             web_dir: String::new(),
+            rtc_enabled: true,
+            rtc_api_key: "ward".into(),
+            rtc_api_secret: String::new(),
+            // LiveKit's single-port UDP ("UDP mux") default, so firewall guides for LiveKit fit.
+            rtc_udp_port: 7882,
+            // Loopback like `listen`: the defaults work on this machine and expose nothing.
+            rtc_udp_bind: "127.0.0.1".into(),
+            rtc_public_ip: String::new(),
+            rtc_max_participants_per_room: 100,
+            rtc_max_participants: 1000,
+            rtc_max_tracks_per_participant: 8,
+            rtc_max_bitrate_bps_per_track: 5_000_000,
+            rtc_empty_room_timeout_ms: 300_000,
+            // LiveKit's SDKs mint tokens for six hours by default.
+            rtc_token_max_ttl_ms: 21_600_000,
         }
     }
 }
@@ -219,7 +250,7 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return Err(("data_dir", "must not be empty".into()));
         }
-        let positive: [(&'static str, u64); 13] = [
+        let positive: [(&'static str, u64); 19] = [
             ("to_device_queue_max", self.to_device_queue_max),
             ("turn_user_lifetime_ms", self.turn_user_lifetime_ms),
             ("sync_timeout_max_ms", self.sync_timeout_max_ms),
@@ -233,6 +264,12 @@ impl Config {
             ("uia_session_timeout_ms", self.uia_session_timeout_ms),
             ("max_devices_per_user", self.max_devices_per_user.into()),
             ("sqlite_read_connections", self.sqlite_read_connections.into()),
+            ("rtc_max_participants_per_room", self.rtc_max_participants_per_room.into()),
+            ("rtc_max_participants", self.rtc_max_participants.into()),
+            ("rtc_max_tracks_per_participant", self.rtc_max_tracks_per_participant.into()),
+            ("rtc_max_bitrate_bps_per_track", self.rtc_max_bitrate_bps_per_track),
+            ("rtc_empty_room_timeout_ms", self.rtc_empty_room_timeout_ms),
+            ("rtc_token_max_ttl_ms", self.rtc_token_max_ttl_ms),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err((key, "must be greater than 0".into()));
@@ -266,6 +303,49 @@ impl Config {
         if !["trace", "debug", "info", "warn", "error"].contains(&self.log_level.as_str()) {
             return Err(("log_level", "must be one of trace, debug, info, warn, error".into()));
         }
+        self.validate_rtc()
+    }
+
+    fn validate_rtc(&self) -> Result<(), (&'static str, String)> {
+        if self.rtc_api_key.is_empty() {
+            return Err((
+                "rtc_api_key",
+                "must not be empty (it names the key in every conferencing token)".into(),
+            ));
+        }
+        if self.rtc_api_key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(("rtc_api_key", "must not contain spaces or control characters".into()));
+        }
+        if !self.rtc_api_secret.is_empty() && self.rtc_api_secret.chars().count() < RTC_API_SECRET_MIN_CHARS {
+            return Err((
+                "rtc_api_secret",
+                format!(
+                    "must be at least {RTC_API_SECRET_MIN_CHARS} characters, or empty to let Ward generate one \
+                     in data_dir/rtc_api_secret"
+                ),
+            ));
+        }
+        self.rtc_udp_addr().map_err(|m| ("rtc_udp_bind", m))?;
+        if !self.rtc_public_ip.is_empty() {
+            let ip: IpAddr = self.rtc_public_ip.parse().map_err(|_| {
+                ("rtc_public_ip", format!("`{}` is not an IP address like 203.0.113.7", self.rtc_public_ip))
+            })?;
+            if ip.is_unspecified() {
+                return Err((
+                    "rtc_public_ip",
+                    "must be an address clients can reach, not an unspecified one".into(),
+                ));
+            }
+        }
+        if self.rtc_enabled {
+            self.rtc_announced_ip().map_err(|m| ("rtc_public_ip", m))?;
+        }
+        if self.rtc_max_participants_per_room > self.rtc_max_participants {
+            return Err((
+                "rtc_max_participants_per_room",
+                format!("must not exceed rtc_max_participants ({})", self.rtc_max_participants),
+            ));
+        }
         Ok(())
     }
 
@@ -291,6 +371,40 @@ impl Config {
         } else {
             self.public_base_url.trim_end_matches('/').to_owned()
         }
+    }
+
+    /// Where the SFU's UDP socket listens (port 0: any free port).
+    pub fn rtc_udp_addr(&self) -> Result<SocketAddr, String> {
+        let ip: IpAddr = self
+            .rtc_udp_bind
+            .parse()
+            .map_err(|_| format!("`{}` is not an IP address like 0.0.0.0 or 127.0.0.1", self.rtc_udp_bind))?;
+        Ok(SocketAddr::new(ip, self.rtc_udp_port))
+    }
+
+    /// The address clients are told to send media to (the ICE host candidate): `rtc_public_ip`,
+    /// else the bind address — which must then be a concrete one, since 0.0.0.0 reaches nobody.
+    pub fn rtc_announced_ip(&self) -> Result<IpAddr, String> {
+        if !self.rtc_public_ip.is_empty() {
+            return self
+                .rtc_public_ip
+                .parse()
+                .map_err(|_| format!("`{}` is not an IP address", self.rtc_public_ip));
+        }
+        let bind = self.rtc_udp_addr()?.ip();
+        if bind.is_unspecified() {
+            return Err(format!(
+                "must be set when rtc_udp_bind is {bind}: it is the address clients send call audio and \
+                 video to (this server's public IP address), or set rtc_enabled = false"
+            ));
+        }
+        Ok(bind)
+    }
+
+    /// Where Ward keeps the conferencing API secret it generated (when `rtc_api_secret` is
+    /// empty).
+    pub fn rtc_api_secret_path(&self) -> PathBuf {
+        self.data_dir.join("rtc_api_secret")
     }
 
     pub fn database_path(&self) -> PathBuf {
@@ -492,6 +606,53 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("`turn_uris`"), "{e}");
+    }
+
+    #[test]
+    fn rtc_settings() {
+        let c = Config::default();
+        assert_eq!(c.rtc_udp_addr().unwrap(), "127.0.0.1:7882".parse().unwrap());
+        assert_eq!(c.rtc_announced_ip().unwrap(), "127.0.0.1".parse::<IpAddr>().unwrap());
+
+        let loaded = Config::load(
+            None::<&Path>,
+            env(&[
+                ("WARD_RTC_UDP_BIND", "0.0.0.0"),
+                ("WARD_RTC_UDP_PORT", "0"),
+                ("WARD_RTC_PUBLIC_IP", "203.0.113.7"),
+                ("WARD_RTC_API_SECRET", &"s".repeat(RTC_API_SECRET_MIN_CHARS)),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(loaded.config.rtc_udp_addr().unwrap(), "0.0.0.0:0".parse().unwrap());
+        assert_eq!(loaded.config.rtc_announced_ip().unwrap(), "203.0.113.7".parse::<IpAddr>().unwrap());
+
+        let refused = |pairs: &[(&str, &str)], key: &str| {
+            let e = Config::load(None::<&Path>, env(pairs)).unwrap_err().to_string();
+            assert!(e.contains(&format!("`{key}`")), "{pairs:?}: {e}");
+            e
+        };
+        let e = refused(&[("WARD_RTC_UDP_BIND", "0.0.0.0")], "rtc_public_ip");
+        assert!(e.contains("must be set"), "{e}");
+        refused(&[("WARD_RTC_UDP_BIND", "::")], "rtc_public_ip");
+        refused(&[("WARD_RTC_UDP_BIND", "localhost")], "rtc_udp_bind");
+        refused(&[("WARD_RTC_UDP_PORT", "70000")], "rtc_udp_port");
+        refused(&[("WARD_RTC_PUBLIC_IP", "rtc.praxis.example")], "rtc_public_ip");
+        refused(&[("WARD_RTC_PUBLIC_IP", "0.0.0.0")], "rtc_public_ip");
+        refused(&[("WARD_RTC_API_SECRET", "short")], "rtc_api_secret");
+        refused(&[("WARD_RTC_API_KEY", "")], "rtc_api_key");
+        refused(&[("WARD_RTC_API_KEY", "my key")], "rtc_api_key");
+        refused(&[("WARD_RTC_MAX_PARTICIPANTS", "0")], "rtc_max_participants");
+        refused(&[("WARD_RTC_TOKEN_MAX_TTL_MS", "0")], "rtc_token_max_ttl_ms");
+        refused(&[("WARD_RTC_MAX_PARTICIPANTS", "10")], "rtc_max_participants_per_room");
+
+        // Conferencing off: nothing needs announcing.
+        let loaded = Config::load(
+            None::<&Path>,
+            env(&[("WARD_RTC_ENABLED", "false"), ("WARD_RTC_UDP_BIND", "0.0.0.0")]),
+        )
+        .unwrap();
+        assert!(!loaded.config.rtc_enabled);
     }
 
     #[test]

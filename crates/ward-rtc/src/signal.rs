@@ -2,59 +2,23 @@
 //!
 //! The token comes as `Authorization: Bearer …` (LiveKit's Rust and Python SDKs) or as the
 //! `access_token` query parameter (livekit-client). It is checked and the participant joined
-//! before the upgrade, so a refused client gets an HTTP status it can show; after that every
-//! binary frame is one protobuf `SignalRequest` in and one `SignalResponse` out.
-//!
-//! `/rtc/v1` (LiveKit's newer single-connection signalling) answers 404 on purpose: both SDKs
-//! then fall back to `/rtc`, the two-connection protocol the SFU implements.
+//! before the upgrade, so a refused client gets an HTTP status (and `/rtc/validate` the reason);
+//! after that every binary frame is one protobuf `SignalRequest` in or `SignalResponse` out.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
-use axum::Router;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, StatusCode, Uri};
 use prost::Message as _;
 use ward_sfu::protocol as lk;
-use ward_sfu::{Grant, JoinError, JoinOptions, MAX_SIGNAL_BYTES};
+use ward_sfu::{JoinError, JoinOptions, MAX_SIGNAL_BYTES};
 
-use crate::runtime::{Outgoing, SfuHandle};
-
-/// Checks an access token; the error text is shown to the client.
-pub type VerifyToken = Arc<dyn Fn(&str) -> Result<Grant, String> + Send + Sync>;
-
-#[derive(Clone)]
-pub struct SignalState {
-    pub sfu: SfuHandle,
-    pub verify: VerifyToken,
-}
-
-/// The signalling routes, to be merged into Ward's HTTP router.
-pub fn routes<S: Clone + Send + Sync + 'static>(state: SignalState) -> Router<S> {
-    Router::new()
-        .route("/rtc", get(rtc))
-        .route("/rtc/v1", get(not_here))
-        .route("/rtc/v1/validate", get(not_here))
-        .with_state(state)
-}
-
-async fn not_here() -> Response {
-    (StatusCode::NOT_FOUND, "not found: this server speaks LiveKit signalling at /rtc").into_response()
-}
-
-/// The token from the `Authorization` header or the query.
-pub fn token_of<'a>(headers: &'a HeaderMap, query: &'a HashMap<String, String>) -> Option<&'a str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .or_else(|| query.get("access_token").map(String::as_str))
-        .filter(|t| !t.is_empty())
-}
+use crate::Rtc;
+use crate::runtime::{Outgoing, Session, SfuHandle};
 
 fn flag(query: &HashMap<String, String>, name: &str, default: bool) -> bool {
     match query.get(name).map(String::as_str) {
@@ -64,18 +28,21 @@ fn flag(query: &HashMap<String, String>, name: &str, default: bool) -> bool {
     }
 }
 
-async fn rtc(
-    State(state): State<SignalState>,
+pub(crate) async fn rtc(
+    State(rtc): State<Arc<Rtc>>,
     Query(query): Query<HashMap<String, String>>,
+    uri: Uri,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    let Some(token) = token_of(&headers, &query) else {
-        return (StatusCode::UNAUTHORIZED, "no access token").into_response();
-    };
-    let grant = match (state.verify)(token) {
+    let grant = match crate::http::access_token(&uri, &headers)
+        .and_then(|t| rtc.verify_token(&t, SystemTime::now()))
+    {
         Ok(g) => g,
-        Err(message) => return (StatusCode::UNAUTHORIZED, message).into_response(),
+        Err(e) => return (StatusCode::UNAUTHORIZED, e.to_string()).into_response(),
+    };
+    let Some(sfu) = rtc.sfu() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the media server is not running").into_response();
     };
     let options = JoinOptions {
         auto_subscribe: flag(&query, "auto_subscribe", true),
@@ -84,26 +51,29 @@ async fn rtc(
     };
     let resume_sid = flag(&query, "reconnect", false).then(|| query.get("sid").cloned().unwrap_or_default());
     let joined = match &resume_sid {
-        Some(sid) => state.sfu.resume(grant, sid.clone()).await,
-        None => state.sfu.join(grant, options).await,
+        Some(sid) => sfu.resume(grant, sid.clone()).await,
+        None => sfu.join(grant, options).await,
     };
     let session = match joined {
         Err(_) => {
             return (StatusCode::SERVICE_UNAVAILABLE, "the media server is not available").into_response();
         }
         Ok(Ok(session)) => session,
-        Ok(Err(JoinError::NothingToResume(_))) => {
-            // Tell the client to start over with a full join rather than fail.
-            return ws.on_upgrade(refuse_resume).into_response();
-        }
+        // The participant is gone: tell the client to start over with a full join.
+        Ok(Err(JoinError::NothingToResume(_))) => return ws.on_upgrade(refuse_resume).into_response(),
         Ok(Err(e @ (JoinError::RoomFull(_) | JoinError::ServerFull(_)))) => {
             return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response();
         }
         Ok(Err(e)) => return (StatusCode::FORBIDDEN, e.to_string()).into_response(),
     };
-    let sfu = state.sfu.clone();
+    let sfu = sfu.clone();
+    let id = session.id;
+    let on_failure = sfu.clone();
     ws.max_message_size(MAX_SIGNAL_BYTES)
-        .on_failed_upgrade(|e| tracing::debug!(error = %e, "signalling upgrade failed"))
+        .on_failed_upgrade(move |e| {
+            tracing::debug!(error = %e, "signalling upgrade failed");
+            tokio::spawn(async move { on_failure.closed(id).await });
+        })
         .on_upgrade(move |socket| run(socket, sfu, session))
         .into_response()
 }
@@ -122,7 +92,7 @@ async fn refuse_resume(mut socket: WebSocket) {
         socket.send(Message::Close(Some(CloseFrame { code: close_code::NORMAL, reason: "".into() }))).await;
 }
 
-async fn run(mut socket: WebSocket, sfu: SfuHandle, mut session: crate::runtime::Session) {
+async fn run(mut socket: WebSocket, sfu: SfuHandle, mut session: Session) {
     let id = session.id;
     loop {
         tokio::select! {
@@ -132,10 +102,10 @@ async fn run(mut socket: WebSocket, sfu: SfuHandle, mut session: crate::runtime:
                         break;
                     }
                 }
-                // JSON text frames are a debugging mode of livekit-client; unused by the SDKs.
+                // JSON text frames are a debugging mode of livekit-client; the SDKs never use it.
                 Some(Ok(Message::Text(_))) => tracing::debug!("text signalling frame ignored"),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
             },
             outgoing = session.outgoing.recv() => match outgoing {
                 Some(Outgoing::Signal(bytes)) => {
@@ -144,7 +114,8 @@ async fn run(mut socket: WebSocket, sfu: SfuHandle, mut session: crate::runtime:
                     }
                 }
                 Some(Outgoing::Close) | None => {
-                    let _ = socket.send(Message::Close(Some(CloseFrame { code: close_code::NORMAL, reason: "".into() }))).await;
+                    let close = CloseFrame { code: close_code::NORMAL, reason: "".into() };
+                    let _ = socket.send(Message::Close(Some(close))).await;
                     break;
                 }
             },

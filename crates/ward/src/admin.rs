@@ -2,6 +2,7 @@
 //! second process), so they work while the server runs.
 
 use std::io::BufRead;
+use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
 use ward_config::Config;
@@ -33,6 +34,82 @@ pub enum AdminCommand {
     /// Reports of events and rooms that users sent (`/report`).
     #[command(subcommand)]
     Reports(ReportsCommand),
+    /// Print a conferencing access token (LiveKit format) signed with the server's API key,
+    /// to try a room with LiveKit's SDKs and tools.
+    RtcToken(RtcTokenArgs),
+}
+
+#[derive(Args)]
+pub struct RtcTokenArgs {
+    /// The room (conference) the token admits to.
+    #[arg(long)]
+    room: String,
+    /// The participant's identity, unique within the room.
+    #[arg(long)]
+    identity: String,
+    /// Display name shown to the others.
+    #[arg(long)]
+    name: Option<String>,
+    /// Lifetime: seconds, or a number with s, m, h or d (e.g. 90m). Default: 1h, or
+    /// rtc_token_max_ttl_ms if that is shorter; at most rtc_token_max_ttl_ms.
+    #[arg(long, value_parser = parse_ttl)]
+    ttl: Option<Duration>,
+    /// May not publish audio, video or data (watch and listen only).
+    #[arg(long)]
+    no_publish: bool,
+    /// May not receive the others' audio and video.
+    #[arg(long)]
+    no_subscribe: bool,
+    /// Not shown to the other participants (e.g. for a monitor).
+    #[arg(long)]
+    hidden: bool,
+}
+
+/// Default lifetime of `ward admin rtc-token` tokens: long enough for a test session.
+const RTC_TOKEN_DEFAULT_TTL: Duration = Duration::from_secs(3600);
+
+fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit_s) = match text.char_indices().last() {
+        Some((i, 's')) => (&text[..i], 1),
+        Some((i, 'm')) => (&text[..i], 60),
+        Some((i, 'h')) => (&text[..i], 3600),
+        Some((i, 'd')) => (&text[..i], 86_400),
+        _ => (text, 1),
+    };
+    let n: u64 =
+        number.parse().map_err(|_| format!("`{text}` is not a duration like 3600, 90m, 1h or 2d"))?;
+    match n.checked_mul(unit_s) {
+        Some(0) => Err("the lifetime must be at least one second".into()),
+        Some(s) => Ok(Duration::from_secs(s)),
+        None => Err(format!("`{text}` is too long")),
+    }
+}
+
+/// Needs no database: a token is only a signature with the configured key.
+fn rtc_token(args: &RtcTokenArgs, config: &Config) -> Result<(), String> {
+    if !config.rtc_enabled {
+        return Err("conferencing is off (rtc_enabled = false), so no token would be accepted".into());
+    }
+    let keys = crate::rtc::existing_keys(config)?;
+    let max = Duration::from_millis(config.rtc_token_max_ttl_ms);
+    let ttl = args.ttl.unwrap_or(RTC_TOKEN_DEFAULT_TTL.min(max));
+    if ttl > max {
+        return Err(format!(
+            "--ttl {} s is longer than rtc_token_max_ttl_ms allows ({} s)",
+            ttl.as_secs(),
+            max.as_secs()
+        ));
+    }
+    let mut request = ward_rtc::MintRequest::new(&args.identity, &args.room, ttl);
+    request.name = args.name.clone().unwrap_or_default();
+    request.can_publish = !args.no_publish;
+    request.can_publish_data = !args.no_publish;
+    request.can_subscribe = !args.no_subscribe;
+    request.hidden = args.hidden;
+    let token = ward_rtc::mint(&keys, &request, SystemTime::now()).map_err(|e| e.to_string())?;
+    println!("{token}");
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -118,6 +195,10 @@ fn format_ms(ms: u64) -> String {
 }
 
 pub async fn run(cmd: AdminCommand, config: &Config) -> Result<(), String> {
+    if let AdminCommand::RtcToken(args) = &cmd {
+        // Before open_services, which would create the data directory and database.
+        return rtc_token(args, config);
+    }
     let (_store, services) = crate::open_services(config).await?;
     let err = |e: ward_service::Error| e.to_string();
     match cmd {
@@ -193,6 +274,7 @@ pub async fn run(cmd: AdminCommand, config: &Config) -> Result<(), String> {
                 );
             }
         }
+        AdminCommand::RtcToken(args) => rtc_token(&args, config)?,
         AdminCommand::RegistrationToken(TokenCommand::Revoke { token }) => {
             services.admin_revoke_registration_token(&token).await.map_err(err)?;
             println!("revoked {token}");
@@ -203,6 +285,20 @@ pub async fn run(cmd: AdminCommand, config: &Config) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ttls() {
+        use std::time::Duration;
+        let ok = |t: &str| super::parse_ttl(t).unwrap();
+        assert_eq!(ok("3600"), Duration::from_secs(3600));
+        assert_eq!(ok("90s"), Duration::from_secs(90));
+        assert_eq!(ok("90m"), Duration::from_secs(5400));
+        assert_eq!(ok("1h"), Duration::from_secs(3600));
+        assert_eq!(ok("2d"), Duration::from_secs(172_800));
+        for bad in ["", "h", "1.5h", "-1h", "1w", "0", "0h", "99999999999999999999d"] {
+            assert!(super::parse_ttl(bad).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn dates() {
         assert_eq!(super::format_ms(0), "1970-01-01 00:00 UTC");

@@ -4,6 +4,7 @@
 //! setup, exit codes. Everything else it wires together from the library crates.
 
 mod admin;
+mod rtc;
 mod serve;
 
 use std::path::PathBuf;

@@ -13,6 +13,24 @@ pub async fn run(loaded: Loaded, config_arg: Option<PathBuf>) -> Result<(), Stri
     let listen = config.listen_addr()?;
     let metrics_addr = config.metrics_addr()?;
     let (_store, services) = crate::open_services(&config).await?;
+    // After open_services, which creates the data directory the generated secret lives in.
+    let rtc = if config.rtc_enabled {
+        let settings = crate::rtc::settings(&config)?;
+        tracing::info!(
+            udp = %settings.udp_bind,
+            announced_ip = %settings.public_ip,
+            api_key = %settings.keys.key,
+            "conferencing is on"
+        );
+        let udp = settings.udp_bind;
+        let rtc = ward_rtc::Rtc::start(settings)
+            .await
+            .map_err(|e| format!("cannot open the media UDP port {udp} (rtc_udp_bind, rtc_udp_port): {e}"))?;
+        Some(Arc::new(rtc))
+    } else {
+        tracing::info!("conferencing is off (rtc_enabled = false)");
+        None
+    };
 
     let state = AppState {
         services: services.clone(),
@@ -23,6 +41,7 @@ pub async fn run(loaded: Loaded, config_arg: Option<PathBuf>) -> Result<(), Stri
             trust_x_forwarded_for: config.trust_x_forwarded_for,
             web_dir: (!config.web_dir.is_empty()).then(|| std::path::PathBuf::from(&config.web_dir)),
         }),
+        rtc,
     };
     let listener = TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
 

@@ -1421,7 +1421,6 @@ impl Sfu {
                         .find(|c| {
                             c.spec().codec == spec.codec
                                 && c.spec().clock_rate == spec.clock_rate
-                                && c.resend().is_none()
                                 && format_compatible(&c.spec(), &spec)
                         })
                         .map(|c| c.pt());

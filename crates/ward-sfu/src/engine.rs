@@ -901,6 +901,11 @@ impl Sfu {
         let Some(p) = self.participants.get_mut(&id) else { return };
         for (sid, disabled, quality, pixels) in wanted {
             if let Some(dt) = p.downtracks.iter_mut().find(|d| d.track_sid == sid) {
+                if disabled && !dt.disabled {
+                    // Resuming starts over at a keyframe, without a hole in the sequence.
+                    dt.rewriter.pause();
+                    dt.waiting_since = None;
+                }
                 dt.disabled = disabled;
                 dt.max_quality = quality;
                 dt.requested_pixels = pixels;

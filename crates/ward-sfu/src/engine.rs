@@ -910,6 +910,11 @@ impl Sfu {
         let Some(p) = self.participants.get_mut(&id) else { return };
         for (sid, disabled, quality, pixels) in wanted {
             if let Some(dt) = p.downtracks.iter_mut().find(|d| d.track_sid == sid) {
+                if disabled && !dt.disabled {
+                    // Resuming starts over at a keyframe, without a hole in the sequence.
+                    dt.rewriter.pause();
+                    dt.waiting_since = None;
+                }
                 dt.disabled = disabled;
                 dt.max_quality = quality;
                 dt.requested_pixels = pixels;
@@ -1635,8 +1640,21 @@ impl Sfu {
             .map(|(i, l)| (l.as_slice(), sub.downtracks[*i].max_quality))
             .collect();
         let chosen = allocate(&requests, budget);
+        // What the subscriber would take with bandwidth to spare: the estimator probes up to
+        // it (str0m never probes without a desired rate, so an estimate that dropped once
+        // would keep the subscriber on low layers for good).
+        let wanted_bps: u64 = requests
+            .iter()
+            .map(|(layers, max_quality)| {
+                let usable = layers.iter().filter(|l| l.active && l.quality <= *max_quality);
+                usable.map(|l| l.bitrate_bps).max().unwrap_or(0)
+            })
+            .sum();
+        let desired = Bitrate::bps((audio_bps + wanted_bps) * 5 / 4);
         let mut keyframes = Vec::new();
+        self.mark(id, Side::Subscriber);
         let sub = self.participants.get_mut(&id).expect("checked above");
+        sub.subscriber.bwe().set_bitrate(Bitrate::ZERO, desired);
         for (i, target) in order.iter().zip(chosen) {
             let d = &mut sub.downtracks[*i];
             if target.is_none() {

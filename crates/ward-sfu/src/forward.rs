@@ -123,6 +123,12 @@ impl Rewriter {
     pub fn source(&self) -> Option<u8> {
         self.source
     }
+
+    /// Forwarding stops for a while (the subscriber disabled the track): the next packet
+    /// forwarded starts a new source, at a keyframe, right after the last packet sent.
+    pub fn pause(&mut self) {
+        self.source = None;
+    }
 }
 
 #[cfg(test)]
@@ -178,5 +184,15 @@ mod tests {
         assert_eq!(r.rewrite(0, 5004, 99_000, 101, 90_000, false), None);
         assert_eq!(r.rewrite(2, 99, 1_000, 101, 90_000, false), None);
         assert_eq!(r.rewrite(2, 101, 4_000, 133, 90_000, false), Some((6, ts + 3_000)));
+    }
+
+    #[test]
+    fn a_pause_continues_the_outgoing_stream() {
+        let mut r = Rewriter::default();
+        assert_eq!(r.rewrite(2, 100, 1_000, 0, 90_000, true), Some((1, 1_000)));
+        r.pause();
+        assert_eq!(r.source(), None);
+        // Packets skipped while paused leave no hole.
+        assert_eq!(r.rewrite(2, 160, 91_000, 1_000, 90_000, true), Some((2, 1_000 + 90_000)));
     }
 }

@@ -1,0 +1,226 @@
+//! Simulcast layer choice and keyframe requests, with simulated clients.
+
+mod sim;
+
+use std::time::Duration;
+
+use sim::{LinkConfig, RxPacket, Sim, TrackSpec, assert_contiguous};
+use ward_sfu::protocol as lk;
+
+const RATES: [u64; 3] = [150_000, 500_000, 1_500_000];
+
+/// The layers a subscriber received, in stream order, with the switch points checked: every
+/// change of layer happens at the first packet of a keyframe of the new layer.
+fn layer_runs(who: &str, stream: &[RxPacket]) -> Vec<u8> {
+    let mut runs: Vec<u8> = Vec::new();
+    for r in stream {
+        let tag = r.video.expect("synthetic video");
+        if runs.last() != Some(&tag.layer) {
+            assert!(
+                tag.starts_keyframe(),
+                "{who}: switched to layer {} at {tag:?} (sequence number {}), not at a keyframe",
+                tag.layer,
+                r.seq
+            );
+            runs.push(tag.layer);
+        }
+    }
+    runs
+}
+
+/// Within each run of one layer, every frame but the run's last (cut short by the next
+/// switch) arrived whole: no partial frames reach a decoder.
+fn assert_whole_frames(who: &str, stream: &[RxPacket]) {
+    let tags: Vec<_> = stream.iter().filter_map(|r| r.video).collect();
+    for run in tags.chunk_by(|x, y| x.layer == y.layer) {
+        let frames: Vec<_> = run.chunk_by(|x, y| x.frame == y.frame).collect();
+        for frame in &frames[..frames.len() - 1] {
+            let indices: Vec<u16> = frame.iter().map(|t| t.index).collect();
+            let whole: Vec<u16> = (0..frame[0].count).collect();
+            assert_eq!(indices, whole, "{who}: partial frame {:?}", frame[0]);
+        }
+    }
+}
+
+fn last_layer(stream: &[RxPacket]) -> u8 {
+    stream.last().and_then(|r| r.video).expect("video received").layer
+}
+
+fn setup(seed: u64) -> (Sim, usize, usize, usize, String) {
+    let mut sim = Sim::new(seed);
+    let a = sim.join("alice");
+    let b = sim.join("bob");
+    let c = sim.join("carol");
+    sim.publish(a, vec![TrackSpec::simulcast("cam", RATES)]);
+    sim.connect_all();
+    let sid = sim.clients[a].track_sid("cam");
+    (sim, a, b, c, sid)
+}
+
+/// The switching logic, deterministically: B asks for a small picture
+/// (`UpdateTrackSettings`), gets the low layer, then asks for the full size again and gets
+/// the high layer back; every switch waits for a keyframe of the new layer, and the
+/// outgoing stream stays continuous. C, which asked for nothing, stays on the high layer.
+#[test]
+fn requested_sizes_switch_layers_at_keyframes() {
+    let (mut sim, a, b, c, sid) = setup(2);
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(last_layer(&sim.clients[b].stream_of(&sid)), 2, "bob starts on the high layer");
+
+    let settings = |width, height| {
+        lk::signal_request::Message::TrackSetting(lk::UpdateTrackSettings {
+            track_sids: vec![sid.clone()],
+            width,
+            height,
+            ..Default::default()
+        })
+    };
+    sim.signal(b, settings(320, 180));
+    sim.run_for(Duration::from_millis(1_500));
+    assert_eq!(last_layer(&sim.clients[b].stream_of(&sid)), 0, "a thumbnail gets the low layer");
+    sim.signal(b, settings(1280, 720));
+    sim.run_for(Duration::from_millis(1_500));
+    sim.clients[a].media_stopped = true;
+    sim.run_for(Duration::from_millis(300));
+
+    let bob = sim.clients[b].stream_of(&sid);
+    assert_contiguous("bob", &bob);
+    assert_eq!(layer_runs("bob", &bob), vec![2, 0, 2]);
+    let carol = sim.clients[c].stream_of(&sid);
+    assert_contiguous("carol", &carol);
+    assert_eq!(layer_runs("carol", &carol), vec![2]);
+    // Both started once, bob switched twice.
+    assert_eq!(sim.sfu.stats().layer_switches, 4);
+    assert_whole_frames("bob", &bob);
+    assert_whole_frames("carol", &carol);
+}
+
+/// The real estimator (str0m's TWCC bandwidth estimation in the SFU): B's downlink is
+/// capped below the high layer, so B's estimate drops and the SFU moves B to a lower layer,
+/// at a keyframe; C, with plenty of bandwidth, stays on the high layer. When the cap is
+/// lifted, the estimator probes and B gets the high layer back.
+#[test]
+fn a_congested_subscriber_moves_to_a_lower_layer_and_back() {
+    let (mut sim, a, b, c, sid) = setup(3);
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(last_layer(&sim.clients[b].stream_of(&sid)), 2, "bob starts on the high layer");
+
+    sim.downlink(b, LinkConfig { rate_bps: Some(700_000), ..LinkConfig::default() });
+    let capped_at = sim.now;
+    let lowered = sim.run_until_cond(Duration::from_secs(8), |s| {
+        s.clients[b].received.last().and_then(|r| r.video).is_some_and(|v| v.layer < 2)
+    });
+    assert!(lowered, "bob stayed on the high layer behind a 700 kbit/s link: {}", sim.describe());
+    let reacted_in = sim.now - capped_at;
+    // Settle: what bob gets behind the cap must fit through it.
+    sim.run_for(Duration::from_secs(3));
+    let settled = sim.clients[b].received.iter().rev().take(30).filter_map(|r| r.video).all(|v| v.layer < 2);
+    assert!(settled, "bob went back to the high layer behind the cap");
+
+    sim.downlink(b, LinkConfig::default());
+    let uncapped_at = sim.now;
+    let raised = sim.run_until_cond(Duration::from_secs(8), |s| {
+        s.clients[b].received.last().and_then(|r| r.video).is_some_and(|v| v.layer == 2)
+    });
+    assert!(raised, "bob did not get the high layer back without the cap: {}", sim.describe());
+    let recovered_in = sim.now - uncapped_at;
+    sim.run_for(Duration::from_millis(500));
+    sim.clients[a].media_stopped = true;
+    sim.run_for(Duration::from_millis(500));
+
+    let bob = sim.clients[b].stream_of(&sid);
+    let runs = layer_runs("bob", &bob);
+    assert_eq!((runs.first(), runs.last()), (Some(&2), Some(&2)), "bob's layers: {runs:?}");
+    assert!(runs.iter().any(|l| *l < 2));
+    let carol = sim.clients[c].stream_of(&sid);
+    assert_contiguous("carol", &carol);
+    assert_eq!(layer_runs("carol", &carol), vec![2]);
+    assert_whole_frames("carol", &carol);
+    eprintln!(
+        "bob's layers {runs:?}; lowered {reacted_in:?} after the cap, raised {recovered_in:?} after it \
+         went; bob's downlink {:?}",
+        sim.downlink_stats(b)
+    );
+}
+
+/// Many PLIs from several subscribers within the throttle interval reach the publisher as at
+/// most one keyframe request per layer and interval; the SFU counts the rest as throttled.
+#[test]
+fn keyframe_requests_are_throttled_per_layer() {
+    let (mut sim, a, b, c, sid) = setup(4);
+    let interval_ms = sim.sfu.config().keyframe_request_min_interval_ms;
+    sim.run_for(Duration::from_secs(2));
+    // Everyone is on the high layer, nobody waits for a keyframe.
+    for i in [b, c] {
+        assert_eq!(last_layer(&sim.clients[i].stream_of(&sid)), 2);
+    }
+    let before = sim.sfu.stats();
+    let requests_before = sim.clients[a].keyframe_requests.len();
+
+    // Both subscribers' decoders ask every 10 ms for 2 s.
+    let window = Duration::from_secs(2);
+    let start = sim.now;
+    let mut asked = 0;
+    while sim.now - start < window {
+        for i in [b, c] {
+            sim.request_keyframe(i, &sid);
+            asked += 1;
+        }
+        sim.run_for(Duration::from_millis(10));
+    }
+    sim.run_for(Duration::from_millis(100));
+
+    let after = sim.sfu.stats();
+    let requests: Vec<_> = sim.clients[a].keyframe_requests[requests_before..].to_vec();
+    let sent = after.keyframe_requests_sent - before.keyframe_requests_sent;
+    let throttled = after.keyframe_requests_throttled - before.keyframe_requests_throttled;
+    // Every request the SFU sent arrived (the network is clean), all for the forwarded layer.
+    assert_eq!(requests.len() as u64, sent);
+    assert!(requests.iter().all(|(_, _, rid)| rid.as_deref() == Some("f")), "{requests:?}");
+    // At most one per interval (plus one for a window not aligned to the intervals).
+    let max = window.as_millis() as u64 / interval_ms + 1;
+    assert!(sent >= 2 && sent <= max, "{sent} keyframe requests in {window:?}, at most {max} allowed");
+    for w in requests.windows(2) {
+        let gap = w[1].0 - w[0].0;
+        assert!(
+            gap >= Duration::from_millis(interval_ms) - Duration::from_millis(20),
+            "requests {gap:?} apart"
+        );
+    }
+    // Every PLI reached the SFU and was either passed on or throttled.
+    assert_eq!(sent + throttled, asked, "{sent} sent and {throttled} throttled of {asked}");
+    // The publisher answered with keyframes, which the subscribers got.
+    let keyframes = sim.clients[a].local_track("cam").layers[2].keyframes_sent;
+    assert!(keyframes as u64 >= sent, "{keyframes} keyframes for {sent} requests");
+    eprintln!("{asked} PLIs asked, {sent} keyframe requests sent, {throttled} throttled");
+}
+
+/// A subscriber that disables a track (a hidden video element) and enables it again resumes
+/// at a keyframe, with its sequence numbers continuing where they stopped.
+#[test]
+fn a_disabled_track_resumes_at_a_keyframe() {
+    let (mut sim, a, b, _c, sid) = setup(8);
+    sim.run_for(Duration::from_secs(1));
+    let disabled = |disabled| {
+        lk::signal_request::Message::TrackSetting(lk::UpdateTrackSettings {
+            track_sids: vec![sid.clone()],
+            disabled,
+            ..Default::default()
+        })
+    };
+    sim.signal(b, disabled(true));
+    sim.run_for(Duration::from_secs(1));
+    let paused_at = sim.clients[b].received.len();
+    sim.run_for(Duration::from_millis(500));
+    assert_eq!(sim.clients[b].received.len(), paused_at, "a disabled track is not forwarded");
+    sim.signal(b, disabled(false));
+    sim.run_for(Duration::from_secs(1));
+    sim.clients[a].media_stopped = true;
+    sim.run_for(Duration::from_millis(300));
+
+    let bob = sim.clients[b].stream_of(&sid);
+    let resumed = &sim.clients[b].received[paused_at..];
+    let first = resumed.first().and_then(|r| r.video).expect("forwarding resumed");
+    assert!(first.starts_keyframe(), "resumed with {first:?}");
+    assert_contiguous("bob", &bob);
+}

@@ -22,7 +22,7 @@ from harness import WardServer, ward_binary
 KEY = "praxis"
 SECRET = "a-conferencing-secret-of-at-least-32-characters"
 ROOM = "sprechstunde"
-VALIDATE_PATHS = ["/rtc/validate", "/rtc/v1/validate"]
+VALIDATE_PATHS = ["/rtc/validate"]
 
 
 def lk_token(key=KEY, secret=SECRET, identity="anna", grants=None, ttl=datetime.timedelta(minutes=10)):
@@ -64,6 +64,16 @@ def test_token_from_livekit_sdk_is_accepted(server, path):
     assert r.headers.get("cache-control") == "no-store"
     r = requests.get(server.url + path, headers={"Authorization": f"Bearer {lk_token()}"}, timeout=30)
     assert r.status_code == 200, r.text
+
+
+def test_newer_signalling_path_is_not_found_so_clients_fall_back(server):
+    # livekit-client tries /rtc/v1 first and falls back to /rtc when its validate call answers
+    # 404 — readable from a page on another origin, so with CORS.
+    r = requests.get(server.url + "/rtc/v1/validate", params={"access_token": lk_token()},
+                     headers={"Origin": "https://app.example"}, timeout=30)
+    assert r.status_code == 404
+    assert r.headers.get("access-control-allow-origin") == "*"
+    assert requests.get(server.url + "/rtc/v1", timeout=30).status_code == 404
 
 
 def test_browsers_may_ask(server):

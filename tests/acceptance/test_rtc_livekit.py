@@ -1,0 +1,192 @@
+"""Conferencing with LiveKit's own Python SDK (`livekit` from PyPI: native WebRTC in the wheel)
+against Ward's built-in SFU: publishing, subscribing with decoded frames, data packets,
+join/leave events, and the token's permissions.
+
+Ward-only (not `portable`): conferencing is not part of the Matrix spec, Synapse has no SFU.
+"""
+
+import asyncio
+import datetime
+
+import pytest
+from livekit import api, rtc
+
+from harness import WardServer
+
+KEY = "praxis"
+SECRET = "a-conferencing-secret-of-at-least-32-characters"
+ROOM = "teamsitzung"
+WIDTH, HEIGHT = 640, 360
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = WardServer(rtc_api_key=KEY, rtc_api_secret=SECRET)
+    try:
+        yield s.start()
+    finally:
+        s.cleanup()
+
+
+def token(identity, room=ROOM, ttl=datetime.timedelta(minutes=10), **grants):
+    video = api.VideoGrants(room_join=True, room=room, **grants)
+    return (api.AccessToken(KEY, SECRET).with_identity(identity).with_name(identity.title())
+            .with_grants(video).with_ttl(ttl).to_jwt())
+
+
+def ws_url(server):
+    return server.url.replace("http://", "ws://")
+
+
+async def publish_camera_and_microphone(room: rtc.Room):
+    """Publishes a moving synthetic picture and a tone; returns the task feeding them."""
+    video = rtc.VideoSource(WIDTH, HEIGHT)
+    audio = rtc.AudioSource(48000, 1)
+    await room.local_participant.publish_track(
+        rtc.LocalVideoTrack.create_video_track("camera", video),
+        rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA, simulcast=True))
+    await room.local_participant.publish_track(
+        rtc.LocalAudioTrack.create_audio_track("microphone", audio),
+        rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
+
+    async def feed():
+        frame_no = 0
+        while True:
+            # A bar that moves, so that the encoder sends real content, not only skip frames.
+            pixels = bytearray(WIDTH * HEIGHT * 4)
+            x = (frame_no * 8) % WIDTH
+            for y in range(0, HEIGHT, 2):
+                start = (y * WIDTH + x) * 4
+                pixels[start:start + 64] = b"\xff\x80\x20\xff" * 16
+            video.capture_frame(rtc.VideoFrame(WIDTH, HEIGHT, rtc.VideoBufferType.RGBA, bytes(pixels)))
+            tone = rtc.AudioFrame.create(48000, 1, 480)
+            samples = tone.data  # int16 samples
+            for i in range(480):
+                samples[i] = 3000 if (i // 24) % 2 else -3000
+            await audio.capture_frame(tone)
+            frame_no += 1
+            await asyncio.sleep(1 / 30)
+
+    return asyncio.create_task(feed())
+
+
+class Watcher:
+    """Counts what one participant receives."""
+
+    def __init__(self, room: rtc.Room):
+        self.room = room
+        self.video_frames = 0
+        self.audio_frames = 0
+        self.data: list[tuple[str, bytes, str]] = []
+        self.joined: list[str] = []
+        self.left: list[str] = []
+        self.tasks = []
+        room.on("track_subscribed", self._track)
+        room.on("data_received", lambda p: self.data.append(
+            (p.participant.identity if p.participant else "", p.data, p.topic)))
+        room.on("participant_connected", lambda p: self.joined.append(p.identity))
+        room.on("participant_disconnected", lambda p: self.left.append(p.identity))
+
+    def _track(self, track, publication, participant):
+        async def count_video():
+            async for _ in rtc.VideoStream(track):
+                self.video_frames += 1
+
+        async def count_audio():
+            async for _ in rtc.AudioStream(track):
+                self.audio_frames += 1
+
+        self.tasks.append(asyncio.create_task(
+            count_video() if track.kind == rtc.TrackKind.KIND_VIDEO else count_audio()))
+
+
+async def until(condition, timeout=30, what="condition"):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+def test_publish_subscribe_data_and_presence(server):
+    async def scenario():
+        alice, bob, carol = rtc.Room(), rtc.Room(), rtc.Room()
+        wa, wb, wc = Watcher(alice), Watcher(bob), Watcher(carol)
+        await alice.connect(ws_url(server), token("alice"))
+        feeding = await publish_camera_and_microphone(alice)
+        await bob.connect(ws_url(server), token("bob"))
+        await carol.connect(ws_url(server), token("carol"))
+        try:
+            # Join events and the others' view of who is here.
+            await until(lambda: {"bob", "carol"} <= set(wa.joined), what="alice sees bob and carol join")
+            assert {p.identity for p in carol.remote_participants.values()} == {"alice", "bob"}
+            published = list(alice.remote_participants.values())
+            assert all(not p.track_publications for p in published), "bob and carol publish nothing"
+
+            # B and C subscribe to A's camera and microphone and decode frames.
+            await until(lambda: wb.video_frames >= 30 and wc.video_frames >= 30, what="decoded video at bob and carol")
+            await until(lambda: wb.audio_frames >= 50 and wc.audio_frames >= 50, what="decoded audio at bob and carol")
+            alice_seen_by_bob = next(p for p in bob.remote_participants.values() if p.identity == "alice")
+            sources = {pub.source for pub in alice_seen_by_bob.track_publications.values()}
+            assert sources == {rtc.TrackSource.SOURCE_CAMERA, rtc.TrackSource.SOURCE_MICROPHONE}
+
+            # A data packet from B reaches A and C, marked as B's, and not B itself.
+            await bob.local_participant.publish_data(b"Guten Morgen", reliable=True, topic="chat")
+            await until(lambda: wa.data and wc.data, what="bob's data at alice and carol")
+            assert wa.data == [("bob", b"Guten Morgen", "chat")]
+            assert wc.data == [("bob", b"Guten Morgen", "chat")]
+            # Addressed to one participant only.
+            await bob.local_participant.publish_data(b"nur fuer carol", reliable=True,
+                                                     destination_identities=["carol"])
+            await until(lambda: len(wc.data) == 2, what="the addressed packet at carol")
+            await asyncio.sleep(0.5)
+            assert len(wa.data) == 1 and not wb.data
+
+            # Leave events.
+            await carol.disconnect()
+            await until(lambda: "carol" in wa.left and "carol" in wb.left, what="carol's leave at alice and bob")
+        finally:
+            feeding.cancel()
+            for w in (wa, wb, wc):
+                for t in w.tasks:
+                    t.cancel()
+            for room in (alice, bob, carol):
+                await room.disconnect()
+
+    asyncio.run(scenario())
+
+
+def test_token_without_publish_grant_cannot_publish(server):
+    async def scenario():
+        viewer, host = rtc.Room(), rtc.Room()
+        await host.connect(ws_url(server), token("host"))
+        await viewer.connect(ws_url(server), token("viewer", can_publish=False))
+        try:
+            assert not viewer.local_participant.permissions.can_publish
+            source = rtc.VideoSource(WIDTH, HEIGHT)
+            track = rtc.LocalVideoTrack.create_video_track("camera", source)
+            with pytest.raises(Exception):
+                await asyncio.wait_for(viewer.local_participant.publish_track(
+                    track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_CAMERA)), 20)
+            await asyncio.sleep(1)
+            viewer_at_host = next(p for p in host.remote_participants.values() if p.identity == "viewer")
+            assert not viewer_at_host.track_publications
+        finally:
+            await viewer.disconnect()
+            await host.disconnect()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("case, make", [
+    ("expired", lambda: token("late", ttl=datetime.timedelta(minutes=-5))),
+    ("wrong secret", lambda: api.AccessToken(KEY, "x" * 40).with_identity("eve")
+        .with_grants(api.VideoGrants(room_join=True, room=ROOM)).to_jwt()),
+])
+def test_refused_tokens_cannot_connect(server, case, make):
+    async def scenario():
+        room = rtc.Room()
+        with pytest.raises(rtc.ConnectError):
+            await asyncio.wait_for(room.connect(ws_url(server), make()), 30)
+
+    asyncio.run(scenario())

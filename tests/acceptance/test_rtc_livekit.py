@@ -190,3 +190,37 @@ def test_refused_tokens_cannot_connect(server, case, make):
             await asyncio.wait_for(room.connect(ws_url(server), make()), 30)
 
     asyncio.run(scenario())
+
+
+def e2ee(key: bytes) -> rtc.RoomOptions:
+    return rtc.RoomOptions(encryption=rtc.E2EEOptions(key_provider_options=rtc.KeyProviderOptions(shared_key=key)))
+
+
+def test_end_to_end_encrypted_media_passes_untouched(server):
+    """The SFU forwards frames it cannot read: those with the key decode them, a participant
+    with another key decodes nothing."""
+    async def scenario():
+        room = "verschluesselt"
+        alice, bob, mallory = rtc.Room(), rtc.Room(), rtc.Room()
+        wb, wm = Watcher(bob), Watcher(mallory)
+        key = b"a shared meeting secret from the link"
+        await alice.connect(ws_url(server), token("alice", room=room), options=e2ee(key))
+        feeding = await publish_camera_and_microphone(alice)
+        await bob.connect(ws_url(server), token("bob", room=room), options=e2ee(key))
+        await mallory.connect(ws_url(server), token("mallory", room=room), options=e2ee(b"a guessed, wrong secret"))
+        try:
+            await until(lambda: wb.video_frames >= 30, what="bob decodes alice's encrypted video")
+            await until(lambda: len(wm.tasks) >= 2, what="mallory subscribes to alice's tracks")
+            alice_at_bob = next(p for p in bob.remote_participants.values() if p.identity == "alice")
+            assert all(pub.encryption_type == rtc.EncryptionType.GCM for pub in alice_at_bob.track_publications.values())
+            await asyncio.sleep(3)
+            assert wm.video_frames == 0, "a wrong key must not decode anything"
+        finally:
+            feeding.cancel()
+            for w in (wb, wm):
+                for t in w.tasks:
+                    t.cancel()
+            for r in (alice, bob, mallory):
+                await r.disconnect()
+
+    asyncio.run(scenario())

@@ -11,7 +11,9 @@ import datetime
 import pytest
 from livekit import api, rtc
 
-from harness import WardServer
+import requests
+
+from harness import WardServer, free_port
 
 KEY = "praxis"
 SECRET = "a-conferencing-secret-of-at-least-32-characters"
@@ -21,7 +23,8 @@ WIDTH, HEIGHT = 640, 360
 
 @pytest.fixture(scope="module")
 def server():
-    s = WardServer(rtc_api_key=KEY, rtc_api_secret=SECRET)
+    s = WardServer(rtc_api_key=KEY, rtc_api_secret=SECRET,
+                   env={"WARD_METRICS_LISTEN": f"127.0.0.1:{free_port()}"})
     try:
         yield s.start()
     finally:
@@ -141,6 +144,16 @@ def test_publish_subscribe_data_and_presence(server):
             await until(lambda: len(wc.data) == 2, what="the addressed packet at carol")
             await asyncio.sleep(0.5)
             assert len(wa.data) == 1 and not wb.data
+
+            # The SFU's work shows in its metrics.
+            await asyncio.sleep(1.5)
+            metrics = requests.get(f"http://{server.env['WARD_METRICS_LISTEN']}/metrics", timeout=10).text
+            values = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines()
+                      if line.startswith("ward_rtc_")}
+            assert values["ward_rtc_participants"] == 3
+            assert values["ward_rtc_published_tracks"] == 2
+            assert values["ward_rtc_packets_forwarded_total"] > 100
+            assert values["ward_rtc_data_packets_forwarded_total"] >= 3
 
             # Leave events.
             await carol.disconnect()

@@ -224,7 +224,6 @@ impl Task {
 
     fn publish_metrics(&self) {
         let s = self.sfu.stats();
-        tracing::debug!(?s, "SFU stats");
         *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = s;
         metrics::gauge!("ward_rtc_rooms").set(s.rooms as f64);
         metrics::gauge!("ward_rtc_participants").set(s.participants as f64);
@@ -238,6 +237,9 @@ impl Task {
             .absolute(s.keyframe_requests_throttled);
         metrics::counter!("ward_rtc_layer_switches_total").absolute(s.layer_switches);
         metrics::counter!("ward_rtc_data_packets_forwarded_total").absolute(s.data_packets_forwarded);
+        metrics::counter!("ward_rtc_nacks_received_total").absolute(s.nacks_received);
+        metrics::counter!("ward_rtc_nacks_sent_total").absolute(s.nacks_sent);
+        metrics::gauge!("ward_rtc_loss_ratio").set(s.loss_permille as f64 / 1000.0);
         metrics::counter!("ward_rtc_bad_signals_total").absolute(s.bad_signals);
         metrics::counter!("ward_rtc_bad_datagrams_total").absolute(s.bad_datagrams);
     }

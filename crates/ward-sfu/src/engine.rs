@@ -88,6 +88,12 @@ pub struct SfuStats {
     pub keyframe_requests_throttled: u64,
     pub layer_switches: u64,
     pub data_packets_forwarded: u64,
+    /// NACKs subscribers sent the SFU (it resends from its buffer) and NACKs the SFU sent
+    /// publishers (upstream loss).
+    pub nacks_received: u64,
+    pub nacks_sent: u64,
+    /// Mean over participants of the worse direction's packet loss, in per mille.
+    pub loss_permille: u64,
     pub bad_signals: u64,
     pub bad_datagrams: u64,
 }
@@ -98,6 +104,8 @@ enum Side {
     Subscriber,
 }
 
+/// How often str0m reports loss and NACK counts per connection.
+const STATS_INTERVAL_MS: u64 = 2_000;
 /// How often rooms are looked after: speakers, layer allocation, timers.
 const HOUSEKEEPING_INTERVAL_MS: u64 = 250;
 /// Connection quality is reported this often.
@@ -215,6 +223,12 @@ struct Participant {
     /// Loudest audio level (dBov) in the current speaker window.
     speech_dbov: Option<f32>,
     speaking: bool,
+    /// Loss reported by str0m's peer statistics: what the publisher connection lost on the way
+    /// in, what the subscriber connection lost on the way out.
+    pub_loss: f32,
+    sub_loss: f32,
+    /// Last cumulative NACK counts per stream, to turn str0m's totals into increments.
+    nack_totals: HashMap<(Side, Mid, Option<str0m::media::Rid>), u64>,
     alive: bool,
 }
 
@@ -319,6 +333,12 @@ impl Sfu {
             rooms: self.rooms.len() as u64,
             participants: self.participants.len() as u64,
             published_tracks: self.participants.values().map(|p| p.published().count() as u64).sum(),
+            loss_permille: if self.participants.is_empty() {
+                0
+            } else {
+                let sum: f32 = self.participants.values().map(|p| p.pub_loss.max(p.sub_loss)).sum();
+                (sum / self.participants.len() as f32 * 1000.0).round() as u64
+            },
             ..self.stats
         }
     }
@@ -373,6 +393,7 @@ impl Sfu {
             .enable_vp8(true)
             .enable_h264(true)
             .enable_bwe(Some(Bitrate::bps(INITIAL_BWE_BPS)))
+            .set_stats_interval(Some(Duration::from_millis(STATS_INTERVAL_MS)))
             .build(now);
         match Candidate::host(self.cfg.public_addr, "udp") {
             Ok(c) => {
@@ -461,6 +482,9 @@ impl Sfu {
             bwe_bps: INITIAL_BWE_BPS,
             speech_dbov: None,
             speaking: false,
+            pub_loss: 0.0,
+            sub_loss: 0.0,
+            nack_totals: HashMap::new(),
             alive: true,
         };
         let room_name = participant.room.clone();
@@ -1274,11 +1298,40 @@ impl Sfu {
                     p.bwe_bps = estimate.as_u64();
                 }
             }
+            (side, Event::PeerStats(stats)) => {
+                if let Some(p) = self.participants.get_mut(&pid) {
+                    match side {
+                        Side::Publisher => p.pub_loss = stats.ingress_loss_fraction.unwrap_or(0.0),
+                        Side::Subscriber => p.sub_loss = stats.egress_loss_fraction.unwrap_or(0.0),
+                    }
+                }
+            }
+            (side, Event::MediaEgressStats(stats)) => {
+                let added = self.nack_increment(pid, side, stats.mid, stats.rid, stats.nacks);
+                self.stats.nacks_received += added;
+            }
+            (side, Event::MediaIngressStats(stats)) => {
+                let added = self.nack_increment(pid, side, stats.mid, stats.rid, stats.nacks);
+                self.stats.nacks_sent += added;
+            }
             (_, Event::IceConnectionStateChange(state)) => {
                 tracing::debug!(?side, ?state, "ICE state");
             }
             _ => {}
         }
+    }
+
+    fn nack_increment(
+        &mut self,
+        pid: ParticipantId,
+        side: Side,
+        mid: Mid,
+        rid: Option<str0m::media::Rid>,
+        total: u64,
+    ) -> u64 {
+        let Some(p) = self.participants.get_mut(&pid) else { return 0 };
+        let last = p.nack_totals.insert((side, mid, rid), total).unwrap_or(0);
+        total.saturating_sub(last)
     }
 
     // ----------------------------------------------------------------------------------------
@@ -1723,12 +1776,15 @@ impl Sfu {
                 .filter_map(|m| self.participants.get(m))
                 .filter(|p| !p.grant.hidden)
                 .map(|p| {
-                    let quality = if p.bwe_bps >= 1_000_000 {
-                        lk::ConnectionQuality::Excellent
-                    } else if p.bwe_bps >= 300_000 {
+                    // Loss hurts more than a modest estimate: a few percent already shows as
+                    // artefacts, while 300 kbit/s still carries a small picture.
+                    let loss = p.pub_loss.max(p.sub_loss);
+                    let quality = if loss > 0.10 || p.bwe_bps < 300_000 {
+                        lk::ConnectionQuality::Poor
+                    } else if loss > 0.03 || p.bwe_bps < 1_000_000 {
                         lk::ConnectionQuality::Good
                     } else {
-                        lk::ConnectionQuality::Poor
+                        lk::ConnectionQuality::Excellent
                     };
                     lk::ConnectionQualityInfo {
                         participant_sid: p.sid.clone(),

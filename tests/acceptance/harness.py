@@ -88,6 +88,7 @@ class WardServer:
             # Any free port for conferencing media, so servers started side by side never
             # compete for LiveKit's default 7882.
             "WARD_RTC_UDP_PORT": "0",
+            "WARD_RTC_TCP_PORT": "0",
             **({"WARD_RTC_API_KEY": rtc_api_key} if rtc_api_key is not None else {}),
             **({"WARD_RTC_API_SECRET": rtc_api_secret} if rtc_api_secret is not None else {}),
             **(env or {}),

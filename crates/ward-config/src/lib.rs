@@ -84,6 +84,8 @@ pub struct Config {
     pub rtc_api_secret: String,
     pub rtc_udp_port: u16,
     pub rtc_udp_bind: String,
+    pub rtc_tcp_enabled: bool,
+    pub rtc_tcp_port: u16,
     pub rtc_public_ip: String,
     pub rtc_max_participants_per_room: u32,
     pub rtc_max_participants: u32,
@@ -141,6 +143,8 @@ impl Default for Config {
             rtc_udp_port: 7882,
             // Loopback like `listen`: the defaults work on this machine and expose nothing.
             rtc_udp_bind: "127.0.0.1".into(),
+            rtc_tcp_enabled: true,
+            rtc_tcp_port: 7881,
             rtc_public_ip: String::new(),
             rtc_max_participants_per_room: 100,
             rtc_max_participants: 1000,
@@ -374,6 +378,14 @@ impl Config {
     }
 
     /// Where the SFU's UDP socket listens (port 0: any free port).
+    /// Where the ICE-TCP listener binds: the UDP socket's address with `rtc_tcp_port`.
+    pub fn rtc_tcp_addr(&self) -> Result<Option<SocketAddr>, String> {
+        if !self.rtc_tcp_enabled {
+            return Ok(None);
+        }
+        Ok(Some(SocketAddr::new(self.rtc_udp_addr()?.ip(), self.rtc_tcp_port)))
+    }
+
     pub fn rtc_udp_addr(&self) -> Result<SocketAddr, String> {
         let ip: IpAddr = self
             .rtc_udp_bind

@@ -95,6 +95,7 @@ mod tests {
         Arc::new(Rtc::new(RtcSettings {
             keys: ApiKeys { key: "ward".into(), secret: "s".repeat(32) },
             udp_bind: "127.0.0.1:0".parse().unwrap(),
+            tcp_bind: None,
             public_ip: "127.0.0.1".parse().unwrap(),
             max_participants_per_room: 10,
             max_participants: 10,

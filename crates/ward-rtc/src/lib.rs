@@ -23,6 +23,8 @@ pub struct RtcSettings {
     pub keys: ApiKeys,
     /// Where the SFU's UDP socket listens (port 0: any free port).
     pub udp_bind: SocketAddr,
+    /// Where the ICE-TCP listener binds; `None`: UDP only.
+    pub tcp_bind: Option<SocketAddr>,
     /// Announced to clients as the ICE host candidate; never an unspecified address.
     pub public_ip: IpAddr,
     pub max_participants_per_room: u32,
@@ -59,6 +61,8 @@ impl Rtc {
     pub async fn start(settings: RtcSettings) -> std::io::Result<Self> {
         let public = SocketAddr::new(settings.public_ip, settings.udp_bind.port());
         let mut cfg = SfuConfig::new(settings.udp_bind, public);
+        cfg.tcp_local_addr = settings.tcp_bind;
+        cfg.tcp_public_addr = settings.tcp_bind.map(|b| SocketAddr::new(settings.public_ip, b.port()));
         cfg.max_participants_per_room =
             usize::try_from(settings.max_participants_per_room).unwrap_or(usize::MAX);
         cfg.max_participants = usize::try_from(settings.max_participants).unwrap_or(usize::MAX);
@@ -70,7 +74,7 @@ impl Rtc {
         cfg.id_seed = rand::random();
         cfg.server_version = "1.9.0".into();
         cfg.node_id = format!("ward-{}", env!("CARGO_PKG_VERSION"));
-        let sfu = runtime::start(cfg, settings.udp_bind).await?;
+        let sfu = runtime::start(cfg, settings.udp_bind, settings.tcp_bind).await?;
         Ok(Self { settings, sfu: Some(sfu) })
     }
 

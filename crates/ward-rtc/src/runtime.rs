@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prost::Message as _;
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use ward_sfu::{Grant, JoinError, JoinOptions, Output, ParticipantId, Sfu, SfuConfig, SfuStats};
 
@@ -19,6 +20,15 @@ pub const SIGNAL_QUEUE_MAX: usize = 512;
 pub const COMMAND_QUEUE_MAX: usize = 4096;
 /// The largest UDP datagram read (WebRTC stays under the path MTU; this leaves room).
 const DATAGRAM_MAX_BYTES: usize = 2048;
+/// ICE-TCP connections at once (each is one client's peer connection over TCP).
+pub const MAX_TCP_CONNECTIONS: usize = 2048;
+/// Framed packets queued for one ICE-TCP connection; more are dropped like UDP would be.
+const TCP_QUEUE_MAX: usize = 256;
+/// The largest RFC 4571 frame accepted; a longer one means the peer speaks something else.
+const TCP_FRAME_MAX_BYTES: usize = 4096;
+/// An ICE-TCP connection silent this long is closed (clients send consent checks every few
+/// seconds).
+const TCP_IDLE_TIMEOUT_MS: u64 = 30_000;
 /// How often the metrics are refreshed from the core's counters.
 const METRICS_INTERVAL_MS: u64 = 1000;
 
@@ -42,6 +52,9 @@ enum Command {
     Resume { grant: Grant, sid: String, reply: oneshot::Sender<Result<Session, JoinError>> },
     Signal { id: ParticipantId, bytes: Vec<u8> },
     Closed { id: ParticipantId },
+    TcpOpened { peer: SocketAddr, frames: mpsc::Sender<Vec<u8>> },
+    TcpPacket { peer: SocketAddr, local: SocketAddr, data: Vec<u8> },
+    TcpClosed { peer: SocketAddr },
 }
 
 /// The way in to the SFU task; cheap to clone.
@@ -94,22 +107,49 @@ impl SfuHandle {
     }
 }
 
-/// Binds the media socket and starts the SFU task. `cfg.local_addr` is replaced by the bound
-/// address, and a public address with port 0 gets the bound port.
-pub async fn start(mut cfg: SfuConfig, bind: SocketAddr) -> io::Result<SfuHandle> {
+/// Binds the media socket (and the ICE-TCP listener) and starts the SFU task.
+/// `cfg.local_addr`/`tcp_local_addr` are replaced by the bound addresses, and public addresses
+/// with port 0 get the bound port.
+pub async fn start(
+    mut cfg: SfuConfig,
+    bind: SocketAddr,
+    tcp_bind: Option<SocketAddr>,
+) -> io::Result<SfuHandle> {
     let socket = UdpSocket::bind(bind).await?;
     let local = socket.local_addr()?;
     cfg.local_addr = local;
     if cfg.public_addr.port() == 0 {
         cfg.public_addr.set_port(local.port());
     }
+    let listener = match tcp_bind {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr).await?;
+            let tcp_local = listener.local_addr()?;
+            cfg.tcp_local_addr = Some(tcp_local);
+            let public = cfg.tcp_public_addr.get_or_insert(tcp_local);
+            if public.port() == 0 {
+                public.set_port(tcp_local.port());
+            }
+            tracing::info!(tcp = %tcp_local, "ICE-TCP listening");
+            Some(listener)
+        }
+        None => {
+            cfg.tcp_local_addr = None;
+            cfg.tcp_public_addr = None;
+            None
+        }
+    };
     let (commands, rx) = mpsc::channel(COMMAND_QUEUE_MAX);
+    if let Some(listener) = listener {
+        tokio::spawn(accept_tcp(listener, commands.clone()));
+    }
     let stats = Arc::new(Mutex::new(SfuStats::default()));
     tracing::info!(udp = %local, public = %cfg.public_addr, "media server (SFU) listening");
     let task = Task {
         sfu: Sfu::new(cfg, Instant::now(), unix_ms()),
         socket,
         sessions: HashMap::new(),
+        tcp: HashMap::new(),
         stats: stats.clone(),
     };
     tokio::spawn(task.run(rx));
@@ -126,6 +166,8 @@ struct Task {
     sfu: Sfu,
     socket: UdpSocket,
     sessions: HashMap<ParticipantId, mpsc::Sender<Outgoing>>,
+    /// Open ICE-TCP connections by peer address: where their framed packets go.
+    tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
     stats: Arc<Mutex<SfuStats>>,
 }
 
@@ -177,6 +219,13 @@ impl Task {
                 self.sessions.remove(&id);
                 self.sfu.signal_closed(now, id);
             }
+            Command::TcpOpened { peer, frames } => {
+                self.tcp.insert(peer, frames);
+            }
+            Command::TcpPacket { peer, local, data } => self.sfu.handle_receive_tcp(now, peer, local, &data),
+            Command::TcpClosed { peer } => {
+                self.tcp.remove(&peer);
+            }
         }
     }
 
@@ -193,6 +242,17 @@ impl Task {
         let mut slow = Vec::new();
         while let Some(output) = self.sfu.poll_output() {
             match output {
+                Output::Transmit { destination, contents, tcp: true, .. } => {
+                    // RFC 4571: a 16-bit length, then the packet.
+                    let (Ok(len), Some(conn)) = (u16::try_from(contents.len()), self.tcp.get(&destination))
+                    else {
+                        continue;
+                    };
+                    let mut frame = Vec::with_capacity(contents.len() + 2);
+                    frame.extend_from_slice(&len.to_be_bytes());
+                    frame.extend_from_slice(&contents);
+                    let _ = conn.try_send(frame);
+                }
                 Output::Transmit { destination, contents, .. } => {
                     // UDP: a full socket buffer drops the datagram, like the network would.
                     if let Err(e) = self.socket.try_send_to(&contents, destination)
@@ -243,4 +303,65 @@ impl Task {
         metrics::counter!("ward_rtc_bad_signals_total").absolute(s.bad_signals);
         metrics::counter!("ward_rtc_bad_datagrams_total").absolute(s.bad_datagrams);
     }
+}
+
+/// Accepts ICE-TCP connections; each gets a reader and a writer task.
+async fn accept_tcp(listener: TcpListener, commands: mpsc::Sender<Command>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_TCP_CONNECTIONS));
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::debug!(error = %e, "ICE-TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(max = MAX_TCP_CONNECTIONS, "too many ICE-TCP connections; refusing one");
+            continue;
+        };
+        let commands = commands.clone();
+        tokio::spawn(async move {
+            tcp_connection(stream, peer, commands.clone()).await;
+            let _ = commands.send(Command::TcpClosed { peer }).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn tcp_connection(stream: TcpStream, peer: SocketAddr, commands: mpsc::Sender<Command>) {
+    let Ok(local) = stream.local_addr() else { return };
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let (frames, mut outgoing) = mpsc::channel::<Vec<u8>>(TCP_QUEUE_MAX);
+    if commands.send(Command::TcpOpened { peer, frames }).await.is_err() {
+        return;
+    }
+    let writing = tokio::spawn(async move {
+        while let Some(frame) = outgoing.recv().await {
+            if writer.write_all(&frame).await.is_err() {
+                break;
+            }
+        }
+    });
+    let idle = Duration::from_millis(TCP_IDLE_TIMEOUT_MS);
+    let mut buf = vec![0u8; TCP_FRAME_MAX_BYTES];
+    loop {
+        let mut len = [0u8; 2];
+        if !matches!(tokio::time::timeout(idle, reader.read_exact(&mut len)).await, Ok(Ok(_))) {
+            break;
+        }
+        let len = usize::from(u16::from_be_bytes(len));
+        if len == 0 || len > TCP_FRAME_MAX_BYTES {
+            break;
+        }
+        if !matches!(tokio::time::timeout(idle, reader.read_exact(&mut buf[..len])).await, Ok(Ok(_))) {
+            break;
+        }
+        if commands.send(Command::TcpPacket { peer, local, data: buf[..len].to_vec() }).await.is_err() {
+            break;
+        }
+    }
+    writing.abort();
 }

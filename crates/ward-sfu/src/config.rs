@@ -10,6 +10,10 @@ pub struct SfuConfig {
     /// The address announced to clients as the ICE host candidate (ICE-lite: clients connect
     /// to it, the SFU only answers). Usually the server's public address and the UDP port.
     pub public_addr: SocketAddr,
+    /// ICE-TCP, for networks that block UDP: the TCP listener's address and the address
+    /// announced as a passive TCP host candidate. `None`: UDP only.
+    pub tcp_local_addr: Option<SocketAddr>,
+    pub tcp_public_addr: Option<SocketAddr>,
     pub max_participants_per_room: usize,
     pub max_participants: usize,
     pub max_tracks_per_participant: usize,
@@ -42,6 +46,8 @@ impl SfuConfig {
         Self {
             local_addr,
             public_addr,
+            tcp_local_addr: None,
+            tcp_public_addr: None,
             max_participants_per_room: 100,
             max_participants: 1000,
             max_tracks_per_participant: 8,

@@ -23,7 +23,7 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use str0m::format::{Codec, CodecSpec};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, Input, Output as RtcOutput, Rtc};
 
@@ -39,8 +39,9 @@ pub struct ParticipantId(pub u64);
 /// What the core asks the shell to do.
 #[derive(Debug)]
 pub enum Output {
-    /// Send a UDP datagram.
-    Transmit { source: SocketAddr, destination: SocketAddr, contents: Vec<u8> },
+    /// Send a UDP datagram, or with `tcp` one framed packet on the ICE-TCP connection from
+    /// `destination` (RFC 4571).
+    Transmit { source: SocketAddr, destination: SocketAddr, contents: Vec<u8>, tcp: bool },
     /// Send a signalling message to a participant's WebSocket.
     Signal { to: ParticipantId, message: Box<lk::SignalResponse> },
     /// Close a participant's WebSocket after the signals queued before this.
@@ -106,6 +107,8 @@ enum Side {
 
 /// How often str0m reports loss and NACK counts per connection.
 const STATS_INTERVAL_MS: u64 = 2_000;
+/// How often publishers are reminded of the bitrate cap (REMB must be repeated).
+const REMB_INTERVAL_MS: u64 = 1_000;
 /// How often rooms are looked after: speakers, layer allocation, timers.
 const HOUSEKEEPING_INTERVAL_MS: u64 = 250;
 /// Connection quality is reported this often.
@@ -297,11 +300,12 @@ pub struct Sfu {
     rooms: HashMap<String, Room>,
     participants: HashMap<ParticipantId, Participant>,
     /// Which peer connection a remote address belongs to (saves asking every connection).
-    routes: HashMap<SocketAddr, (ParticipantId, Side)>,
+    routes: HashMap<(Protocol, SocketAddr), (ParticipantId, Side)>,
     dirty: Vec<(ParticipantId, Side)>,
     out: VecDeque<Output>,
     next_housekeeping: Instant,
     next_quality: Instant,
+    next_remb: Instant,
     stats: SfuStats,
 }
 
@@ -320,6 +324,7 @@ impl Sfu {
             out: VecDeque::new(),
             next_housekeeping: now + Duration::from_millis(HOUSEKEEPING_INTERVAL_MS),
             next_quality: now + Duration::from_millis(QUALITY_INTERVAL_MS),
+            next_remb: now,
             stats: SfuStats::default(),
         }
     }
@@ -401,6 +406,16 @@ impl Sfu {
             }
             Err(e) => {
                 tracing::error!(addr = %self.cfg.public_addr, error = %e, "unusable public address for ICE")
+            }
+        }
+        if let Some(addr) = self.cfg.tcp_public_addr {
+            // Passive: clients connect to the SFU's TCP port. ICE prefers UDP by priority, so
+            // TCP carries media only where UDP does not get through.
+            match Candidate::builder().tcp().host(addr).tcptype(TcpType::Passive).build() {
+                Ok(c) => {
+                    rtc.add_local_candidate(c);
+                }
+                Err(e) => tracing::error!(%addr, error = %e, "unusable public address for ICE-TCP"),
             }
         }
         rtc
@@ -1120,12 +1135,34 @@ impl Sfu {
 impl Sfu {
     /// A UDP datagram arrived. Datagrams nobody expects are dropped.
     pub fn handle_receive(&mut self, now: Instant, source: SocketAddr, destination: SocketAddr, data: &[u8]) {
-        let Ok(receive) = Receive::new(Protocol::Udp, source, destination, data) else {
+        self.handle_packet(now, Protocol::Udp, source, destination, data);
+    }
+
+    /// One RFC 4571 frame arrived on an ICE-TCP connection from `source`.
+    pub fn handle_receive_tcp(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) {
+        self.handle_packet(now, Protocol::Tcp, source, destination, data);
+    }
+
+    fn handle_packet(
+        &mut self,
+        now: Instant,
+        proto: Protocol,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) {
+        let Ok(receive) = Receive::new(proto, source, destination, data) else {
             self.stats.bad_datagrams += 1;
             return;
         };
         let input = Input::Receive(now, receive);
-        let cached = self.routes.get(&source).copied().filter(|(pid, side)| {
+        let cached = self.routes.get(&(proto, source)).copied().filter(|(pid, side)| {
             self.participants.get(pid).is_some_and(|p| match side {
                 Side::Publisher => p.publisher.accepts(&input),
                 Side::Subscriber => p.subscriber.accepts(&input),
@@ -1147,7 +1184,7 @@ impl Sfu {
             return;
         };
         if cached.is_none() {
-            self.routes.insert(source, (pid, side));
+            self.routes.insert((proto, source), (pid, side));
         }
         let p = self.participants.get_mut(&pid).expect("found above");
         if let Err(e) = p.rtc(side).handle_input(input) {
@@ -1208,6 +1245,7 @@ impl Sfu {
             let mut events = Vec::new();
             let Some(p) = self.participants.get_mut(&pid) else { continue };
             let local = self.cfg.local_addr;
+            let tcp_local = self.cfg.tcp_local_addr;
             loop {
                 let rtc = p.rtc(side);
                 if !rtc.is_alive() {
@@ -1222,11 +1260,13 @@ impl Sfu {
                         break;
                     }
                     Ok(RtcOutput::Transmit(t)) => {
-                        let source = local;
+                        let tcp = t.proto == Protocol::Tcp;
+                        let source = if tcp { tcp_local.unwrap_or(local) } else { local };
                         self.out.push_back(Output::Transmit {
                             source,
                             destination: t.destination,
                             contents: t.contents.into(),
+                            tcp,
                         });
                     }
                     Ok(RtcOutput::Event(e)) => events.push(e),
@@ -1620,6 +1660,34 @@ impl Sfu {
     // Housekeeping: layer choice, speakers, quality, timers
     // ----------------------------------------------------------------------------------------
 
+    /// Tells each publisher the most it may send (REMB, which browsers apply as an upper bound
+    /// to their own estimate): `max_bitrate_bps_per_track` for each of its video tracks.
+    fn cap_publishers(&mut self) {
+        let per_track = self.cfg.max_bitrate_bps_per_track;
+        let capped: Vec<ParticipantId> = self
+            .participants
+            .iter_mut()
+            .filter_map(|(pid, p)| {
+                let video: Vec<Mid> =
+                    p.tracks.iter().filter(|t| t.kind == MediaKind::Video).filter_map(|t| t.mid).collect();
+                let first = *video.first()?;
+                let cap = Bitrate::bps(per_track.saturating_mul(video.len() as u64));
+                let mut api = p.publisher.direct_api();
+                // One REMB covers the whole connection; any receiving stream can carry it.
+                let ssrc = api.stream_rx_by_mid(first, None).map(|rx| rx.ssrc()).or_else(|| {
+                    ["f", "h", "q"].into_iter().find_map(|rid| {
+                        api.stream_rx_by_mid(first, Some(str0m::media::Rid::from(rid))).map(|rx| rx.ssrc())
+                    })
+                })?;
+                api.stream_rx(&ssrc)?.request_remb(cap);
+                Some(*pid)
+            })
+            .collect();
+        for pid in capped {
+            self.mark(pid, Side::Publisher);
+        }
+    }
+
     fn housekeeping(&mut self, now: Instant) {
         // Bitrates per layer over the last window.
         let window_ms = HOUSEKEEPING_INTERVAL_MS;
@@ -1638,6 +1706,10 @@ impl Sfu {
             self.allocate_layers(now, *id);
         }
         self.update_speakers();
+        if now >= self.next_remb {
+            self.next_remb = now + Duration::from_millis(REMB_INTERVAL_MS);
+            self.cap_publishers();
+        }
         if now >= self.next_quality {
             self.next_quality = now + Duration::from_millis(QUALITY_INTERVAL_MS);
             self.report_quality();

@@ -132,3 +132,18 @@ fn data_packets_carry_the_senders_identity_and_skip_the_sender() {
     assert!(sim.clients[b].data.is_empty(), "the sender got its own packet back");
     assert_eq!(sim.sfu.stats().data_packets_forwarded, 3);
 }
+
+/// Publishers are told the bitrate cap (`max_bitrate_bps_per_track` per video track) by REMB.
+#[test]
+fn publishers_are_capped_at_the_configured_bitrate() {
+    let mut sim = sim::Sim::with_config(3, |c| c.max_bitrate_bps_per_track = 700_000);
+    let a = sim.join("alice");
+    let b = sim.join("bob");
+    sim.publish(a, vec![TrackSpec::audio("mic"), TrackSpec::video("cam", 400_000)]);
+    sim.connect_all();
+    sim.run_for(Duration::from_secs(4));
+    let caps = &sim.clients[a].remb_bps;
+    assert!(caps.len() >= 2, "REMB is repeated: {caps:?}");
+    assert!(caps.iter().all(|c| *c == 700_000), "{caps:?}");
+    assert!(sim.clients[b].remb_bps.is_empty(), "subscribers publish nothing and get no cap");
+}

@@ -44,6 +44,7 @@ fn resolve(config: &Config, secret: String) -> Result<RtcSettings, String> {
     Ok(RtcSettings {
         keys: ApiKeys { key: config.rtc_api_key.clone(), secret },
         udp_bind,
+        tcp_bind: config.rtc_tcp_addr().map_err(|m| format!("rtc_tcp_port: {m}"))?,
         public_ip,
         max_participants_per_room: config.rtc_max_participants_per_room,
         max_participants: config.rtc_max_participants,

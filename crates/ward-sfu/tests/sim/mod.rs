@@ -353,6 +353,8 @@ pub struct Client {
     pub received: Vec<RxPacket>,
     /// Keyframe requests that reached the publisher connection: (when, mid, rid).
     pub keyframe_requests: Vec<(Instant, Mid, Option<Rid>)>,
+    /// REMB bitrate caps that reached the publisher connection (bits per second).
+    pub remb_bps: Vec<u64>,
     pub data: Vec<lk::DataPacket>,
     pub signals: Vec<Resp>,
     pub pub_channels: HashMap<String, ChannelId>,
@@ -386,6 +388,7 @@ impl Client {
             sub_tracks: HashMap::new(),
             received: Vec::new(),
             keyframe_requests: Vec::new(),
+            remb_bps: Vec::new(),
             data: Vec::new(),
             signals: Vec::new(),
             pub_channels: HashMap::new(),
@@ -926,7 +929,7 @@ impl Sim {
             while let Some(o) = self.sfu.poll_output() {
                 busy = true;
                 match o {
-                    Output::Transmit { source, destination, contents } => {
+                    Output::Transmit { source, destination, contents, .. } => {
                         self.send_datagram(source, destination, contents)
                     }
                     Output::Signal { to, message } => self.on_signal(to, *message),
@@ -1041,6 +1044,9 @@ impl Sim {
                         l.keyframe_pending = true;
                     }
                 }
+            }
+            (true, Event::EgressBitrateEstimate(str0m::bwe::BweKind::Remb { estimate, .. })) => {
+                c.remb_bps.push(estimate.as_u64());
             }
             (true, Event::ChannelOpen(id, label)) => {
                 c.pub_channels.insert(label, id);

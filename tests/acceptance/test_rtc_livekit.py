@@ -83,12 +83,18 @@ class Watcher:
         self.data: list[tuple[str, bytes, str]] = []
         self.joined: list[str] = []
         self.left: list[str] = []
+        self.speakers: list[list[str]] = []
+        self.muted: list[tuple[str, str]] = []
+        self.unmuted: list[tuple[str, str]] = []
         self.tasks = []
         room.on("track_subscribed", self._track)
         room.on("data_received", lambda p: self.data.append(
             (p.participant.identity if p.participant else "", p.data, p.topic)))
         room.on("participant_connected", lambda p: self.joined.append(p.identity))
         room.on("participant_disconnected", lambda p: self.left.append(p.identity))
+        room.on("active_speakers_changed", lambda ps: self.speakers.append([p.identity for p in ps]))
+        room.on("track_muted", lambda p, pub: self.muted.append((p.identity, pub.name)))
+        room.on("track_unmuted", lambda p, pub: self.unmuted.append((p.identity, pub.name)))
 
     def _track(self, track, publication, participant):
         async def count_video():
@@ -132,6 +138,17 @@ def test_publish_subscribe_data_and_presence(server):
             alice_seen_by_bob = next(p for p in bob.remote_participants.values() if p.identity == "alice")
             sources = {pub.source for pub in alice_seen_by_bob.track_publications.values()}
             assert sources == {rtc.TrackSource.SOURCE_CAMERA, rtc.TrackSource.SOURCE_MICROPHONE}
+
+            # Alice's tone makes her the active speaker for the others.
+            await until(lambda: any("alice" in s for s in wb.speakers), what="alice as active speaker at bob")
+
+            # Muting shows at the others.
+            mic = next(p for p in alice.local_participant.track_publications.values() if p.name == "microphone")
+            mic.track.mute()
+            await until(lambda: ("alice", "microphone") in wb.muted and ("alice", "microphone") in wc.muted,
+                        what="alice's mute at bob and carol")
+            mic.track.unmute()
+            await until(lambda: ("alice", "microphone") in wb.unmuted, what="alice's unmute at bob")
 
             # A data packet from B reaches A and C, marked as B's, and not B itself.
             await bob.local_participant.publish_data(b"Guten Morgen", reliable=True, topic="chat")

@@ -254,3 +254,83 @@ def test_end_to_end_encrypted_media_passes_untouched(server):
                 await r.disconnect()
 
     asyncio.run(scenario())
+
+
+def test_room_service_api_from_livekit_server_sdk(server):
+    """Operators script rooms with LiveKit's server SDK (`livekit-api`) against Ward: list
+    rooms and participants, send data from the server, mute someone, remove someone, end a
+    room — and tokens without the right grant are refused."""
+    async def scenario():
+        room = "besprechung"
+        lkapi = api.LiveKitAPI(server.url, KEY, SECRET)
+        host, guest = rtc.Room(), rtc.Room()
+        wh, wg = Watcher(host), Watcher(guest)
+        disconnected = []
+        guest.on("disconnected", lambda reason: disconnected.append(reason))
+        try:
+            created = await lkapi.room.create_room(api.CreateRoomRequest(name=room, max_participants=5))
+            assert created.name == room and created.sid.startswith("RM_") and created.max_participants == 5
+            await host.connect(ws_url(server), token("host", room=room))
+            feeding = await publish_camera_and_microphone(host)
+            await guest.connect(ws_url(server), token("guest", room=room))
+
+            rooms = (await lkapi.room.list_rooms(api.ListRoomsRequest(names=[room]))).rooms
+            assert [(r.name, r.num_participants) for r in rooms] == [(room, 2)]
+            people = (await lkapi.room.list_participants(api.ListParticipantsRequest(room=room))).participants
+            assert sorted(p.identity for p in people) == ["guest", "host"]
+            await until(lambda: wg.video_frames > 0, what="the guest receives the host")
+
+            # Data from the server reaches everyone.
+            await lkapi.room.send_data(api.SendDataRequest(room=room, data=b"Praxis schliesst um 18 Uhr",
+                                                           kind=api.DataPacket.Kind.RELIABLE, topic="notice"))
+            await until(lambda: wh.data and wg.data, what="server data at host and guest")
+            assert wg.data[0][1:] == (b"Praxis schliesst um 18 Uhr", "notice")
+
+            # A moderator mutes the host's microphone: everyone sees it muted.
+            host_info = await lkapi.room.get_participant(api.RoomParticipantIdentity(room=room, identity="host"))
+            mic = next(t for t in host_info.tracks if t.source == api.TrackSource.MICROPHONE)
+            muted = await lkapi.room.mute_published_track(
+                api.MuteRoomTrackRequest(room=room, identity="host", track_sid=mic.sid, muted=True))
+            assert muted.track.muted
+            await until(lambda: ("host", "microphone") in wg.muted, what="the mute at the guest")
+            # Nobody but the participant switches a microphone back on.
+            with pytest.raises(api.TwirpError) as refused:
+                await lkapi.room.mute_published_track(
+                    api.MuteRoomTrackRequest(room=room, identity="host", track_sid=mic.sid, muted=False))
+            assert refused.value.code == "permission_denied"
+
+            # Remove the guest: it is disconnected, the host sees it leave.
+            await lkapi.room.remove_participant(api.RoomParticipantIdentity(room=room, identity="guest"))
+            await until(lambda: disconnected and "guest" in wh.left, what="the guest removed")
+            with pytest.raises(api.TwirpError) as missing:
+                await lkapi.room.get_participant(api.RoomParticipantIdentity(room=room, identity="guest"))
+            assert missing.value.code == "not_found"
+
+            # A token for another room administers nothing here.
+            other = api.AccessToken(KEY, SECRET).with_grants(api.VideoGrants(room_admin=True, room="elsewhere")).to_jwt()
+            async with aiohttp_session() as http:
+                r = await http.post(f"{server.url}/twirp/livekit.RoomService/ListParticipants",
+                                    json={"room": room}, headers={"Authorization": f"Bearer {other}"})
+                assert r.status == 403 and (await r.json())["code"] == "permission_denied"
+                r = await http.post(f"{server.url}/twirp/livekit.RoomService/ListRooms", json={})
+                assert r.status == 401 and (await r.json())["code"] == "unauthenticated"
+
+            # Ending the room disconnects the host too.
+            await lkapi.room.delete_room(api.DeleteRoomRequest(room=room))
+            await until(lambda: host.connection_state == rtc.ConnectionState.CONN_DISCONNECTED, what="host disconnected")
+            assert (await lkapi.room.list_rooms(api.ListRoomsRequest(names=[room]))).rooms == []
+            feeding.cancel()
+        finally:
+            for w in (wh, wg):
+                for t in w.tasks:
+                    t.cancel()
+            await host.disconnect()
+            await guest.disconnect()
+            await lkapi.aclose()
+
+    asyncio.run(scenario())
+
+
+def aiohttp_session():
+    import aiohttp
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))

@@ -6,6 +6,7 @@
 //!   the same query (`access_token=…`), to show the user why. Answers `200 success` for a token
 //!   that would be let in, `401` with the reason as plain text otherwise — livekit-client shows
 //!   the text of a 401 or 403 and nothing of other statuses, so every token problem is a 401.
+//! - `POST /twirp/livekit.RoomService/{method}` — LiveKit's room service API ([`crate::twirp`]).
 //! - `GET /rtc/v1`, `/rtc/v1/validate` — 404, so that clients fall back from LiveKit's newer
 //!   single-connection signalling to `/rtc`.
 
@@ -27,6 +28,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(rtc: Arc<Rtc>) -> Router<S> {
     Router::new()
         .route("/rtc", get(crate::signal::rtc))
         .route("/rtc/validate", get(validate))
+        .route("/twirp/livekit.RoomService/{method}", axum::routing::post(crate::twirp::room_service))
         // LiveKit's newer single-connection signalling is not implemented: a 404 on both paths
         // makes livekit-client and the Rust/Python SDKs fall back to `/rtc` (livekit-client
         // decides from this validate answer, which therefore needs CORS like everything else).

@@ -8,6 +8,7 @@ pub mod http;
 pub mod runtime;
 pub mod signal;
 pub mod token;
+pub mod twirp;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};

@@ -11,7 +11,10 @@ use prost::Message as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
-use ward_sfu::{Grant, JoinError, JoinOptions, Output, ParticipantId, Sfu, SfuConfig, SfuStats};
+use ward_sfu::protocol as lk;
+use ward_sfu::{
+    Grant, JoinError, JoinOptions, Output, ParticipantId, ServiceError, Sfu, SfuConfig, SfuStats,
+};
 
 /// Signalling messages queued for one participant's WebSocket. A client that does not read
 /// them is too slow to take part and is disconnected rather than buffered without bound.
@@ -55,6 +58,30 @@ enum Command {
     TcpOpened { peer: SocketAddr, frames: mpsc::Sender<Vec<u8>> },
     TcpPacket { peer: SocketAddr, local: SocketAddr, data: Vec<u8> },
     TcpClosed { peer: SocketAddr },
+    Service { request: ServiceRequest, reply: oneshot::Sender<Result<ServiceReply, ServiceError>> },
+}
+
+/// A room-service request (LiveKit's RoomService API), already authorised.
+#[derive(Debug)]
+pub enum ServiceRequest {
+    ListRooms { names: Vec<String> },
+    CreateRoom { name: String, empty_timeout_s: u32, max_participants: u32, metadata: String },
+    DeleteRoom { room: String },
+    ListParticipants { room: String },
+    GetParticipant { room: String, identity: String },
+    RemoveParticipant { room: String, identity: String },
+    MuteTrack { room: String, identity: String, track_sid: String, muted: bool },
+    SendData { room: String, reliable: bool, packet: Box<lk::DataPacket> },
+}
+
+#[derive(Debug)]
+pub enum ServiceReply {
+    Rooms(Vec<lk::Room>),
+    Room(Box<lk::Room>),
+    Participants(Vec<lk::ParticipantInfo>),
+    Participant(Box<lk::ParticipantInfo>),
+    Track(Box<lk::TrackInfo>),
+    Done,
 }
 
 /// The way in to the SFU task; cheap to clone.
@@ -91,6 +118,16 @@ impl SfuHandle {
     /// that one reader down rather than dropping its requests.
     pub async fn signal(&self, id: ParticipantId, bytes: Vec<u8>) -> Result<(), Unavailable> {
         self.commands.send(Command::Signal { id, bytes }).await.map_err(|_| Unavailable)
+    }
+
+    /// Runs a room-service request in the SFU task.
+    pub async fn service(
+        &self,
+        request: ServiceRequest,
+    ) -> Result<Result<ServiceReply, ServiceError>, Unavailable> {
+        let (reply, rx) = oneshot::channel();
+        self.commands.send(Command::Service { request, reply }).await.map_err(|_| Unavailable)?;
+        rx.await.map_err(|_| Unavailable)
     }
 
     pub async fn closed(&self, id: ParticipantId) {
@@ -226,7 +263,47 @@ impl Task {
             Command::TcpClosed { peer } => {
                 self.tcp.remove(&peer);
             }
+            Command::Service { request, reply } => {
+                let _ = reply.send(self.service(now, request));
+            }
         }
+    }
+
+    fn service(&mut self, now: Instant, request: ServiceRequest) -> Result<ServiceReply, ServiceError> {
+        let sfu = &mut self.sfu;
+        Ok(match request {
+            ServiceRequest::ListRooms { names } => ServiceReply::Rooms(sfu.list_rooms(&names)),
+            ServiceRequest::CreateRoom { name, empty_timeout_s, max_participants, metadata } => {
+                ServiceReply::Room(Box::new(sfu.create_room(
+                    now,
+                    &name,
+                    empty_timeout_s,
+                    max_participants,
+                    metadata,
+                )?))
+            }
+            ServiceRequest::DeleteRoom { room } => {
+                sfu.delete_room(now, &room)?;
+                ServiceReply::Done
+            }
+            ServiceRequest::ListParticipants { room } => {
+                ServiceReply::Participants(sfu.list_participants(&room)?)
+            }
+            ServiceRequest::GetParticipant { room, identity } => {
+                ServiceReply::Participant(Box::new(sfu.get_participant(&room, &identity)?))
+            }
+            ServiceRequest::RemoveParticipant { room, identity } => {
+                sfu.remove_participant_by_identity(now, &room, &identity)?;
+                ServiceReply::Done
+            }
+            ServiceRequest::MuteTrack { room, identity, track_sid, muted } => ServiceReply::Track(Box::new(
+                sfu.mute_published_track(now, &room, &identity, &track_sid, muted)?,
+            )),
+            ServiceRequest::SendData { room, reliable, packet } => {
+                sfu.send_data(now, &room, reliable, *packet)?;
+                ServiceReply::Done
+            }
+        })
     }
 
     /// A new channel for a participant; a resumed participant's old channel is replaced.

@@ -91,6 +91,8 @@ pub enum TokenError {
     NoRoom,
     #[error("the access token names no participant identity (sub)")]
     NoIdentity,
+    #[error("the access token grants nothing for the room service (video.roomList, roomCreate or roomAdmin)")]
+    NoServiceGrant,
 }
 
 /// The claims Ward reads. Every field is optional at this level so that absence and `null`
@@ -118,6 +120,20 @@ struct VideoClaims {
     can_publish_sources: Option<Vec<String>>,
     hidden: Option<bool>,
     can_update_own_metadata: Option<bool>,
+    room_admin: Option<bool>,
+    room_list: Option<bool>,
+    room_create: Option<bool>,
+}
+
+/// What a token grants for LiveKit's room service API (`/twirp/livekit.RoomService/…`):
+/// listing, creating and deleting rooms, and administering one room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceGrant {
+    pub room_list: bool,
+    pub room_create: bool,
+    pub room_admin: bool,
+    /// The room `room_admin` applies to.
+    pub room: Option<String>,
 }
 
 /// JWT times are seconds since the epoch and may be fractional (RFC 7519 NumericDate).
@@ -154,6 +170,59 @@ fn malformed(what: impl fmt::Display) -> TokenError {
 /// expiry (required), not-before, the join grant with a room, the identity. Nothing from the
 /// claims beyond the issuer is looked at before the signature holds.
 pub fn verify(token: &str, keys: &ApiKeys, now: SystemTime) -> Result<Grant, TokenError> {
+    let (claims, exp_s) = verified_claims(token, keys, now)?;
+    let video = claims.video.ok_or(TokenError::NoJoinGrant)?;
+    if video.room_join != Some(true) {
+        return Err(TokenError::NoJoinGrant);
+    }
+    let room = video.room.filter(|r| !r.is_empty()).ok_or(TokenError::NoRoom)?;
+    let identity = claims
+        .sub
+        .filter(|s| !s.is_empty())
+        .or(claims.jti.filter(|s| !s.is_empty()))
+        .ok_or(TokenError::NoIdentity)?;
+
+    // LiveKit's defaults (protocol auth/grants.go): publishing and subscribing are allowed
+    // unless the token says otherwise, data publishing follows publishing, and updating one's
+    // own metadata is not allowed.
+    let can_publish = video.can_publish.unwrap_or(true);
+    Ok(Grant {
+        identity,
+        name: claims.name.unwrap_or_default(),
+        metadata: claims.metadata.unwrap_or_default(),
+        room,
+        can_publish,
+        can_subscribe: video.can_subscribe.unwrap_or(true),
+        can_publish_data: video.can_publish_data.unwrap_or(can_publish),
+        // LiveKit compares sources case-insensitively (`CAMERA` and `camera` alike).
+        can_publish_sources: video
+            .can_publish_sources
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.to_ascii_lowercase())
+            .collect(),
+        hidden: video.hidden.unwrap_or(false),
+        can_update_own_metadata: video.can_update_own_metadata.unwrap_or(false),
+        expires_at: UNIX_EPOCH + Duration::from_secs(exp_s),
+    })
+}
+
+/// Verifies a token for the room service API: the same checks as [`verify`] up to the
+/// grants, which here are the administrative ones.
+pub fn verify_service(token: &str, keys: &ApiKeys, now: SystemTime) -> Result<ServiceGrant, TokenError> {
+    let (claims, _) = verified_claims(token, keys, now)?;
+    let video = claims.video.ok_or(TokenError::NoServiceGrant)?;
+    Ok(ServiceGrant {
+        room_list: video.room_list.unwrap_or(false),
+        room_create: video.room_create.unwrap_or(false),
+        room_admin: video.room_admin.unwrap_or(false),
+        room: video.room.filter(|r| !r.is_empty()),
+    })
+}
+
+/// The checks every token passes: size, shape, algorithm, issuer, signature, expiry and
+/// not-before. Returns the claims and the expiry (seconds since the epoch).
+fn verified_claims(token: &str, keys: &ApiKeys, now: SystemTime) -> Result<(Claims, u64), TokenError> {
     if token.is_empty() {
         return Err(TokenError::Missing);
     }
@@ -219,40 +288,7 @@ pub fn verify(token: &str, keys: &ApiKeys, now: SystemTime) -> Result<Grant, Tok
         }
     }
 
-    let video = claims.video.ok_or(TokenError::NoJoinGrant)?;
-    if video.room_join != Some(true) {
-        return Err(TokenError::NoJoinGrant);
-    }
-    let room = video.room.filter(|r| !r.is_empty()).ok_or(TokenError::NoRoom)?;
-    let identity = claims
-        .sub
-        .filter(|s| !s.is_empty())
-        .or(claims.jti.filter(|s| !s.is_empty()))
-        .ok_or(TokenError::NoIdentity)?;
-
-    // LiveKit's defaults (protocol auth/grants.go): publishing and subscribing are allowed
-    // unless the token says otherwise, data publishing follows publishing, and updating one's
-    // own metadata is not allowed.
-    let can_publish = video.can_publish.unwrap_or(true);
-    Ok(Grant {
-        identity,
-        name: claims.name.unwrap_or_default(),
-        metadata: claims.metadata.unwrap_or_default(),
-        room,
-        can_publish,
-        can_subscribe: video.can_subscribe.unwrap_or(true),
-        can_publish_data: video.can_publish_data.unwrap_or(can_publish),
-        // LiveKit compares sources case-insensitively (`CAMERA` and `camera` alike).
-        can_publish_sources: video
-            .can_publish_sources
-            .unwrap_or_default()
-            .into_iter()
-            .map(|s| s.to_ascii_lowercase())
-            .collect(),
-        hidden: video.hidden.unwrap_or(false),
-        can_update_own_metadata: video.can_update_own_metadata.unwrap_or(false),
-        expires_at: UNIX_EPOCH + Duration::from_secs(exp_s),
-    })
+    Ok((claims, exp_s))
 }
 
 fn signer(keys: &ApiKeys) -> Hmac<Sha256> {

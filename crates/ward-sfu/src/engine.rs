@@ -283,6 +283,10 @@ impl Participant {
 }
 
 struct Room {
+    /// Set by the room service's CreateRoom; the configured defaults otherwise.
+    max_participants: Option<usize>,
+    empty_timeout_ms: Option<u64>,
+    metadata: String,
     sid: String,
     created_unix_ms: i64,
     members: Vec<ParticipantId>,
@@ -449,9 +453,12 @@ impl Sfu {
             self.send(old, leave_message(lk::DisconnectReason::DuplicateIdentity, false));
             self.remove_participant(now, old);
         }
-        let members = self.rooms.get(&grant.room).map_or(0, |r| r.members.len());
-        if members >= self.cfg.max_participants_per_room {
-            return Err(JoinError::RoomFull(self.cfg.max_participants_per_room));
+        let (members, limit) =
+            self.rooms.get(&grant.room).map_or((0, self.cfg.max_participants_per_room), |r| {
+                (r.members.len(), r.max_participants.unwrap_or(self.cfg.max_participants_per_room))
+            });
+        if members >= limit {
+            return Err(JoinError::RoomFull(limit));
         }
 
         let id = ParticipantId(self.next_pid);
@@ -468,6 +475,9 @@ impl Sfu {
                     members: Vec::new(),
                     empty_since: None,
                     speakers: Vec::new(),
+                    max_participants: None,
+                    empty_timeout_ms: None,
+                    metadata: String::new(),
                 },
             );
         }
@@ -584,8 +594,15 @@ impl Sfu {
         lk::Room {
             sid: room.sid.clone(),
             name: name.to_owned(),
-            empty_timeout: u32::try_from(self.cfg.empty_room_timeout_ms / 1000).unwrap_or(u32::MAX),
-            max_participants: u32::try_from(self.cfg.max_participants_per_room).unwrap_or(u32::MAX),
+            empty_timeout: u32::try_from(
+                room.empty_timeout_ms.unwrap_or(self.cfg.empty_room_timeout_ms) / 1000,
+            )
+            .unwrap_or(u32::MAX),
+            max_participants: u32::try_from(
+                room.max_participants.unwrap_or(self.cfg.max_participants_per_room),
+            )
+            .unwrap_or(u32::MAX),
+            metadata: room.metadata.clone(),
             creation_time: room.created_unix_ms / 1000,
             creation_time_ms: room.created_unix_ms,
             num_participants,
@@ -1629,18 +1646,34 @@ impl Sfu {
             user.participant_identity = p.grant.identity.clone();
             user.participant_sid = p.sid.clone();
         }
+        let room = p.room.clone();
+        self.deliver_data(&room, Some(from), reliable, packet);
+        let _ = now;
+    }
+
+    /// Sends a data packet to its `destination_identities` in `room` (everyone if none),
+    /// except its sender. Returns how many got it.
+    fn deliver_data(
+        &mut self,
+        room: &str,
+        from: Option<ParticipantId>,
+        reliable: bool,
+        mut packet: lk::DataPacket,
+    ) -> usize {
         let destinations = std::mem::take(&mut packet.destination_identities);
         let bytes = packet.encode_to_vec();
-        let targets: Vec<ParticipantId> = self.rooms[&p.room]
+        let Some(r) = self.rooms.get(room) else { return 0 };
+        let targets: Vec<ParticipantId> = r
             .members
             .iter()
             .copied()
-            .filter(|m| *m != from)
+            .filter(|m| Some(*m) != from)
             .filter(|m| {
                 destinations.is_empty()
                     || self.participants.get(m).is_some_and(|o| destinations.contains(&o.grant.identity))
             })
             .collect();
+        let mut delivered = 0;
         for t in targets {
             let Some(o) = self.participants.get_mut(&t) else { continue };
             let Some(channel) = o.sub_channels.iter().find(|(_, r)| **r == reliable).map(|(c, _)| *c) else {
@@ -1650,10 +1683,11 @@ impl Sfu {
                 && ch.write(true, &bytes).is_ok()
             {
                 self.stats.data_packets_forwarded += 1;
+                delivered += 1;
                 self.mark(t, Side::Subscriber);
             }
         }
-        let _ = now;
+        delivered
     }
 
     // ----------------------------------------------------------------------------------------
@@ -1725,8 +1759,9 @@ impl Sfu {
         for id in gone {
             self.remove_participant(now, id);
         }
-        let empty = Duration::from_millis(self.cfg.empty_room_timeout_ms);
+        let default_empty = self.cfg.empty_room_timeout_ms;
         self.rooms.retain(|name, r| {
+            let empty = Duration::from_millis(r.empty_timeout_ms.unwrap_or(default_empty));
             let keep = !r.members.is_empty() || r.empty_since.is_none_or(|t| now.duration_since(t) < empty);
             if !keep {
                 tracing::info!(room = %name, "empty room closed");
@@ -2016,5 +2051,186 @@ mod tests {
         assert_eq!(quality_for_size(&layers, 600, 400), 1);
         assert_eq!(quality_for_size(&layers, 1920, 1080), 2);
         assert_eq!(quality_for_size(&[], 10, 10), QUALITY_HIGH);
+    }
+}
+
+// --------------------------------------------------------------------------------------------
+// The room service: what operators and moderators do (LiveKit's RoomService API)
+// --------------------------------------------------------------------------------------------
+
+/// Why a room-service request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceError {
+    #[error("no room `{0}`")]
+    NoRoom(String),
+    #[error("no participant `{0}` in this room")]
+    NoParticipant(String),
+    #[error("no track `{0}` published by this participant")]
+    NoTrack(String),
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl Sfu {
+    /// Rooms with their participant counts; only the named ones if `names` is not empty.
+    pub fn list_rooms(&self, names: &[String]) -> Vec<lk::Room> {
+        let mut rooms: Vec<lk::Room> = self
+            .rooms
+            .keys()
+            .filter(|n| names.is_empty() || names.contains(n))
+            .map(|n| self.room_info(n))
+            .collect();
+        rooms.sort_by(|a, b| a.name.cmp(&b.name));
+        rooms
+    }
+
+    /// Creates an empty room (or returns the existing one). `max_participants` is capped by
+    /// the configured per-room limit; 0 keeps the default, as in LiveKit.
+    pub fn create_room(
+        &mut self,
+        now: Instant,
+        name: &str,
+        empty_timeout_s: u32,
+        max_participants: u32,
+        metadata: String,
+    ) -> Result<lk::Room, ServiceError> {
+        if name.is_empty() {
+            return Err(ServiceError::Refused("a room needs a name".into()));
+        }
+        if !self.rooms.contains_key(name) {
+            let sid = self.new_id("RM_");
+            let created_unix_ms = self.unix_ms(now);
+            self.rooms.insert(
+                name.to_owned(),
+                Room {
+                    sid,
+                    created_unix_ms,
+                    members: Vec::new(),
+                    empty_since: Some(now),
+                    speakers: Vec::new(),
+                    max_participants: None,
+                    empty_timeout_ms: None,
+                    metadata: String::new(),
+                },
+            );
+        }
+        let cap = self.cfg.max_participants_per_room;
+        let room = self.rooms.get_mut(name).expect("inserted above");
+        if max_participants > 0 {
+            room.max_participants = Some(usize::try_from(max_participants).unwrap_or(cap).min(cap));
+        }
+        if empty_timeout_s > 0 {
+            room.empty_timeout_ms = Some(u64::from(empty_timeout_s) * 1000);
+        }
+        if !metadata.is_empty() {
+            room.metadata = metadata;
+        }
+        Ok(self.room_info(name))
+    }
+
+    /// Ends a room: everyone in it is told (`ROOM_DELETED`) and disconnected.
+    pub fn delete_room(&mut self, now: Instant, name: &str) -> Result<(), ServiceError> {
+        let room = self.rooms.get(name).ok_or_else(|| ServiceError::NoRoom(name.to_owned()))?;
+        for id in room.members.clone() {
+            self.send(id, leave_message(lk::DisconnectReason::RoomDeleted, false));
+            self.remove_participant(now, id);
+        }
+        self.rooms.remove(name);
+        self.drain(now);
+        tracing::info!(room = %name, "room deleted by the room service");
+        Ok(())
+    }
+
+    fn member(&self, room: &str, identity: &str) -> Result<ParticipantId, ServiceError> {
+        let r = self.rooms.get(room).ok_or_else(|| ServiceError::NoRoom(room.to_owned()))?;
+        r.members
+            .iter()
+            .copied()
+            .find(|m| self.participants.get(m).is_some_and(|p| p.grant.identity == identity))
+            .ok_or_else(|| ServiceError::NoParticipant(identity.to_owned()))
+    }
+
+    pub fn list_participants(&self, room: &str) -> Result<Vec<lk::ParticipantInfo>, ServiceError> {
+        let r = self.rooms.get(room).ok_or_else(|| ServiceError::NoRoom(room.to_owned()))?;
+        Ok(r.members.iter().filter_map(|m| self.participants.get(m)).map(Participant::info).collect())
+    }
+
+    pub fn get_participant(&self, room: &str, identity: &str) -> Result<lk::ParticipantInfo, ServiceError> {
+        let id = self.member(room, identity)?;
+        Ok(self.participants[&id].info())
+    }
+
+    /// Removes a participant (a moderator's "remove"): it is told `PARTICIPANT_REMOVED` and
+    /// disconnected; the others see it leave.
+    pub fn remove_participant_by_identity(
+        &mut self,
+        now: Instant,
+        room: &str,
+        identity: &str,
+    ) -> Result<(), ServiceError> {
+        let id = self.member(room, identity)?;
+        self.send(id, leave_message(lk::DisconnectReason::ParticipantRemoved, false));
+        self.remove_participant(now, id);
+        self.drain(now);
+        Ok(())
+    }
+
+    /// Mutes a participant's published track (a moderator's "mute"): its client is asked to
+    /// mute and everyone sees the track muted. Unmuting someone else is refused — a moderator
+    /// must not be able to switch on another person's microphone or camera.
+    pub fn mute_published_track(
+        &mut self,
+        now: Instant,
+        room: &str,
+        identity: &str,
+        track_sid: &str,
+        muted: bool,
+    ) -> Result<lk::TrackInfo, ServiceError> {
+        if !muted {
+            return Err(ServiceError::Refused("only the participant can unmute their own tracks".into()));
+        }
+        let id = self.member(room, identity)?;
+        let p = self.participants.get_mut(&id).expect("a member");
+        let track = p
+            .tracks
+            .iter_mut()
+            .find(|t| t.info.sid == track_sid)
+            .ok_or_else(|| ServiceError::NoTrack(track_sid.to_owned()))?;
+        track.info.muted = true;
+        let info = track.info.clone();
+        p.version += 1;
+        let (participant, hidden) = (p.info(), p.grant.hidden);
+        self.send(id, Resp::Mute(lk::MuteTrackRequest { sid: track_sid.to_owned(), muted: true }));
+        if !hidden {
+            self.broadcast(
+                room,
+                None,
+                Resp::Update(lk::ParticipantUpdate { participants: vec![participant] }),
+            );
+        }
+        self.drain(now);
+        Ok(info)
+    }
+
+    /// Sends a data packet from the server to a room (all, or `destination_identities`).
+    pub fn send_data(
+        &mut self,
+        now: Instant,
+        room: &str,
+        reliable: bool,
+        packet: lk::DataPacket,
+    ) -> Result<usize, ServiceError> {
+        if !self.rooms.contains_key(room) {
+            return Err(ServiceError::NoRoom(room.to_owned()));
+        }
+        if packet.encoded_len() > self.cfg.max_data_packet_bytes {
+            return Err(ServiceError::Refused(format!(
+                "data packets are limited to {} bytes",
+                self.cfg.max_data_packet_bytes
+            )));
+        }
+        let delivered = self.deliver_data(room, None, reliable, packet);
+        self.drain(now);
+        Ok(delivered)
     }
 }

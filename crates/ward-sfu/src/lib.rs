@@ -17,6 +17,8 @@ pub mod forward;
 mod grant;
 
 pub use config::SfuConfig;
-pub use engine::{JoinError, JoinOptions, MAX_SIGNAL_BYTES, Output, ParticipantId, Sfu, SfuStats};
+pub use engine::{
+    JoinError, JoinOptions, MAX_SIGNAL_BYTES, Output, ParticipantId, ServiceError, Sfu, SfuStats,
+};
 pub use grant::Grant;
 pub use livekit_protocol as protocol;

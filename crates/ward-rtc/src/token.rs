@@ -120,9 +120,18 @@ struct VideoClaims {
     can_publish_sources: Option<Vec<String>>,
     hidden: Option<bool>,
     can_update_own_metadata: Option<bool>,
+    // Join tokens from other tools may carry these with odd types; they matter only for the
+    // room service, where anything but `true` grants nothing.
+    #[serde(default, deserialize_with = "only_true")]
     room_admin: Option<bool>,
+    #[serde(default, deserialize_with = "only_true")]
     room_list: Option<bool>,
+    #[serde(default, deserialize_with = "only_true")]
     room_create: Option<bool>,
+}
+
+fn only_true<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    Ok(Some(serde_json::Value::deserialize(d)?.as_bool() == Some(true)))
 }
 
 /// What a token grants for LiveKit's room service API (`/twirp/livekit.RoomService/…`):

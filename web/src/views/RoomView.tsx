@@ -289,6 +289,8 @@ function Timeline({
   const scroller = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
   const [paginating, setPaginating] = useState(false);
+  // Cleared by a failed request, so that filling the page does not retry it in a loop.
+  const autoPaginate = useRef(true);
   const [error, setError] = useState<string | null>(null);
   const me = client.getUserId();
   const timeline = room.getLiveTimeline();
@@ -300,13 +302,16 @@ function Timeline({
     const el = scroller.current;
     const fromBottom = el ? el.scrollHeight - el.scrollTop : 0;
     setPaginating(true);
+    setError(null);
     try {
       await client.paginateEventTimeline(room.getLiveTimeline(), { backwards: true, limit: PAGE_SIZE });
+      autoPaginate.current = true;
       // Keep the message the user was looking at in place.
       requestAnimationFrame(() => {
         if (el) el.scrollTop = el.scrollHeight - fromBottom;
       });
     } catch (e) {
+      autoPaginate.current = false;
       setError(describeError(e));
     } finally {
       setPaginating(false);
@@ -331,10 +336,11 @@ function Timeline({
     client.sendReadReceipt(last, ReceiptType.Read).catch(() => undefined);
   });
 
-  // If the room's start is not loaded yet and the page is not full, fetch more.
+  // If the room's start is not loaded yet and the page is not full, fetch more (after a failure,
+  // only when asked: the button or scrolling up).
   useEffect(() => {
     const el = scroller.current;
-    if (el && canPaginate && !paginating && el.scrollHeight <= el.clientHeight) loadOlder();
+    if (el && canPaginate && !paginating && autoPaginate.current && el.scrollHeight <= el.clientHeight) loadOlder();
   });
 
   const myLast = [...events]

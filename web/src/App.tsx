@@ -193,7 +193,8 @@ function Ready({
       </aside>
       <main class="main">
         {room ? (
-          <RoomView client={client} room={room} tick={tick} onVerify={setVerification} />
+          // Keyed: another chat starts with fresh state (errors, upload, pagination, draft).
+          <RoomView key={room.roomId} client={client} room={room} tick={tick} onVerify={setVerification} />
         ) : roomId ? (
           <div class="placeholder">
             <Spinner label={t("loading")} />

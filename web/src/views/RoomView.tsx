@@ -734,6 +734,14 @@ function Composer({
       .catch(() => undefined);
   }
 
+  // Leaving the chat (or the app) while typing ends the notice now instead of at its timeout.
+  useEffect(
+    () => () => {
+      if (lastTyping.current) typing(false);
+    },
+    [],
+  );
+
   async function send(e?: Event) {
     e?.preventDefault();
     const body = text.trim();

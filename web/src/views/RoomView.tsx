@@ -594,7 +594,7 @@ function Message({
           ))}
         </span>
       )}
-      {failed && <span class="error">{t("sendFailed", { message: "" })}</span>}
+      {failed && <span class="error">{t("notSent")}</span>}
       {readers.length > 0 && <span class="read-by">{t("readBy", { users: readers.join(", ") })}</span>}
     </li>
   );

@@ -206,7 +206,7 @@ const de: Dict = {
   usernameTaken: "Dieser Benutzername ist vergeben. Bitte einen anderen wählen.",
   usernameInvalid: "Benutzernamen dürfen nur Kleinbuchstaben, Ziffern und . _ = - / enthalten.",
   passwordWeak: "Dieses Passwort ist zu schwach. Bitte ein längeres wählen.",
-  inviteInvalid: "Dieser Einladungslink ist ungültig, abgelaufen oder schon benutzt. Bitte um einen neuen bitten.",
+  inviteInvalid: "Dieser Einladungslink ist ungültig, abgelaufen oder schon benutzt. Bitten Sie um einen neuen.",
   inviteMissing: "Diese Seite braucht einen Einladungslink. Bitte die Administration Ihrer Praxis darum bitten.",
   registrationClosed: "Auf diesem Server ist keine Registrierung möglich.",
   toSignIn: "Zurück zur Anmeldung",

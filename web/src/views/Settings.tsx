@@ -126,7 +126,7 @@ export function Settings({
           </button>
         </div>
       </form>
-      <label>{t("language")}</label>
+      <h3>{t("language")}</h3>
       <LangSelect onChange={relabel} />
       <h3>{t("devices")}</h3>
       {loadSession()?.encryptedStore === false && <p class="hint">{t("storeNotEncrypted")}</p>}

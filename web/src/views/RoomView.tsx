@@ -328,6 +328,14 @@ function Timeline({
     atBottom.current = true;
   }, [room.roomId]);
 
+  // Coming back to the tab shows what arrived meanwhile: render again, for the receipt below.
+  const [, setShown] = useState(0);
+  useEffect(() => {
+    const onVisibility = () => setShown((n) => n + 1);
+    document.addEventListener("visibilitychange", onVisibility);
+    return () => document.removeEventListener("visibilitychange", onVisibility);
+  }, []);
+
   // Read receipt for the newest event from someone else while the chat is open and visible.
   useEffect(() => {
     if (document.visibilityState !== "visible") return;

@@ -61,6 +61,8 @@ export function App() {
 function Chat({ session, onLogout, relabel }: { session: Session; onLogout: () => void; relabel: () => void }) {
   const [client, setClient] = useState<MatrixClient | null>(null);
   const [ready, setReady] = useState(false);
+  // The first sync failed: the SDK keeps retrying; say so instead of only spinning.
+  const [unreachable, setUnreachable] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [admin, setAdmin] = useState(false);
   const [leaving, setLeaving] = useState(false);
@@ -77,6 +79,7 @@ function Chat({ session, onLogout, relabel }: { session: Session; onLogout: () =
         }
         const onSync = (state: SyncState) => {
           if (state === SyncState.Prepared || state === SyncState.Syncing) setReady(true);
+          setUnreachable(state === SyncState.Error || state === SyncState.Reconnecting);
         };
         started.on(ClientEvent.Sync, onSync);
         if (started.isInitialSyncComplete()) setReady(true);
@@ -127,6 +130,11 @@ function Chat({ session, onLogout, relabel }: { session: Session; onLogout: () =
     return (
       <main class="card loading">
         <Spinner label={leaving ? t("signingOut") : t("loading")} />
+        {unreachable && !leaving && (
+          <p class="error" role="alert">
+            {t("serverUnreachableRetrying")}
+          </p>
+        )}
       </main>
     );
   }
@@ -193,7 +201,8 @@ function Ready({
       </aside>
       <main class="main">
         {room ? (
-          <RoomView client={client} room={room} tick={tick} onVerify={setVerification} />
+          // Keyed: another chat starts with fresh state (errors, upload, pagination, draft).
+          <RoomView key={room.roomId} client={client} room={room} tick={tick} onVerify={setVerification} />
         ) : roomId ? (
           <div class="placeholder">
             <Spinner label={t("loading")} />

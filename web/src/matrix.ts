@@ -61,14 +61,18 @@ async function saveSession(r: LoginResponse): Promise<Session> {
 /** The crypto store's key of an encrypted-store session is gone or does not open the store. */
 export class StoreKeyLost extends Error {}
 
-/** A user-facing message for an error from the SDK. */
-export function describeError(e: unknown): string {
+/**
+ * A user-facing message for an error from the SDK. `withPassword`: the request carried the user's
+ * password (sign-in, or a step confirmed with it), so M_FORBIDDEN means the password was wrong;
+ * elsewhere it means the server refused the action.
+ */
+export function describeError(e: unknown, withPassword = false): string {
   if (e instanceof StoreKeyLost) return t("storeKeyLost");
   if (e instanceof ConnectionError) return t("serverUnreachable");
   if (e instanceof MatrixError) {
     switch (e.errcode) {
       case "M_FORBIDDEN":
-        return t("wrongPassword");
+        return withPassword ? t("wrongPassword") : t("forbidden");
       case "M_LIMIT_EXCEEDED":
         return t("tooManyAttempts");
       case "M_USER_DEACTIVATED":

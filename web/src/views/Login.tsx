@@ -16,7 +16,7 @@ export function Login({ onSession }: { onSession: (s: Session) => void }) {
     try {
       onSession(await login(username, password));
     } catch (err) {
-      setError(describeError(err));
+      setError(describeError(err, true));
       setBusy(false);
     }
   }

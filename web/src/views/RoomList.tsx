@@ -39,8 +39,10 @@ export function RoomList({ client, selected }: { client: MatrixClient; selected:
                 <span class="room-preview">{preview}</span>
               </span>
               {unread > 0 && (
-                <span class="badge" aria-label={t("unread", { count: unread })}>
-                  {unread}
+                <span class="badge">
+                  <span aria-hidden="true">{unread}</span>
+                  {/* A name on a plain span is not announced: the count is said as text. */}
+                  <span class="visually-hidden">{t("unread", { count: unread })}</span>
                 </span>
               )}
             </a>

@@ -289,6 +289,8 @@ function Timeline({
   const scroller = useRef<HTMLDivElement>(null);
   const atBottom = useRef(true);
   const [paginating, setPaginating] = useState(false);
+  // Cleared by a failed request, so that filling the page does not retry it in a loop.
+  const autoPaginate = useRef(true);
   const [error, setError] = useState<string | null>(null);
   const me = client.getUserId();
   const timeline = room.getLiveTimeline();
@@ -300,13 +302,16 @@ function Timeline({
     const el = scroller.current;
     const fromBottom = el ? el.scrollHeight - el.scrollTop : 0;
     setPaginating(true);
+    setError(null);
     try {
       await client.paginateEventTimeline(room.getLiveTimeline(), { backwards: true, limit: PAGE_SIZE });
+      autoPaginate.current = true;
       // Keep the message the user was looking at in place.
       requestAnimationFrame(() => {
         if (el) el.scrollTop = el.scrollHeight - fromBottom;
       });
     } catch (e) {
+      autoPaginate.current = false;
       setError(describeError(e));
     } finally {
       setPaginating(false);
@@ -323,6 +328,14 @@ function Timeline({
     atBottom.current = true;
   }, [room.roomId]);
 
+  // Coming back to the tab shows what arrived meanwhile: render again, for the receipt below.
+  const [, setShown] = useState(0);
+  useEffect(() => {
+    const onVisibility = () => setShown((n) => n + 1);
+    document.addEventListener("visibilitychange", onVisibility);
+    return () => document.removeEventListener("visibilitychange", onVisibility);
+  }, []);
+
   // Read receipt for the newest event from someone else while the chat is open and visible.
   useEffect(() => {
     if (document.visibilityState !== "visible") return;
@@ -331,10 +344,11 @@ function Timeline({
     client.sendReadReceipt(last, ReceiptType.Read).catch(() => undefined);
   });
 
-  // If the room's start is not loaded yet and the page is not full, fetch more.
+  // If the room's start is not loaded yet and the page is not full, fetch more (after a failure,
+  // only when asked: the button or scrolling up).
   useEffect(() => {
     const el = scroller.current;
-    if (el && canPaginate && !paginating && el.scrollHeight <= el.clientHeight) loadOlder();
+    if (el && canPaginate && !paginating && autoPaginate.current && el.scrollHeight <= el.clientHeight) loadOlder();
   });
 
   const myLast = [...events]
@@ -588,7 +602,7 @@ function Message({
           ))}
         </span>
       )}
-      {failed && <span class="error">{t("sendFailed", { message: "" })}</span>}
+      {failed && <span class="error">{t("notSent")}</span>}
       {readers.length > 0 && <span class="read-by">{t("readBy", { users: readers.join(", ") })}</span>}
     </li>
   );
@@ -727,6 +741,14 @@ function Composer({
       .then(() => client.sendTyping(room.roomId, active, TYPING_TIMEOUT_MS))
       .catch(() => undefined);
   }
+
+  // Leaving the chat (or the app) while typing ends the notice now instead of at its timeout.
+  useEffect(
+    () => () => {
+      if (lastTyping.current) typing(false);
+    },
+    [],
+  );
 
   async function send(e?: Event) {
     e?.preventDefault();

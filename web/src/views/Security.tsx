@@ -28,7 +28,7 @@ export function Security({ client }: { client: MatrixClient }) {
       setRecoveryKey(await setUpBackup(client, password));
       setPassword("");
     } catch (err) {
-      setError(describeError(err));
+      setError(describeError(err, true));
     } finally {
       setBusy(false);
     }

@@ -73,7 +73,8 @@ export function Settings({
     }
   }
 
-  async function run(what: () => Promise<unknown>, done: string) {
+  /** `withPassword`: the action is confirmed with the password (see describeError). */
+  async function run(what: () => Promise<unknown>, done: string, withPassword = false) {
     setBusy(true);
     setError(null);
     setStatus(null);
@@ -81,7 +82,7 @@ export function Settings({
       await what();
       setStatus(done);
     } catch (e) {
-      setError(describeError(e));
+      setError(describeError(e, withPassword));
     } finally {
       setBusy(false);
     }
@@ -105,7 +106,7 @@ export function Settings({
       }
       setPassword("");
       await load();
-    }, t("othersSignedOut"));
+    }, t("othersSignedOut"), true);
   }
 
   const others = (devices ?? []).filter((d) => d.device_id !== client.getDeviceId());
@@ -125,7 +126,7 @@ export function Settings({
           </button>
         </div>
       </form>
-      <label>{t("language")}</label>
+      <h3>{t("language")}</h3>
       <LangSelect onChange={relabel} />
       <h3>{t("devices")}</h3>
       {loadSession()?.encryptedStore === false && <p class="hint">{t("storeNotEncrypted")}</p>}

@@ -52,11 +52,13 @@ export function UserPicker({
 
   useEffect(() => {
     const q = term.trim();
+    const mine = ++seq.current; // a search still running for an earlier term is ignored
     if (!q) {
       setHits(null);
+      setSearching(false);
+      setError(null);
       return;
     }
-    const mine = ++seq.current;
     const timer = setTimeout(async () => {
       setSearching(true);
       try {

@@ -52,6 +52,10 @@ def test_app_from_a_directory(ward_factory, tmp_path):
     r = requests.get(server.url + "/assets/app-0123abcd.js", timeout=10)
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/javascript")
     assert "immutable" in r.headers["Cache-Control"]
+    # API answers (messages, profiles, files) are never kept in a browser's or proxy's cache.
+    for path in ["/_matrix/client/versions", "/_matrix/client/v3/sync", "/_matrix/nonexistent"]:
+        r = requests.get(server.url + path, timeout=10)
+        assert r.headers["Cache-Control"] == "no-store", (path, r.headers)
     for path in ["/../secret.txt", "/assets/..%2f..%2fsecret.txt", "/%2e%2e/secret.txt", "/.hidden"]:
         r = requests.get(server.url + path, timeout=10)
         assert r.status_code == 404 and "do not serve" not in r.text, path

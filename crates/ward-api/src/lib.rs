@@ -82,9 +82,20 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         // Outside the timeout layer, so it sees the layer's empty 408.
         .layer(middleware::map_response(matrix_timeout))
+        .layer(middleware::map_response(no_store_by_default))
         .layer(CatchPanicLayer::custom(panicked))
         .layer(cors())
         .with_state(state)
+}
+
+/// API answers carry messages, profiles and files of people's health care: no browser or proxy
+/// may keep them on disk. Only responses that choose their caching (the web app's hashed
+/// assets) are left alone.
+async fn no_store_by_default(mut response: Response) -> Response {
+    if !response.headers().contains_key(header::CACHE_CONTROL) {
+        response.headers_mut().insert(header::CACHE_CONTROL, http::HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// The timeout layer answers with an empty 408; clients get a Matrix error body instead.

@@ -356,7 +356,9 @@ fn serve(file: MediaFile, file_name: Option<String>) -> Response {
         HeaderValue::from_static("cross-origin"),
     );
     // Files may be medical documents: no shared cache may keep them.
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=86400"));
+    // Not even the user's own browser keeps files on disk (a shared practice computer); apps
+    // that want a cache keep decrypted copies in memory.
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 

@@ -11,9 +11,18 @@ const FOCUSABLE =
  * and the browser handles Escape. Tab and Shift-Tab wrap around inside it (without this, focus
  * would leave for the browser's own controls after the last element); on closing, focus goes
  * back to the element that had it before (the button or link that opened the dialog).
- * `onClose` runs for Escape and the close button; the caller then stops rendering the dialog.
+ * `onClose` runs for Escape and the close button; the caller then stops rendering the dialog,
+ * or returns `false` to keep it open (e.g. until a recovery key has been written down).
  */
-export function Dialog({ title, onClose, children }: { title: string; onClose: () => void; children: ComponentChildren }) {
+export function Dialog({
+  title,
+  onClose,
+  children,
+}: {
+  title: string;
+  onClose: () => void | boolean;
+  children: ComponentChildren;
+}) {
   const ref = useRef<HTMLDialogElement>(null);
   const closeRef = useRef(onClose);
   closeRef.current = onClose;
@@ -27,8 +36,11 @@ export function Dialog({ title, onClose, children }: { title: string; onClose: (
       e.preventDefault();
       closeRef.current();
     };
-    // The browser may close it without a cancelable `cancel` (repeated Escape): follow it.
-    const onClosed = () => closeRef.current();
+    // The browser may close it without a cancelable `cancel` (repeated Escape): follow it,
+    // unless the caller refuses — then it opens again.
+    const onClosed = () => {
+      if (closeRef.current() === false && !dialog.open && dialog.isConnected) dialog.showModal();
+    };
     const onKey = (e: KeyboardEvent) => {
       if (e.key !== "Tab") return;
       const items = Array.from(dialog.querySelectorAll<HTMLElement>(FOCUSABLE)).filter(

@@ -50,7 +50,15 @@ export function Security({ client }: { client: MatrixClient }) {
     }
   }
 
-  const close = closeDialog;
+  // A recovery key that was never written down is a backup nobody can restore: the dialog
+  // stays until the user says it is written down.
+  const close = () => {
+    if (recoveryKey) {
+      setError(t("recoveryKeyNotSaved"));
+      return false;
+    }
+    closeDialog();
+  };
   let body;
   if (recoveryKey) {
     body = (
@@ -59,7 +67,7 @@ export function Security({ client }: { client: MatrixClient }) {
         <label for="recovery-key">{t("recoveryKey")}</label>
         <input id="recovery-key" class="mono" readOnly value={recoveryKey} onFocus={(e) => (e.target as HTMLInputElement).select()} />
         <p class="row">
-          <button type="button" class="primary" onClick={close}>
+          <button type="button" class="primary" onClick={closeDialog}>
             {t("recoveryKeyDone")}
           </button>
         </p>

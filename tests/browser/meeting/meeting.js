@@ -123,13 +123,12 @@ async function remoteTrack(participant, publication) {
   };
   const inbound = ofType(await publication.track?.getRTCStatsReport(), "inbound-rtp")[0];
   if (inbound) {
-    Object.assign(entry, {
-      packetsReceived: inbound.packetsReceived,
-      framesDecoded: inbound.framesDecoded,
-      frameWidth: inbound.frameWidth,
-      frameHeight: inbound.frameHeight,
-      totalSamplesReceived: inbound.totalSamplesReceived,
-    });
+    // The counters that tell why a picture froze: lost packets (NACKs), frames that arrived but
+    // were not decoded, keyframe requests.
+    const fields = ["packetsReceived", "packetsLost", "nackCount", "framesReceived", "framesDecoded",
+      "framesDropped", "keyFramesDecoded", "pliCount", "firCount", "frameWidth", "frameHeight",
+      "totalSamplesReceived"];
+    for (const f of fields) if (inbound[f] !== undefined) entry[f] = inbound[f];
   }
   return entry;
 }

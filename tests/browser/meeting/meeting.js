@@ -134,15 +134,17 @@ async function remoteTrack(participant, publication) {
 }
 
 async function snapshot() {
+  // One list for both fields: people may come and go during the awaits below.
+  const people = [...room.remoteParticipants.values()];
   const remotes = [];
-  for (const p of room.remoteParticipants.values()) {
+  for (const p of people) {
     for (const publication of p.trackPublications.values()) remotes.push(await remoteTrack(p, publication));
   }
   return {
     identity: room.localParticipant.identity,
     state: room.state,
     errors,
-    participants: [...room.remoteParticipants.values()].map((p) => p.identity).sort(),
+    participants: people.map((p) => p.identity).sort(),
     published: [...room.localParticipant.trackPublications.values()].map((t) => t.source).sort(),
     remotes,
     ice: await Promise.all(peerConnections.filter((pc) => pc.connectionState !== "closed").map(iceSummary)),

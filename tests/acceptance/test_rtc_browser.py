@@ -1,0 +1,150 @@
+"""A conference with livekit-client in Debian's Chromium against Ward's built-in SFU
+(tests/browser/meeting.mjs, playwright-core; fake camera, microphone and screen).
+
+Ward serves a small test page (tests/browser/meeting/) with livekit-client's ESM build from
+WARD_WEB_DIR, so the page, its scripts and the signalling WebSocket share Ward's origin and its
+strict Content-Security-Policy. Three pages join one room and publish camera and microphone;
+each decodes the other two cameras and receives both microphones; the first shares its screen
+and the other two decode it (the cameras keep playing); the last closes her browser and the
+others see her leave. Every request of the pages goes to Ward's origin, there is no CSP
+violation, and media goes over UDP to the SFU's one candidate, 127.0.0.1. Screenshots land in
+tests/browser/artifacts/ (meeting-1.png …, and meeting-result.json with everything the script
+recorded).
+
+Ward-only (not `portable`): conferencing is not part of the Matrix spec, Synapse has no SFU.
+"""
+
+import datetime
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from livekit import api
+
+from harness import REPO
+
+KEY = "praxis"
+SECRET = "a-conferencing-secret-of-at-least-32-characters"
+ROOM = "fallbesprechung"
+PEOPLE = ["anna", "ben", "clara"]  # the first shares her screen
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+BROWSER_DIR = REPO / "tests" / "browser"
+SCRIPT = BROWSER_DIR / "meeting.mjs"
+LIVEKIT_ESM = BROWSER_DIR / "node_modules" / "livekit-client" / "dist" / "livekit-client.esm.mjs"
+ARTIFACTS = BROWSER_DIR / "artifacts"
+# The script waits up to this long for each of: cameras, microphones, screen share, leave.
+WAIT_MS = 60_000
+SCRIPT_TIMEOUT_S = 240
+
+
+@pytest.fixture
+def meeting_ward(ward_factory, tmp_path):
+    if os.environ.get("WARD_TEST_TARGET") == "synapse":
+        pytest.skip("conferencing is Ward's own")
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: run scripts/setup-test-env"
+    assert LIVEKIT_ESM.exists(), "livekit-client missing: run scripts/setup-test-env"
+    web = tmp_path / "web"
+    shutil.copytree(BROWSER_DIR / "meeting", web)
+    shutil.copy(LIVEKIT_ESM, web / LIVEKIT_ESM.name)
+    return ward_factory(registration="closed", env={"WARD_WEB_DIR": str(web)},
+                        rtc_api_key=KEY, rtc_api_secret=SECRET)
+
+
+def token(identity: str) -> str:
+    grants = api.VideoGrants(room_join=True, room=ROOM)
+    return (api.AccessToken(KEY, SECRET).with_identity(identity).with_name(identity.title())
+            .with_grants(grants).with_ttl(datetime.timedelta(minutes=10)).to_jwt())
+
+
+def udp_port(server) -> int:
+    """The SFU's media port, from Ward's log (the tests let it pick a free one)."""
+    for line in server.log.read_text().splitlines():
+        m = re.search(r"media server \(SFU\) listening.*udp=127\.0\.0\.1:(\d+)", line)
+        if m:
+            return int(m.group(1))
+    raise AssertionError(f"no conferencing UDP address in {server.log}")
+
+
+def test_three_browsers_see_each_other_and_a_screen_share(meeting_ward):
+    server = meeting_ward
+    for old in ARTIFACTS.glob("meeting-*"):
+        old.unlink()
+    env = {**os.environ, "WARD_URL": server.url, "CHROMIUM": CHROMIUM, "WARD_ARTIFACTS": str(ARTIFACTS),
+           "WARD_WAIT_MS": str(WAIT_MS),
+           "WARD_MEETING": json.dumps([{"name": p.title(), "token": token(p)} for p in PEOPLE])}
+    run = subprocess.run(["node", str(SCRIPT)], env=env, cwd=BROWSER_DIR, capture_output=True, text=True,
+                         timeout=SCRIPT_TIMEOUT_S)
+    lines = run.stdout.splitlines()
+    print("\n".join(line for line in lines if not line.startswith("RESULT ")))
+    results = [line for line in lines if line.startswith("RESULT ")]
+    assert run.returncode == 0 and results, f"{run.stdout[-5000:]}\n{run.stderr[-5000:]}"
+    result = json.loads(results[-1].removeprefix("RESULT "))
+    (ARTIFACTS / "meeting-result.json").write_text(json.dumps(result, indent=1))
+    print("timings (ms):", result["timings"])
+    log = "\n".join(result["console"][-40:])
+    assert not result["failure"], f"{result['failure']}\nconsole:\n{log}\nsee {server.log}"
+    assert not result["timedOut"], f"timed out: {result['timedOut']}\nconsole:\n{log}\nsee {server.log}"
+
+    port = udp_port(server)
+    names = [p.title() for p in PEOPLE]
+    for i, snap in enumerate(result["snapshots"]):
+        who = names[i]
+        assert not snap["errors"], f"{who}: {snap['errors']}"
+        assert snap["state"] == "connected", f"{who}: {snap['state']}"
+        assert snap["participants"] == sorted(p for j, p in enumerate(PEOPLE) if j != i), who
+        expected_published = ["camera", "microphone"] + (["screen_share"] if i == 0 else [])
+        assert snap["published"] == expected_published, f"{who}: {snap['published']}"
+        videos = [t for t in snap["remotes"] if t["kind"] == "video"]
+        cameras = [t for t in videos if t["source"] == "camera"]
+        assert sorted(t["participant"] for t in cameras) == snap["participants"], f"{who}: {videos}"
+        assert all(t["framesDecoded"] > 0 for t in cameras), f"{who}: {cameras}"
+        # … and kept decoding them while the screen share was added.
+        before = {t["trackSid"]: t["framesDecoded"] for t in result["milestones"]["cameras decoded"][i]["remotes"]
+                  if t["source"] == "camera"}
+        assert all(t["framesDecoded"] > before[t["trackSid"]] for t in cameras), f"{who}: {before} → {cameras}"
+        microphones = [t for t in snap["remotes"] if t["source"] == "microphone"]
+        assert len(microphones) == 2 and all(t["packetsReceived"] > 0 for t in microphones), f"{who}: {microphones}"
+        screens = [t for t in videos if t["source"] == "screen_share"]
+        if i == 0:
+            assert not screens, f"{who} sees a screen share: {screens}"
+        else:
+            assert [t["participant"] for t in screens] == [PEOPLE[0]], f"{who}: {videos}"
+            assert screens[0]["framesDecoded"] > 0, f"{who}: {screens}"
+
+        # Media only to the SFU's one candidate: 127.0.0.1 and its UDP port. Chromium also pairs
+        # its other host candidates with it (and may nominate e.g. eth0's address → 127.0.0.1,
+        # which the kernel still delivers over loopback), but every remote address is the SFU's.
+        assert len(snap["ice"]) == 2, f"{who}: publisher and subscriber connection expected: {snap['ice']}"
+        for pc in snap["ice"]:
+            assert pc["connectionState"] == "connected", f"{who}: {pc}"
+            assert pc["selected"] and pc["selected"]["remote"] == f"127.0.0.1:{port}/udp", f"{who}: {pc}"
+            assert set(pc["remoteCandidates"]) == {f"127.0.0.1:{port}/udp"}, f"{who}: {pc}"
+            for pair in pc["pairs"]:
+                if pair["bytesSent"] or pair["requestsSent"]:
+                    assert pair["remote"] == f"127.0.0.1:{port}/udp", f"{who}: {pair}"
+
+    # The last one closed her browser; the others saw her go.
+    for snap in result["milestones"]["left"]:
+        assert snap["participants"] == [PEOPLE[j] for j in range(len(PEOPLE) - 1) if snap["identity"] != PEOPLE[j]]
+        assert all(t["participant"] != PEOPLE[-1] for t in snap["remotes"]), snap["remotes"]
+
+    foreign = [r for r in result["requests"] if not same_origin(r["url"], server.url)]
+    assert not foreign, f"requests to other origins: {foreign}"
+    assert any(r["url"].startswith(server.url.replace("http", "ws") + "/rtc?") for r in result["requests"])
+    assert not result["problems"], "\n".join(result["problems"])
+    for i in range(len(PEOPLE)):
+        assert (ARTIFACTS / f"meeting-{i + 1}.png").stat().st_size > 0
+    print(f"browser screenshots: {ARTIFACTS}")
+
+
+def same_origin(url: str, origin: str) -> bool:
+    if url.startswith(("data:", "blob:")):
+        return True
+    for scheme in ("ws", "http"):
+        if url.startswith(origin.replace("http", scheme, 1) + "/"):
+            return True
+    return False

@@ -24,12 +24,14 @@ use str0m::channel::{ChannelConfig, ChannelId, Reliability};
 use str0m::format::{Codec, CodecSpec};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive, TcpType};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor, Vp8Patch};
 use str0m::{Candidate, Event, Input, Output as RtcOutput, Rtc};
 
 use crate::codec::{VideoCodec, starts_keyframe};
 use crate::config::SfuConfig;
-use crate::forward::{LayerState, QUALITY_ANY, QUALITY_HIGH, Rewriter, allocate, quality_of_rid};
+use crate::forward::{
+    LayerState, QUALITY_ANY, QUALITY_HIGH, Rewriter, Vp8Munger, allocate, pick_layer, quality_of_rid,
+};
 use crate::grant::Grant;
 
 /// One signalling connection's participant, as the shell knows it.
@@ -109,6 +111,8 @@ enum Side {
 const STATS_INTERVAL_MS: u64 = 2_000;
 /// How often publishers are reminded of the bitrate cap (REMB must be repeated).
 const REMB_INTERVAL_MS: u64 = 1_000;
+/// After the bandwidth forced a subscriber to a lower layer, this long before it goes up again.
+const UPGRADE_HOLD_MS: u64 = 3_000;
 /// How often rooms are looked after: speakers, layer allocation, timers.
 const HOUSEKEEPING_INTERVAL_MS: u64 = 250;
 /// Connection quality is reported this often.
@@ -188,6 +192,11 @@ struct DownTrack {
     target: Option<u8>,
     waiting_since: Option<Instant>,
     rewriter: Rewriter,
+    vp8: Vp8Munger,
+    /// When the bandwidth last forced a lower layer: going back up waits
+    /// `UPGRADE_HOLD_MS`, so that a probing estimate does not swing the picture between
+    /// layers (each swing costs a keyframe).
+    bandwidth_downgrade_at: Option<Instant>,
     pt_map: Vec<(Pt, Pt)>,
     /// Larger requested sizes get bandwidth first.
     requested_pixels: u32,
@@ -1034,6 +1043,8 @@ impl Sfu {
             target: None,
             waiting_since: None,
             rewriter: Rewriter::default(),
+            vp8: Vp8Munger::default(),
+            bandwidth_downgrade_at: None,
             pt_map: Vec::new(),
             requested_pixels: 0,
             screen,
@@ -1505,6 +1516,8 @@ impl Sfu {
         layer.bytes_window += packet.payload.len() as u64;
         layer.last_packet_at = Some(now);
         let keyframe = track.kind == MediaKind::Video && starts_keyframe(track.codec, &packet.payload);
+        let vp8 =
+            (track.codec == VideoCodec::Vp8).then(|| Vp8Descriptor::parse(&packet.payload).ok()).flatten();
         let (kind, clock_rate, sid) = (track.kind, track.clock_rate, track.info.sid.clone());
         let subscribers = track.subscribers.clone();
         if kind == MediaKind::Audio
@@ -1556,6 +1569,7 @@ impl Sfu {
                 continue;
             };
             if switch {
+                tracing::debug!(track = %sid, layer = quality, "layer switch at a keyframe");
                 dt.waiting_since = None;
                 self.stats.layer_switches += 1;
             }
@@ -1582,12 +1596,17 @@ impl Sfu {
             let Some(tx) = api.stream_tx_by_mid(out_mid, None) else {
                 continue;
             };
-            tx.write_rtp(
-                RtpWrite::new(out_pt, out_seq.into(), out_ts, now, packet.payload.clone())
-                    .marker(packet.header.marker)
-                    .ext_vals(ext_vals.clone())
-                    .nackable(kind == MediaKind::Video),
-            );
+            let mut write = RtpWrite::new(out_pt, out_seq.into(), out_ts, now, packet.payload.clone())
+                .marker(packet.header.marker)
+                .ext_vals(ext_vals.clone())
+                .nackable(kind == MediaKind::Video);
+            if let Some(d) = &vp8 {
+                let (pid, tl0, key) = dt.vp8.munge(switch, d.picture_id(), d.tl0_pic_idx(), d.key_idx());
+                if let Some(patch) = vp8_patch(d, pid, tl0, key) {
+                    write = write.vp8_patch(patch);
+                }
+            }
+            tx.write_rtp(write);
             self.stats.packets_forwarded += 1;
             self.stats.bytes_forwarded += packet.payload.len() as u64;
             self.mark(s, Side::Subscriber);
@@ -1618,6 +1637,7 @@ impl Sfu {
         let mut api = p.publisher.direct_api();
         let Some(rx) = api.stream_rx_by_mid(mid, rid) else { return };
         rx.request_keyframe(kind);
+        tracing::debug!(track = %sid, layer = quality, "keyframe requested");
         self.stats.keyframe_requests_sent += 1;
         self.mark(publisher, Side::Publisher);
     }
@@ -1815,12 +1835,26 @@ impl Sfu {
         self.mark(id, Side::Subscriber);
         let sub = self.participants.get_mut(&id).expect("checked above");
         sub.subscriber.bwe().set_bitrate(Bitrate::ZERO, desired);
-        for (i, target) in order.iter().zip(chosen) {
+        let unconstrained: Vec<Option<u8>> =
+            requests.iter().map(|(layers, max_quality)| pick_layer(layers, *max_quality, u64::MAX)).collect();
+        for ((i, target), free) in order.iter().zip(chosen).zip(unconstrained) {
             let d = &mut sub.downtracks[*i];
             if target.is_none() {
                 continue;
             }
+            let bandwidth_limited = target < free;
+            let going_up = d.target.is_some_and(|current| target > Some(current));
+            let holding = d
+                .bandwidth_downgrade_at
+                .is_some_and(|t| now.duration_since(t) < Duration::from_millis(UPGRADE_HOLD_MS));
+            if going_up && holding {
+                continue;
+            }
+            if d.target.is_some_and(|current| target < Some(current)) && bandwidth_limited {
+                d.bandwidth_downgrade_at = Some(now);
+            }
             if d.target != target {
+                tracing::debug!(track = %d.track_sid, from = ?d.target, to = ?target, bandwidth_limited, "layer target");
                 d.target = target;
             }
             let needs_switch = d.rewriter.source() != d.target;
@@ -1941,6 +1975,28 @@ fn format_compatible(a: &CodecSpec, b: &CodecSpec) -> bool {
     a.codec != Codec::H264
         || (a.format.profile_level_id == b.format.profile_level_id
             && a.format.packetization_mode == b.format.packetization_mode)
+}
+
+/// The descriptor patch for munged VP8 values; `None` if the descriptor has none of them.
+fn vp8_patch(d: &Vp8Descriptor, pid: Option<u16>, tl0: Option<u8>, key: Option<u8>) -> Option<Vp8Patch> {
+    let build = |pid: Option<u16>| {
+        let mut b = d.patch();
+        if let Some(p) = pid {
+            b = b.picture_id(p);
+        }
+        if let Some(t) = tl0 {
+            b = b.tl0_pic_idx(t);
+        }
+        if let Some(k) = key {
+            b = b.key_idx(k);
+        }
+        b.build()
+    };
+    if pid.is_none() && tl0.is_none() && key.is_none() {
+        return None;
+    }
+    // A 7-bit picture ID field keeps 7 bits.
+    build(pid).or_else(|_| build(pid.map(|p| p & 0x7f))).ok()
 }
 
 fn rid_of_quality(quality: u8) -> &'static str {

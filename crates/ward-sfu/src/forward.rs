@@ -131,6 +131,67 @@ impl Rewriter {
     }
 }
 
+/// Keeps VP8's picture IDs, TL0PICIDX and KEYIDX continuous across layer switches, as the
+/// rewriter does for sequence numbers: each simulcast layer counts on its own, and a receiver
+/// that sees the picture ID jump backwards after a switch may hold frames as "too old" and
+/// freeze (libwebrtc's VP8 reference finder tracks frames by picture ID).
+#[derive(Debug, Default)]
+pub struct Vp8Munger {
+    pid_offset: u16,
+    tl0_offset: u8,
+    key_offset: u8,
+    last_pid: Option<u16>,
+    last_tl0: Option<u8>,
+    last_key: Option<u8>,
+}
+
+/// 15-bit picture IDs, as browsers send them.
+const PID_MODULUS: u16 = 1 << 15;
+const KEYIDX_MODULUS: u8 = 1 << 5;
+
+impl Vp8Munger {
+    /// The outgoing picture ID, TL0PICIDX and KEYIDX for a packet whose descriptor carries
+    /// these incoming values; `switch` for the first packet of a new source (a keyframe).
+    pub fn munge(
+        &mut self,
+        switch: bool,
+        pid: Option<u16>,
+        tl0: Option<u8>,
+        key: Option<u8>,
+    ) -> (Option<u16>, Option<u8>, Option<u8>) {
+        if switch {
+            if let (Some(p), Some(last)) = (pid, self.last_pid) {
+                let next = (last + 1) % PID_MODULUS;
+                self.pid_offset = next.wrapping_sub(p % PID_MODULUS) % PID_MODULUS;
+            }
+            if let (Some(t), Some(last)) = (tl0, self.last_tl0) {
+                self.tl0_offset = last.wrapping_add(1).wrapping_sub(t);
+            }
+            if let (Some(k), Some(last)) = (key, self.last_key) {
+                self.key_offset = (last + 1).wrapping_sub(k) % KEYIDX_MODULUS;
+            }
+        }
+        let pid = pid.map(|p| (p % PID_MODULUS + self.pid_offset) % PID_MODULUS);
+        let tl0 = tl0.map(|t| t.wrapping_add(self.tl0_offset));
+        let key = key.map(|k| (k + self.key_offset) % KEYIDX_MODULUS);
+        // Remember the newest values (reordered older packets must not pull them back).
+        if let Some(p) = pid
+            && self.last_pid.is_none_or(|last| (p.wrapping_sub(last) % PID_MODULUS) < PID_MODULUS / 2)
+        {
+            self.last_pid = Some(p);
+        }
+        if let Some(t) = tl0
+            && self.last_tl0.is_none_or(|last| t.wrapping_sub(last) < 128)
+        {
+            self.last_tl0 = Some(t);
+        }
+        if let Some(k) = key {
+            self.last_key = Some(k);
+        }
+        (pid, tl0, key)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +225,25 @@ mod tests {
         assert_eq!(got, vec![Some(2), Some(0)]);
         let got = allocate(&[(&a, QUALITY_ANY), (&b, QUALITY_ANY)], 4_000_000);
         assert_eq!(got, vec![Some(2), Some(2)]);
+    }
+
+    #[test]
+    fn vp8_picture_ids_continue_across_a_switch() {
+        let mut m = Vp8Munger::default();
+        // The first source passes unchanged.
+        assert_eq!(m.munge(true, Some(100), Some(7), Some(3)), (Some(100), Some(7), Some(3)));
+        assert_eq!(m.munge(false, Some(101), Some(8), Some(3)), (Some(101), Some(8), Some(3)));
+        // Another layer counts from elsewhere; after the switch its numbers continue ours.
+        assert_eq!(m.munge(true, Some(20_000), Some(200), Some(30)), (Some(102), Some(9), Some(4)));
+        assert_eq!(m.munge(false, Some(20_001), Some(201), Some(30)), (Some(103), Some(10), Some(4)));
+        // Wrapping at 15 bits and 8 bits.
+        let mut m = Vp8Munger::default();
+        m.munge(true, Some(32_767), Some(255), Some(31));
+        assert_eq!(m.munge(true, Some(5), Some(1), Some(0)), (Some(0), Some(0), Some(0)));
+        assert_eq!(m.munge(false, Some(6), Some(2), Some(0)), (Some(1), Some(1), Some(0)));
+        // A reordered older packet keeps its own number and does not move the newest back.
+        assert_eq!(m.munge(false, Some(5), Some(1), Some(0)), (Some(0), Some(0), Some(0)));
+        assert_eq!(m.munge(true, Some(900), None, None), (Some(2), None, None));
     }
 
     #[test]

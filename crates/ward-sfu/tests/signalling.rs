@@ -318,3 +318,23 @@ fn garbage_signals_are_counted_not_fatal() {
     let out = h.drain();
     assert!(signals_to(&out, anna).iter().any(|m| matches!(m, Resp::Pong(1))));
 }
+
+#[test]
+fn the_subscriber_offer_carries_the_ice_tcp_candidate() {
+    let mut h = Harness::new(|c| {
+        c.tcp_local_addr = Some("127.0.0.1:7881".parse().unwrap());
+        c.tcp_public_addr = Some("127.0.0.1:7881".parse().unwrap());
+    });
+    let anna = h.join(grant("anna")).unwrap();
+    h.advance(Duration::from_millis(200));
+    let out = h.drain();
+    let offer = signals_to(&out, anna)
+        .into_iter()
+        .find_map(|m| match m {
+            Resp::Offer(o) => Some(o.sdp.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(offer.contains("127.0.0.1 7882 typ host"), "{offer}");
+    assert!(offer.contains("127.0.0.1 7881 typ host tcptype passive"), "{offer}");
+}

@@ -672,6 +672,12 @@ mod tests {
         refused(&[("WARD_RTC_MAX_PARTICIPANTS", "0")], "rtc_max_participants");
         refused(&[("WARD_RTC_TOKEN_MAX_TTL_MS", "0")], "rtc_token_max_ttl_ms");
         refused(&[("WARD_RTC_MAX_PARTICIPANTS", "10")], "rtc_max_participants_per_room");
+        // Meeting metadata is kept three months at most, and at least a day.
+        let e = refused(&[("WARD_MEETING_RETENTION_DAYS", "91")], "meeting_retention_days");
+        assert!(e.contains("three months"), "{e}");
+        refused(&[("WARD_MEETING_RETENTION_DAYS", "0")], "meeting_retention_days");
+        let loaded = Config::load(None::<&Path>, env(&[("WARD_MEETING_RETENTION_DAYS", "30")])).unwrap();
+        assert_eq!(loaded.config.meeting_retention_days, 30);
 
         // Conferencing off: nothing needs announcing.
         let loaded = Config::load(

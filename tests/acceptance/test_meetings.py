@@ -214,6 +214,9 @@ def test_team_meeting_with_lobby_and_moderation(server):
             assert poll(guest_b, k2) == {"status": "removed"}
             with pytest.raises(rtc.ConnectError):
                 await asyncio.wait_for(rtc.Room().connect(ws_url(server), t2["token"]), 30)
+            # livekit-client asks /rtc/validate why; it shows this text.
+            r = requests.get(f"{server.url}/rtc/validate", params={"access_token": t2["token"]}, timeout=10)
+            assert r.status_code == 403 and "not been admitted" in r.text, (r.status_code, r.text)
             expect(guest_b.call("POST", f"/meetings/{meeting}/knock", {"display_name": "Max"}), 403, "M_FORBIDDEN")
             expect(anna.call("POST", f"/meetings/{meeting}/participants/guest-nobody/remove"), 404, "M_NOT_FOUND")
 

@@ -152,6 +152,11 @@ fn classify(e: &ServiceError) -> (StatusCode, ErrorKind) {
             data.retry_after = Some(RetryAfter::Delay(Duration::from_millis(*retry_after_ms)));
             (StatusCode::TOO_MANY_REQUESTS, ErrorKind::LimitExceeded(data))
         }
+        E::LimitReached(_) => {
+            (StatusCode::TOO_MANY_REQUESTS, ErrorKind::LimitExceeded(LimitExceededErrorData::new()))
+        }
+        E::Conflict(_) => (StatusCode::CONFLICT, ErrorKind::Unknown),
+        E::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, ErrorKind::Unknown),
         E::UnknownToken { soft_logout, .. } => {
             let mut data = UnknownTokenErrorData::new();
             data.soft_logout = *soft_logout;

@@ -14,7 +14,7 @@ use ward_service::Authed;
 use crate::AppState;
 use crate::error::{ApiError, render};
 
-async fn read_body(body: Body, limit_bytes: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(body: Body, limit_bytes: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, limit_bytes).await.map_err(|e| {
         // `to_bytes` reports a length-limit hit as an error wrapping `LengthLimitError`.
         let mut source: Option<&dyn std::error::Error> = Some(&e);

@@ -1,4 +1,5 @@
-//! Ward's HTTP API on axum: the Matrix client-server endpoints.
+//! Ward's HTTP API on axum: the Matrix client-server endpoints, and Ward's own APIs under
+//! `/_ward` (admin, meetings).
 //!
 //! One file per endpoint group under [`client`], each headed by its methods, paths and spec
 //! links. Handlers are thin: extract (ruma types where they fit), call one service, answer.
@@ -9,6 +10,7 @@ mod admin;
 pub mod client;
 pub mod error;
 pub mod extract;
+mod meet;
 mod web;
 
 use std::sync::Arc;
@@ -71,7 +73,7 @@ where
 /// they get the same ones.
 pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_millis(state.api.http_request_timeout_ms);
-    let mut routes = admin::routes(client::routes(Router::new()));
+    let mut routes = meet::routes(admin::routes(client::routes(Router::new())));
     if let Some(rtc) = &state.rtc {
         routes = routes.merge(ward_rtc::http::routes(rtc.clone()));
     }

@@ -93,7 +93,12 @@ pub struct Config {
     pub rtc_max_bitrate_bps_per_track: u64,
     pub rtc_empty_room_timeout_ms: u64,
     pub rtc_token_max_ttl_ms: u64,
+    pub meeting_retention_days: u32,
 }
+
+/// Longest `meeting_retention_days`: video consultation metadata may be kept three months at
+/// most (Anlage 31b BMV-Ä).
+pub const MEETING_RETENTION_DAYS_MAX: u32 = 90;
 
 /// Shortest `rtc_api_secret` accepted; LiveKit's server refuses shorter secrets too, so a
 /// secret that works with Ward also works with LiveKit's tools.
@@ -153,6 +158,8 @@ impl Default for Config {
             rtc_empty_room_timeout_ms: 300_000,
             // LiveKit's SDKs mint tokens for six hours by default.
             rtc_token_max_ttl_ms: 21_600_000,
+            // Anlage 31b BMV-Ä: video consultation metadata is kept three months at most.
+            meeting_retention_days: 90,
         }
     }
 }
@@ -277,6 +284,14 @@ impl Config {
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err((key, "must be greater than 0".into()));
+        }
+        if !(1..=MEETING_RETENTION_DAYS_MAX).contains(&self.meeting_retention_days) {
+            return Err((
+                "meeting_retention_days",
+                format!(
+                    "must be between 1 and {MEETING_RETENTION_DAYS_MAX} (three months at most for video consultations)"
+                ),
+            ));
         }
         if self.max_upload_bytes == 0 {
             return Err(("max_upload_bytes", "must be greater than 0".into()));
@@ -657,6 +672,12 @@ mod tests {
         refused(&[("WARD_RTC_MAX_PARTICIPANTS", "0")], "rtc_max_participants");
         refused(&[("WARD_RTC_TOKEN_MAX_TTL_MS", "0")], "rtc_token_max_ttl_ms");
         refused(&[("WARD_RTC_MAX_PARTICIPANTS", "10")], "rtc_max_participants_per_room");
+        // Meeting metadata is kept three months at most, and at least a day.
+        let e = refused(&[("WARD_MEETING_RETENTION_DAYS", "91")], "meeting_retention_days");
+        assert!(e.contains("three months"), "{e}");
+        refused(&[("WARD_MEETING_RETENTION_DAYS", "0")], "meeting_retention_days");
+        let loaded = Config::load(None::<&Path>, env(&[("WARD_MEETING_RETENTION_DAYS", "30")])).unwrap();
+        assert_eq!(loaded.config.meeting_retention_days, 30);
 
         // Conferencing off: nothing needs announcing.
         let loaded = Config::load(

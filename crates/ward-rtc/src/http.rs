@@ -4,7 +4,8 @@
 //! - `GET /rtc` — the signalling WebSocket ([`crate::signal`]).
 //! - `GET /rtc/validate` — livekit-client asks this after a failed signalling WebSocket, with
 //!   the same query (`access_token=…`), to show the user why. Answers `200 success` for a token
-//!   that would be let in, `401` with the reason as plain text otherwise — livekit-client shows
+//!   that would be let in, `401` with the reason as plain text otherwise (`403` when the
+//!   application's join gate keeps the participant out) — livekit-client shows
 //!   the text of a 401 or 403 and nothing of other statuses, so every token problem is a 401.
 //! - `POST /twirp/livekit.RoomService/{method}` — LiveKit's room service API ([`crate::twirp`]).
 //! - `GET /rtc/v1`, `/rtc/v1/validate` — 404, so that clients fall back from LiveKit's newer
@@ -69,7 +70,12 @@ async fn not_here() -> Response {
 async fn validate(State(rtc): State<Arc<Rtc>>, uri: Uri, headers: HeaderMap) -> Response {
     let verdict = access_token(&uri, &headers).and_then(|t| rtc.verify_token(&t, SystemTime::now()));
     let (status, body) = match verdict {
-        Ok(_) => (StatusCode::OK, "success".to_owned()),
+        Ok(grant) => match rtc.admits(&grant).await {
+            Ok(()) => (StatusCode::OK, "success".to_owned()),
+            // The token is fine but the application keeps this participant out (a removed
+            // guest, an ended meeting); livekit-client shows the text of a 403 too.
+            Err(reason) => (StatusCode::FORBIDDEN, reason),
+        },
         Err(e) => {
             tracing::debug!(reason = %e, "conferencing token refused");
             (StatusCode::UNAUTHORIZED, e.to_string())

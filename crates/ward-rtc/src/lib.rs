@@ -38,12 +38,25 @@ pub struct RtcSettings {
     pub token_max_ttl: Duration,
 }
 
+/// Asked before anyone joins or rejoins a room, after their token checked out: lets the
+/// application close rooms to valid tokens (Ward's meetings refuse removed guests and ended
+/// meetings). `Err` carries the reason the client is shown.
+pub trait JoinGate: Send + Sync {
+    fn admits<'a>(
+        &'a self,
+        room: &'a str,
+        identity: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
+}
+
 /// The conferencing service as the HTTP layer holds it (`Arc<Rtc>` in Ward's app state).
 /// The signalling endpoints and the SFU's run loop hang off it too.
 pub struct Rtc {
     pub settings: RtcSettings,
     /// The running SFU; `None` only for HTTP tests that need no media.
     sfu: Option<SfuHandle>,
+    /// Set once at start by the application, if it wants a say in who joins.
+    gate: std::sync::OnceLock<std::sync::Arc<dyn JoinGate>>,
 }
 
 impl std::fmt::Debug for Rtc {
@@ -55,7 +68,7 @@ impl std::fmt::Debug for Rtc {
 impl Rtc {
     /// Settings only, no media server (`/rtc` answers 503).
     pub fn new(settings: RtcSettings) -> Self {
-        Self { settings, sfu: None }
+        Self { settings, sfu: None, gate: std::sync::OnceLock::new() }
     }
 
     /// Binds the media UDP socket and starts the SFU.
@@ -76,11 +89,26 @@ impl Rtc {
         cfg.server_version = "1.9.0".into();
         cfg.node_id = format!("ward-{}", env!("CARGO_PKG_VERSION"));
         let sfu = runtime::start(cfg, settings.udp_bind, settings.tcp_bind).await?;
-        Ok(Self { settings, sfu: Some(sfu) })
+        Ok(Self { settings, sfu: Some(sfu), gate: std::sync::OnceLock::new() })
     }
 
     pub fn sfu(&self) -> Option<&SfuHandle> {
         self.sfu.as_ref()
+    }
+
+    /// Installs the join gate (the first one set stays).
+    pub fn set_gate(&self, gate: std::sync::Arc<dyn JoinGate>) {
+        if self.gate.set(gate).is_err() {
+            tracing::warn!("a join gate was set twice; keeping the first");
+        }
+    }
+
+    /// Whether the gate (if any) lets `grant`'s participant into its room.
+    pub async fn admits(&self, grant: &Grant) -> Result<(), String> {
+        match self.gate.get() {
+            Some(gate) => gate.admits(&grant.room, &grant.identity).await,
+            None => Ok(()),
+        }
     }
 
     /// Checks a join token against the configured API key and secret.

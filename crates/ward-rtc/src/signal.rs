@@ -2,7 +2,8 @@
 //!
 //! The token comes as `Authorization: Bearer …` (LiveKit's Rust and Python SDKs) or as the
 //! `access_token` query parameter (livekit-client). It is checked and the participant joined
-//! before the upgrade, so a refused client gets an HTTP status (and `/rtc/validate` the reason);
+//! before the upgrade (after the application's join gate, [`crate::JoinGate`], agreed), so a
+//! refused client gets an HTTP status (and `/rtc/validate` the reason);
 //! after that every binary frame is one protobuf `SignalRequest` in or `SignalResponse` out.
 
 use std::collections::HashMap;
@@ -41,6 +42,9 @@ pub(crate) async fn rtc(
         Ok(g) => g,
         Err(e) => return (StatusCode::UNAUTHORIZED, e.to_string()).into_response(),
     };
+    if let Err(reason) = rtc.admits(&grant).await {
+        return (StatusCode::FORBIDDEN, reason).into_response();
+    }
     let Some(sfu) = rtc.sfu() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "the media server is not running").into_response();
     };

@@ -45,6 +45,16 @@ pub enum Error {
     UserDeactivated,
     #[error("too many attempts; try again in {retry_after_ms} ms")]
     LimitExceeded { retry_after_ms: u64 },
+    /// A fixed limit is reached (open meetings, a full waiting room); waiting does not help
+    /// until something is freed.
+    #[error("{0}")]
+    LimitReached(String),
+    /// The request contradicts the current state (a second patient while one is admitted).
+    #[error("{0}")]
+    Conflict(String),
+    /// A part of the server the request needs is not running (conferencing switched off).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{message}")]
     UnknownToken { soft_logout: bool, message: String },
     #[error("{0}")]

@@ -11,6 +11,7 @@ pub mod backup;
 pub mod e2ee;
 mod error;
 pub mod media;
+pub mod meetings;
 mod registration;
 pub mod rooms;
 mod session;
@@ -30,13 +31,19 @@ use ward_store::Store;
 pub use account::Profile;
 pub use admin::{NewRegistrationToken, generate_password};
 pub use error::{Error, Result, UiaChallenge};
+pub use meetings::{
+    ConferenceGrant, Conferencing, ConferencingError, CreateMeeting, KnockCreated, KnockState, Lobby,
+    LobbyEntry, MeetingSettings, MeetingToken, NewPatientLink, PatientLinkInfo, PublicMeeting,
+};
 pub use registration::{RegisterInput, RegisterOutcome};
 pub use session::{Authed, LoginInput, LoginOutcome, Tokens};
 pub use uia::{UiaAuth, UiaStageInput};
 pub use voip::{TurnCredentials, TurnSettings};
 pub use ward_core::uia::{Flow, Stage};
 pub use ward_rooms::ServerKey;
-pub use ward_store::{BackupKey, BackupScope, BackupVersion, Device, RegistrationToken};
+pub use ward_store::{
+    BackupKey, BackupScope, BackupVersion, Device, KnockStatus, Meeting, MeetingKind, RegistrationToken,
+};
 
 /// Fixed limits (the configurable ones live in [`Settings`]).
 pub mod limits {
@@ -74,6 +81,7 @@ pub struct Settings {
     /// `None` when no TURN server is configured.
     pub turn: Option<TurnSettings>,
     pub media: media::MediaSettings,
+    pub meetings: meetings::MeetingSettings,
 }
 
 impl Settings {
@@ -109,6 +117,11 @@ impl Settings {
                 quota_bytes_per_user: Some(c.media_quota_bytes_per_user).filter(|q| *q > 0),
                 legacy_unauthenticated: c.media_legacy_unauthenticated,
             },
+            meetings: meetings::MeetingSettings {
+                retention_ms: u64::from(c.meeting_retention_days) * 86_400_000,
+                token_ttl_ms: c.rtc_token_max_ttl_ms,
+                poll_max_ms: c.sync_timeout_max_ms.min(meetings::limits::POLL_TIMEOUT_MAX_MS),
+            },
         }
     }
 }
@@ -134,6 +147,8 @@ pub struct Services {
     media: media::MediaState,
     /// Key and to-device activity known to this process (saves database reads in sync).
     hints: e2ee::Hints,
+    /// Meetings' long-poll wake-ups, knock and PIN throttles, and the SFU.
+    meet: meetings::MeetState,
 }
 
 pub fn now_ms() -> u64 {
@@ -151,6 +166,7 @@ impl Services {
             room_locks: Mutex::new(HashMap::new()),
             notifier: Arc::new(rooms::Notifier::new(position)),
             hints: e2ee::Hints::new(position),
+            meet: meetings::MeetState::new(),
             media: media::MediaState::open(&settings.media).await?,
             store,
             settings,

@@ -15,6 +15,7 @@
 mod accounts;
 mod e2ee;
 mod media;
+mod meetings;
 mod migrations;
 mod rooms;
 mod search;

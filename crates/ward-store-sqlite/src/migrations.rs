@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_e2ee.sql"),
     include_str!("migrations/0004_search_reports.sql"),
     include_str!("migrations/0005_media.sql"),
+    include_str!("migrations/0006_meetings.sql"),
 ];
 
 /// The schema version this build creates and understands.

@@ -55,6 +55,10 @@ macro_rules! store_conformance_tests {
             media_uploads_and_quota,
             media_reservations,
             media_thumbnails,
+            meetings_and_their_settings,
+            knocks_through_the_lobby,
+            patient_links_are_single_use,
+            meetings_are_purged_after_retention,
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
@@ -1304,4 +1308,320 @@ pub async fn room_peers_and_member_changes(store: &dyn Store) {
     let changes: Vec<_> = changes.iter().map(|c| (c.user_id.as_str(), c.membership.as_str())).collect();
     assert_eq!(changes, [("@c:x", "join"), ("@c:x", "leave"), ("@d:x", "ban")]);
     assert!(store.member_changes("!r:x", p[0], until).await.unwrap().is_empty());
+}
+
+// ---- meetings ----
+
+fn new_meeting(id: &str, kind: MeetingKind, creator: &str) -> NewMeeting {
+    NewMeeting {
+        meeting_id: id.to_owned(),
+        kind,
+        title: Some("Teambesprechung".to_owned()),
+        creator: creator.to_owned(),
+        origin_room: Some("!team:x".to_owned()),
+        members_enter: true,
+        created_ms: NOW,
+    }
+}
+
+fn new_knock(id: &str, meeting: &str, link: Option<u8>, at: u64) -> NewKnock {
+    NewKnock {
+        knock_id: id.to_owned(),
+        meeting_id: meeting.to_owned(),
+        secret_hash: h(7),
+        display_name: format!("Gast {id}"),
+        identity: format!("guest-{id}"),
+        link_hash: link.map(h),
+        created_ms: at,
+    }
+}
+
+fn patient_link(n: u8, meeting: &str, expires_ms: u64) -> PatientLink {
+    PatientLink {
+        link_hash: h(n),
+        meeting_id: meeting.to_owned(),
+        created_ms: NOW,
+        expires_ms,
+        slot_start_ms: Some(NOW + 10),
+        slot_end_ms: Some(NOW + 20),
+        knock_id: None,
+        spent: false,
+    }
+}
+
+async fn status_of(store: &dyn Store, knock: &str) -> KnockStatus {
+    store.knock(knock).await.unwrap().expect("knock exists").status
+}
+
+pub async fn meetings_and_their_settings(store: &dyn Store) {
+    assert!(store.meeting("m1").await.unwrap().is_none());
+    assert_eq!(
+        store.create_meeting(new_meeting("m1", MeetingKind::Meeting, "@a:x"), 2).await.unwrap(),
+        MeetingWrite::Done
+    );
+    let bare = NewMeeting {
+        title: None,
+        origin_room: None,
+        members_enter: false,
+        ..new_meeting("m2", MeetingKind::Consultation, "@a:x")
+    };
+    assert_eq!(store.create_meeting(bare, 2).await.unwrap(), MeetingWrite::Done);
+    assert_eq!(
+        store.create_meeting(new_meeting("m3", MeetingKind::Meeting, "@a:x"), 2).await.unwrap(),
+        MeetingWrite::TooMany
+    );
+    assert!(store.meeting("m3").await.unwrap().is_none(), "a refused meeting leaves no record");
+    assert!(matches!(
+        store.create_meeting(new_meeting("m1", MeetingKind::Meeting, "@b:x"), 2).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let m = store.meeting("m1").await.unwrap().unwrap();
+    assert_eq!(
+        m,
+        Meeting {
+            meeting_id: "m1".into(),
+            kind: MeetingKind::Meeting,
+            title: Some("Teambesprechung".into()),
+            creator: "@a:x".into(),
+            origin_room: Some("!team:x".into()),
+            members_enter: true,
+            created_ms: NOW,
+            last_used_ms: NOW,
+            ended_ms: None,
+            locked: false,
+            pin_hash: None,
+        }
+    );
+    let m2 = store.meeting("m2").await.unwrap().unwrap();
+    assert_eq!(
+        (m2.kind, m2.title, m2.origin_room, m2.members_enter),
+        (MeetingKind::Consultation, None, None, false)
+    );
+    let ids = |ms: Vec<Meeting>| ms.into_iter().map(|m| m.meeting_id).collect::<Vec<_>>();
+    assert_eq!(ids(store.open_meetings_of("@a:x").await.unwrap()).len(), 2);
+
+    assert!(store.set_meeting_locked("m1", true, NOW + 1).await.unwrap());
+    assert!(store.set_meeting_pin("m1", Some("$argon2id$pin"), NOW + 2).await.unwrap());
+    let m = store.meeting("m1").await.unwrap().unwrap();
+    assert_eq!((m.locked, m.pin_hash.as_deref(), m.last_used_ms), (true, Some("$argon2id$pin"), NOW + 2));
+    assert!(store.set_meeting_pin("m1", None, NOW + 3).await.unwrap());
+    assert!(store.touch_meeting("m1", NOW + 4).await.unwrap());
+    let m = store.meeting("m1").await.unwrap().unwrap();
+    assert_eq!((m.pin_hash, m.last_used_ms), (None, NOW + 4));
+    assert!(!store.set_meeting_locked("nope", true, NOW).await.unwrap());
+
+    assert!(store.end_meeting("m1", NOW + 5).await.unwrap());
+    assert!(!store.end_meeting("m1", NOW + 6).await.unwrap(), "ends once");
+    assert_eq!(store.meeting("m1").await.unwrap().unwrap().ended_ms, Some(NOW + 5));
+    assert!(
+        !store.set_meeting_locked("m1", false, NOW + 7).await.unwrap(),
+        "an ended meeting stays as it was"
+    );
+    assert!(!store.touch_meeting("m1", NOW + 7).await.unwrap());
+    assert_eq!(ids(store.open_meetings_of("@a:x").await.unwrap()), ["m2"]);
+    // An ended meeting no longer counts against the creator's limit.
+    assert_eq!(
+        store.create_meeting(new_meeting("m3", MeetingKind::Meeting, "@a:x"), 2).await.unwrap(),
+        MeetingWrite::Done
+    );
+}
+
+pub async fn knocks_through_the_lobby(store: &dyn Store) {
+    store.create_meeting(new_meeting("m", MeetingKind::Meeting, "@a:x"), 10).await.unwrap();
+    assert_eq!(store.create_knock(new_knock("k1", "m", None, NOW + 1), 2).await.unwrap(), MeetingWrite::Done);
+    assert_eq!(store.create_knock(new_knock("k2", "m", None, NOW + 2), 2).await.unwrap(), MeetingWrite::Done);
+    assert_eq!(
+        store.create_knock(new_knock("k3", "m", None, NOW + 3), 2).await.unwrap(),
+        MeetingWrite::TooMany
+    );
+    assert!(store.knock("k3").await.unwrap().is_none());
+    assert_eq!(
+        store.create_knock(new_knock("k9", "nope", None, NOW), 2).await.unwrap(),
+        MeetingWrite::MeetingGone
+    );
+    let k1 = store.knock("k1").await.unwrap().unwrap();
+    assert_eq!(
+        k1,
+        Knock {
+            knock_id: "k1".into(),
+            meeting_id: "m".into(),
+            secret_hash: h(7),
+            display_name: "Gast k1".into(),
+            identity: "guest-k1".into(),
+            link_hash: None,
+            status: KnockStatus::Waiting,
+            created_ms: NOW + 1,
+            updated_ms: NOW + 1,
+        }
+    );
+    assert_eq!(store.meeting("m").await.unwrap().unwrap().last_used_ms, NOW + 2, "a knock is a use");
+
+    // Admission, and the states a change may start from.
+    let admitted =
+        store.update_knock("k1", &[KnockStatus::Waiting], KnockStatus::Admitted, false, NOW + 5).await;
+    let KnockUpdate::Done(k) = admitted.unwrap() else { panic!("admitted") };
+    assert_eq!((k.status, k.updated_ms), (KnockStatus::Admitted, NOW + 5));
+    assert_eq!(
+        store.update_knock("k1", &[KnockStatus::Waiting], KnockStatus::Rejected, false, NOW).await.unwrap(),
+        KnockUpdate::WrongState(KnockStatus::Admitted)
+    );
+    assert_eq!(
+        store.update_knock("nope", &[KnockStatus::Waiting], KnockStatus::Rejected, false, NOW).await.unwrap(),
+        KnockUpdate::NotFound
+    );
+    // Exclusive admission: one admitted knock at a time.
+    assert_eq!(
+        store.update_knock("k2", &[KnockStatus::Waiting], KnockStatus::Admitted, true, NOW).await.unwrap(),
+        KnockUpdate::Busy
+    );
+    assert_eq!(status_of(store, "k2").await, KnockStatus::Waiting);
+    let knocks = |v: Vec<Knock>| v.into_iter().map(|k| (k.knock_id, k.status)).collect::<Vec<_>>();
+    assert_eq!(
+        knocks(store.open_knocks("m").await.unwrap()),
+        [("k1".to_owned(), KnockStatus::Admitted), ("k2".to_owned(), KnockStatus::Waiting)]
+    );
+    assert_eq!(store.knock_by_identity("m", "guest-k2").await.unwrap().unwrap().knock_id, "k2");
+    assert!(store.knock_by_identity("m", "guest-zz").await.unwrap().is_none());
+    assert!(store.knock_by_identity("other", "guest-k2").await.unwrap().is_none());
+
+    // Locked: no new knocks; the waiting one stays.
+    store.set_meeting_locked("m", true, NOW).await.unwrap();
+    assert_eq!(
+        store.create_knock(new_knock("k4", "m", None, NOW + 6), 9).await.unwrap(),
+        MeetingWrite::Locked
+    );
+    store.set_meeting_locked("m", false, NOW).await.unwrap();
+    assert_eq!(store.create_knock(new_knock("k4", "m", None, NOW + 6), 9).await.unwrap(), MeetingWrite::Done);
+    assert!(matches!(
+        store.create_knock(new_knock("k4", "m", None, NOW + 6), 9).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.update_knock("k4", &[KnockStatus::Waiting], KnockStatus::Left, false, NOW + 7).await.unwrap();
+
+    // Ending closes every open knock and refuses new ones.
+    assert!(store.end_meeting("m", NOW + 8).await.unwrap());
+    assert_eq!(status_of(store, "k1").await, KnockStatus::Ended);
+    assert_eq!(status_of(store, "k2").await, KnockStatus::Ended);
+    assert_eq!(status_of(store, "k4").await, KnockStatus::Left, "a closed knock keeps its state");
+    assert!(store.open_knocks("m").await.unwrap().is_empty());
+    assert_eq!(
+        store.create_knock(new_knock("k5", "m", None, NOW + 9), 9).await.unwrap(),
+        MeetingWrite::MeetingGone
+    );
+}
+
+pub async fn patient_links_are_single_use(store: &dyn Store) {
+    store.create_meeting(new_meeting("c", MeetingKind::Consultation, "@doc:x"), 10).await.unwrap();
+    store.create_meeting(new_meeting("other", MeetingKind::Consultation, "@doc:x"), 10).await.unwrap();
+    let expires = NOW + 1000;
+    assert_eq!(
+        store.create_patient_link(patient_link(1, "c", expires), 2).await.unwrap(),
+        MeetingWrite::Done
+    );
+    assert_eq!(
+        store.create_patient_link(patient_link(2, "c", expires), 2).await.unwrap(),
+        MeetingWrite::Done
+    );
+    assert_eq!(
+        store.create_patient_link(patient_link(3, "c", expires), 2).await.unwrap(),
+        MeetingWrite::TooMany
+    );
+    assert!(matches!(
+        store.create_patient_link(patient_link(1, "other", expires), 9).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.create_patient_link(patient_link(4, "nope", expires), 9).await.unwrap(),
+        MeetingWrite::MeetingGone
+    );
+    assert_eq!(store.patient_link(&h(1)).await.unwrap(), Some(patient_link(1, "c", expires)));
+    assert!(store.patient_link(&h(3)).await.unwrap().is_none());
+
+    // A link works for its own meeting only.
+    assert_eq!(
+        store.create_knock(new_knock("x", "other", Some(1), NOW + 1), 9).await.unwrap(),
+        MeetingWrite::LinkUnknown
+    );
+    assert_eq!(
+        store.create_knock(new_knock("x", "c", Some(99), NOW + 1), 9).await.unwrap(),
+        MeetingWrite::LinkUnknown
+    );
+    // The first knock binds the link; a second one is refused while the first waits.
+    assert_eq!(
+        store.create_knock(new_knock("p1", "c", Some(1), NOW + 1), 9).await.unwrap(),
+        MeetingWrite::Done
+    );
+    assert_eq!(store.patient_link(&h(1)).await.unwrap().unwrap().knock_id.as_deref(), Some("p1"));
+    assert_eq!(store.knock("p1").await.unwrap().unwrap().link_hash, Some(h(1)));
+    assert_eq!(
+        store.create_knock(new_knock("p2", "c", Some(1), NOW + 2), 9).await.unwrap(),
+        MeetingWrite::LinkBusy
+    );
+    assert!(store.knock("p2").await.unwrap().is_none());
+    // Leaving the lobby before admission frees the link (the patient reloads the page).
+    store.update_knock("p1", &[KnockStatus::Waiting], KnockStatus::Left, false, NOW + 3).await.unwrap();
+    assert!(!store.patient_link(&h(1)).await.unwrap().unwrap().spent);
+    assert_eq!(
+        store.create_knock(new_knock("p2", "c", Some(1), NOW + 4), 9).await.unwrap(),
+        MeetingWrite::Done
+    );
+    // Admission uses it up: after the session nobody gets in with it.
+    store.update_knock("p2", &[KnockStatus::Waiting], KnockStatus::Admitted, true, NOW + 5).await.unwrap();
+    assert!(store.patient_link(&h(1)).await.unwrap().unwrap().spent);
+    assert_eq!(
+        store.create_knock(new_knock("p3", "c", Some(1), NOW + 6), 9).await.unwrap(),
+        MeetingWrite::LinkSpent
+    );
+    // A rejected patient's link is used up too.
+    assert_eq!(
+        store.create_knock(new_knock("q1", "c", Some(2), NOW + 6), 9).await.unwrap(),
+        MeetingWrite::Done
+    );
+    store.update_knock("q1", &[KnockStatus::Waiting], KnockStatus::Rejected, false, NOW + 7).await.unwrap();
+    assert!(store.patient_link(&h(2)).await.unwrap().unwrap().spent);
+    // Spent links no longer count as open; an expired link refuses knocks.
+    assert_eq!(
+        store.create_patient_link(patient_link(5, "c", NOW + 10), 2).await.unwrap(),
+        MeetingWrite::Done
+    );
+    assert_eq!(
+        store.create_knock(new_knock("e1", "c", Some(5), NOW + 10), 9).await.unwrap(),
+        MeetingWrite::LinkSpent
+    );
+    // Ending the meeting spends every link.
+    assert_eq!(
+        store.create_patient_link(patient_link(6, "c", expires), 2).await.unwrap(),
+        MeetingWrite::Done
+    );
+    store.end_meeting("c", NOW + 11).await.unwrap();
+    assert!(store.patient_link(&h(6)).await.unwrap().unwrap().spent);
+}
+
+pub async fn meetings_are_purged_after_retention(store: &dyn Store) {
+    let day = 86_400_000;
+    store.create_meeting(new_meeting("old", MeetingKind::Meeting, "@a:x"), 10).await.unwrap();
+    store.create_meeting(new_meeting("stale", MeetingKind::Meeting, "@a:x"), 10).await.unwrap();
+    store.create_meeting(new_meeting("live", MeetingKind::Consultation, "@a:x"), 10).await.unwrap();
+    store.create_knock(new_knock("k-old", "old", None, NOW + 1), 9).await.unwrap();
+    store.create_knock(new_knock("k-live-old", "live", None, NOW + 1), 9).await.unwrap();
+    store.create_patient_link(patient_link(1, "live", NOW + day), 9).await.unwrap();
+    store.end_meeting("old", NOW + day).await.unwrap();
+    // "live" is used later; its early knock and link are older than the cutoff all the same.
+    store.touch_meeting("live", NOW + 50 * day).await.unwrap();
+    let later_link = PatientLink { created_ms: NOW + 50 * day, ..patient_link(2, "live", NOW + 60 * day) };
+    store.create_patient_link(later_link, 9).await.unwrap();
+    store.create_knock(new_knock("k-live-new", "live", None, NOW + 50 * day), 9).await.unwrap();
+
+    assert_eq!(store.purge_meetings(NOW + day).await.unwrap(), 1, "only the never-used one is older");
+    assert!(store.meeting("stale").await.unwrap().is_none());
+    assert_eq!(store.purge_meetings(NOW + 10 * day).await.unwrap(), 1);
+    assert!(store.meeting("old").await.unwrap().is_none());
+    assert!(store.knock("k-old").await.unwrap().is_none(), "knocks go with their meeting");
+    assert!(store.meeting("live").await.unwrap().is_some());
+    assert!(store.knock("k-live-old").await.unwrap().is_none(), "old knocks of live meetings go too");
+    assert!(store.patient_link(&h(1)).await.unwrap().is_none());
+    assert!(store.knock("k-live-new").await.unwrap().is_some());
+    assert!(store.patient_link(&h(2)).await.unwrap().is_some());
+    assert_eq!(store.purge_meetings(NOW + 10 * day).await.unwrap(), 0);
 }

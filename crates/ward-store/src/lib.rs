@@ -1,7 +1,7 @@
 //! Ward's storage, described in domain terms.
 //!
 //! The traits here say what Ward keeps (accounts, devices and their tokens, registration
-//! tokens, user-interactive-auth sessions), never how: no SQL, no byte keys, no HTTP. A backend
+//! tokens, user-interactive-auth sessions, rooms, media, meetings), never how: no SQL, no byte keys, no HTTP. A backend
 //! (SQLite now, PostgreSQL later) implements [`Store`] and must pass the shared
 //! [`conformance`] suite, run with [`store_conformance_tests!`].
 //!
@@ -14,6 +14,7 @@ use ward_core::secret::TokenHash;
 pub mod conformance;
 pub mod e2ee;
 pub mod media;
+pub mod meetings;
 pub mod rooms;
 pub mod search;
 pub mod userdata;
@@ -24,6 +25,10 @@ pub use e2ee::{
     ToDeviceStore,
 };
 pub use media::{Media, MediaContent, MediaStore, MediaThumbnail, MediaWrite};
+pub use meetings::{
+    Knock, KnockStatus, KnockUpdate, Meeting, MeetingKind, MeetingStore, MeetingWrite, NewKnock, NewMeeting,
+    PatientLink,
+};
 pub use rooms::{
     Direction, Membership, NewEvent, NewRoom, Receipt, Room, RoomStore, StateEntry, StoredEvent, TxnKey,
 };
@@ -241,6 +246,7 @@ pub trait Store:
     + SearchStore
     + ReportStore
     + MediaStore
+    + MeetingStore
 {
 }
 
@@ -257,5 +263,6 @@ impl<T> Store for T where
         + SearchStore
         + ReportStore
         + MediaStore
+        + MeetingStore
 {
 }

@@ -4,6 +4,7 @@
 //! setup, exit codes. Everything else it wires together from the library crates.
 
 mod admin;
+mod meet;
 mod rtc;
 mod serve;
 

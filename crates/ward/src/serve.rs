@@ -32,6 +32,8 @@ pub async fn run(loaded: Loaded, config_arg: Option<PathBuf>) -> Result<(), Stri
         None
     };
 
+    crate::meet::wire(&services, rtc.as_ref());
+
     let state = AppState {
         services: services.clone(),
         api: Arc::new(ApiSettings {

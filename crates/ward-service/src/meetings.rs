@@ -1,0 +1,1097 @@
+//! Meetings with a lobby, moderator controls and video consultations (Videosprechstunde).
+//!
+//! A meeting is a conference room of the SFU (`meet-<meeting ID>`) plus a little state kept in
+//! the store ([`ward_store::MeetingStore`]): who created it, from which chat room, whether it is
+//! locked or has a PIN, and the lobby — guests' knocks. Moderators are the creator and, with
+//! the `members_enter` policy, the joined members of the chat room it was started from; they
+//! get conferencing tokens directly. Guests knock with a display name, wait (long-polling their
+//! knock) and get a token once a moderator admits them.
+//!
+//! Consultations are meetings for one doctor–patient session at a time: patients enter only
+//! with a single-use, expiring patient link (optionally bound to a time slot), and only one
+//! patient is admitted at a time.
+//!
+//! The end-to-end encryption secret is not the server's business: the browser puts it in the
+//! link's URL fragment, which is never sent here, and no endpoint takes it.
+//!
+//! The SFU is reached through [`Conferencing`], which the binary implements with `ward-rtc`
+//! (this crate does not depend on it). The SFU asks back through [`Services::meeting_admits`]
+//! before anyone joins a meeting's room, so a removed guest or an ended meeting cannot be
+//! re-entered with an old token.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ward_core::secret::{TokenHash, hash_token, new_token, random_string};
+use ward_core::throttle::{FailureThrottle, ThrottleConfig};
+use ward_store::{
+    Knock, KnockStatus, KnockUpdate, Meeting, MeetingKind, MeetingWrite, NewKnock, NewMeeting, PatientLink,
+};
+
+use crate::{Authed, Error, Result, Services, now_ms};
+
+/// Fixed limits of meetings (the configurable ones are in [`MeetingSettings`]).
+pub mod limits {
+    /// Meetings a user may have open (not ended) at once.
+    pub const OPEN_MEETINGS_PER_USER_MAX: u64 = 100;
+    /// Guests waiting in one meeting's lobby at once.
+    pub const WAITING_KNOCKS_PER_MEETING_MAX: u64 = 100;
+    /// Unused, unexpired patient links of one consultation.
+    pub const OPEN_PATIENT_LINKS_PER_MEETING_MAX: u64 = 500;
+    /// Longest lifetime of a patient link.
+    pub const PATIENT_LINK_LIFETIME_MAX_MS: u64 = 30 * 86_400_000;
+    /// Shortest lifetime of a patient link.
+    pub const PATIENT_LINK_LIFETIME_MIN_MS: u64 = 60_000;
+    /// How early before its slot a patient link lets the patient into the waiting room.
+    pub const PATIENT_EARLY_ENTRY_MS: u64 = 30 * 60_000;
+    pub const TITLE_MAX_CHARS: usize = 100;
+    pub const DISPLAY_NAME_MAX_CHARS: usize = 64;
+    pub const PIN_MIN_CHARS: usize = 4;
+    pub const PIN_MAX_CHARS: usize = 32;
+    /// Longest long-poll of a knock or the lobby (shortened further by `sync_timeout_max_ms`).
+    pub const POLL_TIMEOUT_MAX_MS: u64 = 60_000;
+    /// Knocks from one client address: a burst of this many, then one per
+    /// [`KNOCK_REFILL_MS`].
+    pub const KNOCK_BURST: u32 = 10;
+    pub const KNOCK_REFILL_MS: u64 = 6_000;
+    /// Wrong PINs per meeting and per client address: a burst of this many, then one more try
+    /// per [`PIN_REFILL_MS`].
+    pub const PIN_FAILURE_BURST: u32 = 5;
+    pub const PIN_REFILL_MS: u64 = 60_000;
+    /// Entries of the in-memory knock and PIN throttles (oldest recovered ones are dropped).
+    pub const THROTTLE_MAX_KEYS: usize = 100_000;
+    /// Longest retention of meeting metadata (Anlage 31b BMV-Ä: three months at most).
+    pub const RETENTION_DAYS_MAX: u32 = 90;
+}
+
+/// Prefix of the SFU room of a meeting; the rest is the meeting ID.
+pub const ROOM_PREFIX: &str = "meet-";
+/// Prefix of guests' conferencing identities (Matrix users appear as their user ID).
+pub const GUEST_IDENTITY_PREFIX: &str = "guest-";
+
+/// Meeting IDs, knock IDs: 22 characters from 62, about 131 random bits, URL-safe.
+const ID_ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const ID_CHARS: usize = 22;
+
+#[derive(Debug, Clone)]
+pub struct MeetingSettings {
+    /// Ended or unused meetings, knocks and patient links older than this are deleted.
+    pub retention_ms: u64,
+    /// Lifetime of the conferencing tokens handed out (`rtc_token_max_ttl_ms`).
+    pub token_ttl_ms: u64,
+    /// Longest long-poll (`sync_timeout_max_ms` and [`limits::POLL_TIMEOUT_MAX_MS`]).
+    pub poll_max_ms: u64,
+}
+
+/// What a conferencing token grants: one room, one identity, LiveKit's permission flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConferenceGrant {
+    pub room: String,
+    pub identity: String,
+    pub name: String,
+    /// JSON the other participants see (`{"role":"moderator"}`).
+    pub metadata: String,
+    pub can_publish: bool,
+    pub can_subscribe: bool,
+    pub can_publish_data: bool,
+    pub can_update_own_metadata: bool,
+    pub ttl_ms: u64,
+}
+
+/// Why the SFU could not do something.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConferencingError {
+    /// No such room, participant or track.
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Refused(String),
+    /// The media server is not running or overloaded.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// The SFU as the meeting service needs it. Implemented by the binary over `ward-rtc`, so that
+/// this crate stays free of the conferencing shell.
+#[async_trait::async_trait]
+pub trait Conferencing: Send + Sync {
+    /// A signed join token (LiveKit format) for the grant.
+    fn mint_token(&self, grant: &ConferenceGrant) -> std::result::Result<String, String>;
+    /// Disconnects the participant; `Ok(false)` if they are not connected.
+    async fn remove_participant(
+        &self,
+        room: &str,
+        identity: &str,
+    ) -> std::result::Result<bool, ConferencingError>;
+    /// Disconnects everyone and closes the room; fine if it does not exist.
+    async fn end_room(&self, room: &str) -> std::result::Result<(), ConferencingError>;
+    /// Mutes a published track (only its owner can unmute it).
+    async fn mute_track(
+        &self,
+        room: &str,
+        identity: &str,
+        track_sid: &str,
+    ) -> std::result::Result<(), ConferencingError>;
+}
+
+/// In-process state: wake-ups for long-polls and the knock and PIN throttles. With several
+/// nodes each would need a shared notifier, like sync's.
+pub(crate) struct MeetState {
+    /// One change counter per meeting that someone is waiting on.
+    watchers: Mutex<HashMap<String, tokio::sync::watch::Sender<u64>>>,
+    knocks: Mutex<FailureThrottle>,
+    pins: Mutex<FailureThrottle>,
+    conferencing: std::sync::OnceLock<Arc<dyn Conferencing>>,
+}
+
+/// Wake-up entries kept at most before those nobody waits on are swept.
+const WATCHERS_SWEEP_AT: usize = 10_000;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Plain in-memory maps: a panic while holding one cannot leave them inconsistent in a way
+    // that matters, so a poisoned lock is taken over.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl MeetState {
+    pub(crate) fn new() -> Self {
+        let throttle = |burst, refill_ms| {
+            Mutex::new(FailureThrottle::new(ThrottleConfig {
+                burst,
+                refill_ms,
+                max_keys: limits::THROTTLE_MAX_KEYS,
+            }))
+        };
+        Self {
+            watchers: Mutex::new(HashMap::new()),
+            knocks: throttle(limits::KNOCK_BURST, limits::KNOCK_REFILL_MS),
+            pins: throttle(limits::PIN_FAILURE_BURST, limits::PIN_REFILL_MS),
+            conferencing: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn subscribe(&self, meeting_id: &str) -> tokio::sync::watch::Receiver<u64> {
+        let mut watchers = lock(&self.watchers);
+        if watchers.len() >= WATCHERS_SWEEP_AT {
+            watchers.retain(|_, w| w.receiver_count() > 0);
+        }
+        watchers.entry(meeting_id.to_owned()).or_insert_with(|| tokio::sync::watch::channel(0).0).subscribe()
+    }
+
+    fn notify(&self, meeting_id: &str) {
+        let mut watchers = lock(&self.watchers);
+        if let Some(w) = watchers.get(meeting_id) {
+            if w.receiver_count() == 0 {
+                watchers.remove(meeting_id);
+            } else {
+                w.send_modify(|n| *n = n.wrapping_add(1));
+            }
+        }
+    }
+}
+
+/// What `GET /meetings/{id}` shows anyone with the link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicMeeting {
+    pub kind: MeetingKind,
+    pub title: Option<String>,
+    pub locked: bool,
+    pub pin_required: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateMeeting {
+    pub kind: Option<String>,
+    pub title: Option<String>,
+    pub origin_room: Option<String>,
+    /// Lobby policy; default `true`: origin-room members enter directly as moderators.
+    pub members_enter: Option<bool>,
+}
+
+/// A conferencing token and what it is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeetingToken {
+    pub token: String,
+    pub identity: String,
+    pub room: String,
+    /// `moderator`, `guest` or `patient` (also in the token's metadata).
+    pub role: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnockCreated {
+    pub meeting_id: String,
+    pub knock_id: String,
+    /// Shown once; only its hash is kept.
+    pub knock_secret: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnockState {
+    pub status: KnockStatus,
+    /// While admitted: a fresh token (also after a reconnect).
+    pub token: Option<MeetingToken>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LobbyEntry {
+    pub knock_id: String,
+    pub display_name: String,
+    pub identity: String,
+    pub status: KnockStatus,
+    /// Came with a patient link.
+    pub patient: bool,
+    pub since_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lobby {
+    pub entries: Vec<LobbyEntry>,
+    /// Opaque; pass it back as `since` to wait for the next change.
+    pub since: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPatientLink {
+    /// Shown once; only its hash is kept.
+    pub link_token: String,
+    pub expires_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatientLinkInfo {
+    pub meeting_id: String,
+    pub title: Option<String>,
+    pub expires_ms: u64,
+    pub slot_start_ms: Option<u64>,
+    pub slot_end_ms: Option<u64>,
+}
+
+fn new_id() -> String {
+    random_string(ID_CHARS, ID_ALPHABET)
+}
+
+/// IDs we make are 22 alphanumerics; anything else cannot exist, so it is "not found" without
+/// asking the store.
+fn plausible_id(id: &str) -> bool {
+    id.len() == ID_CHARS && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+pub fn room_of(meeting_id: &str) -> String {
+    format!("{ROOM_PREFIX}{meeting_id}")
+}
+
+fn not_found() -> Error {
+    Error::NotFound("no such meeting, or it has ended".into())
+}
+
+/// A display name as guests type it: trimmed, 1 to 64 characters, no control characters.
+pub(crate) fn check_display_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::InvalidParam("the display name must not be empty".into()));
+    }
+    if name.chars().count() > limits::DISPLAY_NAME_MAX_CHARS {
+        return Err(Error::InvalidParam(format!(
+            "the display name is longer than {} characters",
+            limits::DISPLAY_NAME_MAX_CHARS
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::InvalidParam("the display name must not contain control characters".into()));
+    }
+    Ok(name.to_owned())
+}
+
+pub(crate) fn check_title(title: Option<&str>) -> Result<Option<String>> {
+    let Some(title) = title.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if title.chars().count() > limits::TITLE_MAX_CHARS || title.chars().any(char::is_control) {
+        return Err(Error::InvalidParam(format!(
+            "the title must have at most {} characters and no control characters",
+            limits::TITLE_MAX_CHARS
+        )));
+    }
+    Ok(Some(title.to_owned()))
+}
+
+pub(crate) fn check_pin(pin: &str) -> Result<()> {
+    let n = pin.chars().count();
+    if !(limits::PIN_MIN_CHARS..=limits::PIN_MAX_CHARS).contains(&n)
+        || pin.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(Error::InvalidParam(format!(
+            "a PIN has {} to {} characters without spaces",
+            limits::PIN_MIN_CHARS,
+            limits::PIN_MAX_CHARS
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a patient link lets its patient into the waiting room at `now_ms`: not used up,
+/// not expired, and within its slot (from [`limits::PATIENT_EARLY_ENTRY_MS`] before the start
+/// until the end). The messages are shown to patients.
+pub(crate) fn check_patient_link(link: &PatientLink, now_ms: u64) -> Result<()> {
+    if link.spent {
+        return Err(Error::Forbidden(
+            "this link has been used already; please ask the practice for a new one".into(),
+        ));
+    }
+    if now_ms >= link.expires_ms {
+        return Err(Error::Forbidden("this link has expired; please ask the practice for a new one".into()));
+    }
+    if let Some(start) = link.slot_start_ms
+        && now_ms < start.saturating_sub(limits::PATIENT_EARLY_ENTRY_MS)
+    {
+        return Err(Error::Forbidden(format!(
+            "your appointment has not started yet; the waiting room opens {} minutes before it",
+            limits::PATIENT_EARLY_ENTRY_MS / 60_000
+        )));
+    }
+    if let Some(end) = link.slot_end_ms
+        && now_ms >= end
+    {
+        return Err(Error::Forbidden("the time slot of this appointment is over".into()));
+    }
+    Ok(())
+}
+
+/// A fingerprint of the lobby, so a moderator's long-poll waits only while nothing changed.
+fn lobby_fingerprint(knocks: &[Knock]) -> String {
+    let text: String = knocks.iter().map(|k| format!("{}={};", k.knock_id, k.status.as_str())).collect();
+    hash_token(&text)[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn role_metadata(role: &str) -> String {
+    serde_json::json!({ "role": role }).to_string()
+}
+
+impl Services {
+    /// Hands the service its SFU (once, at start; the binary does it when conferencing is on).
+    pub fn set_conferencing(&self, conferencing: Arc<dyn Conferencing>) {
+        if self.meet.conferencing.set(conferencing).is_err() {
+            tracing::warn!("conferencing was set twice; keeping the first");
+        }
+    }
+
+    fn conferencing(&self) -> Result<&Arc<dyn Conferencing>> {
+        self.meet
+            .conferencing
+            .get()
+            .ok_or_else(|| Error::Unavailable("conferencing is switched off on this server".into()))
+    }
+
+    fn poll_timeout(&self, timeout_ms: Option<u64>) -> Duration {
+        Duration::from_millis(timeout_ms.unwrap_or(0).min(self.settings.meetings.poll_max_ms))
+    }
+
+    /// The meeting if it exists and has not ended.
+    async fn open_meeting(&self, meeting_id: &str) -> Result<Meeting> {
+        if !plausible_id(meeting_id) {
+            return Err(not_found());
+        }
+        match self.store.meeting(meeting_id).await? {
+            Some(m) if m.ended_ms.is_none() => Ok(m),
+            _ => Err(not_found()),
+        }
+    }
+
+    async fn is_moderator(&self, meeting: &Meeting, user_id: &str) -> Result<bool> {
+        if meeting.creator == user_id {
+            return Ok(true);
+        }
+        match (&meeting.origin_room, meeting.members_enter) {
+            (Some(room), true) => {
+                Ok(self.store.membership(room, user_id).await?.is_some_and(|m| m.membership == "join"))
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn moderated_meeting(&self, authed: &Authed, meeting_id: &str) -> Result<Meeting> {
+        let meeting = self.open_meeting(meeting_id).await?;
+        if !self.is_moderator(&meeting, &authed.user_id).await? {
+            return Err(Error::Forbidden("only the meeting's moderators may do this".into()));
+        }
+        Ok(meeting)
+    }
+
+    fn mint(
+        &self,
+        meeting: &Meeting,
+        identity: &str,
+        name: &str,
+        role: &'static str,
+    ) -> Result<MeetingToken> {
+        let room = room_of(&meeting.meeting_id);
+        let grant = ConferenceGrant {
+            room: room.clone(),
+            identity: identity.to_owned(),
+            name: name.to_owned(),
+            metadata: role_metadata(role),
+            can_publish: true,
+            can_subscribe: true,
+            can_publish_data: true,
+            // Roles live in the metadata; nobody may rewrite their own.
+            can_update_own_metadata: false,
+            ttl_ms: self.settings.meetings.token_ttl_ms,
+        };
+        let token = self.conferencing()?.mint_token(&grant).map_err(Error::Internal)?;
+        Ok(MeetingToken { token, identity: identity.to_owned(), room, role })
+    }
+
+    /// `POST /meetings`: a new meeting created by the caller.
+    pub async fn create_meeting(&self, authed: &Authed, input: CreateMeeting) -> Result<String> {
+        let kind = match input.kind.as_deref() {
+            None => MeetingKind::Meeting,
+            Some(k) => MeetingKind::parse(k)
+                .ok_or_else(|| Error::InvalidParam("kind must be \"meeting\" or \"consultation\"".into()))?,
+        };
+        let title = check_title(input.title.as_deref())?;
+        if let Some(room) = &input.origin_room {
+            if !room.starts_with('!') || room.len() > 255 {
+                return Err(Error::InvalidParam("origin_room must be a room ID (!…)".into()));
+            }
+            let joined =
+                self.store.membership(room, &authed.user_id).await?.is_some_and(|m| m.membership == "join");
+            if !joined {
+                return Err(Error::Forbidden("you are not joined to the origin room".into()));
+            }
+        }
+        let meeting_id = new_id();
+        let new = NewMeeting {
+            meeting_id: meeting_id.clone(),
+            kind,
+            title,
+            creator: authed.user_id.clone(),
+            origin_room: input.origin_room,
+            members_enter: input.members_enter.unwrap_or(true),
+            created_ms: now_ms(),
+        };
+        match self.store.create_meeting(new, limits::OPEN_MEETINGS_PER_USER_MAX).await? {
+            MeetingWrite::Done => Ok(meeting_id),
+            _ => Err(Error::LimitReached(format!(
+                "you have {} open meetings; end one first",
+                limits::OPEN_MEETINGS_PER_USER_MAX
+            ))),
+        }
+    }
+
+    /// The caller's open meetings, newest first.
+    pub async fn my_meetings(&self, authed: &Authed) -> Result<Vec<Meeting>> {
+        Ok(self.store.open_meetings_of(&authed.user_id).await?)
+    }
+
+    /// `GET /meetings/{id}`: what the link's page shows before joining.
+    pub async fn meeting_public(&self, meeting_id: &str) -> Result<PublicMeeting> {
+        let m = self.open_meeting(meeting_id).await?;
+        Ok(PublicMeeting {
+            kind: m.kind,
+            title: m.title,
+            locked: m.locked,
+            pin_required: m.pin_hash.is_some(),
+        })
+    }
+
+    /// `POST /meetings/{id}/join`: a moderator's token.
+    pub async fn join_meeting(&self, authed: &Authed, meeting_id: &str) -> Result<MeetingToken> {
+        let meeting = self.open_meeting(meeting_id).await?;
+        if !self.is_moderator(&meeting, &authed.user_id).await? {
+            return Err(Error::Forbidden(
+                "you cannot enter this meeting directly; knock as a guest and wait to be admitted".into(),
+            ));
+        }
+        let name = match self.store.account(&authed.user_id).await? {
+            Some(a) => a.display_name.unwrap_or_else(|| authed.user_id.clone()),
+            None => authed.user_id.clone(),
+        };
+        let token = self.mint(&meeting, &authed.user_id, &name, "moderator")?;
+        self.store.touch_meeting(meeting_id, now_ms()).await?;
+        Ok(token)
+    }
+
+    fn throttle_knock(&self, client_addr: &str, now: u64) -> Result<()> {
+        let mut t = lock(&self.meet.knocks);
+        let key = format!("knock:{client_addr}");
+        t.check(&key, now).map_err(|retry_after_ms| Error::LimitExceeded { retry_after_ms })?;
+        // Every knock counts, successful or not: the throttle bounds how fast one address fills
+        // lobbies.
+        t.record_failure(&key, now);
+        Ok(())
+    }
+
+    async fn check_meeting_pin(&self, meeting: &Meeting, pin: Option<&str>, client_addr: &str) -> Result<()> {
+        let Some(hash) = &meeting.pin_hash else {
+            return Ok(());
+        };
+        let now = now_ms();
+        let keys = [format!("pin:{}", meeting.meeting_id), format!("pin-addr:{client_addr}")];
+        {
+            let t = lock(&self.meet.pins);
+            if let Some(retry_after_ms) = keys.iter().filter_map(|k| t.check(k, now).err()).max() {
+                return Err(Error::LimitExceeded { retry_after_ms });
+            }
+        }
+        let Some(pin) = pin.filter(|p| !p.is_empty()) else {
+            return Err(Error::Forbidden("this meeting needs a PIN".into()));
+        };
+        if pin.chars().count() > limits::PIN_MAX_CHARS
+            || !crate::verify_password(pin, Some(hash.as_str())).await?
+        {
+            let mut t = lock(&self.meet.pins);
+            for k in &keys {
+                t.record_failure(k, now);
+            }
+            return Err(Error::Forbidden("the PIN is wrong".into()));
+        }
+        Ok(())
+    }
+
+    async fn add_knock(
+        &self,
+        meeting: &Meeting,
+        display_name: String,
+        link_hash: Option<TokenHash>,
+    ) -> Result<KnockCreated> {
+        let knock_id = new_id();
+        let knock_secret = new_token("ward_knock");
+        let knock = NewKnock {
+            knock_id: knock_id.clone(),
+            meeting_id: meeting.meeting_id.clone(),
+            secret_hash: hash_token(&knock_secret),
+            display_name,
+            identity: format!("{GUEST_IDENTITY_PREFIX}{}", random_string(16, ID_ALPHABET)),
+            link_hash,
+            created_ms: now_ms(),
+        };
+        match self.store.create_knock(knock, limits::WAITING_KNOCKS_PER_MEETING_MAX).await? {
+            MeetingWrite::Done => {}
+            MeetingWrite::MeetingGone => return Err(not_found()),
+            MeetingWrite::Locked => return Err(Error::Forbidden("the meeting is locked".into())),
+            MeetingWrite::TooMany => {
+                return Err(Error::LimitReached("the waiting room is full; try again later".into()));
+            }
+            MeetingWrite::LinkUnknown => return Err(Error::NotFound("unknown link".into())),
+            MeetingWrite::LinkSpent => {
+                return Err(Error::Forbidden(
+                    "this link has been used already or has expired; please ask the practice for a new one"
+                        .into(),
+                ));
+            }
+            MeetingWrite::LinkBusy => {
+                return Err(Error::Forbidden("someone is already waiting with this link".into()));
+            }
+        }
+        self.meet.notify(&meeting.meeting_id);
+        Ok(KnockCreated { meeting_id: meeting.meeting_id.clone(), knock_id, knock_secret })
+    }
+
+    /// `POST /meetings/{id}/knock`: a guest asks to be let in.
+    pub async fn knock_meeting(
+        &self,
+        meeting_id: &str,
+        display_name: &str,
+        pin: Option<&str>,
+        client_addr: &str,
+    ) -> Result<KnockCreated> {
+        self.throttle_knock(client_addr, now_ms())?;
+        let display_name = check_display_name(display_name)?;
+        let meeting = self.open_meeting(meeting_id).await?;
+        if meeting.kind == MeetingKind::Consultation {
+            return Err(Error::Forbidden(
+                "this consultation room is entered with a personal patient link only".into(),
+            ));
+        }
+        if meeting.locked {
+            return Err(Error::Forbidden("the meeting is locked".into()));
+        }
+        self.check_meeting_pin(&meeting, pin, client_addr).await?;
+        self.add_knock(&meeting, display_name, None).await
+    }
+
+    async fn usable_patient_link(&self, link_token: &str) -> Result<(PatientLink, Meeting)> {
+        let link = self
+            .store
+            .patient_link(&hash_token(link_token))
+            .await?
+            .ok_or_else(|| Error::NotFound("unknown link; please check it or ask the practice".into()))?;
+        check_patient_link(&link, now_ms())?;
+        let meeting = self.open_meeting(&link.meeting_id).await?;
+        Ok((link, meeting))
+    }
+
+    /// `GET /patient-links/{token}`: what the patient's page shows before the camera check.
+    pub async fn patient_link_info(&self, link_token: &str) -> Result<PatientLinkInfo> {
+        let (link, meeting) = self.usable_patient_link(link_token).await?;
+        Ok(PatientLinkInfo {
+            meeting_id: meeting.meeting_id,
+            title: meeting.title,
+            expires_ms: link.expires_ms,
+            slot_start_ms: link.slot_start_ms,
+            slot_end_ms: link.slot_end_ms,
+        })
+    }
+
+    /// `POST /patient-links/{token}/knock`: a patient enters the waiting room.
+    pub async fn knock_patient_link(
+        &self,
+        link_token: &str,
+        display_name: &str,
+        client_addr: &str,
+    ) -> Result<KnockCreated> {
+        self.throttle_knock(client_addr, now_ms())?;
+        let display_name = check_display_name(display_name)?;
+        let (link, meeting) = self.usable_patient_link(link_token).await?;
+        self.add_knock(&meeting, display_name, Some(link.link_hash)).await
+    }
+
+    /// The knock, if `secret` is its secret and it belongs to the meeting.
+    async fn own_knock(&self, meeting_id: &str, knock_id: &str, secret: &str) -> Result<Knock> {
+        let unknown = || Error::NotFound("no such knock".into());
+        if !plausible_id(meeting_id) || !plausible_id(knock_id) {
+            return Err(unknown());
+        }
+        let knock =
+            self.store.knock(knock_id).await?.filter(|k| k.meeting_id == meeting_id).ok_or_else(unknown)?;
+        // Hashes of 256-bit secrets: comparing them in variable time reveals nothing usable.
+        if knock.secret_hash != hash_token(secret) {
+            return Err(Error::Forbidden("wrong knock secret".into()));
+        }
+        Ok(knock)
+    }
+
+    /// `GET /meetings/{id}/knock/{knock_id}`: the guest's long-poll. Answers at once unless the
+    /// knock is waiting; then waits up to `timeout_ms` for a moderator.
+    pub async fn poll_knock(
+        &self,
+        meeting_id: &str,
+        knock_id: &str,
+        secret: &str,
+        timeout_ms: Option<u64>,
+    ) -> Result<KnockState> {
+        let deadline = tokio::time::Instant::now() + self.poll_timeout(timeout_ms);
+        // Subscribed before reading, so a change in between is not missed.
+        let mut changes = self.meet.subscribe(meeting_id);
+        loop {
+            let knock = self.own_knock(meeting_id, knock_id, secret).await?;
+            let waited_out = tokio::time::Instant::now() >= deadline;
+            if knock.status != KnockStatus::Waiting || waited_out {
+                return self.knock_state(&knock).await;
+            }
+            if tokio::time::timeout_at(deadline, changes.changed()).await.is_err() {
+                continue; // One last read at the deadline.
+            }
+        }
+    }
+
+    async fn knock_state(&self, knock: &Knock) -> Result<KnockState> {
+        let token = match knock.status {
+            KnockStatus::Admitted => {
+                let meeting = self.open_meeting(&knock.meeting_id).await?;
+                let role = if knock.link_hash.is_some() { "patient" } else { "guest" };
+                Some(self.mint(&meeting, &knock.identity, &knock.display_name, role)?)
+            }
+            _ => None,
+        };
+        Ok(KnockState { status: knock.status, token })
+    }
+
+    /// `DELETE /meetings/{id}/knock/{knock_id}`: the guest leaves the lobby (or the meeting).
+    pub async fn leave_knock(&self, meeting_id: &str, knock_id: &str, secret: &str) -> Result<()> {
+        let knock = self.own_knock(meeting_id, knock_id, secret).await?;
+        let update = self
+            .store
+            .update_knock(
+                &knock.knock_id,
+                &[KnockStatus::Waiting, KnockStatus::Admitted],
+                KnockStatus::Left,
+                false,
+                now_ms(),
+            )
+            .await?;
+        if let KnockUpdate::Done(_) = update {
+            self.meet.notify(meeting_id);
+            if knock.status == KnockStatus::Admitted
+                && let Ok(conf) = self.conferencing()
+                && let Err(e) = conf.remove_participant(&room_of(meeting_id), &knock.identity).await
+            {
+                tracing::debug!(error = %e, "could not disconnect a guest who left");
+            }
+        }
+        // Leaving twice, or after the meeting ended, is not an error: the guest is out.
+        Ok(())
+    }
+
+    /// `GET /meetings/{id}/lobby`: waiting and admitted guests. With `since` (from an earlier
+    /// answer) and `timeout_ms`, waits until the lobby differs from that answer.
+    pub async fn lobby(
+        &self,
+        authed: &Authed,
+        meeting_id: &str,
+        since: Option<&str>,
+        timeout_ms: Option<u64>,
+    ) -> Result<Lobby> {
+        self.moderated_meeting(authed, meeting_id).await?;
+        let deadline = tokio::time::Instant::now() + self.poll_timeout(timeout_ms);
+        let mut changes = self.meet.subscribe(meeting_id);
+        loop {
+            let knocks = self.store.open_knocks(meeting_id).await?;
+            let fingerprint = lobby_fingerprint(&knocks);
+            if since != Some(fingerprint.as_str()) || tokio::time::Instant::now() >= deadline {
+                let entries = knocks
+                    .into_iter()
+                    .map(|k| LobbyEntry {
+                        patient: k.link_hash.is_some(),
+                        knock_id: k.knock_id,
+                        display_name: k.display_name,
+                        identity: k.identity,
+                        status: k.status,
+                        since_ms: k.updated_ms,
+                    })
+                    .collect();
+                return Ok(Lobby { entries, since: fingerprint });
+            }
+            // A meeting that ends while we wait answers with its empty lobby at the next change.
+            let _ = tokio::time::timeout_at(deadline, changes.changed()).await;
+        }
+    }
+
+    async fn decide(&self, authed: &Authed, meeting_id: &str, knock_id: &str, to: KnockStatus) -> Result<()> {
+        let meeting = self.moderated_meeting(authed, meeting_id).await?;
+        let knock = match self.store.knock(knock_id).await? {
+            Some(k) if k.meeting_id == meeting.meeting_id => k,
+            _ => return Err(Error::NotFound("nobody with this knock is in the lobby".into())),
+        };
+        let exclusive = meeting.kind == MeetingKind::Consultation;
+        match self
+            .store
+            .update_knock(&knock.knock_id, &[KnockStatus::Waiting], to, exclusive, now_ms())
+            .await?
+        {
+            KnockUpdate::Done(_) => {
+                self.meet.notify(meeting_id);
+                Ok(())
+            }
+            KnockUpdate::NotFound => Err(Error::NotFound("nobody with this knock is in the lobby".into())),
+            KnockUpdate::WrongState(status) => Err(Error::Conflict(format!(
+                "this guest is no longer waiting (they are {})",
+                status.as_str()
+            ))),
+            KnockUpdate::Busy => Err(Error::Conflict(
+                "another patient is in the consultation; end their session before admitting the next".into(),
+            )),
+        }
+    }
+
+    /// `POST /meetings/{id}/lobby/{knock_id}/admit`.
+    pub async fn admit_knock(&self, authed: &Authed, meeting_id: &str, knock_id: &str) -> Result<()> {
+        self.decide(authed, meeting_id, knock_id, KnockStatus::Admitted).await
+    }
+
+    /// `POST /meetings/{id}/lobby/{knock_id}/reject`.
+    pub async fn reject_knock(&self, authed: &Authed, meeting_id: &str, knock_id: &str) -> Result<()> {
+        self.decide(authed, meeting_id, knock_id, KnockStatus::Rejected).await
+    }
+
+    /// `PUT /meetings/{id}/lock`.
+    pub async fn set_meeting_locked(&self, authed: &Authed, meeting_id: &str, locked: bool) -> Result<()> {
+        self.moderated_meeting(authed, meeting_id).await?;
+        if !self.store.set_meeting_locked(meeting_id, locked, now_ms()).await? {
+            return Err(not_found());
+        }
+        Ok(())
+    }
+
+    /// `PUT /meetings/{id}/pin`: sets (hashed) or clears the PIN guests must give.
+    pub async fn set_meeting_pin(&self, authed: &Authed, meeting_id: &str, pin: Option<&str>) -> Result<()> {
+        self.moderated_meeting(authed, meeting_id).await?;
+        let hash = match pin {
+            Some(pin) => {
+                check_pin(pin)?;
+                Some(crate::hash_password(pin).await?)
+            }
+            None => None,
+        };
+        if !self.store.set_meeting_pin(meeting_id, hash.as_deref(), now_ms()).await? {
+            return Err(not_found());
+        }
+        Ok(())
+    }
+
+    /// `POST /meetings/{id}/participants/{identity}/remove`: disconnects someone. A guest's
+    /// knock becomes `removed`, so their token no longer lets them in; to come back they must
+    /// knock again (refused while the meeting is locked). A removed patient's link is used up.
+    pub async fn remove_meeting_participant(
+        &self,
+        authed: &Authed,
+        meeting_id: &str,
+        identity: &str,
+    ) -> Result<()> {
+        self.moderated_meeting(authed, meeting_id).await?;
+        let mut known = false;
+        if let Some(knock) = self.store.knock_by_identity(meeting_id, identity).await? {
+            let update = self
+                .store
+                .update_knock(
+                    &knock.knock_id,
+                    &[KnockStatus::Waiting, KnockStatus::Admitted],
+                    KnockStatus::Removed,
+                    false,
+                    now_ms(),
+                )
+                .await?;
+            known = matches!(update, KnockUpdate::Done(_));
+            self.meet.notify(meeting_id);
+        }
+        let connected = self
+            .conferencing()?
+            .remove_participant(&room_of(meeting_id), identity)
+            .await
+            .map_err(conferencing_error)?;
+        if !known && !connected {
+            return Err(Error::NotFound("nobody with this identity is in the meeting".into()));
+        }
+        Ok(())
+    }
+
+    /// `POST /meetings/{id}/participants/{identity}/mute`.
+    pub async fn mute_meeting_participant(
+        &self,
+        authed: &Authed,
+        meeting_id: &str,
+        identity: &str,
+        track_sid: &str,
+    ) -> Result<()> {
+        self.moderated_meeting(authed, meeting_id).await?;
+        self.conferencing()?
+            .mute_track(&room_of(meeting_id), identity, track_sid)
+            .await
+            .map_err(conferencing_error)
+    }
+
+    /// `POST /meetings/{id}/end`: everyone is disconnected, every knock closed, every patient
+    /// link used up; the meeting's link stops working.
+    pub async fn end_meeting(&self, authed: &Authed, meeting_id: &str) -> Result<()> {
+        self.moderated_meeting(authed, meeting_id).await?;
+        if !self.store.end_meeting(meeting_id, now_ms()).await? {
+            return Err(not_found());
+        }
+        self.meet.notify(meeting_id);
+        if let Ok(conf) = self.conferencing()
+            && let Err(e) = conf.end_room(&room_of(meeting_id)).await
+        {
+            // The meeting is ended in the store, so the SFU refuses anyone with its tokens.
+            tracing::warn!(error = %e, "could not close an ended meeting's conference");
+        }
+        Ok(())
+    }
+
+    /// `POST /meetings/{id}/patient-links`: a single-use link for one appointment.
+    pub async fn create_patient_link(
+        &self,
+        authed: &Authed,
+        meeting_id: &str,
+        expires_in_ms: u64,
+        slot_start_ms: Option<u64>,
+        slot_end_ms: Option<u64>,
+    ) -> Result<NewPatientLink> {
+        let meeting = self.moderated_meeting(authed, meeting_id).await?;
+        if meeting.kind != MeetingKind::Consultation {
+            return Err(Error::InvalidParam("patient links are for consultations only".into()));
+        }
+        let max = limits::PATIENT_LINK_LIFETIME_MAX_MS.min(self.settings.meetings.retention_ms);
+        if !(limits::PATIENT_LINK_LIFETIME_MIN_MS..=max).contains(&expires_in_ms) {
+            return Err(Error::InvalidParam(format!(
+                "expires_in_ms must be between {} and {max}",
+                limits::PATIENT_LINK_LIFETIME_MIN_MS
+            )));
+        }
+        if let (Some(start), Some(end)) = (slot_start_ms, slot_end_ms)
+            && start >= end
+        {
+            return Err(Error::InvalidParam("slot_start_ms must be before slot_end_ms".into()));
+        }
+        let now = now_ms();
+        let link_token = new_token("ward_pl");
+        let link = PatientLink {
+            link_hash: hash_token(&link_token),
+            meeting_id: meeting.meeting_id.clone(),
+            created_ms: now,
+            expires_ms: now.saturating_add(expires_in_ms),
+            slot_start_ms,
+            slot_end_ms,
+            knock_id: None,
+            spent: false,
+        };
+        let expires_ms = link.expires_ms;
+        match self.store.create_patient_link(link, limits::OPEN_PATIENT_LINKS_PER_MEETING_MAX).await? {
+            MeetingWrite::Done => Ok(NewPatientLink { link_token, expires_ms }),
+            MeetingWrite::MeetingGone => Err(not_found()),
+            _ => Err(Error::LimitReached(format!(
+                "this consultation has {} unused patient links already",
+                limits::OPEN_PATIENT_LINKS_PER_MEETING_MAX
+            ))),
+        }
+    }
+
+    /// Asked by the SFU before anyone joins (or rejoins) a room: meeting rooms admit only
+    /// while the meeting is open, guests only while admitted. Other rooms are not meetings'
+    /// business. `Err` carries the reason shown to the client.
+    pub async fn meeting_admits(&self, room: &str, identity: &str) -> std::result::Result<(), String> {
+        let Some(meeting_id) = room.strip_prefix(ROOM_PREFIX) else {
+            return Ok(());
+        };
+        let check = async {
+            let meeting = self.open_meeting(meeting_id).await?;
+            if identity.starts_with(GUEST_IDENTITY_PREFIX) {
+                let admitted = self
+                    .store
+                    .knock_by_identity(meeting_id, identity)
+                    .await?
+                    .is_some_and(|k| k.status == KnockStatus::Admitted);
+                if !admitted {
+                    return Err(Error::Forbidden("you have not been admitted to this meeting".into()));
+                }
+                return Ok(());
+            }
+            if !self.is_moderator(&meeting, identity).await? {
+                return Err(Error::Forbidden("you are not a participant of this meeting".into()));
+            }
+            Ok::<(), Error>(())
+        };
+        check.await.map_err(|e| match e {
+            Error::Store(e) => {
+                tracing::error!(error = %e, "meeting admission check failed");
+                "the server could not check your admission".to_owned()
+            }
+            e => e.to_string(),
+        })
+    }
+
+    /// Retention: deletes meetings ended (or unused) longer than `meeting_retention_days` ago,
+    /// with their knocks and patient links, and older knocks and links of the others.
+    pub async fn purge_meetings(&self) -> Result<u64> {
+        let before = now_ms().saturating_sub(self.settings.meetings.retention_ms);
+        Ok(self.store.purge_meetings(before).await?)
+    }
+}
+
+fn conferencing_error(e: ConferencingError) -> Error {
+    match e {
+        ConferencingError::NotFound(m) => Error::NotFound(m),
+        ConferencingError::Refused(m) => Error::Forbidden(m),
+        ConferencingError::Unavailable(m) => Error::Unavailable(m),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(spent: bool, expires_ms: u64, slot: Option<(u64, u64)>) -> PatientLink {
+        PatientLink {
+            link_hash: [1; 32],
+            meeting_id: "m".into(),
+            created_ms: 0,
+            expires_ms,
+            slot_start_ms: slot.map(|s| s.0),
+            slot_end_ms: slot.map(|s| s.1),
+            knock_id: None,
+            spent,
+        }
+    }
+
+    fn forbidden(r: Result<()>) -> String {
+        match r {
+            Err(Error::Forbidden(m)) => m,
+            other => panic!("expected Forbidden, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn patient_link_rules() {
+        let hour = 3_600_000;
+        assert!(check_patient_link(&link(false, 10 * hour, None), hour).is_ok());
+        assert!(forbidden(check_patient_link(&link(true, 10 * hour, None), hour)).contains("used already"));
+        assert!(forbidden(check_patient_link(&link(false, hour, None), hour)).contains("expired"));
+        // A slot from 5 h to 6 h: the waiting room opens half an hour before.
+        let slot = Some((5 * hour, 6 * hour));
+        assert!(
+            forbidden(check_patient_link(&link(false, 10 * hour, slot), 4 * hour)).contains("not started")
+        );
+        assert!(
+            check_patient_link(&link(false, 10 * hour, slot), 5 * hour - limits::PATIENT_EARLY_ENTRY_MS)
+                .is_ok()
+        );
+        assert!(check_patient_link(&link(false, 10 * hour, slot), 6 * hour - 1).is_ok());
+        assert!(forbidden(check_patient_link(&link(false, 10 * hour, slot), 6 * hour)).contains("over"));
+    }
+
+    #[test]
+    fn display_names_titles_and_pins() {
+        assert_eq!(check_display_name("  Frau Müller ").unwrap(), "Frau Müller");
+        assert_eq!(check_display_name(&"ä".repeat(64)).unwrap().chars().count(), 64);
+        for bad in ["", "   ", "a\nb", &"x".repeat(65)] {
+            assert!(matches!(check_display_name(bad), Err(Error::InvalidParam(_))), "{bad:?}");
+        }
+        assert_eq!(check_title(Some("  ")).unwrap(), None);
+        assert_eq!(check_title(Some("Team")).unwrap().as_deref(), Some("Team"));
+        assert!(check_title(Some(&"t".repeat(101))).is_err());
+        assert!(check_pin("1234").is_ok());
+        for bad in ["123", "12 34", &"1".repeat(33)] {
+            assert!(check_pin(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn pin_throttle_allows_a_burst_then_one_try_per_refill() {
+        let state = MeetState::new();
+        let mut t = lock(&state.pins);
+        let key = "pin:m";
+        for _ in 0..limits::PIN_FAILURE_BURST {
+            assert!(t.check(key, 0).is_ok());
+            t.record_failure(key, 0);
+        }
+        assert_eq!(t.check(key, 0), Err(limits::PIN_REFILL_MS));
+        assert!(t.check(key, limits::PIN_REFILL_MS).is_ok(), "one more try after the refill");
+        assert!(t.check("pin:other", 0).is_ok(), "other meetings are not affected");
+    }
+
+    #[test]
+    fn ids_and_fingerprints() {
+        let id = new_id();
+        assert!(plausible_id(&id), "{id}");
+        assert!(!plausible_id("short") && !plausible_id(&format!("{}-", &id[1..])));
+        assert_eq!(room_of("abc"), "meet-abc");
+        let knock = |status| Knock {
+            knock_id: "k".into(),
+            meeting_id: "m".into(),
+            secret_hash: [0; 32],
+            display_name: "G".into(),
+            identity: "guest-x".into(),
+            link_hash: None,
+            status,
+            created_ms: 0,
+            updated_ms: 0,
+        };
+        assert_ne!(
+            lobby_fingerprint(&[knock(KnockStatus::Waiting)]),
+            lobby_fingerprint(&[knock(KnockStatus::Admitted)])
+        );
+        assert_ne!(lobby_fingerprint(&[]), lobby_fingerprint(&[knock(KnockStatus::Waiting)]));
+    }
+
+    #[tokio::test]
+    async fn a_notification_wakes_a_waiter_and_idle_entries_go() {
+        let state = MeetState::new();
+        let mut rx = state.subscribe("m");
+        state.notify("m");
+        assert!(rx.changed().await.is_ok());
+        drop(rx);
+        state.notify("m");
+        assert!(lock(&state.watchers).is_empty(), "nobody waits: the entry is dropped");
+    }
+}

@@ -116,6 +116,9 @@ struct Peer {
 impl Peer {
     async fn new(now: Instant) -> io::Result<Self> {
         let socket = UdpSocket::bind("127.0.0.1:0").await?;
+        // A client that falls behind for a moment must not lose what the SFU sent it: the
+        // load generator shares the CPUs with the server.
+        let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(1024 * 1024);
         let addr = socket.local_addr()?;
         let mut rtc = Rtc::builder().set_rtp_mode(true).clear_codecs().enable_vp8(true).build(now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").map_err(io::Error::other)?);

@@ -364,7 +364,16 @@ fn machine() -> String {
     format!("{cpus} CPUs ({model}), load average {}", load.join(" "))
 }
 
-fn print_table(rows: &[Row]) {
+fn print_table(rows: &[Row], header: bool) {
+    if header {
+        print_header();
+    }
+    for r in rows {
+        print_row(r);
+    }
+}
+
+fn print_header() {
     println!(
         "{:<8} {:>4} {:>7} {:>11} {:>9} {:>12} {:>11} {:>7} {:>8} {:>8} {:>8} {:>11}",
         "scenario",
@@ -380,28 +389,29 @@ fn print_table(rows: &[Row]) {
         "max ms",
         "SFU ctr/s"
     );
-    for r in rows {
+}
+
+fn print_row(r: &Row) {
+    println!(
+        "{:<8} {:>4} {:>7} {:>11.0} {:>9.3} {:>12.0} {:>11.3} {:>7.3} {:>8.3} {:>8.3} {:>8.1} {:>11}",
+        if r.kind == Kind::Fanout { "fanout" } else { "mesh" },
+        r.n,
+        r.streams,
+        r.delivered_pps,
+        r.sfu_cores,
+        r.delivered_pps / r.sfu_cores,
+        r.bench_cores,
+        r.loss * 100.0,
+        r.p50_ms,
+        r.p99_ms,
+        r.max_ms,
+        r.counter_pps.map_or("-".into(), |c| format!("{c:.0}")),
+    );
+    if r.duplicates > 0 || r.send_drops > 0 {
         println!(
-            "{:<8} {:>4} {:>7} {:>11.0} {:>9.3} {:>12.0} {:>11.3} {:>7.3} {:>8.3} {:>8.3} {:>8.1} {:>11}",
-            if r.kind == Kind::Fanout { "fanout" } else { "mesh" },
-            r.n,
-            r.streams,
-            r.delivered_pps,
-            r.sfu_cores,
-            r.delivered_pps / r.sfu_cores,
-            r.bench_cores,
-            r.loss * 100.0,
-            r.p50_ms,
-            r.p99_ms,
-            r.max_ms,
-            r.counter_pps.map_or("-".into(), |c| format!("{c:.0}")),
+            "         ({} duplicate packets received, {} client datagrams not sent: full socket buffer; window {:.2} s)",
+            r.duplicates, r.send_drops, r.window_s
         );
-        if r.duplicates > 0 || r.send_drops > 0 {
-            println!(
-                "         ({} duplicate packets received, {} client datagrams not sent: full socket buffer; window {:.2} s)",
-                r.duplicates, r.send_drops, r.window_s
-            );
-        }
     }
 }
 
@@ -460,7 +470,7 @@ fn main() -> std::process::ExitCode {
     for (run, (kind, n)) in plan.into_iter().enumerate() {
         match runtime.block_on(scenario(&args, &server, kind, n, run)) {
             Ok(row) => {
-                print_table(std::slice::from_ref(&row));
+                print_table(std::slice::from_ref(&row), rows.is_empty());
                 rows.push(row);
             }
             Err(e) => {
@@ -469,8 +479,10 @@ fn main() -> std::process::ExitCode {
             }
         }
     }
-    println!();
-    print_table(&rows);
+    if rows.len() > 1 {
+        println!("\nall scenarios:");
+        print_table(&rows, true);
+    }
     drop(server);
     if failed { std::process::ExitCode::FAILURE } else { std::process::ExitCode::SUCCESS }
 }

@@ -32,6 +32,8 @@ const TCP_FRAME_MAX_BYTES: usize = 4096;
 /// An ICE-TCP connection silent this long is closed (clients send consent checks every few
 /// seconds).
 const TCP_IDLE_TIMEOUT_MS: u64 = 30_000;
+/// Rounds of due timers run back to back before the loop looks at the socket again.
+const DUE_TIMER_ROUNDS_MAX: usize = 64;
 /// How often the metrics are refreshed from the core's counters.
 const METRICS_INTERVAL_MS: u64 = 1000;
 
@@ -232,12 +234,29 @@ impl Task {
                 }
             }
             self.flush();
+            self.run_due_timers();
             if Instant::now() >= next_metrics {
                 next_metrics = Instant::now() + Duration::from_millis(METRICS_INTERVAL_MS);
                 self.publish_metrics();
             }
         }
         tracing::info!("media server stopped");
+    }
+
+    /// Runs the core's timers that are due already, without going through tokio's timer:
+    /// its ticks are a millisecond, and str0m's pacer asks for the time again (a microsecond
+    /// on) after every packet it releases, so sleeping each time would hold every subscriber
+    /// connection to about one packet per millisecond and queue the rest. Bounded, so that
+    /// datagrams and commands keep being served.
+    fn run_due_timers(&mut self) {
+        for _ in 0..DUE_TIMER_ROUNDS_MAX {
+            let now = Instant::now();
+            if self.sfu.poll_timeout() > now {
+                break;
+            }
+            self.sfu.handle_timeout(now);
+            self.flush();
+        }
     }
 
     fn command(&mut self, command: Command) {

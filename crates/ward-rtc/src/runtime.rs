@@ -92,6 +92,7 @@ pub struct SfuHandle {
     commands: mpsc::Sender<Command>,
     stats: Arc<Mutex<SfuStats>>,
     udp_addr: SocketAddr,
+    tcp_addr: Option<SocketAddr>,
 }
 
 /// The SFU task stopped or is overloaded.
@@ -144,6 +145,11 @@ impl SfuHandle {
     pub fn udp_addr(&self) -> SocketAddr {
         self.udp_addr
     }
+
+    /// The bound ICE-TCP address, if ICE-TCP is on.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp_addr
+    }
 }
 
 /// Binds the media socket (and the ICE-TCP listener) and starts the SFU task.
@@ -178,6 +184,7 @@ pub async fn start(
             None
         }
     };
+    let tcp_addr = cfg.tcp_local_addr;
     let (commands, rx) = mpsc::channel(COMMAND_QUEUE_MAX);
     if let Some(listener) = listener {
         tokio::spawn(accept_tcp(listener, commands.clone()));
@@ -192,7 +199,7 @@ pub async fn start(
         stats: stats.clone(),
     };
     tokio::spawn(task.run(rx));
-    Ok(SfuHandle { commands, stats, udp_addr: local })
+    Ok(SfuHandle { commands, stats, udp_addr: local, tcp_addr })
 }
 
 fn unix_ms() -> i64 {

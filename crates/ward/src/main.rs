@@ -148,27 +148,31 @@ fn load_or_create_key(path: &std::path::Path) -> Result<ServerKey, String> {
                 format!("a_{}", ward_service::generate_password().chars().take(4).collect::<String>());
             let key = ServerKey::generate(&version).map_err(|e| bad(&e.to_string()))?;
             let text = format!("ed25519 {version} {}\n", STANDARD.encode(key.pkcs8()));
-            let tmp = path.with_extension("tmp");
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            let write = || -> std::io::Result<()> {
-                use std::io::Write;
-                let mut f = options.open(&tmp)?;
-                f.write_all(text.as_bytes())?;
-                f.sync_all()?;
-                std::fs::rename(&tmp, path)
-            };
-            write().map_err(|e| format!("cannot write the signing key {}: {e}", path.display()))?;
+            write_private_file(path, text.as_bytes())
+                .map_err(|e| format!("cannot write the signing key {}: {e}", path.display()))?;
             tracing::info!(path = %path.display(), %version, "created the server signing key");
             Ok(key)
         }
         Err(e) => Err(format!("cannot read the signing key {}: {e}", path.display())),
     }
+}
+
+/// Writes a secret file readable by its owner only: whole, synced, then renamed into place, so
+/// a crash never leaves half a key behind (which would invalidate what was signed with it).
+pub(crate) fn write_private_file(path: &std::path::Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(&tmp)?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
 }
 
 fn create_data_dir(dir: &std::path::Path) -> Result<(), String> {

@@ -79,24 +79,8 @@ fn load_or_create_secret(path: &Path) -> Result<String, String> {
         return Ok(secret);
     }
     let secret = ApiKeys::generate_secret();
-    let tmp = path.with_extension("tmp");
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    // Written whole, synced, then renamed: a crash never leaves a half-written secret that
-    // would invalidate the tokens already handed out.
-    let write = || -> std::io::Result<()> {
-        use std::io::Write;
-        let mut f = options.open(&tmp)?;
-        f.write_all(format!("{secret}\n").as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    };
-    write().map_err(|e| format!("cannot write the conferencing secret {}: {e}", path.display()))?;
+    crate::write_private_file(path, format!("{secret}\n").as_bytes())
+        .map_err(|e| format!("cannot write the conferencing secret {}: {e}", path.display()))?;
     tracing::info!(path = %path.display(), "generated the conferencing API secret");
     Ok(secret)
 }

@@ -1185,6 +1185,13 @@ impl Sfu {
         destination: SocketAddr,
         data: &[u8],
     ) {
+        // The socket's own address (0.0.0.0, or a private address behind NAT) is not what
+        // clients sent to: they used the announced candidate, and the ICE agent drops checks
+        // addressed to anything but its local candidates. There is one per protocol.
+        let destination = match proto {
+            Protocol::Tcp => self.cfg.tcp_public_addr.unwrap_or(destination),
+            _ => self.cfg.public_addr,
+        };
         let Ok(receive) = Receive::new(proto, source, destination, data) else {
             self.stats.bad_datagrams += 1;
             return;

@@ -147,3 +147,18 @@ fn publishers_are_capped_at_the_configured_bitrate() {
     assert!(caps.iter().all(|c| *c == 700_000), "{caps:?}");
     assert!(sim.clients[b].remb_bps.is_empty(), "subscribers publish nothing and get no cap");
 }
+
+/// The SFU's socket is bound to 0.0.0.0 (or a private address behind NAT) and announces
+/// another address: clients' connectivity checks arrive addressed to the socket and must still
+/// be answered.
+#[test]
+fn media_flows_when_the_socket_address_differs_from_the_announced_one() {
+    let mut sim = sim::Sim::with_config(5, |c| c.local_addr = "0.0.0.0:7882".parse().unwrap());
+    let a = sim.join("alice");
+    let b = sim.join("bob");
+    sim.publish(a, vec![TrackSpec::audio("mic"), TrackSpec::video("cam", 300_000)]);
+    sim.connect_all();
+    sim.run_for(Duration::from_secs(2));
+    let video_sid = sim.clients[a].track_sid("cam");
+    assert!(!sim.clients[b].stream_of(&video_sid).is_empty(), "bob receives alice's video");
+}

@@ -880,7 +880,10 @@ impl Sim {
     fn deliver(&mut self, f: InFlight) {
         let now = self.now;
         if f.to == self.sfu_addr {
-            self.sfu.handle_receive(now, f.from, f.to, &f.data);
+            // As the shell does: the destination is the socket's own address, which differs
+            // from the announced one when the SFU binds 0.0.0.0 or sits behind NAT.
+            let local = self.sfu.config().local_addr;
+            self.sfu.handle_receive(now, f.from, local, &f.data);
             return;
         }
         let Some(c) = self.clients.iter_mut().find(|c| c.pub_addr == f.to || c.sub_addr == f.to) else {

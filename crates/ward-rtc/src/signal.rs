@@ -74,6 +74,7 @@ pub(crate) async fn rtc(
     let id = session.id;
     let on_failure = sfu.clone();
     ws.max_message_size(MAX_SIGNAL_BYTES)
+        .max_frame_size(MAX_SIGNAL_BYTES)
         .on_failed_upgrade(move |e| {
             tracing::debug!(error = %e, "signalling upgrade failed");
             tokio::spawn(async move { on_failure.closed(id).await });

@@ -125,6 +125,15 @@ const KEYFRAME_RETRY_MS: u64 = 1_000;
 const SPEECH_THRESHOLD_DBOV: f32 = -50.0;
 /// The bandwidth a subscriber is assumed to have before the estimator knows better.
 const INITIAL_BWE_BPS: u64 = 2_500_000;
+/// Signalling requests a participant may send: a sustained rate and a burst (a client resizing
+/// many video tiles sends a burst of track settings). Beyond that, requests are dropped.
+const SIGNAL_RATE_PER_S: f64 = 50.0;
+const SIGNAL_BURST: f64 = 500.0;
+/// Track IDs considered from one subscription or track-settings request.
+const MAX_TRACKS_PER_REQUEST: usize = 256;
+/// m-lines in one publisher offer (clients keep a few spare transceivers besides their tracks;
+/// LiveKit's Rust SDK sends about 16).
+const MAX_MEDIA_LINES: usize = 64;
 /// How long the first subscriber offer waits after the join response.
 const FIRST_OFFER_DELAY_MS: u64 = 150;
 /// The largest signalling message (one protobuf `SignalRequest`, e.g. an SDP offer) accepted.
@@ -216,6 +225,8 @@ struct Participant {
     sub_deadline: Instant,
     tracks: Vec<PubTrack>,
     mid_to_cid: HashMap<String, String>,
+    signal_budget: f64,
+    signal_budget_at: Instant,
     /// Whether the client's last offer sends on each m-line (`sendonly`/`sendrecv`). Clients
     /// keep receive-only transceivers on the publisher connection that carry no track.
     client_sends: HashMap<String, bool>,
@@ -503,6 +514,8 @@ impl Sfu {
             sub_deadline: now,
             tracks: Vec::new(),
             mid_to_cid: HashMap::new(),
+            signal_budget: SIGNAL_BURST,
+            signal_budget_at: now,
             client_sends: HashMap::new(),
             downtracks: Vec::new(),
             sub_pending: None,
@@ -657,6 +670,10 @@ impl Sfu {
     pub fn signal_closed(&mut self, now: Instant, id: ParticipantId) {
         if let Some(p) = self.participants.get_mut(&id) {
             p.signal_lost_at = Some(now);
+            // No offer goes to a closed connection; a resume sends a fresh one. (A first-offer
+            // deadline left in the past would wake the loop over and over.)
+            p.first_offer_at = None;
+            p.sub_needs_offer = true;
         }
     }
 
@@ -712,9 +729,17 @@ impl Sfu {
     }
 
     pub fn handle_signal(&mut self, now: Instant, id: ParticipantId, req: lk::SignalRequest) {
-        if !self.participants.contains_key(&id) {
+        let Some(p) = self.participants.get_mut(&id) else { return };
+        // A token bucket per participant: a client flooding requests (each mute toggle is
+        // broadcast to the whole room) must not drown the others' signalling queues.
+        let refill = now.saturating_duration_since(p.signal_budget_at).as_secs_f64() * SIGNAL_RATE_PER_S;
+        p.signal_budget = (p.signal_budget + refill).min(SIGNAL_BURST);
+        p.signal_budget_at = now;
+        if p.signal_budget < 1.0 {
+            self.stats.bad_signals += 1;
             return;
         }
+        p.signal_budget -= 1.0;
         let Some(message) = req.message else { return };
         match message {
             Req::Offer(sd) => self.on_publisher_offer(now, id, sd),
@@ -764,8 +789,17 @@ impl Sfu {
                 return;
             }
         };
+        let lines = sdp_media_lines(&sd.sdp);
+        if lines.len() > MAX_MEDIA_LINES {
+            self.stats.bad_signals += 1;
+            tracing::debug!(lines = lines.len(), "publisher offer with too many m-lines refused");
+            return;
+        }
         let Some(p) = self.participants.get_mut(&id) else { return };
-        for line in sdp_media_lines(&sd.sdp) {
+        // Every offer describes all m-lines; what an earlier one said is replaced.
+        p.mid_to_cid.clear();
+        p.client_sends.clear();
+        for line in lines {
             if let Some(track) = line.track {
                 p.mid_to_cid.insert(line.mid.clone(), track);
             }
@@ -950,6 +984,7 @@ impl Sfu {
     fn on_update_subscription(&mut self, now: Instant, id: ParticipantId, s: lk::UpdateSubscription) {
         let mut sids = s.track_sids;
         sids.extend(s.participant_tracks.into_iter().flat_map(|pt| pt.track_sids));
+        sids.truncate(MAX_TRACKS_PER_REQUEST);
         for sid in sids {
             if s.subscribe {
                 self.subscribe(now, id, &sid);
@@ -963,8 +998,8 @@ impl Sfu {
     fn on_track_settings(&mut self, now: Instant, id: ParticipantId, s: lk::UpdateTrackSettings) {
         // Requested sizes map onto the layers the publisher announced.
         let mut wanted: Vec<(String, bool, u8, u32)> = Vec::new();
-        for sid in &s.track_sids {
-            let Some((publisher, _)) = self.find_track(sid) else { continue };
+        for sid in s.track_sids.iter().take(MAX_TRACKS_PER_REQUEST) {
+            let Some((publisher, _)) = self.find_track(id, sid) else { continue };
             let track = self.participants[&publisher].tracks.iter().find(|t| &t.info.sid == sid);
             let quality = match track {
                 Some(t) if s.width > 0 || s.height > 0 => quality_for_size(&t.info.layers, s.width, s.height),
@@ -992,10 +1027,13 @@ impl Sfu {
     // Subscriptions
     // ----------------------------------------------------------------------------------------
 
-    fn find_track(&self, sid: &str) -> Option<(ParticipantId, usize)> {
-        self.participants
-            .iter()
-            .find_map(|(pid, p)| p.tracks.iter().position(|t| t.info.sid == sid).map(|i| (*pid, i)))
+    /// A track of someone in `id`'s room (a participant only ever deals with those).
+    fn find_track(&self, id: ParticipantId, sid: &str) -> Option<(ParticipantId, usize)> {
+        let room = self.rooms.get(&self.participants.get(&id)?.room)?;
+        room.members.iter().find_map(|m| {
+            let p = self.participants.get(m)?;
+            p.tracks.iter().position(|t| t.info.sid == sid).map(|i| (*m, i))
+        })
     }
 
     fn auto_subscribe_existing(&mut self, now: Instant, id: ParticipantId) {
@@ -1020,7 +1058,7 @@ impl Sfu {
         if !sub.grant.can_subscribe || sub.downtracks.iter().any(|d| d.track_sid == sid && !d.removed) {
             return;
         }
-        let Some((publisher, index)) = self.find_track(sid) else { return };
+        let Some((publisher, index)) = self.find_track(id, sid) else { return };
         let pub_room = &self.participants[&publisher].room;
         if publisher == id || *pub_room != sub.room {
             return;
@@ -1054,7 +1092,7 @@ impl Sfu {
     }
 
     fn unsubscribe(&mut self, now: Instant, id: ParticipantId, sid: &str) {
-        if let Some((publisher, index)) = self.find_track(sid)
+        if let Some((publisher, index)) = self.find_track(id, sid)
             && let Some(p) = self.participants.get_mut(&publisher)
         {
             p.tracks[index].subscribers.retain(|s| *s != id);
@@ -1430,7 +1468,11 @@ impl Sfu {
         // falls back to the oldest pending track of the same kind.
         let index = match p.mid_to_cid.get(&mid.to_string()) {
             Some(cid) => {
-                p.tracks.iter().position(|t| t.mid.is_none() && (t.cid == *cid || t.info.sid == *cid))
+                // The announced kind must match the m-line's: an "audio" track on a video m-line
+                // would slip past source permissions.
+                p.tracks
+                    .iter()
+                    .position(|t| t.mid.is_none() && t.kind == kind && (t.cid == *cid || t.info.sid == *cid))
             }
             None => p.tracks.iter().position(|t| t.mid.is_none() && t.kind == kind),
         };

@@ -338,3 +338,22 @@ fn the_subscriber_offer_carries_the_ice_tcp_candidate() {
     assert!(offer.contains("127.0.0.1 7882 typ host"), "{offer}");
     assert!(offer.contains("127.0.0.1 7881 typ host tcptype passive"), "{offer}");
 }
+
+#[test]
+fn a_flood_of_requests_is_cut_at_the_burst() {
+    let mut h = Harness::new(|_| {});
+    let anna = h.join(grant("anna")).unwrap();
+    h.drain();
+    for i in 0..600 {
+        h.signal(anna, Req::Ping(i));
+    }
+    let out = h.drain();
+    let pongs = signals_to(&out, anna).iter().filter(|m| matches!(m, Resp::Pong(_))).count();
+    assert_eq!(pongs, 500, "the burst is 500 requests");
+    assert!(h.sfu.stats().bad_signals >= 100);
+    // The budget refills with time.
+    h.advance(Duration::from_secs(1));
+    h.drain();
+    h.signal(anna, Req::Ping(1));
+    assert!(signals_to(&h.drain(), anna).iter().any(|m| matches!(m, Resp::Pong(1))));
+}

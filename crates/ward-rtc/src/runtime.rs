@@ -49,6 +49,9 @@ pub enum Outgoing {
 /// A joined participant's side of the channel pair.
 pub struct Session {
     pub id: ParticipantId,
+    /// Tells this connection apart from an earlier or later one of the same participant (a
+    /// resume replaces the channel; the old connection's end must not close the new one).
+    pub generation: u64,
     pub outgoing: mpsc::Receiver<Outgoing>,
 }
 
@@ -56,7 +59,7 @@ enum Command {
     Join { grant: Grant, options: JoinOptions, reply: oneshot::Sender<Result<Session, JoinError>> },
     Resume { grant: Grant, sid: String, reply: oneshot::Sender<Result<Session, JoinError>> },
     Signal { id: ParticipantId, bytes: Vec<u8> },
-    Closed { id: ParticipantId },
+    Closed { id: ParticipantId, generation: u64 },
     TcpOpened { peer: SocketAddr, frames: mpsc::Sender<Vec<u8>> },
     TcpPacket { peer: SocketAddr, local: SocketAddr, data: Vec<u8> },
     TcpClosed { peer: SocketAddr },
@@ -133,8 +136,8 @@ impl SfuHandle {
         rx.await.map_err(|_| Unavailable)
     }
 
-    pub async fn closed(&self, id: ParticipantId) {
-        let _ = self.commands.send(Command::Closed { id }).await;
+    pub async fn closed(&self, id: ParticipantId, generation: u64) {
+        let _ = self.commands.send(Command::Closed { id, generation }).await;
     }
 
     pub fn stats(&self) -> SfuStats {
@@ -195,6 +198,7 @@ pub async fn start(
         sfu: Sfu::new(cfg, Instant::now(), unix_ms()),
         socket,
         sessions: HashMap::new(),
+        generation: 0,
         tcp: HashMap::new(),
         stats: stats.clone(),
     };
@@ -211,7 +215,8 @@ fn unix_ms() -> i64 {
 struct Task {
     sfu: Sfu,
     socket: UdpSocket,
-    sessions: HashMap<ParticipantId, mpsc::Sender<Outgoing>>,
+    sessions: HashMap<ParticipantId, (u64, mpsc::Sender<Outgoing>)>,
+    generation: u64,
     /// Open ICE-TCP connections by peer address: where their framed packets go.
     tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
     stats: Arc<Mutex<SfuStats>>,
@@ -278,9 +283,11 @@ impl Task {
                 let _ = reply.send(result);
             }
             Command::Signal { id, bytes } => self.sfu.handle_signal_bytes(now, id, &bytes),
-            Command::Closed { id } => {
-                self.sessions.remove(&id);
-                self.sfu.signal_closed(now, id);
+            Command::Closed { id, generation } => {
+                if self.sessions.get(&id).is_some_and(|(g, _)| *g == generation) {
+                    self.sessions.remove(&id);
+                    self.sfu.signal_closed(now, id);
+                }
             }
             Command::TcpOpened { peer, frames } => {
                 self.tcp.insert(peer, frames);
@@ -335,10 +342,12 @@ impl Task {
     /// A new channel for a participant; a resumed participant's old channel is replaced.
     fn session(&mut self, id: ParticipantId) -> Session {
         let (tx, rx) = mpsc::channel(SIGNAL_QUEUE_MAX);
-        self.sessions.insert(id, tx);
+        self.generation += 1;
+        let generation = self.generation;
+        self.sessions.insert(id, (generation, tx));
         // Messages the core queued for this participant before the channel existed.
         self.flush();
-        Session { id, outgoing: rx }
+        Session { id, generation, outgoing: rx }
     }
 
     fn flush(&mut self) {
@@ -365,14 +374,14 @@ impl Task {
                     }
                 }
                 Output::Signal { to, message } => {
-                    if let Some(tx) = self.sessions.get(&to)
+                    if let Some((_, tx)) = self.sessions.get(&to)
                         && tx.try_send(Outgoing::Signal(message.encode_to_vec())).is_err()
                     {
                         slow.push(to);
                     }
                 }
                 Output::Close { to } => {
-                    if let Some(tx) = self.sessions.remove(&to) {
+                    if let Some((_, tx)) = self.sessions.remove(&to) {
                         let _ = tx.try_send(Outgoing::Close);
                     }
                 }

@@ -71,13 +71,13 @@ pub(crate) async fn rtc(
         Ok(Err(e)) => return (StatusCode::FORBIDDEN, e.to_string()).into_response(),
     };
     let sfu = sfu.clone();
-    let id = session.id;
+    let (id, generation) = (session.id, session.generation);
     let on_failure = sfu.clone();
     ws.max_message_size(MAX_SIGNAL_BYTES)
         .max_frame_size(MAX_SIGNAL_BYTES)
         .on_failed_upgrade(move |e| {
             tracing::debug!(error = %e, "signalling upgrade failed");
-            tokio::spawn(async move { on_failure.closed(id).await });
+            tokio::spawn(async move { on_failure.closed(id, generation).await });
         })
         .on_upgrade(move |socket| run(socket, sfu, session))
         .into_response()
@@ -126,5 +126,5 @@ async fn run(mut socket: WebSocket, sfu: SfuHandle, mut session: Session) {
             },
         }
     }
-    sfu.closed(id).await;
+    sfu.closed(id, session.generation).await;
 }

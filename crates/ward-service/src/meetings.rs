@@ -672,6 +672,11 @@ impl Services {
         secret: &str,
         timeout_ms: Option<u64>,
     ) -> Result<KnockState> {
+        // No watcher for IDs that cannot exist: unauthenticated polls with made-up IDs would
+        // otherwise fill the watcher map.
+        if !plausible_id(meeting_id) || !plausible_id(knock_id) {
+            return Err(Error::NotFound("no such knock".into()));
+        }
         let deadline = tokio::time::Instant::now() + self.poll_timeout(timeout_ms);
         // Subscribed before reading, so a change in between is not missed.
         let mut changes = self.meet.subscribe(meeting_id);

@@ -195,6 +195,8 @@ struct DownTrack {
     mid: Option<Mid>,
     /// `mid` is being negotiated and will be stopped when that completes.
     removed: bool,
+    /// The offer that stops `mid` went out; its answer ends the downtrack.
+    stop_offered: bool,
     disabled: bool,
     max_quality: u8,
     /// The layer the allocator chose; the rewriter switches to it at its next keyframe.
@@ -227,6 +229,9 @@ struct Participant {
     mid_to_cid: HashMap<String, String>,
     signal_budget: f64,
     signal_budget_at: Instant,
+    /// Clients ping every `ping_interval_s`; one silent for three ping timeouts is gone (a
+    /// half-open connection the shell cannot notice) and handled like a dropped connection.
+    last_signal_at: Instant,
     /// Whether the client's last offer sends on each m-line (`sendonly`/`sendrecv`). Clients
     /// keep receive-only transceivers on the publisher connection that carry no track.
     client_sends: HashMap<String, bool>,
@@ -516,6 +521,7 @@ impl Sfu {
             mid_to_cid: HashMap::new(),
             signal_budget: SIGNAL_BURST,
             signal_budget_at: now,
+            last_signal_at: now,
             client_sends: HashMap::new(),
             downtracks: Vec::new(),
             sub_pending: None,
@@ -571,6 +577,7 @@ impl Sfu {
         };
         if let Some(p) = self.participants.get_mut(&id) {
             p.signal_lost_at = None;
+            p.last_signal_at = now;
         }
         self.send(
             id,
@@ -730,6 +737,7 @@ impl Sfu {
 
     pub fn handle_signal(&mut self, now: Instant, id: ParticipantId, req: lk::SignalRequest) {
         let Some(p) = self.participants.get_mut(&id) else { return };
+        p.last_signal_at = now;
         // A token bucket per participant: a client flooding requests (each mute toggle is
         // broadcast to the whole room) must not drown the others' signalling queues.
         let refill = now.saturating_duration_since(p.signal_budget_at).as_secs_f64() * SIGNAL_RATE_PER_S;
@@ -850,7 +858,8 @@ impl Sfu {
             p.sub_needs_offer = true;
         }
         // Stopped media are gone for good once negotiated.
-        p.downtracks.retain(|d| !d.removed);
+        // Only stops that were in the answered offer are done; later ones go in the next offer.
+        p.downtracks.retain(|d| !(d.removed && d.stop_offered));
         self.mark(id, Side::Subscriber);
         self.negotiate_subscriber(now, id);
     }
@@ -1076,6 +1085,7 @@ impl Sfu {
             kind,
             mid: None,
             removed: false,
+            stop_offered: false,
             disabled: false,
             max_quality: QUALITY_ANY,
             target: None,
@@ -1162,6 +1172,7 @@ impl Sfu {
             if dt.removed {
                 if let Some(mid) = dt.mid {
                     api.stop_media(mid);
+                    dt.stop_offered = true;
                 }
             } else if dt.mid.is_none() {
                 let publisher_sid = publisher_sids.get(&dt.publisher).map_or("", String::as_str);
@@ -1708,6 +1719,26 @@ impl Sfu {
             self.stats.bad_signals += 1;
             return;
         };
+        // Only what participants send each other: active speakers, transcriptions and metrics are
+        // the server's (or an agent's) to say, and SIP tones have no place here.
+        use lk::data_packet::Value;
+        match &packet.value {
+            Some(
+                Value::User(_)
+                | Value::ChatMessage(_)
+                | Value::RpcRequest(_)
+                | Value::RpcAck(_)
+                | Value::RpcResponse(_)
+                | Value::StreamHeader(_)
+                | Value::StreamChunk(_)
+                | Value::StreamTrailer(_)
+                | Value::EncryptedPacket(_),
+            ) => {}
+            _ => {
+                self.stats.bad_signals += 1;
+                return;
+            }
+        }
         // The SFU says who sent it; a client cannot speak for someone else.
         packet.participant_identity = p.grant.identity.clone();
         packet.participant_sid = p.sid.clone();
@@ -1816,6 +1847,18 @@ impl Sfu {
         if now >= self.next_quality {
             self.next_quality = now + Duration::from_millis(QUALITY_INTERVAL_MS);
             self.report_quality();
+        }
+        // Silent participants count as disconnected (then the reconnect window applies).
+        let silence = Duration::from_secs(u64::from(self.cfg.ping_timeout_s) * 3);
+        let silent: Vec<ParticipantId> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| p.signal_lost_at.is_none() && now.duration_since(p.last_signal_at) >= silence)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in silent {
+            tracing::info!(participant = ?id, "no signalling for three ping timeouts; treated as disconnected");
+            self.signal_closed(now, id);
         }
         // Participants whose signalling did not come back, and empty rooms.
         let window = Duration::from_millis(self.cfg.reconnect_window_ms);

@@ -357,3 +357,24 @@ fn a_flood_of_requests_is_cut_at_the_burst() {
     h.signal(anna, Req::Ping(1));
     assert!(signals_to(&h.drain(), anna).iter().any(|m| matches!(m, Resp::Pong(1))));
 }
+
+#[test]
+fn a_silent_participant_is_taken_for_gone() {
+    let mut h = Harness::new(|c| c.reconnect_window_ms = 10_000);
+    let anna = h.join(grant("anna")).unwrap();
+    let ben = h.join(grant("ben")).unwrap();
+    h.drain();
+    // Ben pings like a client; Anna's connection went half-open and says nothing.
+    for _ in 0..12 {
+        h.advance(Duration::from_secs(5));
+        h.signal(ben, Req::Ping(0));
+    }
+    let out = h.drain();
+    let gone = updates(&signals_to(&out, ben));
+    assert!(
+        gone.iter()
+            .any(|p| p.identity == "anna" && p.state == lk::participant_info::State::Disconnected as i32)
+    );
+    assert!(closed(&out, anna));
+    assert!(!closed(&out, ben), "the pinging participant stays");
+}

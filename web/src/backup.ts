@@ -1,9 +1,9 @@
 // Key backup with a recovery key, all through matrix-js-sdk's crypto API: cross-signing keys,
 // secret storage (`m.secret_storage`, the recovery key is its key) and server-side key backup.
 // The recovery key is held in memory only while a setup or restore runs.
-import { MatrixClient, MatrixError, RoomEvent } from "matrix-js-sdk";
+import { MatrixClient, RoomEvent } from "matrix-js-sdk";
 import { CryptoEvent, decodeRecoveryKey, type CryptoCallbacks } from "matrix-js-sdk/lib/crypto-api/index.js";
-import { crossSigningSetup } from "./verification";
+import { crossSigningSetup, passwordAuth } from "./verification";
 
 /** The secret-storage key of a running setup or restore; null otherwise. */
 let secretKey: { keyId: string | null; key: Uint8Array } | null = null;
@@ -40,21 +40,7 @@ export async function setUpBackup(client: MatrixClient, password: string): Promi
   await crossSigningSetup.catch(() => undefined);
   let recoveryKey = "";
   try {
-    await crypto.bootstrapCrossSigning({
-      authUploadDeviceSigningKeys: async (makeRequest) => {
-        try {
-          await makeRequest(null);
-        } catch (e) {
-          if (!(e instanceof MatrixError) || e.httpStatus !== 401 || !e.data?.session) throw e;
-          await makeRequest({
-            type: "m.login.password",
-            identifier: { type: "m.id.user", user: client.getSafeUserId() },
-            password,
-            session: e.data.session,
-          });
-        }
-      },
-    });
+    await crypto.bootstrapCrossSigning({ authUploadDeviceSigningKeys: passwordAuth(client, password) });
     await crypto.bootstrapSecretStorage({
       setupNewSecretStorage: true,
       setupNewKeyBackup: true,

@@ -24,21 +24,30 @@ export function ensureCrossSigning(client: MatrixClient, password: string, after
 async function createCrossSigning(client: MatrixClient, password: string): Promise<void> {
   const crypto = client.getCrypto();
   if (!crypto || (await crypto.userHasCrossSigningKeys(client.getSafeUserId(), true))) return;
-  await crypto.bootstrapCrossSigning({
-    authUploadDeviceSigningKeys: async (makeRequest) => {
-      try {
-        await makeRequest(null);
-      } catch (e) {
-        if (!(e instanceof MatrixError) || e.httpStatus !== 401 || !e.data?.session) throw e;
-        await makeRequest({
-          type: "m.login.password",
-          identifier: { type: "m.id.user", user: client.getSafeUserId() },
-          password,
-          session: e.data.session,
-        });
-      }
-    },
-  });
+  await crypto.bootstrapCrossSigning({ authUploadDeviceSigningKeys: passwordAuth(client, password) });
+}
+
+/**
+ * Confirms uploading cross-signing keys with the account password: tried without first (the
+ * server waives it for an account's first keys), then with the session the server's 401 names.
+ */
+export function passwordAuth(
+  client: MatrixClient,
+  password: string,
+): (makeRequest: (auth: Record<string, unknown> | null) => Promise<unknown>) => Promise<void> {
+  return async (makeRequest) => {
+    try {
+      await makeRequest(null);
+    } catch (e) {
+      if (!(e instanceof MatrixError) || e.httpStatus !== 401 || !e.data?.session) throw e;
+      await makeRequest({
+        type: "m.login.password",
+        identifier: { type: "m.id.user", user: client.getSafeUserId() },
+        password,
+        session: e.data.session,
+      });
+    }
+  };
 }
 
 /** The verification request in progress (incoming or started here), re-rendering on changes. */

@@ -136,6 +136,9 @@ const MAX_TRACKS_PER_REQUEST: usize = 256;
 const MAX_MEDIA_LINES: usize = 64;
 /// How long the first subscriber offer waits after the join response.
 const FIRST_OFFER_DELAY_MS: u64 = 150;
+/// Remote addresses remembered per participant (a client uses one or two per connection; more
+/// means addresses that changed, and the oldest knowledge is the least useful).
+const ROUTES_PER_PARTICIPANT_MAX: usize = 16;
 /// The largest signalling message (one protobuf `SignalRequest`, e.g. an SDP offer) accepted.
 pub const MAX_SIGNAL_BYTES: usize = 1024 * 1024;
 
@@ -257,6 +260,12 @@ struct Participant {
     sub_loss: f32,
     /// Last cumulative NACK counts per stream, to turn str0m's totals into increments.
     nack_totals: HashMap<(Side, Mid, Option<str0m::media::Rid>), u64>,
+    /// The connections' own ICE usernames as indexed in [`Sfu::ufrags`] (they change when the
+    /// client restarts ICE).
+    pub_ufrag: String,
+    sub_ufrag: String,
+    /// Entries this participant added to [`Sfu::routes`] since they were last cleared.
+    routes_held: usize,
     alive: bool,
 }
 
@@ -330,6 +339,11 @@ pub struct Sfu {
     participants: HashMap<ParticipantId, Participant>,
     /// Which peer connection a remote address belongs to (saves asking every connection).
     routes: HashMap<(Protocol, SocketAddr), (ParticipantId, Side)>,
+    /// Which peer connection an ICE username (our side's ufrag) belongs to: a connectivity
+    /// check from a new address finds its connection here, and nothing else from an unknown
+    /// address is looked at, so junk sent to the media port costs the same however many
+    /// participants there are.
+    ufrags: HashMap<String, (ParticipantId, Side)>,
     dirty: Vec<(ParticipantId, Side)>,
     out: VecDeque<Output>,
     next_housekeeping: Instant,
@@ -349,6 +363,7 @@ impl Sfu {
             rooms: HashMap::new(),
             participants: HashMap::new(),
             routes: HashMap::new(),
+            ufrags: HashMap::new(),
             dirty: Vec::new(),
             out: VecDeque::new(),
             next_housekeeping: now + Duration::from_millis(HOUSEKEEPING_INTERVAL_MS),
@@ -538,12 +553,16 @@ impl Sfu {
             pub_loss: 0.0,
             sub_loss: 0.0,
             nack_totals: HashMap::new(),
+            pub_ufrag: String::new(),
+            sub_ufrag: String::new(),
+            routes_held: 0,
             alive: true,
         };
         let room_name = participant.room.clone();
         let hidden = participant.grant.hidden;
         let info = participant.info();
         self.participants.insert(id, participant);
+        self.index_ice(id);
         let room = self.rooms.get_mut(&room_name).expect("created above");
         room.members.push(id);
         room.empty_since = None;
@@ -691,6 +710,8 @@ impl Sfu {
         p.publisher.disconnect();
         p.subscriber.disconnect();
         self.routes.retain(|_, (pid, _)| *pid != id);
+        self.ufrags.remove(&p.pub_ufrag);
+        self.ufrags.remove(&p.sub_ufrag);
         self.dirty.retain(|(pid, _)| *pid != id);
         if let Some(room) = self.rooms.get_mut(&p.room) {
             room.members.retain(|m| *m != id);
@@ -831,6 +852,8 @@ impl Sfu {
                 ..Default::default()
             }),
         );
+        // An offer with new ICE credentials restarts ICE, which gives our side a new ufrag.
+        self.index_ice(id);
         self.mark(id, Side::Publisher);
         let _ = now;
     }
@@ -860,6 +883,7 @@ impl Sfu {
         // Stopped media are gone for good once negotiated.
         // Only stops that were in the answered offer are done; later ones go in the next offer.
         p.downtracks.retain(|d| !(d.removed && d.stop_offered));
+        self.index_ice(id);
         self.mark(id, Side::Subscriber);
         self.negotiate_subscriber(now, id);
     }
@@ -1252,23 +1276,23 @@ impl Sfu {
                 Side::Subscriber => p.subscriber.accepts(&input),
             })
         });
+        // An address not seen before must start with a connectivity check naming our ufrag
+        // (ICE sends checks before anything else, also after an address changes).
         let target = cached.or_else(|| {
-            self.participants.iter().find_map(|(pid, p)| {
-                if p.publisher.accepts(&input) {
-                    Some((*pid, Side::Publisher))
-                } else if p.subscriber.accepts(&input) {
-                    Some((*pid, Side::Subscriber))
-                } else {
-                    None
-                }
-            })
+            let (pid, side) = self.ufrag_owner(data)?;
+            let p = self.participants.get(&pid)?;
+            let accepted = match side {
+                Side::Publisher => p.publisher.accepts(&input),
+                Side::Subscriber => p.subscriber.accepts(&input),
+            };
+            accepted.then_some((pid, side))
         });
         let Some((pid, side)) = target else {
             self.stats.bad_datagrams += 1;
             return;
         };
         if cached.is_none() {
-            self.routes.insert((proto, source), (pid, side));
+            self.remember_route(proto, source, pid, side);
         }
         let p = self.participants.get_mut(&pid).expect("found above");
         if let Err(e) = p.rtc(side).handle_input(input) {
@@ -1277,6 +1301,45 @@ impl Sfu {
         }
         self.mark(pid, side);
         self.drain(now);
+    }
+
+    /// The connection a STUN message is addressed to, by the username's first half (ours).
+    fn ufrag_owner(&self, data: &[u8]) -> Option<(ParticipantId, Side)> {
+        // RFC 7983: STUN packets start with 0–3.
+        if data.first().is_none_or(|b| *b > 3) {
+            return None;
+        }
+        let message = str0m::ice::StunMessage::parse(data).ok()?;
+        let (ours, _) = message.split_username()?;
+        self.ufrags.get(ours).copied()
+    }
+
+    fn remember_route(&mut self, proto: Protocol, source: SocketAddr, pid: ParticipantId, side: Side) {
+        let Some(p) = self.participants.get_mut(&pid) else { return };
+        if p.routes_held >= ROUTES_PER_PARTICIPANT_MAX {
+            // Forgetting is harmless: the next check from a live address routes it again.
+            p.routes_held = 0;
+            self.routes.retain(|_, (owner, _)| *owner != pid);
+        }
+        p.routes_held += 1;
+        self.routes.insert((proto, source), (pid, side));
+    }
+
+    /// Keeps [`Sfu::ufrags`] in step with the participant's connections.
+    fn index_ice(&mut self, pid: ParticipantId) {
+        let Some(p) = self.participants.get_mut(&pid) else { return };
+        for side in [Side::Publisher, Side::Subscriber] {
+            let ufrag = p.rtc(side).direct_api().local_ice_credentials().ufrag;
+            let held = match side {
+                Side::Publisher => &mut p.pub_ufrag,
+                Side::Subscriber => &mut p.sub_ufrag,
+            };
+            if *held != ufrag {
+                self.ufrags.remove(held.as_str());
+                self.ufrags.insert(ufrag.clone(), (pid, side));
+                *held = ufrag;
+            }
+        }
     }
 
     /// Time passed: drives the peer connections' timers and the SFU's own.

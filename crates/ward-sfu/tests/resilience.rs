@@ -196,3 +196,54 @@ fn garbage_from_one_participant_does_not_disturb_the_others() {
         assert!(new.is_empty(), "{} was told {new:?}", sim.clients[i].identity);
     }
 }
+
+/// A NAT that changes its mapping mid-call (a phone moving between networks keeps its socket,
+/// and the SFU sees a new address): the client's next connectivity check from the new address
+/// finds its connection by ICE username, and media follows it there.
+#[test]
+fn media_follows_a_subscriber_whose_address_changes() {
+    let mut sim = Sim::new(11);
+    let a = sim.join("alice");
+    let b = sim.join("bob");
+    sim.publish(a, vec![TrackSpec::video("cam", 300_000)]);
+    sim.connect_all();
+    sim.run_for(Duration::from_secs(1));
+    let sid = sim.clients[a].track_sid("cam");
+    assert!(!sim.clients[b].received_of(&sid).is_empty(), "{}", sim.describe());
+
+    let moved = "10.0.7.7:61000".parse().expect("address");
+    let own = sim.clients[b].sub_addr;
+    sim.rebind(own, moved);
+    sim.run_for(Duration::from_secs(15));
+
+    let last_second = sim.now - Duration::from_secs(1);
+    let recent = sim.clients[b].received_of(&sid).iter().filter(|r| r.at >= last_second).count();
+    assert!(recent > 10, "bob received {recent} packets in the last second; {}", sim.describe());
+    assert!(sim.clients[b].subscriber.is_connected());
+}
+
+/// Datagrams from addresses nobody announced are dropped without asking every connection, and
+/// a connectivity check naming an unknown ICE username finds nobody.
+#[test]
+fn strangers_datagrams_are_dropped() {
+    let mut sim = Sim::new(12);
+    let a = sim.join("alice");
+    let b = sim.join("bob");
+    sim.publish(a, vec![TrackSpec::video("cam", 300_000)]);
+    sim.connect_all();
+    sim.run_for(Duration::from_millis(500));
+    let before = sim.sfu.stats().bad_datagrams;
+    let stranger = "10.0.66.6:5000".parse().expect("address");
+    // A binding request with USERNAME "nobody:me" (RFC 8489 layout, no integrity).
+    let mut stun = vec![0x00, 0x01, 0x00, 0x0c, 0x21, 0x12, 0xa4, 0x42];
+    stun.extend_from_slice(&[7; 12]);
+    stun.extend_from_slice(&[0x00, 0x06, 0x00, 0x09]);
+    stun.extend_from_slice(b"nobody:me\0\0\0");
+    for data in [stun.as_slice(), &[0x80, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1][..], &[22, 0xfe, 0xfd, 0, 0][..]]
+    {
+        sim.inject_to_sfu(stranger, data);
+    }
+    assert_eq!(sim.sfu.stats().bad_datagrams, before + 3);
+    sim.run_for(Duration::from_millis(500));
+    assert!(sim.clients[b].subscriber.is_connected());
+}

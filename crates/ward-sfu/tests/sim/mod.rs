@@ -526,6 +526,8 @@ pub struct Sim {
     sfu_timeout_at: Option<Instant>,
     /// Datagrams from the SFU to addresses no client has.
     pub undeliverable: u64,
+    /// NAT mappings: a client's own address → the address the SFU sees.
+    nat: HashMap<SocketAddr, SocketAddr>,
 }
 
 static CRYPTO: Once = Once::new();
@@ -564,6 +566,7 @@ impl Sim {
             seed,
             sfu_timeout_at: None,
             undeliverable: 0,
+            nat: HashMap::new(),
         }
     }
 
@@ -877,8 +880,23 @@ impl Sim {
         }
     }
 
-    fn deliver(&mut self, f: InFlight) {
+    /// From now on the client's `own` address reaches the SFU as `seen` (a NAT's mapping
+    /// changed); datagrams for the old address are lost.
+    pub fn rebind(&mut self, own: SocketAddr, seen: SocketAddr) {
+        self.nat.insert(own, seen);
+    }
+
+    fn deliver(&mut self, mut f: InFlight) {
         let now = self.now;
+        if f.to != self.sfu_addr {
+            if self.nat.contains_key(&f.to) {
+                self.undeliverable += 1;
+                return;
+            }
+            if let Some((own, _)) = self.nat.iter().find(|(_, seen)| **seen == f.to) {
+                f.to = *own;
+            }
+        }
         if f.to == self.sfu_addr {
             // As the shell does: the destination is the socket's own address, which differs
             // from the announced one when the SFU binds 0.0.0.0 or sits behind NAT.
@@ -912,6 +930,7 @@ impl Sim {
             Some(link) => link.carry(now, data.len()),
             None => Some(now + Duration::from_millis(10)),
         };
+        let from = if to == self.sfu_addr { self.nat.get(&from).copied().unwrap_or(from) } else { from };
         if let Some(at) = at {
             self.order += 1;
             self.in_flight.push(Reverse(InFlight { at, order: self.order, from, to, data }));

@@ -9,8 +9,10 @@
 //    in the meeting chat, the guest draws on the whiteboard, and a late joiner gets both.
 // 2. Someone with the right meeting ID but a wrong secret is let in: she receives video but
 //    decodes no frame, and nobody decodes hers.
-// 3. The member locks the meeting and removes a guest, who is disconnected and cannot knock again.
-// 4. The member opens a consultation room and makes a patient link; the patient waits in the
+// 3. The member mutes a guest, locks the meeting and removes a guest, who is disconnected and
+//    cannot knock again; then ends the meeting for all, and its link no longer works.
+// 4. The member opens a consultation room for the chat (its link goes into the chat, for
+//    colleagues who take over) and makes a patient link; the patient waits in the
 //    waiting room; a second person with the same link is refused; the doctor lets the patient in;
 //    both decode each other; the doctor ends the consultation and the link no longer works.
 //
@@ -267,6 +269,13 @@ try {
   r = await until("hand seen", [member, anna], (s) => s.hands?.includes(benId));
   check("a raised hand is seen by the others", r.ok, r.snaps.map((s) => s.hands));
 
+  step("the member mutes anna");
+  await member.click("[data-testid=open-people]");
+  await member.click(`[data-testid=people-panel] li[data-identity="${annaId}"] [data-testid=mute]`);
+  const micOf = (s, who) => (s.remotes ?? []).find((t) => t.participant === who && t.source === "microphone");
+  r = await until("anna muted", [member, ben], (s) => micOf(s, annaId)?.muted === true);
+  check("a moderator mutes a participant", r.ok, r.snaps.map((s) => micOf(s, annaId)));
+
   step("a late joiner gets the chat and the board");
   const carl = await guestKnocks("carl", meetingLink, "Carl Spät");
   await carl.waitForSelector("[data-testid=lobby-waiting]");
@@ -322,7 +331,6 @@ try {
 
   // --- 3. Lock and remove ---
   step("the member locks the meeting and removes ben");
-  await member.click("[data-testid=open-people]");
   await member.check("[data-testid=lock]");
   await member.waitForSelector(".call .badge");
   await member.click(`[data-testid=people-panel] li[data-identity="${benId}"] [data-testid=remove]`);
@@ -337,13 +345,24 @@ try {
   const refusedText = await refused.textContent();
   check("removed guest cannot knock again while locked", /geschlossen/.test(refusedText), refusedText);
   await ben.context().close();
+
+  step("the member ends the meeting for all");
+  await member.click("[data-testid=end-for-all]");
+  await anna.waitForSelector("[data-testid=meet-after-ended]");
+  await member.waitForSelector("[data-testid=meet-after-ended]");
+  check("ending the meeting disconnects everyone", true);
+  const gone = await newPage("anna-again");
+  await gone.goto(meetingLink);
+  const goneText = await (await gone.waitForSelector("[data-testid=meet-problem]")).textContent();
+  check("an ended meeting's link no longer works", /beendet/.test(goneText), goneText);
+  await gone.context().close();
   await anna.context().close();
 
   // --- 4. A consultation ---
-  step("the member opens a consultation room and makes a patient link");
-  await member.click("[data-testid=leave]");
+  step("the member opens a consultation room for the chat and makes a patient link");
   await member.goto(`${WARD}/#/meetings`);
-  await member.click("[data-testid=start-consultation]", { timeout: 90_000 });
+  await member.selectOption("[data-testid=meeting-chat]", { label: ROOM }, { timeout: 90_000 });
+  await member.click("[data-testid=start-consultation]");
   await member.waitForURL(/#\/meet\//);
   await member.waitForSelector("[data-testid=prejoin]");
   await member.click("[data-testid=join]");

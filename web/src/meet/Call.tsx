@@ -438,6 +438,7 @@ function PeoplePanel({
                       type="button"
                       class="plain small"
                       onClick={() => act(() => meet.mute(moderatorToken, meetingId, p.identity, micPub.trackSid))}
+                      data-testid="mute"
                     >
                       {t("muteSomeone")}
                     </button>
@@ -467,9 +468,14 @@ function PeoplePanel({
                   checked={locked}
                   onChange={(e) => {
                     const want = (e.target as HTMLInputElement).checked;
+                    setLocked(want);
                     void act(async () => {
-                      await meet.lock(moderatorToken, meetingId, want);
-                      setLocked(want);
+                      try {
+                        await meet.lock(moderatorToken, meetingId, want);
+                      } catch (err) {
+                        setLocked(!want);
+                        throw err;
+                      }
                     });
                   }}
                   data-testid="lock"

@@ -84,18 +84,25 @@ export async function open(key: CryptoKey, meetingId: string, data: Uint8Array):
 }
 
 // The secrets of meetings and consultation rooms this browser created, so that their creator can
-// come back (a meeting started from a chat has its link in the chat too). Only in this browser:
-// a doctor admits patients from the browser that created the consultation room (or opens the
-// room's own link, shown on its page, in another one).
+// come back (a meeting or consultation room opened for a chat has its link in the chat too).
+// Only in this browser, for at most 90 days: a doctor who opened a consultation room without a
+// chat admits patients from this browser.
 const SECRETS_KEY = "ward.meet.secrets";
 const SECRETS_MAX = 200;
+/** Kept no longer than Ward keeps meetings (`meeting_retention_days`, at most 90). */
+const SECRETS_MAX_AGE_MS = 90 * 86_400_000;
 
 type Kept = Record<string, { secret: string; at: number }>;
 
 function kept(): Kept {
   try {
     const v = JSON.parse(localStorage.getItem(SECRETS_KEY) ?? "{}");
-    return v && typeof v === "object" ? v : {};
+    if (!v || typeof v !== "object") return {};
+    const fresh: Kept = {};
+    for (const [id, e] of Object.entries(v as Kept)) {
+      if (e && typeof e.secret === "string" && Date.now() - e.at < SECRETS_MAX_AGE_MS) fresh[id] = e;
+    }
+    return fresh;
   } catch {
     return {};
   }

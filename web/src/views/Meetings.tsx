@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import { MatrixClient } from "matrix-js-sdk";
+import { KnownMembership, MatrixClient } from "matrix-js-sdk";
 import { t } from "../i18n";
 import { Spinner } from "../icons";
 import { closeDialog } from "../route";
@@ -17,6 +17,13 @@ export function Meetings({ client }: { client: MatrixClient }) {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [mine, setMine] = useState<MeetingSummary[] | null>(null);
+  // Optionally for an encrypted chat: its link goes into the chat, and the chat's members enter
+  // directly as moderators (colleagues can take over a consultation room, from any device).
+  const chats = client
+    .getRooms()
+    .filter((r) => r.getMyMembership() === KnownMembership.Join && r.hasEncryptionStateEvent())
+    .sort((a, b) => a.name.localeCompare(b.name));
+  const [chat, setChat] = useState("");
 
   useEffect(() => {
     meet.mine(token).then((r) => setMine(r.meetings), (e) => setError(explain(e)));
@@ -26,7 +33,10 @@ export function Meetings({ client }: { client: MatrixClient }) {
     setBusy(true);
     setError(null);
     try {
-      const { link } = await startMeeting(token, { kind, title: title.trim() });
+      const { link } = await startMeeting(token, { kind, title: title.trim(), originRoom: chat || undefined });
+      if (chat) {
+        await client.sendTextMessage(chat, t(kind === "consultation" ? "consultationRoomInvite" : "meetingInvite", { link }));
+      }
       location.href = link;
     } catch (e) {
       setError(explain(e));
@@ -42,6 +52,18 @@ export function Meetings({ client }: { client: MatrixClient }) {
         <input value={title} maxLength={100} onInput={(e) => setTitle((e.target as HTMLInputElement).value)} />
       </label>
       <p class="hint">{t("meetingTitleHint")}</p>
+      <label>
+        {t("meetingForChat")}
+        <select value={chat} onChange={(e) => setChat((e.target as HTMLSelectElement).value)} data-testid="meeting-chat">
+          <option value="">{t("meetingNoChat")}</option>
+          {chats.map((r) => (
+            <option key={r.roomId} value={r.roomId}>
+              {r.name}
+            </option>
+          ))}
+        </select>
+      </label>
+      <p class="hint">{t("meetingForChatHint")}</p>
       <div class="row">
         <button type="button" class="primary" disabled={busy} onClick={() => start("meeting")} data-testid="start-meeting">
           {t("startMeeting")}

@@ -137,8 +137,12 @@ function installTap() {
   };
 }
 
-async function newPage(who, locale = "de-DE") {
-  const context = await browser.newContext({ locale, viewport: { width: 1280, height: 800 } });
+async function newPage(who, { locale = "de-DE", phone = false } = {}) {
+  const context = await browser.newContext(
+    phone
+      ? { locale, viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 }
+      : { locale, viewport: { width: 1280, height: 800 } },
+  );
   await context.addInitScript(installTap);
   watch(context, who);
   const page = await context.newPage();
@@ -169,8 +173,8 @@ const decodesAll = (n) => (s) =>
   s.phase === "call" && s.participants?.length === n && cameras(s).length === n && cameras(s).every((t) => t.framesDecoded > 0);
 
 /** A guest opens a meeting link, gives her name and asks to join; returns the page (in the lobby). */
-async function guestKnocks(who, link, name) {
-  const page = await newPage(who);
+async function guestKnocks(who, link, name, options) {
+  const page = await newPage(who, options);
   await page.goto(link);
   await page.waitForSelector("[data-testid=prejoin]");
   await page.fill("input[name=name]", name);
@@ -372,7 +376,8 @@ try {
   patientLink = await member.locator("[data-testid=patient-link]").first().inputValue();
   check("patient link made", /#\/patient\/[^/]+\/[A-Za-z0-9_-]{22,}$/.test(patientLink), patientLink);
 
-  const patient = await guestKnocks("patient", patientLink, "Petra Patientin");
+  // The patient is on her phone.
+  const patient = await guestKnocks("patient", patientLink, "Petra Patientin", { phone: true });
   await patient.waitForSelector("[data-testid=lobby-waiting]");
   await shot(patient, "meet-patient-waiting.png");
   const intruder = await guestKnocks("intruder", patientLink, "Irgendwer");

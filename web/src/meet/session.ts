@@ -31,6 +31,8 @@ const CHUNK_BYTES = 40_000;
 const TOPIC = "ward.meet";
 /** When a joiner repeats its hello while nobody has answered (ms after connecting). */
 const HELLO_RETRIES_MS = [1500, 4000, 8000];
+/** Hellos from the same participant answered at most this often. */
+const HELLO_ANSWER_MIN_INTERVAL_MS = 1000;
 
 export interface ChatMessage {
   id: string;
@@ -69,6 +71,8 @@ export class MeetSession {
   private listeners = new Set<() => void>();
   private chatIds = new Set<string>();
   private timers: number[] = [];
+  /** When a joiner's hello was last answered (by identity). */
+  private answered = new Map<string, number>();
   private keyReady: Promise<void>;
 
   constructor(
@@ -248,6 +252,9 @@ export class MeetSession {
         await this.answerHello(from.identity);
         break;
       case "snap":
+        // Only from the one who answers hellos (the smallest identity besides oneself), so that
+        // nobody else can slip invented history in under other people's names.
+        if (from.identity !== [...this.room.remoteParticipants.keys()].sort()[0]) break;
         for (const c of Array.isArray(msg.chat) ? msg.chat : []) {
           const m = checkChat(c, null);
           if (m) this.addChat(m);
@@ -263,6 +270,11 @@ export class MeetSession {
   }
 
   private async answerHello(joiner: string): Promise<void> {
+    // A joiner repeats its hello until answered; more often than that is not needed.
+    const last = this.answered.get(joiner) ?? 0;
+    if (Date.now() - last < HELLO_ANSWER_MIN_INTERVAL_MS) return;
+    this.answered.set(joiner, Date.now());
+    if (this.answered.size > 1000) this.answered.clear();
     if (this.hands.has(this.identity)) await this.send({ t: "hand", up: true }, [joiner]);
     const present = [this.identity, ...this.room.remoteParticipants.keys()].filter((id) => id !== joiner).sort();
     if (present[0] !== this.identity) return;

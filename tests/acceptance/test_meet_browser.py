@@ -39,6 +39,7 @@ SCRIPT_TIMEOUT_S = 420
 
 CHECKS = [
     "member enters as moderator",
+    "a browser without E2EE is told so and does not join",
     "guests wait in the lobby",
     "three decode each other's cameras",
     "screen share reaches the others",

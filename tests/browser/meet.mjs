@@ -208,6 +208,22 @@ try {
   const m0 = await snap(member);
   check("member enters as moderator", m0.role === "moderator" && m0.e2ee === true, m0);
 
+  step("a browser without end-to-end encryption for calls is refused, not joined unencrypted");
+  const old = await newPage("old-browser");
+  await old.addInitScript(() => {
+    delete RTCRtpSender.prototype.createEncodedStreams;
+    delete window.RTCRtpScriptTransform;
+  });
+  await old.goto(meetingLink);
+  const oldText = await (await old.waitForSelector("[data-testid=meet-problem]")).textContent();
+  check(
+    "a browser without E2EE is told so and does not join",
+    /nicht Ende-zu-Ende verschlüsseln/.test(oldText) &&
+      !requests.some((q) => q.who === "old-browser" && /\/(rtc|_ward\/meet)/.test(q.url)),
+    { oldText, requests: requests.filter((q) => q.who === "old-browser").map((q) => q.url) },
+  );
+  await old.context().close();
+
   step("two guests open the link and wait in the lobby");
   const anna = await guestKnocks("anna", meetingLink, "Anna Gast");
   const ben = await guestKnocks("ben", meetingLink, "Ben Gast");

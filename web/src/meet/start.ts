@@ -5,13 +5,14 @@ import { keepSecret, meetingLink, newSecret } from "./keys";
 
 export async function startMeeting(
   accessToken: string,
-  opts: { kind?: Kind; title?: string; originRoom?: string },
+  opts: { kind?: Kind; title?: string; originRoom?: string; membersEnter?: boolean },
 ): Promise<{ meetingId: string; link: string }> {
   const { meeting_id } = await meet.create(accessToken, {
     kind: opts.kind ?? "meeting",
     title: opts.title || undefined,
-    // Members of the chat the meeting comes from enter directly, as moderators.
-    ...(opts.originRoom ? { origin_room: opts.originRoom, members_enter: true } : {}),
+    // Members of the chat the meeting comes from enter directly, as moderators (unless asked
+    // not to: then they knock like guests, and only the creator lets people in).
+    ...(opts.originRoom ? { origin_room: opts.originRoom, members_enter: opts.membersEnter ?? true } : {}),
   });
   const secret = newSecret();
   keepSecret(meeting_id, secret);

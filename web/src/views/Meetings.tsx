@@ -24,6 +24,7 @@ export function Meetings({ client }: { client: MatrixClient }) {
     .filter((r) => r.getMyMembership() === KnownMembership.Join && r.hasEncryptionStateEvent())
     .sort((a, b) => a.name.localeCompare(b.name));
   const [chat, setChat] = useState("");
+  const [membersEnter, setMembersEnter] = useState(true);
 
   useEffect(() => {
     meet.mine(token).then((r) => setMine(r.meetings), (e) => setError(explain(e)));
@@ -33,7 +34,7 @@ export function Meetings({ client }: { client: MatrixClient }) {
     setBusy(true);
     setError(null);
     try {
-      const { link } = await startMeeting(token, { kind, title: title.trim(), originRoom: chat || undefined });
+      const { link } = await startMeeting(token, { kind, title: title.trim(), originRoom: chat || undefined, membersEnter });
       if (chat) {
         await client.sendTextMessage(chat, t(kind === "consultation" ? "consultationRoomInvite" : "meetingInvite", { link }));
       }
@@ -63,6 +64,16 @@ export function Meetings({ client }: { client: MatrixClient }) {
           ))}
         </select>
       </label>
+      {chat && (
+        <label class="check">
+          <input
+            type="checkbox"
+            checked={membersEnter}
+            onChange={(e) => setMembersEnter((e.target as HTMLInputElement).checked)}
+          />{" "}
+          {t("membersEnter")}
+        </label>
+      )}
       <p class="hint">{t("meetingForChatHint")}</p>
       <div class="row">
         <button type="button" class="primary" disabled={busy} onClick={() => start("meeting")} data-testid="start-meeting">

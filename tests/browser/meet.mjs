@@ -254,6 +254,11 @@ try {
   r = await until("screen share decoded", [member, ben], screenFrom);
   check("screen share reaches the others", r.ok, r.snaps);
   await shot(member, "meet-screen-share.png");
+  await member.selectOption("[data-testid=view]", "speaker");
+  await member.waitForSelector("[data-testid=stage-speaker] .speaker-main .tile.screen video");
+  await member.waitForTimeout(2000); // new video elements: adaptive stream resumes the layers
+  await shot(member, "meet-speaker-view.png");
+  await member.selectOption("[data-testid=view]", "grid");
   await anna.click("[data-testid=toggle-screen]");
 
   step("chat message and whiteboard stroke");

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useState } from "preact/hooks";
 import { ClientEvent, HttpApiEvent, MatrixClient, SyncState } from "matrix-js-sdk";
 import { t } from "./i18n";
-import { IconGear, IconKey, IconLink, IconLogout, IconPlus, Spinner } from "./icons";
+import { IconGear, IconKey, IconLink, IconLogout, IconPlus, IconVideo, Spinner } from "./icons";
 import {
   describeError,
   forgetSession,
@@ -17,6 +17,7 @@ import { Verify } from "./views/Verify";
 import { go, screenOf, useRoute } from "./route";
 import { useClientTick } from "./rooms";
 import { Invite } from "./views/Invite";
+import { Meetings } from "./views/Meetings";
 import { LangSelect } from "./views/LangSelect";
 import { Login } from "./views/Login";
 import { NewChat } from "./views/NewChat";
@@ -179,6 +180,9 @@ function Ready({
           <a class="button" href="#/new">
             <IconPlus /> {t("newChat")}
           </a>
+          <a class="button" href="#/meetings" data-testid="meetings">
+            <IconVideo /> {t("meetings")}
+          </a>
           <a class="button" href="#/security" data-testid="security">
             <IconKey /> {t("security")}
           </a>
@@ -214,6 +218,7 @@ function Ready({
       {route.name === "new" && <NewChat client={client} />}
       {route.name === "invite" && admin && <Invite client={client} />}
       {route.name === "security" && <Security client={client} />}
+      {route.name === "meetings" && <Meetings client={client} />}
       {route.name === "settings" && <Settings client={client} relabel={relabel} onVerify={setVerification} />}
       {verification && (
         <Verify

@@ -86,3 +86,9 @@ export const Spinner = ({ label }: { label: string }) => (
     <span class="spinner-label">{label}</span>
   </span>
 );
+export const IconVideo = () => (
+  <svg {...common}>
+    <rect x="2" y="6" width="14" height="12" rx="2" />
+    <path d="m16 10 6-3v10l-6-3z" />
+  </svg>
+);

@@ -1,5 +1,6 @@
 // Hash-based routing, so that Ward serves one index.html and needs no SPA fallback:
 //   #/login   #/register?token=…   #/   #/room/<room id>   #/new   #/invite   #/security   #/settings
+//   #/meetings (meeting links `#/meet/…` and `#/patient/…` are the meeting page, see main.tsx)
 import { useEffect, useState } from "preact/hooks";
 
 export type Route =
@@ -10,7 +11,8 @@ export type Route =
   | { name: "new" }
   | { name: "invite" }
   | { name: "security" }
-  | { name: "settings" };
+  | { name: "settings" }
+  | { name: "meetings" };
 
 export function parse(hash: string): Route {
   const h = hash.replace(/^#/, "");
@@ -22,6 +24,7 @@ export function parse(hash: string): Route {
   if (path === "/invite") return { name: "invite" };
   if (path === "/security") return { name: "security" };
   if (path === "/settings") return { name: "settings" };
+  if (path === "/meetings") return { name: "meetings" };
   const room = path.match(/^\/room\/(.+)$/);
   if (room) {
     try {
@@ -54,7 +57,7 @@ export function go(r: Route): void {
 let behindDialog: Route = { name: "home" };
 
 function isDialog(r: Route): boolean {
-  return r.name === "new" || r.name === "invite" || r.name === "security" || r.name === "settings";
+  return r.name === "new" || r.name === "invite" || r.name === "security" || r.name === "settings" || r.name === "meetings";
 }
 
 /** The screen to show: for a dialog route, the chat (or list) that stays open under it. */

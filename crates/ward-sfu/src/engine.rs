@@ -156,6 +156,8 @@ struct PubTrack {
     kind: MediaKind,
     mid: Option<Mid>,
     codec: VideoCodec,
+    /// The first packet told the negotiated codec, and `info.mime_type` says it.
+    mime_confirmed: bool,
     clock_rate: u32,
     layers: Vec<LayerRx>,
     subscribers: Vec<ParticipantId>,
@@ -945,7 +947,9 @@ impl Sfu {
             disable_dtx: req.disable_dtx,
             source: req.source,
             layers: simulcast_layers,
-            mime_type: String::new(),
+            // Known before the first packet, so that subscribers can set up their end-to-end
+            // decryption (livekit-client refuses to without it); confirmed by the first packet.
+            mime_type: announced_mime(&req, kind),
             stereo: req.stereo,
             disable_red: req.disable_red,
             encryption: req.encryption,
@@ -958,6 +962,7 @@ impl Sfu {
             kind,
             mid: None,
             codec: VideoCodec::Other,
+            mime_confirmed: false,
             clock_rate: if kind == MediaKind::Video { 90_000 } else { 48_000 },
             layers: Vec::new(),
             subscribers: Vec::new(),
@@ -1630,8 +1635,16 @@ impl Sfu {
             };
         }
         track.clock_rate = spec.clock_rate.get();
-        if track.info.mime_type.is_empty() {
-            track.info.mime_type = mime_of(&spec);
+        // The announced type was a guess from the publish request: when the negotiated codec
+        // differs (or nothing was announced), everyone is told the real one.
+        let mut retyped = false;
+        if !track.mime_confirmed {
+            track.mime_confirmed = true;
+            let mime = mime_of(&spec);
+            if track.info.mime_type != mime {
+                track.info.mime_type = mime;
+                retyped = true;
+            }
         }
         let quality =
             if track.kind == MediaKind::Video { quality_of_rid(rid.as_deref()) } else { QUALITY_HIGH };
@@ -1733,6 +1746,17 @@ impl Sfu {
             self.stats.packets_forwarded += 1;
             self.stats.bytes_forwarded += packet.payload.len() as u64;
             self.mark(s, Side::Subscriber);
+        }
+        if retyped && let Some(p) = self.participants.get_mut(&pid) {
+            p.version += 1;
+            let (room, hidden, info) = (p.room.clone(), p.grant.hidden, p.info());
+            if !hidden {
+                self.broadcast(
+                    &room,
+                    Some(pid),
+                    Resp::Update(lk::ParticipantUpdate { participants: vec![info] }),
+                );
+            }
         }
     }
 
@@ -2114,6 +2138,21 @@ fn enabled_codecs() -> Vec<lk::Codec> {
         .into_iter()
         .map(|mime| lk::Codec { mime: mime.into(), fmtp_line: String::new() })
         .collect()
+}
+
+/// The MIME type a published track will most likely have, from its publish request: the video
+/// codec the client asks for (livekit-client names it in `simulcast_codecs`), Opus for audio
+/// (the only audio codec the SFU negotiates); empty when the request does not say.
+fn announced_mime(req: &lk::AddTrackRequest, kind: MediaKind) -> String {
+    if kind == MediaKind::Audio {
+        return "audio/opus".into();
+    }
+    match req.simulcast_codecs.iter().map(|c| c.codec.to_ascii_lowercase()).find(|c| !c.is_empty()).as_deref()
+    {
+        Some("vp8") => "video/VP8".into(),
+        Some("h264") => "video/H264".into(),
+        _ => String::new(),
+    }
 }
 
 fn mime_of(spec: &CodecSpec) -> String {

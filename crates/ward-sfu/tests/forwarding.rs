@@ -162,3 +162,33 @@ fn media_flows_when_the_socket_address_differs_from_the_announced_one() {
     let video_sid = sim.clients[a].track_sid("cam");
     assert!(!sim.clients[b].stream_of(&video_sid).is_empty(), "bob receives alice's video");
 }
+
+/// Subscribers learn a track's MIME type the first time they hear of the track, before any of
+/// its media: livekit-client sets up end-to-end decryption for a track only when it is known.
+#[test]
+fn subscribers_hear_of_a_track_with_its_mime_type() {
+    let mut sim = Sim::new(9);
+    let a = sim.join("alice");
+    let b = sim.join("bob");
+    sim.publish(a, vec![TrackSpec::audio("mic"), TrackSpec::video("cam", 300_000)]);
+    sim.connect_all();
+    sim.run_for(Duration::from_secs(1));
+    let (mic, cam) = (sim.clients[a].track_sid("mic"), sim.clients[a].track_sid("cam"));
+    let first_seen = |sid: &str| {
+        sim.clients[b]
+            .signals
+            .iter()
+            .filter_map(|m| match m {
+                lk::signal_response::Message::Update(u) => Some(u.participants.clone()),
+                lk::signal_response::Message::Join(j) => Some(j.other_participants.clone()),
+                _ => None,
+            })
+            .flatten()
+            .flat_map(|p| p.tracks)
+            .find(|t| t.sid == sid)
+            .unwrap_or_else(|| panic!("bob never heard of {sid}"))
+    };
+    assert_eq!(first_seen(&cam).mime_type, "video/VP8");
+    assert_eq!(first_seen(&mic).mime_type, "audio/opus");
+    assert!(!sim.clients[b].stream_of(&cam).is_empty(), "and the video arrived");
+}

@@ -378,3 +378,59 @@ fn a_silent_participant_is_taken_for_gone() {
     assert!(closed(&out, anna));
     assert!(!closed(&out, ben), "the pinging participant stays");
 }
+
+#[test]
+fn tracks_are_announced_with_their_mime_type_before_any_media() {
+    // livekit-client sets up end-to-end decryption of a subscribed track only when its TrackInfo
+    // names the MIME type, so it must be known before the first packet arrives.
+    let mut h = Harness::new(|_| {});
+    let host = h.join(grant("host")).unwrap();
+    h.drain();
+    let published = |h: &mut Harness, req: lk::AddTrackRequest| {
+        h.signal(host, Req::AddTrack(req));
+        let out = h.drain();
+        signals_to(&out, host)
+            .into_iter()
+            .find_map(|m| match m {
+                Resp::TrackPublished(p) => p.track.clone(),
+                _ => None,
+            })
+            .expect("published")
+    };
+    let camera = published(
+        &mut h,
+        lk::AddTrackRequest {
+            cid: "cam".into(),
+            r#type: lk::TrackType::Video as i32,
+            source: lk::TrackSource::Camera as i32,
+            simulcast_codecs: vec![lk::SimulcastCodec {
+                codec: "vp8".into(),
+                cid: "cam".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    assert_eq!(camera.mime_type, "video/VP8");
+    let mic = published(
+        &mut h,
+        lk::AddTrackRequest {
+            cid: "mic".into(),
+            r#type: lk::TrackType::Audio as i32,
+            source: lk::TrackSource::Microphone as i32,
+            ..Default::default()
+        },
+    );
+    assert_eq!(mic.mime_type, "audio/opus");
+    // A client that does not name its video codec: the first packet tells (forwarding tests).
+    let unnamed = published(
+        &mut h,
+        lk::AddTrackRequest {
+            cid: "screen".into(),
+            r#type: lk::TrackType::Video as i32,
+            source: lk::TrackSource::ScreenShare as i32,
+            ..Default::default()
+        },
+    );
+    assert_eq!(unnamed.mime_type, "");
+}

@@ -12,7 +12,7 @@ import {
   Room,
 } from "matrix-js-sdk";
 import { formatSize, lang, t } from "../i18n";
-import { IconBack, IconClip, IconLock, IconSend, Spinner } from "../icons";
+import { IconBack, IconClip, IconLock, IconSend, IconVideo, Spinner } from "../icons";
 import { describeError } from "../matrix";
 import {
   attachmentUrl,
@@ -24,6 +24,9 @@ import {
   UploadCancelled,
 } from "../media";
 import { go } from "../route";
+import { findMeetingLink, startMeeting } from "../meet/start";
+import { explain } from "../meet/errors";
+import { MeetError } from "../meet/api";
 import { acceptInvite, displayName, inviterOf, isDirect, isVerificationRequest, leaveRoom } from "../rooms";
 import { requestVerification } from "../verification";
 import type { VerificationRequest } from "matrix-js-sdk/lib/crypto-api/index.js";
@@ -67,6 +70,22 @@ export function RoomView({
   const [error, setError] = useState<string | null>(null);
   useEffect(() => setInviting(false), [room.roomId]);
 
+  // A meeting for this chat: its link (with the secret in the fragment) goes into the chat as
+  // an encrypted message, so the chat's members can join; they enter directly as moderators.
+  const [calling, setCalling] = useState(false);
+  async function call() {
+    setCalling(true);
+    setError(null);
+    try {
+      const { link } = await startMeeting(client.getAccessToken() ?? "", { originRoom: room.roomId });
+      await client.sendTextMessage(room.roomId, t("meetingInvite", { link }));
+      location.href = link;
+    } catch (e) {
+      setError(e instanceof MeetError ? explain(e) : describeError(e));
+      setCalling(false);
+    }
+  }
+
   async function leave() {
     if (!window.confirm(t("confirmLeave"))) return;
     try {
@@ -98,6 +117,9 @@ export function RoomView({
                 {t("verify")}
               </button>
             )}
+            <button type="button" class="plain small" onClick={call} disabled={calling} data-testid="room-call">
+              <IconVideo /> {t("callRoom")}
+            </button>
             <button type="button" class="plain small" onClick={() => setInviting(true)} data-testid="room-invite">
               {t("inviteToRoom")}
             </button>
@@ -526,7 +548,10 @@ function Message({
       ) : isAttachment(e) ? (
         <Attachment client={client} event={e} />
       ) : (
-        <span class="body">{replyTo ? stripReplyFallback(body) : body}</span>
+        <span class="body">
+          {replyTo ? stripReplyFallback(body) : body}
+          <MeetingJoin body={body} />
+        </span>
       )}
       <span class="meta">
         <time dateTime={new Date(e.getTs()).toISOString()}>{formatTime(e.getTs())}</time>
@@ -855,5 +880,16 @@ function Composer({
         </p>
       )}
     </form>
+  );
+}
+
+/** A meeting link in a message gets a button to join. */
+function MeetingJoin({ body }: { body: string }) {
+  const link = findMeetingLink(body);
+  if (!link) return null;
+  return (
+    <a class="button small join-meeting" href={link} data-testid="join-meeting-link">
+      <IconVideo /> {t("joinMeeting")}
+    </a>
   );
 }

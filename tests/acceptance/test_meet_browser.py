@@ -1,0 +1,153 @@
+"""Meetings and video consultations in Ward's web app, in Debian's Chromium with fake camera,
+microphone and screen (tests/browser/meet.mjs, playwright-core; see its header for the story).
+
+Ward serves the built app (web/dist, via WARD_WEB_DIR). A member with an encrypted chat starts a
+meeting from it; guests wait in the lobby and are let in; everyone decodes everyone's camera and
+a screen share; meeting chat and whiteboard reach a late joiner; a page with a wrong secret in the
+link receives video but decodes none; a removed guest cannot come back into the locked meeting;
+a consultation with a patient link: waiting room, a second person refused, admitted, decoded,
+ended, link used up. Here the test also checks what the server saw: the chat message with the
+meeting link is end-to-end encrypted and the link's secret appears nowhere on the server (its
+database, its log), and every request of the pages went to Ward's origin.
+
+Screenshots land in tests/browser/artifacts/ (meet-*.png, and meet-result.json with everything
+the script recorded).
+
+Ward-only: meetings and the web app are Ward's own.
+"""
+
+import json
+import os
+import subprocess
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from harness import REPO, http_json
+
+USER = "doktor"
+PASSWORD = "praxis passwort 1"
+ROOM = "Teambesprechung"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+WEB_DIST = REPO / "web" / "dist"
+BROWSER_DIR = REPO / "tests" / "browser"
+SCRIPT = BROWSER_DIR / "meet.mjs"
+ARTIFACTS = BROWSER_DIR / "artifacts"
+WAIT_MS = 45_000
+SCRIPT_TIMEOUT_S = 420
+
+CHECKS = [
+    "member enters as moderator",
+    "a browser without E2EE is told so and does not join",
+    "guests wait in the lobby",
+    "three decode each other's cameras",
+    "screen share reaches the others",
+    "chat message and strokes reach everyone",
+    "whiteboard exports as PNG",
+    "a raised hand is seen by the others",
+    "a moderator mutes a participant",
+    "late joiner gets chat, whiteboard and raised hands",
+    "wrong secret: video arrives",
+    "wrong secret: no frame decoded",
+    "wrong secret: meeting data unreadable",
+    "right secret: nobody decodes mallory",
+    "right secret: the others still decode each other",
+    "forwarded frames are all end-to-end encrypted",
+    "removed guest is disconnected",
+    "removed guest cannot knock again while locked",
+    "ending the meeting disconnects everyone",
+    "an ended meeting's link no longer works",
+    "patient link made",
+    "second person with the same link refused",
+    "doctor sees the patient waiting",
+    "doctor and patient decode each other",
+    "patient sees the end of the consultation",
+    "link no longer works after the session",
+]
+
+
+@pytest.fixture
+def meet_ward(ward_factory):
+    if os.environ.get("WARD_TEST_TARGET") == "synapse":
+        pytest.skip("meetings and the web app are Ward's own")
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: run scripts/setup-test-env"
+    assert (WEB_DIST / "index.html").exists(), "web/dist missing: run scripts/setup-test-env"
+    assert (BROWSER_DIR / "node_modules" / "playwright-core").exists(), "run scripts/setup-test-env"
+    server = ward_factory(registration="closed", env={"WARD_WEB_DIR": str(WEB_DIST)})
+    server.create_user(USER, PASSWORD)
+    return server
+
+
+def login(server) -> str:
+    status, body = http_json("POST", server.url + "/_matrix/client/v3/login", {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": USER}, "password": PASSWORD})
+    assert status == 200, body
+    return body["access_token"]
+
+
+def test_meetings_and_consultation_in_the_browser(meet_ward):
+    server = meet_ward
+    token = login(server)
+    status, body = http_json("POST", server.url + "/_matrix/client/v3/createRoom", {
+        "name": ROOM, "preset": "private_chat",
+        "initial_state": [{"type": "m.room.encryption", "state_key": "",
+                           "content": {"algorithm": "m.megolm.v1.aes-sha2"}}]}, token)
+    assert status == 200, body
+    room_id = body["room_id"]
+
+    for old in ARTIFACTS.glob("meet-*"):
+        old.unlink()
+    env = {**os.environ, "WARD_URL": server.url, "WARD_USER": USER, "WARD_PASSWORD": PASSWORD, "WARD_ROOM": ROOM,
+           "CHROMIUM": CHROMIUM, "WARD_ARTIFACTS": str(ARTIFACTS), "WARD_WAIT_MS": str(WAIT_MS)}
+    run = subprocess.run(["node", str(SCRIPT)], env=env, cwd=BROWSER_DIR, capture_output=True, text=True,
+                         timeout=SCRIPT_TIMEOUT_S)
+    lines = run.stdout.splitlines()
+    print("\n".join(line for line in lines if not line.startswith("RESULT ")))
+    results = [line for line in lines if line.startswith("RESULT ")]
+    assert run.returncode == 0 and results, f"{run.stdout[-5000:]}\n{run.stderr[-5000:]}"
+    result = json.loads(results[-1].removeprefix("RESULT "))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "meet-result.json").write_text(json.dumps(result, indent=1))
+    print("timings (ms):", result["timings"])
+    log = "\n".join(result["console"][-60:])
+    failed = {name: c["detail"] for name, c in result["checks"].items() if not c["ok"]}
+    assert not result["failure"] and not failed, (
+        f"{result['failure']}\nfailed checks: {json.dumps(failed)[:6000]}\nconsole:\n{log}\nsee {server.log}")
+    missing = [name for name in CHECKS if name not in result["checks"]]
+    assert not missing, f"checks that did not run: {missing}"
+
+    # The meeting link went into the chat end-to-end encrypted: the server holds only ciphertext,
+    # and the secret from the link's fragment is nowhere on the server.
+    link = result["meetingLink"]
+    fragment = urllib.parse.urlsplit(link).fragment
+    secret = fragment.split("/")[3]
+    assert len(secret) >= 22, link
+    status, msgs = http_json("GET", server.url + f"/_matrix/client/v3/rooms/{urllib.parse.quote(room_id)}/messages"
+                             "?dir=b&limit=50", token=token)
+    assert status == 200, msgs
+    types = [e["type"] for e in msgs["chunk"]]
+    assert "m.room.encrypted" in types and "m.room.message" not in types, types
+    patient_secret = result["patientLink"].rsplit("/", 1)[1]
+    for path in [p for p in (server.dir / "data").rglob("*") if p.is_file()] + [server.log]:
+        data = path.read_bytes()
+        for s in (secret, patient_secret):
+            assert s.encode() not in data, f"a meeting secret is in {path}"
+
+    foreign = [r for r in result["requests"] if not same_origin(r["url"], server.url)]
+    assert not foreign, f"requests to other origins: {foreign}"
+    assert any(r["url"].startswith(server.url.replace("http", "ws") + "/rtc?") for r in result["requests"])
+    assert not result["problems"], "\n".join(result["problems"])
+    for name in ("meet-grid.png", "meet-lobby-guest.png", "meet-lobby-moderator.png", "meet-whiteboard.png",
+                 "meet-patient-waiting.png"):
+        assert (ARTIFACTS / name).stat().st_size > 0, name
+    print(f"browser screenshots: {ARTIFACTS}")
+
+
+def same_origin(url: str, origin: str) -> bool:
+    if url.startswith(("data:", "blob:")):
+        return True
+    for scheme in ("ws", "http"):
+        if url.startswith(origin.replace("http", scheme, 1) + "/"):
+            return True
+    return False

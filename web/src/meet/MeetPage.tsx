@@ -1,0 +1,457 @@
+// The meeting pages: `#/meet/<meeting id>/<secret>` (meetings and a doctor's consultation room)
+// and `#/patient/<link token>/<secret>` (a patient's appointment). They work without signing in
+// and load neither matrix-js-sdk nor anything else of the chat app (main.tsx picks them by the
+// address). Steps: check the link → camera/microphone check with name (and PIN) → either enter
+// directly (moderators: signed in and allowed) or knock and wait in the lobby → the call.
+
+import { useEffect, useRef, useState } from "preact/hooks";
+import { isE2EESupported } from "livekit-client";
+import { t } from "../i18n";
+import { LangSelect } from "../views/LangSelect";
+import { Spinner } from "../icons";
+import { meet, MeetError, sessionToken, type Admission, type Knock, type PublicMeeting } from "./api";
+import { explain } from "./errors";
+import { plausibleSecret } from "./keys";
+import { MeetSession } from "./session";
+import { Call } from "./Call";
+
+export type MeetRoute =
+  | { kind: "meet"; meetingId: string; secret: string }
+  | { kind: "patient"; linkToken: string; secret: string };
+
+/** `#/meet/<id>/<secret>` or `#/patient/<token>/<secret>`; null for anything else. */
+export function parseMeetRoute(hash: string): MeetRoute | null {
+  const m = hash.match(/^#\/meet\/([A-Za-z0-9]{1,64})\/([^/?#]*)$/);
+  if (m) return { kind: "meet", meetingId: m[1], secret: m[2] };
+  const p = hash.match(/^#\/patient\/([^/?#]{1,200})\/([^/?#]*)$/);
+  if (p) {
+    try {
+      return { kind: "patient", linkToken: decodeURIComponent(p[1]), secret: p[2] };
+    } catch {
+      return null;
+    }
+  }
+  return null;
+}
+
+export function isMeetHash(hash: string): boolean {
+  return /^#\/(meet|patient)\//.test(hash);
+}
+
+type Phase =
+  | { name: "checking" }
+  | { name: "problem"; message: string; retry?: boolean }
+  | { name: "prejoin" }
+  | { name: "waiting"; knock: Knock }
+  | { name: "call"; session: MeetSession }
+  | { name: "after"; reason: "left" | "removed" | "ended" | "rejected" | "failed" | "sessionOver" };
+
+export function MeetPage({ route }: { route: MeetRoute }) {
+  const [, relabel] = useState(0);
+  const [phase, setPhase] = useState<Phase>({ name: "checking" });
+  const [info, setInfo] = useState<PublicMeeting | null>(null);
+  const [meetingId, setMeetingId] = useState<string | null>(route.kind === "meet" ? route.meetingId : null);
+  /** A signed-in moderator's admission, got before the check (so the page knows the role). */
+  const [direct, setDirect] = useState<Admission | null>(null);
+  const session = sessionToken();
+  const phaseRef = useRef(phase);
+  phaseRef.current = phase;
+
+  // The test driver and troubleshooting read the state through this (no secrets in it).
+  useEffect(() => {
+    (window as unknown as { wardMeet: unknown }).wardMeet = {
+      phase: () => phaseRef.current.name,
+      snapshot: async () => {
+        const p = phaseRef.current;
+        const base = { phase: p.name, reason: p.name === "after" ? p.reason : null };
+        return p.name === "call" ? { ...base, ...(await p.session.snapshot()) } : base;
+      },
+    };
+  }, []);
+
+  async function check() {
+    setPhase({ name: "checking" });
+    if (!plausibleSecret(route.secret)) return setPhase({ name: "problem", message: t("meetLinkIncomplete") });
+    if (!isE2EESupported()) return setPhase({ name: "problem", message: t("meetNoE2ee") });
+    try {
+      if (route.kind === "patient") {
+        const link = await meet.patientLinkInfo(route.linkToken);
+        setMeetingId(link.meeting_id);
+        setInfo({ kind: "consultation", title: link.title, locked: false, pin_required: false });
+      } else {
+        setInfo(await meet.info(route.meetingId));
+        if (session) {
+          try {
+            setDirect(await meet.join(session.accessToken, route.meetingId));
+          } catch (e) {
+            if (!(e instanceof MeetError && e.status === 403)) throw e;
+            // Signed in but not a moderator here: knock like a guest.
+          }
+        }
+      }
+      setPhase({ name: "prejoin" });
+    } catch (e) {
+      setPhase({ name: "problem", message: explain(e), retry: !(e instanceof MeetError && e.status >= 400) });
+    }
+  }
+  useEffect(() => {
+    void check();
+  }, []);
+
+  // Leaving the page leaves the lobby too (best effort; the knock also ends by itself).
+  useEffect(() => {
+    const bye = () => {
+      const p = phaseRef.current;
+      if (p.name === "waiting") void meet.leave(p.knock).catch(() => undefined);
+      if (p.name === "call") void p.session.leave();
+    };
+    window.addEventListener("pagehide", bye);
+    return () => window.removeEventListener("pagehide", bye);
+  }, []);
+
+  const title = info?.title || (info?.kind === "consultation" ? t("consultation") : t("meeting"));
+  const patient = route.kind === "patient";
+
+  async function enter(choice: Choice) {
+    const id = meetingId!;
+    try {
+      let admission: Admission | null = direct;
+      if (direct) {
+        // The token from the check may be old by now; ask again.
+        admission = await meet.join(session!.accessToken, id).catch(() => direct);
+      } else {
+        const knock =
+          route.kind === "patient"
+            ? await meet.patientKnock(route.linkToken, choice.name)
+            : await meet.knock(id, choice.name, choice.pin || undefined);
+        setPhase({ name: "waiting", knock });
+        admission = await waitInLobby(knock, (reason) => setPhase({ name: "after", reason }));
+        if (!admission) return;
+      }
+      const s = new MeetSession(id, route.secret, admission);
+      s.subscribe(() => {
+        if (s.ended && s.ended !== "left") {
+          setPhase({ name: "after", reason: s.ended === "removed" && patient ? "sessionOver" : s.ended });
+        }
+      });
+      await s.connect({ on: choice.camera, deviceId: choice.cameraId }, { on: choice.mic, deviceId: choice.micId });
+      setPhase({ name: "call", session: s });
+    } catch (e) {
+      setPhase({ name: "problem", message: explain(e), retry: true });
+    }
+  }
+
+  async function leaveCall(s: MeetSession) {
+    await s.leave();
+    setPhase({ name: "after", reason: "left" });
+  }
+
+  if (phase.name === "call") {
+    return (
+      <Call
+        session={phase.session}
+        meetingId={meetingId!}
+        title={title}
+        info={info!}
+        secret={route.secret}
+        moderatorToken={phase.session.admission.role === "moderator" ? session?.accessToken ?? null : null}
+        onLeave={() => leaveCall(phase.session)}
+        relabel={() => relabel((n) => n + 1)}
+      />
+    );
+  }
+
+  return (
+    <div class="meet-outside">
+      <header class="top">
+        <span class="brand">{t("appName")}</span>
+        <span class="meet-title">{title}</span>
+        <LangSelect onChange={() => relabel((n) => n + 1)} />
+      </header>
+      <main class="card meet-card">
+        {phase.name === "checking" && <Spinner label={t("loading")} />}
+        {phase.name === "problem" && (
+          <>
+            <p class="error" role="alert" data-testid="meet-problem">
+              {phase.message}
+            </p>
+            {phase.retry && (
+              <button type="button" onClick={check}>
+                {t("tryAgain")}
+              </button>
+            )}
+          </>
+        )}
+        {phase.name === "prejoin" && (
+          <PreJoin
+            title={title}
+            patient={patient}
+            moderator={!!direct}
+            defaultName={session ? session.userId.replace(/^@/, "").replace(/:.*$/, "") : ""}
+            pinRequired={!direct && !!info?.pin_required}
+            onJoin={enter}
+          />
+        )}
+        {phase.name === "waiting" && (
+          <section class="lobby-wait" data-testid="lobby-waiting" aria-live="polite">
+            <Spinner label={patient ? t("patientWaiting") : t("lobbyWaiting")} />
+            <p>{patient ? t("patientWaitingHint") : t("lobbyWaitingHint")}</p>
+            <button
+              type="button"
+              class="plain"
+              onClick={() => {
+                void meet.leave(phase.knock).catch(() => undefined);
+                setPhase({ name: "after", reason: "left" });
+              }}
+            >
+              {t("leaveLobby")}
+            </button>
+          </section>
+        )}
+        {phase.name === "after" && (
+          <section data-testid={`meet-after-${phase.reason}`}>
+            <p role="status">{afterText(phase.reason, patient)}</p>
+            {phase.reason !== "ended" && phase.reason !== "sessionOver" && !patient && (
+              <button type="button" onClick={check} data-testid="meet-rejoin">
+                {t("joinAgain")}
+              </button>
+            )}
+            {session && (
+              <p>
+                <a href="#/">{t("backToChats")}</a>
+              </p>
+            )}
+          </section>
+        )}
+      </main>
+      <p class="meet-privacy">{t("meetPrivacy")}</p>
+    </div>
+  );
+}
+
+function afterText(reason: string, patient: boolean): string {
+  switch (reason) {
+    case "removed":
+      return t("meetRemoved");
+    case "ended":
+      return patient ? t("consultationOver") : t("meetEnded");
+    case "sessionOver":
+      return t("consultationOver");
+    case "rejected":
+      return patient ? t("patientRejected") : t("meetRejected");
+    case "failed":
+      return t("meetConnectionLost");
+    default:
+      return t("meetLeft");
+  }
+}
+
+/** Long-polls the knock until a moderator decides; the admission, or null (reason reported). */
+async function waitInLobby(
+  knock: Knock,
+  done: (reason: "rejected" | "removed" | "ended" | "left") => void,
+): Promise<Admission | null> {
+  for (;;) {
+    let state;
+    try {
+      state = await meet.poll(knock, 30_000);
+    } catch (e) {
+      if (e instanceof MeetError && e.status >= 400 && e.status < 500 && e.status !== 429) {
+        done("ended");
+        return null;
+      }
+      await new Promise((r) => setTimeout(r, 2000));
+      continue;
+    }
+    switch (state.status) {
+      case "waiting":
+        continue;
+      case "admitted":
+        return state as Admission;
+      case "rejected":
+      case "removed":
+      case "left":
+      case "ended":
+        done(state.status);
+        return null;
+    }
+  }
+}
+
+export interface Choice {
+  name: string;
+  pin: string;
+  camera: boolean;
+  mic: boolean;
+  cameraId?: string;
+  micId?: string;
+}
+
+/** Name (and PIN), camera and microphone check with device choice. */
+function PreJoin({
+  title,
+  patient,
+  moderator,
+  defaultName,
+  pinRequired,
+  onJoin,
+}: {
+  title: string;
+  patient: boolean;
+  moderator: boolean;
+  defaultName: string;
+  pinRequired: boolean;
+  onJoin: (c: Choice) => Promise<void>;
+}) {
+  const [name, setName] = useState(defaultName);
+  const [pin, setPin] = useState("");
+  const [camera, setCamera] = useState(true);
+  const [mic, setMic] = useState(true);
+  const [devices, setDevices] = useState<MediaDeviceInfo[]>([]);
+  const [cameraId, setCameraId] = useState<string>("");
+  const [micId, setMicId] = useState<string>("");
+  const [mediaError, setMediaError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [level, setLevel] = useState(0);
+  const video = useRef<HTMLVideoElement>(null);
+  const stream = useRef<MediaStream | null>(null);
+
+  useEffect(() => {
+    let stopped = false;
+    let ctx: AudioContext | null = null;
+    let raf = 0;
+    (async () => {
+      stream.current?.getTracks().forEach((tr) => tr.stop());
+      stream.current = null;
+      if (!camera && !mic) return;
+      try {
+        const s = await navigator.mediaDevices.getUserMedia({
+          video: camera ? (cameraId ? { deviceId: { exact: cameraId } } : true) : false,
+          audio: mic ? (micId ? { deviceId: { exact: micId } } : true) : false,
+        });
+        if (stopped) return s.getTracks().forEach((tr) => tr.stop());
+        stream.current = s;
+        setMediaError(null);
+        if (video.current) video.current.srcObject = s;
+        setDevices(await navigator.mediaDevices.enumerateDevices());
+        if (mic && s.getAudioTracks().length) {
+          // A level meter, so the patient sees the microphone works.
+          ctx = new AudioContext();
+          const analyser = ctx.createAnalyser();
+          ctx.createMediaStreamSource(s).connect(analyser);
+          const data = new Uint8Array(analyser.fftSize);
+          const tick = () => {
+            analyser.getByteTimeDomainData(data);
+            let peak = 0;
+            for (const v of data) peak = Math.max(peak, Math.abs(v - 128));
+            setLevel(Math.min(100, Math.round((peak / 128) * 300)));
+            raf = requestAnimationFrame(tick);
+          };
+          tick();
+        }
+      } catch (e) {
+        if (!stopped) setMediaError(t("mediaDenied"));
+      }
+    })();
+    return () => {
+      stopped = true;
+      cancelAnimationFrame(raf);
+      void ctx?.close();
+    };
+  }, [camera, mic, cameraId, micId]);
+  useEffect(() => () => stream.current?.getTracks().forEach((tr) => tr.stop()), []);
+
+  async function submit(e: Event) {
+    e.preventDefault();
+    setBusy(true);
+    stream.current?.getTracks().forEach((tr) => tr.stop());
+    stream.current = null;
+    await onJoin({ name: name.trim(), pin, camera, mic, cameraId: cameraId || undefined, micId: micId || undefined });
+    setBusy(false);
+  }
+
+  const cams = devices.filter((d) => d.kind === "videoinput" && d.deviceId);
+  const mics = devices.filter((d) => d.kind === "audioinput" && d.deviceId);
+  return (
+    <form class="prejoin" onSubmit={submit} data-testid="prejoin">
+      <h1>{patient ? t("patientWelcome") : t("joinTitle", { title })}</h1>
+      <p>{patient ? t("patientIntro") : moderator ? t("joinAsModerator") : t("guestIntro")}</p>
+      <div class="preview">
+        <video ref={video} autoplay muted playsInline class={camera ? "" : "off"} />
+        {!camera && <span class="preview-off">{t("cameraOff")}</span>}
+        <meter class="mic-level" min={0} max={100} value={mic ? level : 0} aria-label={t("micLevel")} />
+      </div>
+      {mediaError && (
+        <p class="error" role="alert">
+          {mediaError}
+        </p>
+      )}
+      <div class="toggles">
+        <label>
+          <input type="checkbox" checked={camera} onChange={(e) => setCamera((e.target as HTMLInputElement).checked)} />{" "}
+          {t("camera")}
+        </label>
+        <label>
+          <input type="checkbox" checked={mic} onChange={(e) => setMic((e.target as HTMLInputElement).checked)} />{" "}
+          {t("microphone")}
+        </label>
+      </div>
+      {cams.length > 1 && (
+        <label>
+          {t("camera")}
+          <select value={cameraId} onChange={(e) => setCameraId((e.target as HTMLSelectElement).value)}>
+            <option value="">{t("defaultDevice")}</option>
+            {cams.map((d, i) => (
+              <option key={d.deviceId} value={d.deviceId}>
+                {d.label || `${t("camera")} ${i + 1}`}
+              </option>
+            ))}
+          </select>
+        </label>
+      )}
+      {mics.length > 1 && (
+        <label>
+          {t("microphone")}
+          <select value={micId} onChange={(e) => setMicId((e.target as HTMLSelectElement).value)}>
+            <option value="">{t("defaultDevice")}</option>
+            {mics.map((d, i) => (
+              <option key={d.deviceId} value={d.deviceId}>
+                {d.label || `${t("microphone")} ${i + 1}`}
+              </option>
+            ))}
+          </select>
+        </label>
+      )}
+      {!moderator && (
+        <label>
+          {t("yourName")}
+          <input
+            name="name"
+            required
+            maxLength={64}
+            autocomplete="name"
+            value={name}
+            onInput={(e) => setName((e.target as HTMLInputElement).value)}
+          />
+        </label>
+      )}
+      {pinRequired && (
+        <label>
+          {t("meetingPin")}
+          <input
+            name="pin"
+            required
+            minLength={4}
+            maxLength={32}
+            autocomplete="off"
+            value={pin}
+            onInput={(e) => setPin((e.target as HTMLInputElement).value)}
+          />
+        </label>
+      )}
+      <button type="submit" disabled={busy || (!moderator && !name.trim())} data-testid="join">
+        {busy ? t("joining") : moderator ? t("enterMeeting") : patient ? t("patientEnter") : t("askToJoin")}
+      </button>
+    </form>
+  );
+}

@@ -1,0 +1,373 @@
+// One meeting connection: livekit-client's Room with end-to-end encrypted media (the key is the
+// link's secret), plus meeting chat, whiteboard and hand raise as data packets sealed with a key
+// derived from the same secret (keys.ts). The SFU forwards both without being able to read them.
+//
+// Late joiners: whoever joins sends "hello" (a few times, until answered); of those already in
+// the meeting the one with the smallest identity answers with the chat so far and the board
+// (in chunks below the SFU's data packet limit), and everyone with a raised hand says so.
+
+import {
+  ConnectionQuality,
+  DisconnectReason,
+  ExternalE2EEKeyProvider,
+  type Participant,
+  type RemoteParticipant,
+  Room,
+  RoomEvent,
+  Track,
+  VideoPresets,
+} from "livekit-client";
+import E2EEWorker from "livekit-client/e2ee-worker?worker";
+import { dataKey, open, seal } from "./keys";
+import { Board, checkOp, type Op } from "./whiteboard";
+import type { Admission } from "./api";
+
+/** Chat messages kept (and handed to late joiners). */
+const CHAT_MAX = 200;
+/** Characters of one chat message. */
+export const CHAT_TEXT_MAX = 2000;
+/** Bytes of plain JSON per data packet: the SFU drops packets over 64 KiB. */
+const CHUNK_BYTES = 40_000;
+const TOPIC = "ward.meet";
+/** When a joiner repeats its hello while nobody has answered (ms after connecting). */
+const HELLO_RETRIES_MS = [1500, 4000, 8000];
+/** Hellos from the same participant answered at most this often. */
+const HELLO_ANSWER_MIN_INTERVAL_MS = 1000;
+
+export interface ChatMessage {
+  id: string;
+  from: string; // identity
+  name: string;
+  text: string;
+  at: number;
+}
+
+type Wire =
+  | { t: "chat"; msg: ChatMessage }
+  | { t: "wb"; op: Op }
+  | { t: "hand"; up: boolean }
+  | { t: "hello" }
+  | { t: "snap"; chat?: ChatMessage[]; ops?: Op[]; last?: boolean };
+
+function randomId(): string {
+  return crypto.randomUUID();
+}
+
+export type EndReason = "left" | "removed" | "ended" | "failed";
+
+export class MeetSession {
+  readonly room: Room;
+  readonly board = new Board();
+  chat: ChatMessage[] = [];
+  hands = new Set<string>();
+  synced = false;
+  ended: EndReason | null = null;
+  /** Data packets that did not open with our key (a wrong or different secret). */
+  undecryptable = 0;
+  /** Media frames livekit-client could not decrypt (the last error, for troubleshooting). */
+  encryptionErrors = 0;
+  lastEncryptionError: string | null = null;
+  private key: Promise<CryptoKey>;
+  private listeners = new Set<() => void>();
+  private chatIds = new Set<string>();
+  private timers: number[] = [];
+  /** When a joiner's hello was last answered (by identity). */
+  private answered = new Map<string, number>();
+  private keyReady: Promise<void>;
+
+  constructor(
+    readonly meetingId: string,
+    secret: string,
+    readonly admission: Admission,
+  ) {
+    const keyProvider = new ExternalE2EEKeyProvider();
+    this.keyReady = keyProvider.setKey(secret);
+    this.key = dataKey(secret, meetingId);
+    this.room = new Room({
+      adaptiveStream: true,
+      dynacast: true,
+      publishDefaults: { simulcast: true, videoSimulcastLayers: [VideoPresets.h180, VideoPresets.h360] },
+      videoCaptureDefaults: { resolution: VideoPresets.h720.resolution },
+      e2ee: { keyProvider, worker: new E2EEWorker() },
+    });
+    const changed = () => this.emit();
+    for (const ev of [
+      RoomEvent.ParticipantConnected,
+      RoomEvent.ParticipantDisconnected,
+      RoomEvent.TrackSubscribed,
+      RoomEvent.TrackUnsubscribed,
+      RoomEvent.TrackMuted,
+      RoomEvent.TrackUnmuted,
+      RoomEvent.LocalTrackPublished,
+      RoomEvent.LocalTrackUnpublished,
+      RoomEvent.ActiveSpeakersChanged,
+      RoomEvent.ConnectionQualityChanged,
+      RoomEvent.ConnectionStateChanged,
+      RoomEvent.ParticipantEncryptionStatusChanged,
+    ]) {
+      this.room.on(ev, changed);
+    }
+    this.room.on(RoomEvent.DataReceived, (payload, participant, _kind, topic) => {
+      if (topic === TOPIC && participant) void this.receive(payload, participant);
+    });
+    this.room.on(RoomEvent.Disconnected, (reason?: DisconnectReason) => {
+      if (!this.ended) {
+        this.ended =
+          reason === DisconnectReason.PARTICIPANT_REMOVED
+            ? "removed"
+            : reason === DisconnectReason.ROOM_DELETED
+              ? "ended"
+              : reason === DisconnectReason.CLIENT_INITIATED
+                ? "left"
+                : "failed";
+      }
+      this.stopTimers();
+      this.emit();
+    });
+    this.room.on(RoomEvent.EncryptionError, (e: Error) => {
+      this.encryptionErrors++;
+      this.lastEncryptionError = String(e?.message ?? e);
+    });
+    this.room.on(RoomEvent.ParticipantDisconnected, (p) => {
+      this.hands.delete(p.identity);
+    });
+  }
+
+  subscribe(fn: () => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private emit(): void {
+    for (const fn of this.listeners) fn();
+  }
+
+  async connect(camera: { on: boolean; deviceId?: string }, mic: { on: boolean; deviceId?: string }): Promise<void> {
+    await this.keyReady;
+    await this.room.setE2EEEnabled(true);
+    const scheme = location.protocol === "https:" ? "wss" : "ws";
+    await this.room.connect(`${scheme}://${location.host}`, this.admission.token);
+    await Promise.all([
+      this.room.localParticipant.setCameraEnabled(camera.on, camera.deviceId ? { deviceId: camera.deviceId } : undefined),
+      this.room.localParticipant.setMicrophoneEnabled(mic.on, mic.deviceId ? { deviceId: mic.deviceId } : undefined),
+    ]);
+    this.sayHello();
+    for (const ms of HELLO_RETRIES_MS) {
+      this.timers.push(window.setTimeout(() => this.synced || this.sayHello(), ms));
+    }
+    this.emit();
+  }
+
+  private sayHello(): void {
+    if (this.room.remoteParticipants.size === 0) {
+      // Alone in the meeting: nothing to catch up on.
+      this.synced = true;
+      return;
+    }
+    void this.send({ t: "hello" });
+  }
+
+  private stopTimers(): void {
+    for (const t of this.timers) clearTimeout(t);
+    this.timers = [];
+  }
+
+  async leave(): Promise<void> {
+    this.ended = this.ended ?? "left";
+    this.stopTimers();
+    await this.room.disconnect();
+  }
+
+  get identity(): string {
+    return this.room.localParticipant.identity;
+  }
+
+  nameOf(p: Participant): string {
+    return p.name || p.identity;
+  }
+
+  private async send(msg: Wire, to?: string[]): Promise<void> {
+    const data = await seal(await this.key, this.meetingId, msg);
+    await this.room.localParticipant.publishData(data, { reliable: true, topic: TOPIC, destinationIdentities: to });
+  }
+
+  async sendChat(text: string): Promise<void> {
+    const trimmed = text.trim().slice(0, CHAT_TEXT_MAX);
+    if (!trimmed) return;
+    const msg: ChatMessage = {
+      id: randomId(),
+      from: this.identity,
+      name: this.nameOf(this.room.localParticipant),
+      text: trimmed,
+      at: Date.now(),
+    };
+    this.addChat(msg);
+    await this.send({ t: "chat", msg });
+  }
+
+  async draw(op: Op): Promise<void> {
+    if (this.board.add(op)) this.emit();
+    await this.send({ t: "wb", op });
+  }
+
+  async setHand(up: boolean): Promise<void> {
+    if (up) this.hands.add(this.identity);
+    else this.hands.delete(this.identity);
+    this.emit();
+    await this.send({ t: "hand", up });
+  }
+
+  private addChat(msg: ChatMessage): boolean {
+    if (this.chatIds.has(msg.id)) return false;
+    this.chatIds.add(msg.id);
+    this.chat.push(msg);
+    this.chat.sort((a, b) => a.at - b.at);
+    if (this.chat.length > CHAT_MAX) this.chat.splice(0, this.chat.length - CHAT_MAX);
+    return true;
+  }
+
+  private async receive(payload: Uint8Array, from: RemoteParticipant): Promise<void> {
+    const msg = (await open(await this.key, this.meetingId, new Uint8Array(payload))) as Wire | null;
+    if (!msg || typeof msg !== "object") {
+      this.undecryptable++;
+      this.emit();
+      return;
+    }
+    switch (msg.t) {
+      case "chat": {
+        const m = checkChat(msg.msg, from);
+        if (m) this.addChat(m);
+        break;
+      }
+      case "wb": {
+        const op = checkOp(msg.op);
+        if (op) this.board.add(op);
+        break;
+      }
+      case "hand":
+        if (msg.up === true) this.hands.add(from.identity);
+        else this.hands.delete(from.identity);
+        break;
+      case "hello":
+        await this.answerHello(from.identity);
+        break;
+      case "snap":
+        // Only from the one who answers hellos (the smallest identity besides oneself), so that
+        // nobody else can slip invented history in under other people's names.
+        if (from.identity !== [...this.room.remoteParticipants.keys()].sort()[0]) break;
+        for (const c of Array.isArray(msg.chat) ? msg.chat : []) {
+          const m = checkChat(c, null);
+          if (m) this.addChat(m);
+        }
+        for (const o of Array.isArray(msg.ops) ? msg.ops : []) {
+          const op = checkOp(o);
+          if (op) this.board.add(op);
+        }
+        if (msg.last) this.synced = true;
+        break;
+    }
+    this.emit();
+  }
+
+  private async answerHello(joiner: string): Promise<void> {
+    // A joiner repeats its hello until answered; more often than that is not needed.
+    const last = this.answered.get(joiner) ?? 0;
+    if (Date.now() - last < HELLO_ANSWER_MIN_INTERVAL_MS) return;
+    this.answered.set(joiner, Date.now());
+    if (this.answered.size > 1000) this.answered.clear();
+    if (this.hands.has(this.identity)) await this.send({ t: "hand", up: true }, [joiner]);
+    const present = [this.identity, ...this.room.remoteParticipants.keys()].filter((id) => id !== joiner).sort();
+    if (present[0] !== this.identity) return;
+    // Chunks of chat and board, each well below the data packet limit.
+    const items: Wire[] = [];
+    let chat: ChatMessage[] = [];
+    let ops: Op[] = [];
+    let size = 0;
+    const flush = () => {
+      if (chat.length || ops.length) items.push({ t: "snap", chat, ops });
+      chat = [];
+      ops = [];
+      size = 0;
+    };
+    for (const m of this.chat) {
+      const n = JSON.stringify(m).length;
+      if (size + n > CHUNK_BYTES) flush();
+      chat.push(m);
+      size += n;
+    }
+    for (const o of this.board.ops) {
+      const n = JSON.stringify(o).length;
+      if (size + n > CHUNK_BYTES) flush();
+      ops.push(o);
+      size += n;
+    }
+    flush();
+    items.push({ t: "snap", last: true });
+    for (const item of items) await this.send(item, [joiner]);
+  }
+
+  /** The state for the acceptance test and for troubleshooting (no secrets in it). */
+  async snapshot(): Promise<object> {
+    const remotes = [];
+    for (const p of this.room.remoteParticipants.values()) {
+      for (const pub of p.trackPublications.values()) {
+        const track = pub.track;
+        let stats: Record<string, unknown> = {};
+        if (track && track.kind === Track.Kind.Video && "getReceiverStats" in track) {
+          const s = await (track as { getReceiverStats(): Promise<Record<string, unknown> | undefined> })
+            .getReceiverStats()
+            .catch(() => undefined);
+          stats = { framesDecoded: s?.framesDecoded ?? 0, packetsReceived: s?.packetsReceived ?? 0, bytesReceived: s?.bytesReceived ?? 0 };
+        } else if (track && track.kind === Track.Kind.Audio) {
+          const report = await track.receiver?.getStats().catch(() => undefined);
+          let packets = 0;
+          report?.forEach((r: { type: string; kind?: string; packetsReceived?: number }) => {
+            if (r.type === "inbound-rtp") packets += r.packetsReceived ?? 0;
+          });
+          stats = { packetsReceived: packets };
+        }
+        remotes.push({
+          participant: p.identity,
+          source: pub.source,
+          kind: pub.kind,
+          trackSid: pub.trackSid,
+          subscribed: pub.isSubscribed,
+          muted: pub.isMuted,
+          ...stats,
+        });
+      }
+    }
+    const lp = this.room.localParticipant;
+    return {
+      state: this.room.state,
+      ended: this.ended,
+      identity: lp.identity,
+      role: this.admission.role,
+      e2ee: this.room.isE2EEEnabled,
+      participants: [...this.room.remoteParticipants.keys()].sort(),
+      published: [...lp.trackPublications.values()].map((p) => p.source).sort(),
+      remotes,
+      chat: this.chat.map((m) => ({ from: m.from, text: m.text })),
+      boardOps: this.board.ops.length,
+      hands: [...this.hands].sort(),
+      synced: this.synced,
+      undecryptable: this.undecryptable,
+      encryptionErrors: this.encryptionErrors,
+      lastEncryptionError: this.lastEncryptionError,
+      quality: lp.connectionQuality,
+    };
+  }
+}
+
+function checkChat(v: unknown, from: RemoteParticipant | null): ChatMessage | null {
+  if (!v || typeof v !== "object") return null;
+  const m = v as Record<string, unknown>;
+  if (typeof m.id !== "string" || m.id.length > 64) return null;
+  if (typeof m.text !== "string" || !m.text || m.text.length > CHAT_TEXT_MAX) return null;
+  if (typeof m.from !== "string" || typeof m.name !== "string" || typeof m.at !== "number") return null;
+  // A live message is from whoever sent the packet (names come from the SFU, not the sender).
+  if (from) return { id: m.id, from: from.identity, name: from.name || from.identity, text: m.text, at: Date.now() };
+  return { id: m.id, from: m.from, name: m.name.slice(0, 64), text: m.text, at: m.at };
+}
+
+export { ConnectionQuality, Track };

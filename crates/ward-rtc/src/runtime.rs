@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -25,6 +25,15 @@ pub const COMMAND_QUEUE_MAX: usize = 4096;
 const DATAGRAM_MAX_BYTES: usize = 2048;
 /// ICE-TCP connections at once (each is one client's peer connection over TCP).
 pub const MAX_TCP_CONNECTIONS: usize = 2048;
+/// ICE-TCP connections from one IP address (a practice behind one NAT address has two per
+/// person in a call; one address cannot take every slot).
+pub const MAX_TCP_CONNECTIONS_PER_IP: usize = 128;
+/// Frames from all ICE-TCP connections waiting for the SFU task. Media has its own queue, so
+/// a flood over TCP cannot delay joins and signalling; when it is full, frames are dropped as
+/// a full UDP socket would drop datagrams.
+const TCP_PACKET_QUEUE_MAX: usize = 1024;
+/// A new ICE-TCP connection must send its first frame (a connectivity check) within this time.
+const TCP_FIRST_FRAME_TIMEOUT_MS: u64 = 5_000;
 /// Framed packets queued for one ICE-TCP connection; more are dropped like UDP would be.
 const TCP_QUEUE_MAX: usize = 256;
 /// The largest RFC 4571 frame accepted; a longer one means the peer speaks something else.
@@ -61,9 +70,15 @@ enum Command {
     Signal { id: ParticipantId, bytes: Vec<u8> },
     Closed { id: ParticipantId, generation: u64 },
     TcpOpened { peer: SocketAddr, frames: mpsc::Sender<Vec<u8>> },
-    TcpPacket { peer: SocketAddr, local: SocketAddr, data: Vec<u8> },
     TcpClosed { peer: SocketAddr },
     Service { request: ServiceRequest, reply: oneshot::Sender<Result<ServiceReply, ServiceError>> },
+}
+
+/// One RFC 4571 frame from an ICE-TCP connection.
+struct TcpPacket {
+    peer: SocketAddr,
+    local: SocketAddr,
+    data: Vec<u8>,
 }
 
 /// A room-service request (LiveKit's RoomService API), already authorised.
@@ -189,8 +204,9 @@ pub async fn start(
     };
     let tcp_addr = cfg.tcp_local_addr;
     let (commands, rx) = mpsc::channel(COMMAND_QUEUE_MAX);
+    let (tcp_packets, tcp_rx) = mpsc::channel(TCP_PACKET_QUEUE_MAX);
     if let Some(listener) = listener {
-        tokio::spawn(accept_tcp(listener, commands.clone()));
+        tokio::spawn(accept_tcp(listener, commands.clone(), tcp_packets));
     }
     let stats = Arc::new(Mutex::new(SfuStats::default()));
     tracing::info!(udp = %local, public = %cfg.public_addr, "media server (SFU) listening");
@@ -202,7 +218,7 @@ pub async fn start(
         tcp: HashMap::new(),
         stats: stats.clone(),
     };
-    tokio::spawn(task.run(rx));
+    tokio::spawn(task.run(rx, tcp_rx));
     Ok(SfuHandle { commands, stats, udp_addr: local, tcp_addr })
 }
 
@@ -223,7 +239,11 @@ struct Task {
 }
 
 impl Task {
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut tcp_packets: mpsc::Receiver<TcpPacket>,
+    ) {
         let mut buf = vec![0u8; DATAGRAM_MAX_BYTES];
         let mut next_metrics = Instant::now();
         loop {
@@ -241,6 +261,9 @@ impl Task {
                     Some(c) => self.command(c),
                     None => break,
                 },
+                Some(p) = tcp_packets.recv() => {
+                    self.sfu.handle_receive_tcp(Instant::now(), p.peer, p.local, &p.data);
+                }
                 _ = tokio::time::sleep_until(deadline.into()) => {
                     self.sfu.handle_timeout(Instant::now());
                 }
@@ -292,7 +315,6 @@ impl Task {
             Command::TcpOpened { peer, frames } => {
                 self.tcp.insert(peer, frames);
             }
-            Command::TcpPacket { peer, local, data } => self.sfu.handle_receive_tcp(now, peer, local, &data),
             Command::TcpClosed { peer } => {
                 self.tcp.remove(&peer);
             }
@@ -418,8 +440,13 @@ impl Task {
 }
 
 /// Accepts ICE-TCP connections; each gets a reader and a writer task.
-async fn accept_tcp(listener: TcpListener, commands: mpsc::Sender<Command>) {
+async fn accept_tcp(
+    listener: TcpListener,
+    commands: mpsc::Sender<Command>,
+    packets: mpsc::Sender<TcpPacket>,
+) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_TCP_CONNECTIONS));
+    let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -433,16 +460,40 @@ async fn accept_tcp(listener: TcpListener, commands: mpsc::Sender<Command>) {
             tracing::warn!(max = MAX_TCP_CONNECTIONS, "too many ICE-TCP connections; refusing one");
             continue;
         };
-        let commands = commands.clone();
+        {
+            let mut counts = per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            let held = counts.entry(peer.ip()).or_default();
+            if *held >= MAX_TCP_CONNECTIONS_PER_IP {
+                tracing::warn!(
+                    max = MAX_TCP_CONNECTIONS_PER_IP,
+                    "too many ICE-TCP connections from one address; refusing one"
+                );
+                continue;
+            }
+            *held += 1;
+        }
+        let (commands, packets, per_ip) = (commands.clone(), packets.clone(), per_ip.clone());
         tokio::spawn(async move {
-            tcp_connection(stream, peer, commands.clone()).await;
+            tcp_connection(stream, peer, commands.clone(), packets).await;
             let _ = commands.send(Command::TcpClosed { peer }).await;
+            let mut counts = per_ip.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(held) = counts.get_mut(&peer.ip()) {
+                *held -= 1;
+                if *held == 0 {
+                    counts.remove(&peer.ip());
+                }
+            }
             drop(permit);
         });
     }
 }
 
-async fn tcp_connection(stream: TcpStream, peer: SocketAddr, commands: mpsc::Sender<Command>) {
+async fn tcp_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    commands: mpsc::Sender<Command>,
+    packets: mpsc::Sender<TcpPacket>,
+) {
     let Ok(local) = stream.local_addr() else { return };
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
@@ -457,22 +508,32 @@ async fn tcp_connection(stream: TcpStream, peer: SocketAddr, commands: mpsc::Sen
             }
         }
     });
-    let idle = Duration::from_millis(TCP_IDLE_TIMEOUT_MS);
     let mut buf = vec![0u8; TCP_FRAME_MAX_BYTES];
+    let mut first = true;
     loop {
+        // Whoever connects must start with a connectivity check, and soon: a connection that
+        // sends nothing or something else holds a slot for nobody.
+        let wait =
+            Duration::from_millis(if first { TCP_FIRST_FRAME_TIMEOUT_MS } else { TCP_IDLE_TIMEOUT_MS });
         let mut len = [0u8; 2];
-        if !matches!(tokio::time::timeout(idle, reader.read_exact(&mut len)).await, Ok(Ok(_))) {
+        if !matches!(tokio::time::timeout(wait, reader.read_exact(&mut len)).await, Ok(Ok(_))) {
             break;
         }
         let len = usize::from(u16::from_be_bytes(len));
         if len == 0 || len > TCP_FRAME_MAX_BYTES {
             break;
         }
-        if !matches!(tokio::time::timeout(idle, reader.read_exact(&mut buf[..len])).await, Ok(Ok(_))) {
+        if !matches!(tokio::time::timeout(wait, reader.read_exact(&mut buf[..len])).await, Ok(Ok(_))) {
             break;
         }
-        if commands.send(Command::TcpPacket { peer, local, data: buf[..len].to_vec() }).await.is_err() {
+        if first && !ward_sfu::is_connectivity_check(&buf[..len]) {
+            tracing::debug!(%peer, "ICE-TCP connection that does not start with a connectivity check closed");
             break;
+        }
+        first = false;
+        match packets.try_send(TcpPacket { peer, local, data: buf[..len].to_vec() }) {
+            Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => break,
         }
     }
     writing.abort();

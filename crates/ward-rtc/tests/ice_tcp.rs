@@ -111,3 +111,18 @@ async fn a_client_without_udp_connects_over_ice_tcp() {
     assert!(connected, "DTLS did not complete over the TCP connection");
     assert!(sfu.stats().bad_datagrams == 0, "{:?}", sfu.stats());
 }
+
+/// Something that does not start with a connectivity check gets no ICE-TCP connection.
+#[tokio::test]
+async fn a_connection_that_does_not_start_with_a_check_is_closed() {
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let sfu = start(SfuConfig::new(any, any), any, Some(any)).await.unwrap();
+    let mut stream = TcpStream::connect(sfu.tcp_addr().expect("ICE-TCP on")).await.unwrap();
+    // An RTP-looking frame, RFC 4571 framed.
+    let frame = [0x80u8, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+    stream.write_all(&(frame.len() as u16).to_be_bytes()).await.unwrap();
+    stream.write_all(&frame).await.unwrap();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the SFU kept the connection open: {read:?}");
+}

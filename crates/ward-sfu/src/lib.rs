@@ -22,3 +22,12 @@ pub use engine::{
 };
 pub use grant::Grant;
 pub use livekit_protocol as protocol;
+
+/// Whether a datagram is a STUN binding request with a username, the only thing a client may
+/// send first on a new connection (ICE checks before DTLS or media).
+pub fn is_connectivity_check(data: &[u8]) -> bool {
+    // RFC 7983: STUN packets start with 0–3.
+    data.first().is_some_and(|b| *b <= 3)
+        && str0m::ice::StunMessage::parse(data)
+            .is_ok_and(|m| m.is_binding_request() && m.split_username().is_some())
+}

@@ -242,6 +242,9 @@ struct Participant {
     client_sends: HashMap<String, bool>,
     downtracks: Vec<DownTrack>,
     sub_pending: Option<SdpPendingOffer>,
+    /// The outstanding subscriber offer as sent: a client that resumes may have lost it with
+    /// its connection, and negotiation waits for its answer.
+    sub_pending_sdp: Option<String>,
     sub_needs_offer: bool,
     sub_offer_id: u32,
     /// The first subscriber offer waits a moment after the join response: livekit-client drops
@@ -542,6 +545,7 @@ impl Sfu {
             client_sends: HashMap::new(),
             downtracks: Vec::new(),
             sub_pending: None,
+            sub_pending_sdp: None,
             sub_needs_offer: true,
             sub_offer_id: 0,
             first_offer_at: Some(now + Duration::from_millis(FIRST_OFFER_DELAY_MS)),
@@ -609,9 +613,24 @@ impl Sfu {
                 last_message_seq: 0,
             }),
         );
-        // A fresh offer lets the client restart ICE on the subscriber if it needs to.
+        // A fresh offer lets the client restart ICE on the subscriber if it needs to. One that
+        // is still outstanding may have been lost with the old connection: it goes again, as
+        // it was (clients answer a repeated offer like any other), and the fresh one follows
+        // its answer.
         if let Some(p) = self.participants.get_mut(&id) {
             p.sub_needs_offer = true;
+            if let Some(sdp) = p.sub_pending_sdp.clone() {
+                let offer_id = p.sub_offer_id;
+                self.send(
+                    id,
+                    Resp::Offer(lk::SessionDescription {
+                        r#type: "offer".into(),
+                        sdp,
+                        id: offer_id,
+                        ..Default::default()
+                    }),
+                );
+            }
         }
         self.negotiate_subscriber(now, id);
         self.drain(now);
@@ -866,6 +885,7 @@ impl Sfu {
             tracing::debug!("subscriber answer without an offer");
             return;
         };
+        p.sub_pending_sdp = None;
         let answer = match SdpAnswer::from_sdp_string(&sd.sdp) {
             Ok(a) => a,
             Err(e) => {
@@ -1220,11 +1240,13 @@ impl Sfu {
         p.sub_pending = Some(pending);
         p.sub_offer_id += 1;
         let offer_id = p.sub_offer_id;
+        let sdp = offer.to_sdp_string();
+        p.sub_pending_sdp = Some(sdp.clone());
         self.send(
             id,
             Resp::Offer(lk::SessionDescription {
                 r#type: "offer".into(),
-                sdp: offer.to_sdp_string(),
+                sdp,
                 id: offer_id,
                 ..Default::default()
             }),

@@ -246,7 +246,14 @@ fn a_dropped_signal_connection_can_resume_within_the_window() {
     let ben = h.join(grant("ben")).unwrap();
     h.advance(Duration::from_millis(300));
     let sid = h.sfu.participant_sid(anna).unwrap().to_owned();
-    h.drain();
+    let out = h.drain();
+    let first_offer = signals_to(&out, anna)
+        .into_iter()
+        .find_map(|m| match m {
+            Resp::Offer(o) => Some(o.clone()),
+            _ => None,
+        })
+        .expect("a subscriber offer");
 
     h.sfu.signal_closed(h.now, anna);
     h.advance(Duration::from_secs(5));
@@ -259,7 +266,19 @@ fn a_dropped_signal_connection_can_resume_within_the_window() {
     let resumed = h.sfu.resume(h.now, &grant("anna"), &sid).unwrap();
     assert_eq!(resumed, anna);
     let out = h.drain();
-    assert!(matches!(signals_to(&out, anna)[0], Resp::Reconnect(_)), "first message on a resume");
+    let to_anna = signals_to(&out, anna);
+    assert!(matches!(to_anna[0], Resp::Reconnect(_)), "first message on a resume");
+    // Anna never answered her subscriber offer (it may have been lost with the connection):
+    // it comes again, unchanged, or negotiation would wait for her forever.
+    let again: Vec<_> = to_anna
+        .iter()
+        .filter_map(|m| match m {
+            Resp::Offer(o) => Some(o),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(again.len(), 1, "{to_anna:?}");
+    assert_eq!((again[0].id, again[0].sdp.as_str()), (first_offer.id, first_offer.sdp.as_str()));
 
     // A drop that lasts beyond the window is a departure, announced to the others.
     h.sfu.signal_closed(h.now, anna);

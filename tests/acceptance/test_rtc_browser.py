@@ -7,7 +7,8 @@ strict Content-Security-Policy. Three pages join one room and publish camera and
 each decodes the other two cameras and receives both microphones; the first shares its screen
 and the other two decode it (the cameras keep playing); the last closes her browser and the
 others see her leave. Every request of the pages goes to Ward's origin, there is no CSP
-violation, and media goes over UDP to the SFU's one candidate, 127.0.0.1. Screenshots land in
+violation, and media goes to the SFU's candidates on 127.0.0.1: over UDP, and for the third page,
+which ignores the UDP candidate as if a firewall blocked UDP, over ICE-TCP. Screenshots land in
 tests/browser/artifacts/ (meeting-1.png …, and meeting-result.json with everything the script
 recorded).
 
@@ -31,6 +32,7 @@ KEY = "praxis"
 SECRET = "a-conferencing-secret-of-at-least-32-characters"
 ROOM = "fallbesprechung"
 PEOPLE = ["anna", "ben", "clara"]  # the first shares her screen
+TCP_ONLY = "clara"  # her page acts as if UDP were blocked: media over ICE-TCP
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 BROWSER_DIR = REPO / "tests" / "browser"
 SCRIPT = BROWSER_DIR / "meeting.mjs"
@@ -60,13 +62,21 @@ def token(identity: str) -> str:
             .with_grants(grants).with_ttl(datetime.timedelta(minutes=10)).to_jwt())
 
 
-def udp_port(server) -> int:
-    """The SFU's media port, from Ward's log (the tests let it pick a free one)."""
+def media_port(server, pattern: str) -> int:
+    """The SFU's UDP or ICE-TCP port, from Ward's log (the tests let it pick free ones)."""
     for line in server.log.read_text().splitlines():
-        m = re.search(r"media server \(SFU\) listening.*udp=127\.0\.0\.1:(\d+)", line)
+        m = re.search(pattern, line)
         if m:
             return int(m.group(1))
-    raise AssertionError(f"no conferencing UDP address in {server.log}")
+    raise AssertionError(f"no {pattern!r} in {server.log}")
+
+
+def udp_port(server) -> int:
+    return media_port(server, r"media server \(SFU\) listening.*udp=127\.0\.0\.1:(\d+)")
+
+
+def tcp_port(server) -> int:
+    return media_port(server, r"ICE-TCP listening.*tcp=127\.0\.0\.1:(\d+)")
 
 
 def test_three_browsers_see_each_other_and_a_screen_share(meeting_ward):
@@ -75,7 +85,8 @@ def test_three_browsers_see_each_other_and_a_screen_share(meeting_ward):
         old.unlink()
     env = {**os.environ, "WARD_URL": server.url, "CHROMIUM": CHROMIUM, "WARD_ARTIFACTS": str(ARTIFACTS),
            "WARD_WAIT_MS": str(WAIT_MS),
-           "WARD_MEETING": json.dumps([{"name": p.title(), "token": token(p)} for p in PEOPLE])}
+           "WARD_MEETING": json.dumps([{"name": p.title(), "token": token(p),
+                                        **({"transport": "tcp"} if p == TCP_ONLY else {})} for p in PEOPLE])}
     run = subprocess.run(["node", str(SCRIPT)], env=env, cwd=BROWSER_DIR, capture_output=True, text=True,
                          timeout=SCRIPT_TIMEOUT_S)
     lines = run.stdout.splitlines()
@@ -89,7 +100,8 @@ def test_three_browsers_see_each_other_and_a_screen_share(meeting_ward):
     assert not result["failure"], f"{result['failure']}\nconsole:\n{log}\nsee {server.log}"
     assert not result["timedOut"], f"timed out: {result['timedOut']}\nconsole:\n{log}\nsee {server.log}"
 
-    port = udp_port(server)
+    udp = f"127.0.0.1:{udp_port(server)}/udp"
+    tcp = f"127.0.0.1:{tcp_port(server)}/tcp"
     names = [p.title() for p in PEOPLE]
     for i, snap in enumerate(result["snapshots"]):
         who = names[i]
@@ -115,17 +127,20 @@ def test_three_browsers_see_each_other_and_a_screen_share(meeting_ward):
             assert [t["participant"] for t in screens] == [PEOPLE[0]], f"{who}: {videos}"
             assert screens[0]["framesDecoded"] > 0, f"{who}: {screens}"
 
-        # Media only to the SFU's one candidate: 127.0.0.1 and its UDP port. Chromium also pairs
-        # its other host candidates with it (and may nominate e.g. eth0's address → 127.0.0.1,
-        # which the kernel still delivers over loopback), but every remote address is the SFU's.
+        # Media only to the SFU's candidates on 127.0.0.1: its UDP port (ICE prefers it), or its
+        # ICE-TCP port for the page that cannot use UDP. Chromium also pairs its other host
+        # candidates with them (and may nominate e.g. eth0's address → 127.0.0.1, which the
+        # kernel still delivers over loopback), but every remote address is the SFU's.
+        expected = tcp if PEOPLE[i] == TCP_ONLY else udp
         assert len(snap["ice"]) == 2, f"{who}: publisher and subscriber connection expected: {snap['ice']}"
         for pc in snap["ice"]:
             assert pc["connectionState"] == "connected", f"{who}: {pc}"
-            assert pc["selected"] and pc["selected"]["remote"] == f"127.0.0.1:{port}/udp", f"{who}: {pc}"
-            assert set(pc["remoteCandidates"]) == {f"127.0.0.1:{port}/udp"}, f"{who}: {pc}"
+            assert pc["selected"] and pc["selected"]["remote"] == expected, f"{who}: {pc}"
+            assert set(pc["remoteCandidates"]) <= {udp, tcp}, f"{who}: {pc}"
             for pair in pc["pairs"]:
                 if pair["bytesSent"] or pair["requestsSent"]:
-                    assert pair["remote"] == f"127.0.0.1:{port}/udp", f"{who}: {pair}"
+                    assert pair["remote"] in (udp, tcp), f"{who}: {pair}"
+                    assert PEOPLE[i] != TCP_ONLY or pair["remote"] == tcp, f"{who}: {pair}"
 
     # The last one closed her browser; the others saw her go.
     for snap in result["milestones"]["left"]:

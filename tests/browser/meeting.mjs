@@ -18,7 +18,8 @@
 // snapshots at each milestone (when the cameras were first decoded, …). It exits
 // non-zero only when it could not run at all.
 //
-// Env: WARD_URL, WARD_MEETING (JSON: [{"name", "token"}, …], the first one shares its screen),
+// Env: WARD_URL, WARD_MEETING (JSON: [{"name", "token", "transport"?}, …], the first one shares
+// its screen; `"transport": "tcp"` makes that page ignore the SFU's UDP candidates),
 // WARD_ARTIFACTS, optional CHROMIUM (default /usr/bin/chromium), WARD_WAIT_MS (default 60000).
 
 import { mkdirSync } from "node:fs";
@@ -133,6 +134,7 @@ try {
     page.setDefaultTimeout(WAIT_MS);
     pages.push(page);
     const fragment = new URLSearchParams({ token: person.token, name: person.name });
+    if (person.transport) fragment.set("transport", person.transport);
     await page.goto(`${WARD}/#${fragment}`);
     // The first one is in the room before the others come, the others join together.
     if (i === 0) await page.evaluate(() => meeting.ready);

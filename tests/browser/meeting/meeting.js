@@ -23,6 +23,22 @@ window.RTCPeerConnection = class extends NativePeerConnection {
   }
 };
 
+// `#…&transport=tcp`: this page behaves as if UDP were blocked (a hospital guest network): the
+// SFU's UDP candidates never reach the browser's ICE agent, so media must take ICE-TCP.
+if (params.get("transport") === "tcp") {
+  const isUdp = (line) => /^(a=)?candidate:\S+ \d+ udp /i.test(line);
+  const { setRemoteDescription, addIceCandidate } = NativePeerConnection.prototype;
+  NativePeerConnection.prototype.setRemoteDescription = function (description) {
+    if (!description?.sdp) return setRemoteDescription.call(this, description);
+    const sdp = description.sdp.split("\r\n").filter((line) => !isUdp(line)).join("\r\n");
+    return setRemoteDescription.call(this, { type: description.type, sdp });
+  };
+  NativePeerConnection.prototype.addIceCandidate = function (candidate) {
+    if (candidate?.candidate && isUdp(candidate.candidate)) return Promise.resolve();
+    return addIceCandidate.call(this, candidate);
+  };
+}
+
 const room = new Room({ adaptiveStream: true, dynacast: true });
 const errors = [];
 

@@ -1,6 +1,7 @@
 """Conferencing with LiveKit's own Python SDK (`livekit` from PyPI: native WebRTC in the wheel)
 against Ward's built-in SFU: publishing, subscribing with decoded frames, data packets,
-join/leave events, and the token's permissions.
+join/leave events, the token's permissions, end-to-end encrypted media, the room service API,
+and resuming after the signalling connection dropped.
 
 Ward-only (not `portable`): conferencing is not part of the Matrix spec, Synapse has no SFU.
 """
@@ -334,3 +335,99 @@ def test_room_service_api_from_livekit_server_sdk(server):
 def aiohttp_session():
     import aiohttp
     return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+
+
+class SignallingOutage:
+    """A TCP relay in front of Ward for one client's signalling: `cut()` aborts every relayed
+    connection, as a dropped Wi-Fi would, while media keeps its own UDP path to the SFU."""
+
+    def __init__(self, target_port: int):
+        self.target_port = target_port
+        self.conns: list[asyncio.StreamWriter] = []
+        self.accepted = 0
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _relay(self, reader, writer):
+        self.accepted += 1
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        self.conns += [writer, up_writer]
+
+        async def pipe(src, dst):
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+            finally:
+                dst.close()
+
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        except asyncio.CancelledError:
+            pass  # the test is over
+
+    def cut(self):
+        for w in self.conns:
+            w.transport.abort()
+        self.conns.clear()
+
+    async def close(self):
+        self.cut()
+        self.server.close()
+
+
+def test_a_client_resumes_after_its_signalling_connection_drops(server):
+    """LiveKit's SDK resumes (`reconnect=1&sid=…`) when its WebSocket dies: it stays the same
+    participant, keeps receiving media, nobody sees it leave, and signalling works again."""
+    async def scenario():
+        room = "funkloch"
+        alice, bob = rtc.Room(), rtc.Room()
+        wa, wb = Watcher(alice), Watcher(bob)
+        events: list[str] = []
+        bob.on("reconnecting", lambda: events.append("reconnecting"))
+        bob.on("reconnected", lambda: events.append("reconnected"))
+        bob.on("disconnected", lambda reason: events.append(f"disconnected {reason}"))
+        outage = SignallingOutage(int(server.url.rsplit(":", 1)[1]))
+        port = await outage.start()
+        await alice.connect(ws_url(server), token("alice", room=room))
+        feeding = await publish_camera_and_microphone(alice)
+        await bob.connect(f"ws://127.0.0.1:{port}", token("bob", room=room))
+        try:
+            await until(lambda: wb.video_frames >= 30, what="bob decodes alice's video")
+            sid = bob.local_participant.sid
+            outage.cut()
+            await until(lambda: "reconnected" in events, timeout=30, what=f"bob resumes ({events})")
+            assert outage.accepted >= 2, "bob connected again"
+            assert bob.local_participant.sid == sid, "a resume keeps the participant"
+            assert not any(e.startswith("disconnected") for e in events), events
+
+            # Media still flows to bob, and signalling works both ways: bob publishes a track
+            # after the resume, alice sees it, and then its mute.
+            frames = wb.video_frames
+            await until(lambda: wb.video_frames >= frames + 30, what="bob keeps decoding after the resume")
+            source = rtc.AudioSource(48000, 1)
+            pub = await bob.local_participant.publish_track(
+                rtc.LocalAudioTrack.create_audio_track("microphone", source),
+                rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE))
+            def bobs_tracks_at_alice():
+                bob_at_alice = next((p for p in alice.remote_participants.values() if p.identity == "bob"), None)
+                return bob_at_alice and [t.name for t in bob_at_alice.track_publications.values()]
+            await until(lambda: bobs_tracks_at_alice() == ["microphone"],
+                        what=f"alice sees bob's new track after the resume ({bobs_tracks_at_alice()})")
+            pub.track.mute()
+            await until(lambda: ("bob", "microphone") in wa.muted, what="alice sees bob's mute after the resume")
+            assert "bob" not in wa.left and wa.joined.count("bob") <= 1, (wa.left, wa.joined)
+        finally:
+            feeding.cancel()
+            for w in (wa, wb):
+                for t in w.tasks:
+                    t.cancel()
+            for r in (alice, bob):
+                await r.disconnect()
+            await outage.close()
+
+    asyncio.run(scenario())

@@ -956,7 +956,7 @@ impl Sfu {
             .find(|c| !c.layers.is_empty())
             .map(|c| c.layers.clone())
             .unwrap_or_else(|| req.layers.clone());
-        let info = lk::TrackInfo {
+        let mut info = lk::TrackInfo {
             sid: sid.clone(),
             r#type: req.r#type,
             name: req.name.clone(),
@@ -967,15 +967,15 @@ impl Sfu {
             disable_dtx: req.disable_dtx,
             source: req.source,
             layers: simulcast_layers,
-            // Known before the first packet, so that subscribers can set up their end-to-end
-            // decryption (livekit-client refuses to without it); confirmed by the first packet.
-            mime_type: announced_mime(&req, kind),
             stereo: req.stereo,
             disable_red: req.disable_red,
             encryption: req.encryption,
             stream: req.stream.clone(),
             ..Default::default()
         };
+        // Known before the first packet, so that subscribers can set up their end-to-end
+        // decryption (livekit-client refuses to without it); confirmed by the first packet.
+        set_mime(&mut info, announced_mime(&req, kind), &req.cid);
         p.tracks.push(PubTrack {
             info: info.clone(),
             cid: req.cid.clone(),
@@ -1664,7 +1664,8 @@ impl Sfu {
             track.mime_confirmed = true;
             let mime = mime_of(&spec);
             if track.info.mime_type != mime {
-                track.info.mime_type = mime;
+                let cid = track.cid.clone();
+                set_mime(&mut track.info, mime, &cid);
                 retyped = true;
             }
         }
@@ -2175,6 +2176,25 @@ fn announced_mime(req: &lk::AddTrackRequest, kind: MediaKind) -> String {
         Some("h264") => "video/H264".into(),
         _ => String::new(),
     }
+}
+
+/// A track's MIME type goes in two places: `mime_type`, and the codec list, which
+/// livekit-client reads for its own tracks in Safari (where the encoded frames do not tell the
+/// codec) to set up end-to-end encryption — an empty list fails its publishing there.
+fn set_mime(info: &mut lk::TrackInfo, mime: String, cid: &str) {
+    if mime.is_empty() {
+        return;
+    }
+    match info.codecs.first_mut() {
+        Some(codec) => codec.mime_type = mime.clone(),
+        None => info.codecs.push(lk::SimulcastCodecInfo {
+            mime_type: mime.clone(),
+            cid: cid.to_owned(),
+            layers: info.layers.clone(),
+            ..Default::default()
+        }),
+    }
+    info.mime_type = mime;
 }
 
 fn mime_of(spec: &CodecSpec) -> String {

@@ -431,6 +431,11 @@ fn tracks_are_announced_with_their_mime_type_before_any_media() {
         },
     );
     assert_eq!(camera.mime_type, "video/VP8");
+    // livekit-client in Safari reads the type of its own track from the codec list.
+    assert_eq!(
+        camera.codecs.iter().map(|c| (c.mime_type.as_str(), c.cid.as_str())).collect::<Vec<_>>(),
+        [("video/VP8", "cam")]
+    );
     let mic = published(
         &mut h,
         lk::AddTrackRequest {
@@ -441,6 +446,7 @@ fn tracks_are_announced_with_their_mime_type_before_any_media() {
         },
     );
     assert_eq!(mic.mime_type, "audio/opus");
+    assert_eq!(mic.codecs[0].mime_type, "audio/opus");
     // A client that does not name its video codec: the first packet tells (forwarding tests).
     let unnamed = published(
         &mut h,
@@ -452,4 +458,5 @@ fn tracks_are_announced_with_their_mime_type_before_any_media() {
         },
     );
     assert_eq!(unnamed.mime_type, "");
+    assert!(unnamed.codecs.is_empty());
 }

@@ -4,8 +4,9 @@
 Ward serves a small test page (tests/browser/meeting/) with livekit-client's ESM build from
 WARD_WEB_DIR, so the page, its scripts and the signalling WebSocket share Ward's origin and its
 strict Content-Security-Policy. Three pages join one room and publish camera and microphone;
-each decodes the other two cameras and receives both microphones; the first shares its screen
-and the other two decode it (the cameras keep playing); the last closes her browser and the
+each decodes the other two cameras and receives both microphones, and dynacast pauses the camera
+layers nobody watches at the pages' tile size; the first shares its screen and the other two
+decode it (the cameras keep playing); the last closes her browser and the
 others see her leave. Every request of the pages goes to Ward's origin, there is no CSP
 violation, and media goes to the SFU's candidates on 127.0.0.1: over UDP, and for the third page,
 which ignores the UDP candidate as if a firewall blocked UDP, over ICE-TCP. Screenshots land in
@@ -118,6 +119,9 @@ def test_three_browsers_see_each_other_and_a_screen_share(meeting_ward):
         before = {t["trackSid"]: t["framesDecoded"] for t in result["milestones"]["cameras decoded"][i]["remotes"]
                   if t["source"] == "camera"}
         assert all(t["framesDecoded"] > before[t["trackSid"]] for t in cameras), f"{who}: {before} → {cameras}"
+        # Dynacast: the others show this camera small, so its top simulcast layer was paused.
+        paused = result["milestones"]["unwatched camera layers paused"][i]["cameraEncodings"]
+        assert {e["rid"]: e["active"] for e in paused}.items() >= {"q": True, "f": False}.items(), f"{who}: {paused}"
         microphones = [t for t in snap["remotes"] if t["source"] == "microphone"]
         assert len(microphones) == 2 and all(t["packetsReceived"] > 0 for t in microphones), f"{who}: {microphones}"
         screens = [t for t in videos if t["source"] == "screen_share"]

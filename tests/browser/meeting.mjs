@@ -6,7 +6,8 @@
 // from WARD_WEB_DIR, so page, script and signalling WebSocket are all on Ward's origin under its
 // strict Content-Security-Policy. Three pages, each in its own browser context, join one room
 // with livekit-client and publish camera and microphone; the script waits until each page
-// decodes both other cameras (and hears both microphones); then the first page shares its screen
+// decodes both other cameras (and hears both microphones), and until dynacast has paused the
+// camera layers nobody watches at that tile size; then the first page shares its screen
 // and the script waits until the other two decode it; then the last page closes and the others
 // must see that participant leave. Screenshots go to WARD_ARTIFACTS
 // (meeting-1.png …).
@@ -146,6 +147,12 @@ try {
   const others = PEOPLE.length - 1;
   await until("cameras decoded", pages, (s) => s.participants.length === others && decoding(s, "camera") === others);
   await until("microphones heard", pages, (s) => hearing(s) === others);
+  // Everyone shows the others' cameras as 300-pixel tiles: dynacast switches off each camera's
+  // top layer (after the SFU's few seconds of patience), the lowest stays on.
+  await until("unwatched camera layers paused", pages, (s) => {
+    const layer = (rid) => s.cameraEncodings.find((e) => e.rid === rid);
+    return s.cameraEncodings.length === 3 && layer("q")?.active && layer("f")?.active === false;
+  });
 
   step(`${PEOPLE[0].name} shares the screen`);
   await pages[0].click("#share");

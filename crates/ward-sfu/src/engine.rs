@@ -30,7 +30,8 @@ use str0m::{Candidate, Event, Input, Output as RtcOutput, Rtc};
 use crate::codec::{VideoCodec, starts_keyframe};
 use crate::config::SfuConfig;
 use crate::forward::{
-    LayerState, QUALITY_ANY, QUALITY_HIGH, Rewriter, Vp8Munger, allocate, pick_layer, quality_of_rid,
+    LayerState, QUALITY_ANY, QUALITY_HIGH, QUALITY_LOW, Rewriter, Vp8Munger, allocate, pick_layer,
+    quality_of_rid,
 };
 use crate::grant::Grant;
 
@@ -139,6 +140,10 @@ const FIRST_OFFER_DELAY_MS: u64 = 150;
 /// Remote addresses remembered per participant (a client uses one or two per connection; more
 /// means addresses that changed, and the oldest knowledge is the least useful).
 const ROUTES_PER_PARTICIPANT_MAX: usize = 16;
+/// Dynacast: a simulcast layer nobody needs any more is switched off at the publisher only
+/// after this long (tiles that change size back and forth would otherwise restart its encoder
+/// each time); a layer someone needs is switched on at once.
+const DYNACAST_LAYER_OFF_DELAY_MS: u64 = 3_000;
 /// The largest signalling message (one protobuf `SignalRequest`, e.g. an SDP offer) accepted.
 pub const MAX_SIGNAL_BYTES: usize = 1024 * 1024;
 
@@ -161,6 +166,10 @@ struct PubTrack {
     clock_rate: u32,
     layers: Vec<LayerRx>,
     subscribers: Vec<ParticipantId>,
+    /// Dynacast: the highest simulcast layer the publisher was told to send (`None`: not told,
+    /// so it sends all), and since when fewer would do.
+    layers_on: Option<u8>,
+    fewer_layers_since: Option<Instant>,
 }
 
 impl PubTrack {
@@ -986,6 +995,8 @@ impl Sfu {
             clock_rate: if kind == MediaKind::Video { 90_000 } else { 48_000 },
             layers: Vec::new(),
             subscribers: Vec::new(),
+            layers_on: None,
+            fewer_layers_since: None,
         });
         self.send(id, Resp::TrackPublished(lk::TrackPublishedResponse { cid: req.cid, track: Some(info) }));
         let _ = now;
@@ -1949,6 +1960,7 @@ impl Sfu {
         for id in &ids {
             self.allocate_layers(now, *id);
         }
+        self.dynacast(now);
         self.update_speakers();
         if now >= self.next_remb {
             self.next_remb = now + Duration::from_millis(REMB_INTERVAL_MS);
@@ -1994,6 +2006,75 @@ impl Sfu {
 
     /// Chooses each video subscription's layer from the subscriber's bandwidth and requested
     /// sizes, and asks publishers for keyframes where a switch waits for one.
+    /// Dynacast (as LiveKit's clients call it): publishers of simulcast video are told which
+    /// layers anyone watches — the largest size a subscriber asked for, whatever its bandwidth
+    /// allows at the moment — so that an upload link does not carry a high layer that nobody
+    /// receives. The lowest layer always stays on, so that a new subscriber sees a picture at
+    /// once and the estimate has something to measure.
+    fn dynacast(&mut self, now: Instant) {
+        let mut updates = Vec::new();
+        for (pid, p) in &self.participants {
+            for t in &p.tracks {
+                if t.kind != MediaKind::Video || t.info.layers.len() < 2 {
+                    continue;
+                }
+                let codec = match t.info.mime_type.split_once('/') {
+                    Some((_, name)) if !name.is_empty() => name.to_ascii_lowercase(),
+                    _ => continue,
+                };
+                let wanted = t
+                    .subscribers
+                    .iter()
+                    .filter_map(|s| self.participants.get(s))
+                    .flat_map(|s| s.downtracks.iter())
+                    .filter(|d| d.track_sid == t.info.sid && !d.removed && !d.disabled)
+                    .map(|d| d.max_quality)
+                    .max()
+                    .unwrap_or(QUALITY_LOW);
+                updates.push((*pid, t.info.sid.clone(), codec, wanted));
+            }
+        }
+        for (pid, sid, codec, wanted) in updates {
+            let Some(t) =
+                self.participants.get_mut(&pid).and_then(|p| p.tracks.iter_mut().find(|t| t.info.sid == sid))
+            else {
+                continue;
+            };
+            let on = t.layers_on.unwrap_or(QUALITY_HIGH);
+            let change = if wanted > on {
+                true
+            } else if wanted < on {
+                let since = *t.fewer_layers_since.get_or_insert(now);
+                now.duration_since(since) >= Duration::from_millis(DYNACAST_LAYER_OFF_DELAY_MS)
+            } else {
+                t.fewer_layers_since = None;
+                false
+            };
+            if !change {
+                continue;
+            }
+            t.layers_on = Some(wanted);
+            t.fewer_layers_since = None;
+            tracing::debug!(track = %sid, layers_on = wanted, "dynacast");
+            let qualities: Vec<lk::SubscribedQuality> =
+                [lk::VideoQuality::Low, lk::VideoQuality::Medium, lk::VideoQuality::High]
+                    .into_iter()
+                    .map(|q| lk::SubscribedQuality {
+                        quality: q as i32,
+                        enabled: q as i32 <= i32::from(wanted),
+                    })
+                    .collect();
+            self.send(
+                pid,
+                Resp::SubscribedQualityUpdate(lk::SubscribedQualityUpdate {
+                    track_sid: sid,
+                    subscribed_qualities: qualities.clone(),
+                    subscribed_codecs: vec![lk::SubscribedCodec { codec, qualities }],
+                }),
+            );
+        }
+    }
+
     fn allocate_layers(&mut self, now: Instant, id: ParticipantId) {
         let Some(sub) = self.participants.get(&id) else { return };
         let mut order: Vec<usize> = (0..sub.downtracks.len())

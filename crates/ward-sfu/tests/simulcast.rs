@@ -224,3 +224,52 @@ fn a_disabled_track_resumes_at_a_keyframe() {
     assert!(first.starts_keyframe(), "resumed with {first:?}");
     assert_contiguous("bob", &bob);
 }
+
+/// Dynacast: the publisher hears which layers anyone watches. When both subscribers want only
+/// thumbnails, the layers above the lowest are switched off — after a delay, so that a tile
+/// changing size back and forth does not restart the encoder; when one wants the full picture
+/// again, they are switched on at once.
+#[test]
+fn the_publisher_is_told_which_layers_are_watched() {
+    let (mut sim, a, b, c, sid) = setup(7);
+    sim.run_for(Duration::from_secs(2));
+    let updates = |sim: &Sim| -> Vec<Vec<bool>> {
+        sim.clients[a]
+            .signals
+            .iter()
+            .filter_map(|m| match m {
+                lk::signal_response::Message::SubscribedQualityUpdate(u) => Some(u),
+                _ => None,
+            })
+            .map(|u| {
+                assert_eq!(u.track_sid, sid);
+                assert_eq!(u.subscribed_codecs.len(), 1);
+                assert_eq!(u.subscribed_codecs[0].codec, "vp8", "livekit-client matches the codec by name");
+                assert_eq!(u.subscribed_codecs[0].qualities, u.subscribed_qualities);
+                u.subscribed_qualities.iter().map(|q| q.enabled).collect()
+            })
+            .collect()
+    };
+    assert!(updates(&sim).is_empty(), "everyone watches the full picture: nothing to tell");
+
+    let settings = |width, height| {
+        lk::signal_request::Message::TrackSetting(lk::UpdateTrackSettings {
+            track_sids: vec![sid.clone()],
+            width,
+            height,
+            ..Default::default()
+        })
+    };
+    sim.signal(b, settings(320, 180));
+    sim.run_for(Duration::from_secs(5));
+    assert!(updates(&sim).is_empty(), "carol still watches the full picture");
+    sim.signal(c, settings(320, 180));
+    sim.run_for(Duration::from_secs(2));
+    assert!(updates(&sim).is_empty(), "not at once: the tiles may grow again");
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(updates(&sim), [vec![true, false, false]]);
+
+    sim.signal(c, settings(1280, 720));
+    sim.run_for(Duration::from_millis(300));
+    assert_eq!(updates(&sim), [vec![true, false, false], vec![true, true, true]]);
+}

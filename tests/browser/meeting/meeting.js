@@ -149,6 +149,16 @@ async function remoteTrack(participant, publication) {
   return entry;
 }
 
+/** The simulcast layers of the own camera as livekit-client set them on the sender (dynacast
+ * switches off the layers nobody watches). */
+function cameraEncodings() {
+  const camera = [...room.localParticipant.videoTrackPublications.values()].find(
+    (p) => p.source === Track.Source.Camera,
+  );
+  const sender = camera?.track?.sender;
+  return (sender?.getParameters().encodings ?? []).map((e) => ({ rid: e.rid, active: e.active }));
+}
+
 async function snapshot() {
   // One list for both fields: people may come and go during the awaits below.
   const people = [...room.remoteParticipants.values()];
@@ -162,6 +172,7 @@ async function snapshot() {
     errors,
     participants: people.map((p) => p.identity).sort(),
     published: [...room.localParticipant.trackPublications.values()].map((t) => t.source).sort(),
+    cameraEncodings: cameraEncodings(),
     remotes,
     ice: await Promise.all(peerConnections.filter((pc) => pc.connectionState !== "closed").map(iceSummary)),
   };

@@ -29,6 +29,7 @@ from harness import REPO, http_json
 USER = "doktor"
 PASSWORD = "praxis passwort 1"
 ROOM = "Teambesprechung"
+PLAIN_ROOM = "Offener Raum"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 WEB_DIST = REPO / "web" / "dist"
 BROWSER_DIR = REPO / "tests" / "browser"
@@ -38,8 +39,11 @@ WAIT_MS = 45_000
 SCRIPT_TIMEOUT_S = 420
 
 CHECKS = [
+    "no meeting button in an unencrypted chat",
     "member enters as moderator",
     "a browser without E2EE is told so and does not join",
+    "a cut-off link is refused",
+    "the secret leaves the address bar; a reload still works",
     "guests wait in the lobby",
     "three decode each other's cameras",
     "screen share reaches the others",
@@ -48,10 +52,14 @@ CHECKS = [
     "a raised hand is seen by the others",
     "a moderator mutes a participant",
     "late joiner gets chat, whiteboard and raised hands",
+    "a camera that fails leaves one in the call without it, told so",
+    "who left the lobby is not connected when admitted later",
+    "wrong secret: told the link is wrong",
     "wrong secret: video arrives",
     "wrong secret: no frame decoded",
     "wrong secret: meeting data unreadable",
     "right secret: nobody decodes mallory",
+    "right secret: the lock badge stays, no wrong-link warning",
     "right secret: the others still decode each other",
     "forwarded frames are all end-to-end encrypted",
     "removed guest is disconnected",
@@ -64,6 +72,7 @@ CHECKS = [
     "doctor and patient decode each other",
     "patient sees the end of the consultation",
     "link no longer works after the session",
+    "guests and patients do not load matrix-js-sdk",
 ]
 
 
@@ -95,10 +104,15 @@ def test_meetings_and_consultation_in_the_browser(meet_ward):
                            "content": {"algorithm": "m.megolm.v1.aes-sha2"}}]}, token)
     assert status == 200, body
     room_id = body["room_id"]
+    # A chat without encryption (a public one: Ward encrypts private chats by default): it must not
+    # offer a meeting (the link would be stored readable).
+    status, body = http_json("POST", server.url + "/_matrix/client/v3/createRoom", {
+        "name": PLAIN_ROOM, "preset": "public_chat"}, token)
+    assert status == 200, body
 
     for old in ARTIFACTS.glob("meet-*"):
         old.unlink()
-    env = {**os.environ, "WARD_URL": server.url, "WARD_USER": USER, "WARD_PASSWORD": PASSWORD, "WARD_ROOM": ROOM,
+    env = {**os.environ, "WARD_URL": server.url, "WARD_USER": USER, "WARD_PASSWORD": PASSWORD, "WARD_ROOM": ROOM, "WARD_PLAIN_ROOM": PLAIN_ROOM,
            "CHROMIUM": CHROMIUM, "WARD_ARTIFACTS": str(ARTIFACTS), "WARD_WAIT_MS": str(WAIT_MS)}
     run = subprocess.run(["node", str(SCRIPT)], env=env, cwd=BROWSER_DIR, capture_output=True, text=True,
                          timeout=SCRIPT_TIMEOUT_S)
@@ -122,7 +136,7 @@ def test_meetings_and_consultation_in_the_browser(meet_ward):
     link = result["meetingLink"]
     fragment = urllib.parse.urlsplit(link).fragment
     secret = fragment.split("/")[3]
-    assert len(secret) >= 22, link
+    assert len(secret) == 24, link
     status, msgs = http_json("GET", server.url + f"/_matrix/client/v3/rooms/{urllib.parse.quote(room_id)}/messages"
                              "?dir=b&limit=50", token=token)
     assert status == 200, msgs

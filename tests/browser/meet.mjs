@@ -24,7 +24,7 @@
 // optional CHROMIUM (default /usr/bin/chromium), WARD_WAIT_MS (default 45000), WARD_STOP_AFTER=cameras
 // (stop after the first video check, for debugging).
 
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -32,6 +32,7 @@ const WARD = new URL(process.env.WARD_URL).origin;
 const USER = process.env.WARD_USER;
 const PASSWORD = process.env.WARD_PASSWORD;
 const ROOM = process.env.WARD_ROOM;
+const PLAIN_ROOM = process.env.WARD_PLAIN_ROOM;
 const ARTIFACTS = process.env.WARD_ARTIFACTS;
 const WAIT_MS = Number(process.env.WARD_WAIT_MS || 45_000);
 
@@ -172,9 +173,11 @@ const cameras = (s) => (s.remotes ?? []).filter((t) => t.kind === "video" && t.s
 const decodesAll = (n) => (s) =>
   s.phase === "call" && s.participants?.length === n && cameras(s).length === n && cameras(s).every((t) => t.framesDecoded > 0);
 
-/** A guest opens a meeting link, gives her name and asks to join; returns the page (in the lobby). */
-async function guestKnocks(who, link, name, options) {
+/** A guest opens a meeting link, gives her name and asks to join; returns the page (in the lobby).
+ * `init`: a script for the page before the app runs. */
+async function guestKnocks(who, link, name, options, init) {
   const page = await newPage(who, options);
+  if (init) await page.addInitScript(init);
   await page.goto(link);
   await page.waitForSelector("[data-testid=prejoin]");
   await page.fill("input[name=name]", name);
@@ -198,11 +201,26 @@ try {
   await member.fill("#login-user", USER);
   await member.fill("#login-password", PASSWORD);
   await member.press("#login-password", "Enter");
+  // In a chat the server can read, there is no "Meeting" button: the link would carry the secret.
+  await member.locator(".room-item", { hasText: PLAIN_ROOM }).click({ timeout: 90_000 });
+  await member.waitForSelector(`#room-title:text-is("${PLAIN_ROOM}")`);
+  await member.waitForSelector("[data-testid=room-leave]");
+  check(
+    "no meeting button in an unencrypted chat",
+    (await member.locator("[data-testid=room-call]").count()) === 0,
+    await member.locator(".room-header").textContent(),
+  );
   await member.locator(".room-item", { hasText: ROOM }).click({ timeout: 90_000 });
+  await member.waitForSelector(`#room-title:text-is("${ROOM}")`);
   await member.click("[data-testid=room-call]");
   await member.waitForURL(/#\/meet\//);
-  meetingLink = member.url();
   await member.waitForSelector("[data-testid=prejoin]");
+  // The page took the secret out of the address (into the tab's sessionStorage); the test
+  // rebuilds the full link from there, as the chat message has it.
+  const bare = member.url();
+  const meetingId = bare.match(/#\/meet\/([A-Za-z0-9]+)$/)?.[1];
+  const tabSecret = await member.evaluate((id) => sessionStorage.getItem(`ward.meet.tab.meet.${id}`), meetingId);
+  meetingLink = `${WARD}/#/meet/${meetingId}/${tabSecret}`;
   await member.click("[data-testid=join]");
   await member.waitForSelector("[data-testid=call]");
   const m0 = await snap(member);
@@ -223,6 +241,28 @@ try {
     { oldText, requests: requests.filter((q) => q.who === "old-browser").map((q) => q.url) },
   );
   await old.context().close();
+
+  step("a cut-off link is refused, not joined with the wrong key");
+  const cut = await newPage("cut-off");
+  await cut.goto(meetingLink.slice(0, -2));
+  const cutText = await (await cut.waitForSelector("[data-testid=meet-problem]")).textContent();
+  check("a cut-off link is refused", /unvollständig/.test(cutText), cutText);
+  await cut.context().close();
+
+  step("the secret leaves the address bar, and a reload of the tab still works");
+  const annaPre = await newPage("anna");
+  await annaPre.goto(meetingLink);
+  await annaPre.waitForSelector("[data-testid=prejoin]");
+  const annaUrl = annaPre.url();
+  await annaPre.reload();
+  await annaPre.waitForSelector("[data-testid=prejoin]");
+  const afterReload = await annaPre.evaluate(() => [location.href, history.length]);
+  check(
+    "the secret leaves the address bar; a reload still works",
+    !annaUrl.includes(tabSecret) && !afterReload[0].includes(tabSecret) && !bare.includes(tabSecret),
+    { annaUrl, afterReload, bare },
+  );
+  await annaPre.context().close();
 
   step("two guests open the link and wait in the lobby");
   const anna = await guestKnocks("anna", meetingLink, "Anna Gast");
@@ -286,8 +326,26 @@ try {
   const download = anna.waitForEvent("download");
   await anna.click("[data-testid=export-png]");
   const png = await download;
-  check("whiteboard exports as PNG", png.suggestedFilename() === "whiteboard.png");
-  await png.saveAs(join(ARTIFACTS, "meet-whiteboard-export.png"));
+  const pngPath = join(ARTIFACTS, "meet-whiteboard-export.png");
+  await png.saveAs(pngPath);
+  // Not just a file of that name: a picture with the strokes on it (not all white).
+  const pngBytes = readFileSync(pngPath);
+  const inked = await anna.evaluate(async (b64) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const bitmap = await createImageBitmap(new Blob([bytes], { type: "image/png" }));
+    const canvas = new OffscreenCanvas(bitmap.width, bitmap.height);
+    const ctx = canvas.getContext("2d");
+    ctx.drawImage(bitmap, 0, 0);
+    const d = ctx.getImageData(0, 0, bitmap.width, bitmap.height).data;
+    let ink = 0;
+    for (let i = 0; i < d.length; i += 4) if (d[i] < 200 || d[i + 1] < 200 || d[i + 2] < 200) ink++;
+    return { width: bitmap.width, height: bitmap.height, ink };
+  }, pngBytes.toString("base64"));
+  check(
+    "whiteboard exports as PNG",
+    png.suggestedFilename() === "whiteboard.png" && pngBytes.length > 1000 && inked.width > 100 && inked.ink > 200,
+    { size: pngBytes.length, ...inked },
+  );
 
   step("ben raises his hand");
   await ben.click("[data-testid=toggle-hand]");
@@ -301,19 +359,54 @@ try {
   r = await until("anna muted", [member, ben], (s) => micOf(s, annaId)?.muted === true);
   check("a moderator mutes a participant", r.ok, r.snaps.map((s) => micOf(s, annaId)));
 
-  step("a late joiner gets the chat and the board");
-  const carl = await guestKnocks("carl", meetingLink, "Carl Spät");
+  step("a late joiner (whose camera is in use by another program) gets the chat and the board");
+  const carl = await guestKnocks("carl", meetingLink, "Carl Spät", {}, () => {
+    const md = navigator.mediaDevices;
+    const original = md.getUserMedia.bind(md);
+    md.getUserMedia = (c) =>
+      c && c.video ? Promise.reject(new DOMException("Could not start video source", "NotReadableError")) : original(c);
+  });
   await carl.waitForSelector("[data-testid=lobby-waiting]");
   await member.waitForSelector("[data-testid=lobby-entry]");
   await admitNext(member);
   r = await until("late joiner synced", [carl], (s) =>
     s.phase === "call" &&
-    s.chat?.some((c) => c.text === "Hallo zusammen, willkommen!") &&
+    s.chat?.some((c) => c.text === "Hallo zusammen, willkommen!" && c.reportedBy) &&
     s.boardOps === 2 &&
     s.hands?.includes(benId),
   );
   check("late joiner gets chat, whiteboard and raised hands", r.ok, r.snaps);
+  const c1 = r.snaps[0];
+  check(
+    "a camera that fails leaves one in the call without it, told so",
+    c1.phase === "call" &&
+      c1.deviceProblems?.includes("camera") &&
+      c1.published?.includes("microphone") &&
+      !c1.published?.includes("camera") &&
+      (await carl.locator("[data-testid=device-problem]").count()) === 1,
+    c1,
+  );
   await carl.context().close();
+
+  step("dora leaves the lobby while her DELETE is lost; the member then admits her anyway");
+  const dora = await guestKnocks("dora", meetingLink, "Dora Geht");
+  await dora.waitForSelector("[data-testid=lobby-waiting]");
+  await dora.context().route(
+    (url) => url.pathname.includes("/knock/"),
+    (route) => (route.request().method() === "DELETE" ? route.abort("failed") : route.continue()),
+  );
+  await dora.click("[data-testid=leave-lobby]");
+  await dora.waitForSelector("[data-testid=meet-after-left]");
+  await member.waitForSelector("[data-testid=lobby-entry]");
+  await admitNext(member);
+  await dora.waitForTimeout(3000);
+  const d1 = await snap(dora);
+  check(
+    "who left the lobby is not connected when admitted later",
+    d1.phase === "after" && !requests.some((q) => q.who === "dora" && q.url.includes("/rtc")),
+    { d1, requests: requests.filter((q) => q.who === "dora").map((q) => q.url) },
+  );
+  await dora.context().close();
 
   // --- 2. A wrong secret decodes nothing ---
   step("mallory comes with the right meeting but a wrong secret");
@@ -326,6 +419,15 @@ try {
     s.phase === "call" && cameras(s).length === 3 && cameras(s).every((t) => t.bytesReceived > 100_000),
   );
   const mSnap = await snap(mallory);
+  const malloryId = mSnap.identity;
+  // The others receive plenty of mallory's video too (so "decodes none" below is not vacuous).
+  const fromMallory = (s) => cameras(s).find((t) => t.participant === malloryId);
+  await until("mallory's video reaches the others", three, (s) => fromMallory(s)?.bytesReceived > 100_000);
+  check(
+    "wrong secret: told the link is wrong",
+    mSnap.wrongKey === true && (await mallory.locator("[data-testid=meet-wrong-key]").count()) === 1,
+    { wrongKey: mSnap.wrongKey, opened: mSnap.opened, undecryptable: mSnap.undecryptable, errors: mSnap.encryptionErrors },
+  );
   check("wrong secret: video arrives", r.ok, mSnap);
   check(
     "wrong secret: no frame decoded",
@@ -333,13 +435,16 @@ try {
     cameras(mSnap),
   );
   check("wrong secret: meeting data unreadable", !mSnap.chat?.length && mSnap.boardOps === 0, mSnap);
-  const malloryId = mSnap.identity;
   const others = await Promise.all(three.map(snap));
   check(
     "right secret: nobody decodes mallory",
-    others.every((s) => cameras(s).filter((t) => t.participant === malloryId).every((t) => t.framesDecoded === 0)) &&
-      others.every((s) => cameras(s).some((t) => t.participant === malloryId)),
+    others.every((s) => fromMallory(s)?.bytesReceived > 100_000 && fromMallory(s).framesDecoded === 0),
     others.map(cameras),
+  );
+  check(
+    "right secret: the lock badge stays, no wrong-link warning",
+    others.every((s) => s.fullyEncrypted === true && s.wrongKey === false && s.plaintextFrom?.length === 0),
+    others.map((s) => [s.fullyEncrypted, s.wrongKey, s.plaintextFrom]),
   );
   check(
     "right secret: the others still decode each other",
@@ -421,6 +526,14 @@ try {
   await again.goto(patientLink);
   const againText = await (await again.waitForSelector("[data-testid=meet-problem]")).textContent();
   check("link no longer works after the session", /gilt nicht mehr/.test(againText), againText);
+
+  // Guests and patients get the small meeting page: matrix-js-sdk is never loaded for them.
+  const sdk = requests.filter((q) => q.who !== "member" && /\/assets\/(matrix|rust-crypto|App)-/.test(q.url));
+  check(
+    "guests and patients do not load matrix-js-sdk",
+    sdk.length === 0 && requests.some((q) => q.who === "patient" && /\/assets\/MeetPage-/.test(q.url)),
+    sdk,
+  );
 } catch (e) {
   failure = String(e?.stack || e);
   step(`failure: ${failure}`);

@@ -14,8 +14,8 @@ window.addEventListener("hashchange", () => {
 const root = document.getElementById("app")!;
 root.textContent = ""; // the "Ward …" shown while loading
 if (meeting) {
-  import("./meet/MeetPage").then(({ MeetPage, parseMeetRoute }) => {
-    const route = parseMeetRoute(location.hash);
+  import("./meet/MeetPage").then(({ MeetPage, meetRouteFromAddress }) => {
+    const route = meetRouteFromAddress();
     render(route ? <MeetPage route={route} /> : <p class="boot">Ward</p>, root);
   });
 } else {

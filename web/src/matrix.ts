@@ -17,6 +17,7 @@ import {
 import { cryptoCallbacks, flushBackup, trackBackup } from "./backup";
 import { t } from "./i18n";
 import { createStoreKey, deleteStoreKeys, loadStoreKey } from "./storekey";
+import { wipeSecrets } from "./meet/keys";
 
 const SESSION_KEY = "ward.session";
 /** How many events the first sync returns per room (the timeline back-paginates for more). */
@@ -260,6 +261,8 @@ export async function logout(client: MatrixClient | null): Promise<void> {
   }
   // Without its key, whatever is left of the crypto store cannot be read.
   await deleteStoreKeys();
+  // Meeting secrets kept for this browser's users go too (a shared practice computer).
+  wipeSecrets();
   localStorage.removeItem(SESSION_KEY);
   window.location.hash = "#/login";
   window.location.reload();
@@ -268,6 +271,7 @@ export async function logout(client: MatrixClient | null): Promise<void> {
 /** Deletes a signed-out session's crypto store (and keys) that could not be deleted at sign-out. */
 export async function wipeLeftovers(): Promise<void> {
   if (!localStorage.getItem(WIPE_KEY) || loadSession()) return;
+  wipeSecrets();
   await deleteStoreKeys();
   await Promise.all(
     CRYPTO_DATABASES.map(

@@ -12,10 +12,10 @@ import {
 import { t } from "../i18n";
 import { LangSelect } from "../views/LangSelect";
 import { IconLock } from "../icons";
-import { meet, type LobbyEntry, type PublicMeeting } from "./api";
+import { meet, MeetError, pollBackoffMs, POLL_MIN_INTERVAL_MS, sleep, type LobbyEntry, type PublicMeeting } from "./api";
 import { patientLink } from "./keys";
 import { explain } from "./errors";
-import { CHAT_TEXT_MAX, type MeetSession } from "./session";
+import { CHAT_TEXT_MAX, MeetSession } from "./session";
 import { Whiteboard } from "./WhiteboardView";
 
 type Panel = "chat" | "people" | "links" | null;
@@ -63,14 +63,24 @@ export function Call({
     const abort = new AbortController();
     (async () => {
       let since: string | null = null;
+      let failures = 0;
       while (!abort.signal.aborted) {
+        const polled = Date.now();
         try {
           const l = await meet.lobby(moderatorToken, meetingId, since, 30_000, abort.signal);
           since = l.since;
+          failures = 0;
           setLobby({ waiting: l.waiting, admitted: l.admitted });
-        } catch {
+          await sleep(POLL_MIN_INTERVAL_MS - (Date.now() - polled), abort.signal);
+        } catch (e) {
           if (abort.signal.aborted) return;
-          await new Promise((r) => setTimeout(r, 2000));
+          // Signed out or no longer a moderator here: asking again will not change that.
+          if (e instanceof MeetError && (e.status === 401 || e.status === 403)) {
+            setError(explain(e));
+            return;
+          }
+          failures++;
+          await sleep(pollBackoffMs(failures, e), abort.signal);
         }
       }
     })();
@@ -121,9 +131,15 @@ export function Call({
       <header class="call-top">
         <span class="brand">{t("appName")}</span>
         <h1 class="meet-title">{title}</h1>
-        <span class="e2ee" title={t("meetE2ee")}>
-          <IconLock /> <span class="e2ee-label">{t("meetE2eeShort")}</span>
-        </span>
+        {session.fullyEncrypted ? (
+          <span class="e2ee" title={t("meetE2ee")} data-testid="e2ee-badge">
+            <IconLock /> <span class="e2ee-label">{t("meetE2eeShort")}</span>
+          </span>
+        ) : (
+          <span class="e2ee off" title={t("meetNotAllEncrypted")} data-testid="e2ee-badge-off">
+            {t("meetNotAllEncryptedShort")}
+          </span>
+        )}
         {locked && <span class="badge">{t("meetingLocked")}</span>}
         <Quality quality={lp.connectionQuality} />
         <span class="count">{t("participantCount", { count: participants.length })}</span>
@@ -151,6 +167,16 @@ export function Call({
           {error}
         </p>
       )}
+      {session.wrongKey && (
+        <p class="error" role="alert" data-testid="meet-wrong-key">
+          {t("meetWrongKey")}
+        </p>
+      )}
+      {session.deviceProblems.map((d) => (
+        <p class="error" role="status" key={d} data-testid="device-problem">
+          {d === "camera" ? t("cameraFailed") : t("micFailed")}
+        </p>
+      ))}
       <main class={`stage ${view}`} data-testid={`stage-${view}`}>
         {view === "board" ? (
           <Whiteboard session={session} />
@@ -296,7 +322,11 @@ function Tile({
 }) {
   const video = useRef<HTMLVideoElement>(null);
   const pub: TrackPublication | undefined = participant.getTrackPublication(source);
-  const track = pub?.track;
+  const local = participant === session.room.localParticipant;
+  // Another participant's media only if it is end-to-end encrypted (see session.ts).
+  const plaintext = !local && MeetSession.plaintext(pub);
+  const undecryptable = !local && session.undecryptableFrom.has(participant.identity);
+  const track = plaintext ? undefined : pub?.track;
   const showing = !!track && !pub?.isMuted;
   useEffect(() => {
     const el = video.current;
@@ -306,7 +336,6 @@ function Tile({
       track.detach(el);
     };
   }, [track]);
-  const local = participant === session.room.localParticipant;
   const name = session.nameOf(participant) + (local ? ` (${t("you")})` : "");
   return (
     <figure
@@ -323,6 +352,12 @@ function Tile({
           </span>
         )}
         <span class="name">{source === Track.Source.ScreenShare ? t("screenOf", { name }) : name}</span>
+        {plaintext && (
+          <span class="muted-mic" data-testid="not-encrypted">
+            {t("participantNotEncrypted")}
+          </span>
+        )}
+        {!plaintext && undecryptable && <span class="muted-mic">{t("participantUndecryptable")}</span>}
         {source === Track.Source.Camera && !participant.isMicrophoneEnabled && <span class="muted-mic">{t("micOff")}</span>}
         {source === Track.Source.Camera && <Quality quality={participant.connectionQuality} />}
       </figcaption>
@@ -332,7 +367,10 @@ function Tile({
 
 function RemoteAudio({ session }: { session: MeetSession }) {
   const tracks = [...session.room.remoteParticipants.values()].flatMap((p) =>
-    [...p.audioTrackPublications.values()].map((pub) => pub.track).filter((tr) => !!tr),
+    [...p.audioTrackPublications.values()]
+      .filter((pub) => !MeetSession.plaintext(pub))
+      .map((pub) => pub.track)
+      .filter((tr) => !!tr),
   );
   return (
     <div class="audio-sinks" aria-hidden="true">
@@ -368,7 +406,9 @@ function ChatPanel({ session }: { session: MeetSession }) {
       <ol ref={list} class="meet-messages">
         {session.chat.map((m) => (
           <li key={m.id} class={m.from === session.identity ? "mine" : ""}>
-            <strong>{m.name}</strong> <span class="body">{m.text}</span>
+            <strong>{m.name}</strong>
+            {m.reportedBy && <span class="hint"> ({t("reportedBy", { name: m.reportedBy })})</span>}{" "}
+            <span class="body">{m.text}</span>
           </li>
         ))}
       </ol>

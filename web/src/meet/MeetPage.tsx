@@ -9,29 +9,69 @@ import { isE2EESupported } from "livekit-client";
 import { t } from "../i18n";
 import { LangSelect } from "../views/LangSelect";
 import { Spinner } from "../icons";
-import { meet, MeetError, sessionToken, type Admission, type Knock, type PublicMeeting } from "./api";
+import {
+  meet,
+  MeetError,
+  pollBackoffMs,
+  POLL_MIN_INTERVAL_MS,
+  sessionToken,
+  sleep,
+  type Admission,
+  type Knock,
+  type PublicMeeting,
+} from "./api";
 import { explain } from "./errors";
-import { plausibleSecret } from "./keys";
+import { keepTabSecret, keptSecret, plausibleSecret, tabSecret } from "./keys";
 import { MeetSession } from "./session";
 import { Call } from "./Call";
 
 export type MeetRoute =
   | { kind: "meet"; meetingId: string; secret: string }
   | { kind: "patient"; linkToken: string; secret: string };
+type ParsedRoute =
+  | { kind: "meet"; meetingId: string; secret: string | null }
+  | { kind: "patient"; linkToken: string; secret: string | null };
 
-/** `#/meet/<id>/<secret>` or `#/patient/<token>/<secret>`; null for anything else. */
-export function parseMeetRoute(hash: string): MeetRoute | null {
-  const m = hash.match(/^#\/meet\/([A-Za-z0-9]{1,64})\/([^/?#]*)$/);
-  if (m) return { kind: "meet", meetingId: m[1], secret: m[2] };
-  const p = hash.match(/^#\/patient\/([^/?#]{1,200})\/([^/?#]*)$/);
+/** `#/meet/<id>/<secret>` or `#/patient/<token>/<secret>`, or either without the secret (then
+ * `secret` is null); null for anything else. */
+export function parseMeetRoute(hash: string): ParsedRoute | null {
+  const m = hash.match(/^#\/meet\/([A-Za-z0-9]{1,64})(?:\/([^/?#]*))?$/);
+  if (m) return { kind: "meet", meetingId: m[1], secret: m[2] ?? null };
+  const p = hash.match(/^#\/patient\/([^/?#]{1,200})(?:\/([^/?#]*))?$/);
   if (p) {
     try {
-      return { kind: "patient", linkToken: decodeURIComponent(p[1]), secret: p[2] };
+      return { kind: "patient", linkToken: decodeURIComponent(p[1]), secret: p[2] ?? null };
     } catch {
       return null;
     }
   }
   return null;
+}
+
+/**
+ * The meeting page's route from the address. A secret in the address is moved into this tab's
+ * sessionStorage and the address replaced by one without it (`#/meet/<id>`), so that it stays
+ * out of the browser's history (and history sync); a reload of the tab finds it there. Without
+ * a secret in the address: the tab's, else (for the user who started the meeting here) the kept
+ * one. An empty secret means the link is incomplete.
+ */
+export function meetRouteFromAddress(): MeetRoute | null {
+  const r = parseMeetRoute(location.hash);
+  if (!r) return null;
+  const id = r.kind === "meet" ? r.meetingId : r.linkToken;
+  const user = sessionToken()?.userId;
+  let secret = r.secret;
+  if (secret !== null) {
+    if (plausibleSecret(secret)) {
+      keepTabSecret(r.kind, id, secret);
+      if (user && r.kind === "meet") keptSecret(user, id, true); // in use: refresh its age
+      const bare = r.kind === "meet" ? `#/meet/${id}` : `#/patient/${encodeURIComponent(id)}`;
+      history.replaceState(history.state, "", bare);
+    }
+  } else {
+    secret = tabSecret(r.kind, id) ?? (user && r.kind === "meet" ? keptSecret(user, id, true) : null) ?? "";
+  }
+  return { ...r, secret } as MeetRoute;
 }
 
 export function isMeetHash(hash: string): boolean {
@@ -56,6 +96,8 @@ export function MeetPage({ route }: { route: MeetRoute }) {
   const session = sessionToken();
   const phaseRef = useRef(phase);
   phaseRef.current = phase;
+  /** Aborted when the user leaves the lobby (or the page): no call may start after that. */
+  const lobbyAbort = useRef<AbortController | null>(null);
 
   // The test driver and troubleshooting read the state through this (no secrets in it).
   useEffect(() => {
@@ -102,7 +144,8 @@ export function MeetPage({ route }: { route: MeetRoute }) {
   useEffect(() => {
     const bye = () => {
       const p = phaseRef.current;
-      if (p.name === "waiting") void meet.leave(p.knock).catch(() => undefined);
+      lobbyAbort.current?.abort();
+      if (p.name === "waiting") void meet.leave(p.knock, true).catch(() => undefined);
       if (p.name === "call") void p.session.leave();
     };
     window.addEventListener("pagehide", bye);
@@ -114,6 +157,9 @@ export function MeetPage({ route }: { route: MeetRoute }) {
 
   async function enter(choice: Choice) {
     const id = meetingId!;
+    const abort = new AbortController();
+    lobbyAbort.current = abort;
+    let s: MeetSession | null = null;
     try {
       let admission: Admission | null = direct;
       if (direct) {
@@ -124,19 +170,28 @@ export function MeetPage({ route }: { route: MeetRoute }) {
           route.kind === "patient"
             ? await meet.patientKnock(route.linkToken, choice.name)
             : await meet.knock(id, choice.name, choice.pin || undefined);
+        if (abort.signal.aborted) return void meet.leave(knock).catch(() => undefined);
         setPhase({ name: "waiting", knock });
-        admission = await waitInLobby(knock, (reason) => setPhase({ name: "after", reason }));
+        admission = await waitInLobby(knock, abort.signal, (reason) => setPhase({ name: "after", reason }));
         if (!admission) return;
       }
-      const s = new MeetSession(id, route.secret, admission);
-      s.subscribe(() => {
-        if (s.ended && s.ended !== "left") {
-          setPhase({ name: "after", reason: s.ended === "removed" && patient ? "sessionOver" : s.ended });
+      // Whoever left the lobby in the meantime is not connected (nor their camera turned on),
+      // even if a moderator let them in before the server heard of it.
+      if (abort.signal.aborted) return;
+      const ms = new MeetSession(id, route.secret, admission);
+      s = ms;
+      ms.subscribe(() => {
+        if (ms.ended && ms.ended !== "left") {
+          setPhase({ name: "after", reason: ms.ended === "removed" && patient ? "sessionOver" : ms.ended });
         }
       });
-      await s.connect({ on: choice.camera, deviceId: choice.cameraId }, { on: choice.mic, deviceId: choice.micId });
-      setPhase({ name: "call", session: s });
+      await ms.connect({ on: choice.camera, deviceId: choice.cameraId }, { on: choice.mic, deviceId: choice.micId });
+      if (abort.signal.aborted) return void (await ms.leave());
+      setPhase({ name: "call", session: ms });
     } catch (e) {
+      // Nothing half-joined stays behind the error: no room connection, no camera, no microphone.
+      await s?.leave().catch(() => undefined);
+      if (abort.signal.aborted) return;
       setPhase({ name: "problem", message: explain(e), retry: true });
     }
   }
@@ -200,9 +255,11 @@ export function MeetPage({ route }: { route: MeetRoute }) {
               type="button"
               class="plain"
               onClick={() => {
+                lobbyAbort.current?.abort();
                 void meet.leave(phase.knock).catch(() => undefined);
                 setPhase({ name: "after", reason: "left" });
               }}
+              data-testid="leave-lobby"
             >
               {t("leaveLobby")}
             </button>
@@ -246,25 +303,34 @@ function afterText(reason: string, patient: boolean): string {
   }
 }
 
-/** Long-polls the knock until a moderator decides; the admission, or null (reason reported). */
+/** Long-polls the knock until a moderator decides; the admission, or null (reason reported, or
+ * `signal` aborted: the user left the lobby). */
 async function waitInLobby(
   knock: Knock,
+  signal: AbortSignal,
   done: (reason: "rejected" | "removed" | "ended" | "left") => void,
 ): Promise<Admission | null> {
-  for (;;) {
+  let failures = 0;
+  while (!signal.aborted) {
+    const polled = Date.now();
     let state;
     try {
-      state = await meet.poll(knock, 30_000);
+      state = await meet.poll(knock, 30_000, signal);
+      failures = 0;
     } catch (e) {
+      if (signal.aborted) return null;
       if (e instanceof MeetError && e.status >= 400 && e.status < 500 && e.status !== 429) {
         done("ended");
         return null;
       }
-      await new Promise((r) => setTimeout(r, 2000));
+      failures++;
+      await sleep(pollBackoffMs(failures, e), signal);
       continue;
     }
+    if (signal.aborted) return null;
     switch (state.status) {
       case "waiting":
+        await sleep(POLL_MIN_INTERVAL_MS - (Date.now() - polled), signal);
         continue;
       case "admitted":
         return state as Admission;
@@ -276,6 +342,7 @@ async function waitInLobby(
         return null;
     }
   }
+  return null;
 }
 
 export interface Choice {

@@ -76,7 +76,14 @@ export function sessionToken(): { userId: string; accessToken: string } | null {
   return null;
 }
 
-async function call<T>(method: string, path: string, body?: unknown, bearer?: string, signal?: AbortSignal): Promise<T> {
+async function call<T>(
+  method: string,
+  path: string,
+  body?: unknown,
+  bearer?: string,
+  signal?: AbortSignal,
+  keepalive = false,
+): Promise<T> {
   const headers: Record<string, string> = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (bearer) headers.Authorization = `Bearer ${bearer}`;
@@ -88,6 +95,7 @@ async function call<T>(method: string, path: string, body?: unknown, bearer?: st
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: "no-store",
       signal,
+      keepalive,
     });
   } catch (e) {
     if (signal?.aborted) throw e;
@@ -116,7 +124,9 @@ export const meet = {
       k.knock_secret,
       signal,
     ),
-  leave: (k: Knock) => call<object>("DELETE", `/meetings/${enc(k.meeting_id)}/knock/${enc(k.knock_id)}`, undefined, k.knock_secret),
+  /** `keepalive`: for a page that is going away (the request outlives it). */
+  leave: (k: Knock, keepalive = false) =>
+    call<object>("DELETE", `/meetings/${enc(k.meeting_id)}/knock/${enc(k.knock_id)}`, undefined, k.knock_secret, undefined, keepalive),
   lobby: (token: string, id: string, since: string | null, timeoutMs: number, signal?: AbortSignal) =>
     call<Lobby>(
       "GET",
@@ -142,3 +152,30 @@ export const meet = {
   patientKnock: (linkToken: string, display_name: string) =>
     call<Knock>("POST", `/patient-links/${enc(linkToken)}/knock`, { display_name }),
 };
+
+/** Long-polls: after an error wait MIN, doubling up to MAX; a poll that returns at once is not
+ * repeated before POLL_MIN_INTERVAL_MS (a server or proxy that does not hold the request). */
+export const POLL_MIN_INTERVAL_MS = 1_000;
+export const POLL_BACKOFF_MIN_MS = 1_000;
+export const POLL_BACKOFF_MAX_MS = 30_000;
+
+/** How long to wait after the `failures`-th failure in a row (1, 2, …), or after a 429 its Retry-After. */
+export function pollBackoffMs(failures: number, e?: unknown): number {
+  const exp = Math.min(POLL_BACKOFF_MAX_MS, POLL_BACKOFF_MIN_MS * 2 ** Math.max(0, failures - 1));
+  const retryAfter = e instanceof MeetError && e.retryAfterMs ? e.retryAfterMs : 0;
+  return Math.min(POLL_BACKOFF_MAX_MS, Math.max(exp, retryAfter));
+}
+
+/** Sleeps `ms`, or less if `signal` aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}

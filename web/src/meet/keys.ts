@@ -12,7 +12,10 @@
 const SECRET_BYTES = 18;
 const DATA_KEY_INFO = "ward meet data v1";
 const IV_BYTES = 12;
-const FORMAT_VERSION = 1;
+/** 2: the sender's identity is bound as associated data too (1 bound only the meeting ID). */
+const FORMAT_VERSION = 2;
+/** Length of a secret in a link: exactly what `newSecret` makes (a shorter one is a cut-off link). */
+export const SECRET_CHARS = 24;
 
 export function base64url(bytes: Uint8Array): string {
   let s = "";
@@ -24,9 +27,9 @@ export function newSecret(): string {
   return base64url(crypto.getRandomValues(new Uint8Array(SECRET_BYTES)));
 }
 
-/** A secret as links carry it: base64url, at least 128 bits. */
+/** A secret as links carry it: base64url, exactly as long as `newSecret` makes it. */
 export function plausibleSecret(s: string | null | undefined): s is string {
-  return !!s && /^[A-Za-z0-9_-]{22,}$/.test(s);
+  return !!s && s.length === SECRET_CHARS && /^[A-Za-z0-9_-]+$/.test(s);
 }
 
 export function meetingLink(meetingId: string, secret: string): string {
@@ -54,12 +57,19 @@ export async function dataKey(secret: string, meetingId: string): Promise<Crypto
   );
 }
 
-/** version (1 byte) ‖ IV (12) ‖ AES-GCM(JSON); the meeting ID is bound as associated data. */
-export async function seal(key: CryptoKey, meetingId: string, message: unknown): Promise<Uint8Array<ArrayBuffer>> {
+/** Associated data: the meeting and the sender's identity, so that a packet opens only as sent by
+ * the participant who sealed it (the SFU names the sender of a data packet; a server that
+ * re-attributes a packet makes it fail to open). The message type is inside the sealed JSON. */
+function associated(meetingId: string, sender: string): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(`ward-meet\u0000${meetingId}\u0000${sender}`);
+}
+
+/** version (1 byte) ‖ IV (12) ‖ AES-GCM(JSON); meeting ID and sender bound as associated data. */
+export async function seal(key: CryptoKey, meetingId: string, sender: string, message: unknown): Promise<Uint8Array<ArrayBuffer>> {
   const iv = crypto.getRandomValues(new Uint8Array(IV_BYTES));
   const plain = new TextEncoder().encode(JSON.stringify(message));
   const sealed = new Uint8Array(
-    await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: new TextEncoder().encode(meetingId) }, key, plain),
+    await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: associated(meetingId, sender) }, key, plain),
   );
   const out = new Uint8Array(1 + IV_BYTES + sealed.length);
   out[0] = FORMAT_VERSION;
@@ -68,12 +78,13 @@ export async function seal(key: CryptoKey, meetingId: string, message: unknown):
   return out;
 }
 
-/** The message, or null if it was not sealed with this key (wrong secret, tampered, garbage). */
-export async function open(key: CryptoKey, meetingId: string, data: Uint8Array): Promise<unknown> {
+/** The message, or null if it was not sealed with this key by `sender` (wrong secret, another
+ * sender, tampered, garbage). */
+export async function open(key: CryptoKey, meetingId: string, sender: string, data: Uint8Array): Promise<unknown> {
   if (data.length < 1 + IV_BYTES + 16 || data[0] !== FORMAT_VERSION) return null;
   try {
     const plain = await crypto.subtle.decrypt(
-      { name: "AES-GCM", iv: data.slice(1, 1 + IV_BYTES), additionalData: new TextEncoder().encode(meetingId) },
+      { name: "AES-GCM", iv: data.slice(1, 1 + IV_BYTES), additionalData: associated(meetingId, sender) },
       key,
       data.slice(1 + IV_BYTES),
     );
@@ -83,24 +94,28 @@ export async function open(key: CryptoKey, meetingId: string, data: Uint8Array):
   }
 }
 
-// The secrets of meetings and consultation rooms this browser created, so that their creator can
+// The secrets of meetings and consultation rooms a user started in this browser, so that they can
 // come back (a meeting or consultation room opened for a chat has its link in the chat too).
-// Only in this browser, for at most 90 days: a doctor who opened a consultation room without a
-// chat admits patients from this browser.
-const SECRETS_KEY = "ward.meet.secrets";
+// Per user (`ward.meet.secrets.<user ID>`): another user of a shared computer does not get them;
+// sign-out wipes them all (`wipeSecrets`). An entry lives at most 90 days since it was last
+// used (opening refreshes it), and goes when its meeting is no longer among the user's meetings
+// (`pruneSecrets`, from "Meetings"). Expired entries are dropped whenever the list is written.
+const SECRETS_PREFIX = "ward.meet.secrets";
 const SECRETS_MAX = 200;
 /** Kept no longer than Ward keeps meetings (`meeting_retention_days`, at most 90). */
 const SECRETS_MAX_AGE_MS = 90 * 86_400_000;
 
 type Kept = Record<string, { secret: string; at: number }>;
 
-function kept(): Kept {
+const secretsKey = (userId: string) => `${SECRETS_PREFIX}.${userId}`;
+
+function kept(userId: string): Kept {
   try {
-    const v = JSON.parse(localStorage.getItem(SECRETS_KEY) ?? "{}");
+    const v = JSON.parse(localStorage.getItem(secretsKey(userId)) ?? "{}");
     if (!v || typeof v !== "object") return {};
     const fresh: Kept = {};
     for (const [id, e] of Object.entries(v as Kept)) {
-      if (e && typeof e.secret === "string" && Date.now() - e.at < SECRETS_MAX_AGE_MS) fresh[id] = e;
+      if (e && typeof e.secret === "string" && typeof e.at === "number" && Date.now() - e.at < SECRETS_MAX_AGE_MS) fresh[id] = e;
     }
     return fresh;
   } catch {
@@ -108,14 +123,81 @@ function kept(): Kept {
   }
 }
 
-export function keepSecret(meetingId: string, secret: string): void {
-  const all = kept();
-  all[meetingId] = { secret, at: Date.now() };
+function store(userId: string, all: Kept): void {
   const ids = Object.keys(all).sort((a, b) => all[b].at - all[a].at);
   for (const id of ids.slice(SECRETS_MAX)) delete all[id];
-  localStorage.setItem(SECRETS_KEY, JSON.stringify(all));
+  if (Object.keys(all).length) localStorage.setItem(secretsKey(userId), JSON.stringify(all));
+  else localStorage.removeItem(secretsKey(userId));
 }
 
-export function keptSecret(meetingId: string): string | null {
-  return kept()[meetingId]?.secret ?? null;
+export function keepSecret(userId: string, meetingId: string, secret: string): void {
+  const all = kept(userId);
+  all[meetingId] = { secret, at: Date.now() };
+  store(userId, all);
+}
+
+/** The secret, if this user started the meeting in this browser; using it refreshes its age. */
+export function keptSecret(userId: string, meetingId: string, refresh = false): string | null {
+  const all = kept(userId);
+  const e = all[meetingId];
+  if (!e) return null;
+  if (refresh) {
+    e.at = Date.now();
+    store(userId, all);
+  }
+  return e.secret;
+}
+
+/** Keeps only the secrets of meetings that are still the user's (`live`: their meeting IDs).
+ * Entries of the old, not per-user list (`ward.meet.secrets`) move to the user only for meetings
+ * that are the user's. */
+export function pruneSecrets(userId: string, live: string[]): void {
+  const liveSet = new Set(live);
+  const all = kept(userId);
+  for (const id of Object.keys(all)) if (!liveSet.has(id)) delete all[id];
+  try {
+    const legacy = JSON.parse(localStorage.getItem(SECRETS_PREFIX) ?? "null") as Kept | null;
+    if (legacy && typeof legacy === "object") {
+      for (const [id, e] of Object.entries(legacy)) {
+        if (liveSet.has(id) && e && typeof e.secret === "string" && !all[id]) {
+          all[id] = { secret: e.secret, at: Date.now() };
+          delete legacy[id];
+        }
+      }
+      if (Object.keys(legacy).length) localStorage.setItem(SECRETS_PREFIX, JSON.stringify(legacy));
+      else localStorage.removeItem(SECRETS_PREFIX);
+    }
+  } catch {
+    localStorage.removeItem(SECRETS_PREFIX);
+  }
+  store(userId, all);
+}
+
+/** Forgets every kept meeting secret of every user (sign-out). */
+export function wipeSecrets(): void {
+  for (let i = localStorage.length - 1; i >= 0; i--) {
+    const k = localStorage.key(i);
+    if (k && (k === SECRETS_PREFIX || k.startsWith(`${SECRETS_PREFIX}.`))) localStorage.removeItem(k);
+  }
+}
+
+// The secret of the meeting page open in this tab: read from the link once, then kept in the
+// tab's sessionStorage and taken out of the address (browsers keep full addresses, fragments
+// included, in their history and may sync it), so a reload of the tab still works.
+const TAB_PREFIX = "ward.meet.tab";
+
+export function keepTabSecret(kind: string, id: string, secret: string): void {
+  try {
+    sessionStorage.setItem(`${TAB_PREFIX}.${kind}.${id}`, secret);
+  } catch {
+    // No sessionStorage: the page works until it is reloaded.
+  }
+}
+
+export function tabSecret(kind: string, id: string): string | null {
+  try {
+    return sessionStorage.getItem(`${TAB_PREFIX}.${kind}.${id}`);
+  } catch {
+    return null;
+  }
 }

@@ -5,6 +5,12 @@
 // Late joiners: whoever joins sends "hello" (a few times, until answered); of those already in
 // the meeting the one with the smallest identity answers with the chat so far and the board
 // (in chunks below the SFU's data packet limit), and everyone with a raised hand says so.
+//
+// What the SFU (or anyone but the participants) cannot do here: read or forge a data packet,
+// attribute one to another participant (the sender's identity is sealed in as associated data),
+// replay an old "hand" (each carries a counter), rewrite history after one has caught up (a
+// catch-up "snap" is taken only before, and never in one's own name), or get plaintext media
+// shown (only encrypted publications are rendered; see `plaintextFrom`).
 
 import {
   ConnectionQuality,
@@ -12,9 +18,11 @@ import {
   ExternalE2EEKeyProvider,
   type Participant,
   type RemoteParticipant,
+  type RemoteTrackPublication,
   Room,
   RoomEvent,
   Track,
+  type TrackPublication,
   VideoPresets,
 } from "livekit-client";
 import E2EEWorker from "livekit-client/e2ee-worker?worker";
@@ -26,13 +34,16 @@ import type { Admission } from "./api";
 const CHAT_MAX = 200;
 /** Characters of one chat message. */
 export const CHAT_TEXT_MAX = 2000;
-/** Bytes of plain JSON per data packet: the SFU drops packets over 64 KiB. */
-const CHUNK_BYTES = 40_000;
+/** UTF-8 bytes of plain JSON per catch-up packet (the SFU drops data packets over 64 KiB; a single
+ * stroke of `MAX_POINTS` can be larger and then goes alone, still well below that). */
+const CHUNK_BYTES = 15_000;
 const TOPIC = "ward.meet";
 /** When a joiner repeats its hello while nobody has answered (ms after connecting). */
 const HELLO_RETRIES_MS = [1500, 4000, 8000];
-/** Hellos from the same participant answered at most this often. */
+/** Hellos from the same participant answered at most this often… */
 const HELLO_ANSWER_MIN_INTERVAL_MS = 1000;
+/** …and at most this many times (a joiner says hello at most 1 + HELLO_RETRIES_MS.length times). */
+const HELLO_ANSWERS_MAX = 3;
 
 export interface ChatMessage {
   id: string;
@@ -40,12 +51,14 @@ export interface ChatMessage {
   name: string;
   text: string;
   at: number;
+  /** For history from a catch-up: the name of who reported it (it cannot be checked). */
+  reportedBy?: string;
 }
 
 type Wire =
   | { t: "chat"; msg: ChatMessage }
   | { t: "wb"; op: Op }
-  | { t: "hand"; up: boolean }
+  | { t: "hand"; up: boolean; n: number }
   | { t: "hello" }
   | { t: "snap"; chat?: ChatMessage[]; ops?: Op[]; last?: boolean };
 
@@ -64,6 +77,12 @@ export class MeetSession {
   ended: EndReason | null = null;
   /** Data packets that did not open with our key (a wrong or different secret). */
   undecryptable = 0;
+  /** Data packets that did open (so the secret is right). */
+  opened = 0;
+  /** Participants whose media frames did not decrypt with our key. */
+  undecryptableFrom = new Set<string>();
+  /** Devices that could not be started when joining ("camera", "microphone"): in without them. */
+  deviceProblems: string[] = [];
   /** Media frames livekit-client could not decrypt (the last error, for troubleshooting). */
   encryptionErrors = 0;
   lastEncryptionError: string | null = null;
@@ -71,9 +90,17 @@ export class MeetSession {
   private listeners = new Set<() => void>();
   private chatIds = new Set<string>();
   private timers: number[] = [];
-  /** When a joiner's hello was last answered (by identity). */
-  private answered = new Map<string, number>();
+  /** When a joiner's hello was last answered, and how often (by identity). */
+  private answered = new Map<string, { at: number; count: number }>();
   private keyReady: Promise<void>;
+  private worker: Worker;
+  /** Received data packets are handled one after the other, in order of arrival. */
+  private inbox: Promise<void> = Promise.resolve();
+  /** Our own hello went out (a snap before that is not an answer to it). */
+  private helloSent = false;
+  /** The last hand counter seen per participant (a replayed hand packet is ignored). */
+  private handCounters = new Map<string, number>();
+  private handCounter = 0;
 
   constructor(
     readonly meetingId: string,
@@ -83,12 +110,13 @@ export class MeetSession {
     const keyProvider = new ExternalE2EEKeyProvider();
     this.keyReady = keyProvider.setKey(secret);
     this.key = dataKey(secret, meetingId);
+    this.worker = new E2EEWorker();
     this.room = new Room({
       adaptiveStream: true,
       dynacast: true,
       publishDefaults: { simulcast: true, videoSimulcastLayers: [VideoPresets.h180, VideoPresets.h360] },
       videoCaptureDefaults: { resolution: VideoPresets.h720.resolution },
-      e2ee: { keyProvider, worker: new E2EEWorker() },
+      e2ee: { keyProvider, worker: this.worker },
     });
     const changed = () => this.emit();
     for (const ev of [
@@ -108,8 +136,22 @@ export class MeetSession {
       this.room.on(ev, changed);
     }
     this.room.on(RoomEvent.DataReceived, (payload, participant, _kind, topic) => {
-      if (topic === TOPIC && participant) void this.receive(payload, participant);
+      if (topic !== TOPIC || !participant) return;
+      // One after the other: decryption finishes in any order, and a "clear" must not overtake
+      // the stroke drawn before it.
+      const data = new Uint8Array(payload);
+      this.inbox = this.inbox.then(() => this.receive(data, participant)).catch(() => undefined);
     });
+    // Media a participant publishes without end-to-end encryption (a client without E2EE, or a
+    // server that claims so) is not taken: livekit-client would show such frames as they come.
+    const refusePlaintext = (pub: RemoteTrackPublication) => {
+      if (!pub.isEncrypted) pub.setSubscribed(false);
+    };
+    this.room.on(RoomEvent.TrackPublished, (pub) => {
+      refusePlaintext(pub);
+      this.emit();
+    });
+    this.room.on(RoomEvent.TrackSubscribed, (_track, pub) => refusePlaintext(pub));
     this.room.on(RoomEvent.Disconnected, (reason?: DisconnectReason) => {
       if (!this.ended) {
         this.ended =
@@ -122,15 +164,48 @@ export class MeetSession {
                 : "failed";
       }
       this.stopTimers();
+      this.worker.terminate();
       this.emit();
     });
-    this.room.on(RoomEvent.EncryptionError, (e: Error) => {
+    this.room.on(RoomEvent.EncryptionError, (e: Error, p?: Participant) => {
       this.encryptionErrors++;
       this.lastEncryptionError = String(e?.message ?? e);
+      if (p && p !== this.room.localParticipant && !this.undecryptableFrom.has(p.identity)) {
+        this.undecryptableFrom.add(p.identity);
+        this.emit();
+      }
     });
     this.room.on(RoomEvent.ParticipantDisconnected, (p) => {
       this.hands.delete(p.identity);
+      this.undecryptableFrom.delete(p.identity);
     });
+  }
+
+  /** A remote publication that is not end-to-end encrypted: never rendered. */
+  static plaintext(pub: TrackPublication | undefined): boolean {
+    return !!pub && !pub.isEncrypted;
+  }
+
+  /** Participants who publish something without end-to-end encryption. */
+  plaintextFrom(): string[] {
+    return [...this.room.remoteParticipants.values()]
+      .filter((p) => [...p.trackPublications.values()].some((pub) => !pub.isEncrypted))
+      .map((p) => p.identity);
+  }
+
+  /** Media is end-to-end encrypted in this room and nobody sends anything in the clear. */
+  get fullyEncrypted(): boolean {
+    return this.room.isE2EEEnabled && this.plaintextFrom().length === 0;
+  }
+
+  /** Others are here but nothing of theirs opens with our key: the link is probably wrong. */
+  get wrongKey(): boolean {
+    const n = this.room.remoteParticipants.size;
+    return (
+      this.opened === 0 &&
+      n > 0 &&
+      (this.undecryptable > 0 || [...this.room.remoteParticipants.keys()].every((id) => this.undecryptableFrom.has(id)))
+    );
   }
 
   subscribe(fn: () => void): () => void {
@@ -147,10 +222,21 @@ export class MeetSession {
     await this.room.setE2EEEnabled(true);
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     await this.room.connect(`${scheme}://${location.host}`, this.admission.token);
-    await Promise.all([
-      this.room.localParticipant.setCameraEnabled(camera.on, camera.deviceId ? { deviceId: camera.deviceId } : undefined),
-      this.room.localParticipant.setMicrophoneEnabled(mic.on, mic.deviceId ? { deviceId: mic.deviceId } : undefined),
-    ]);
+    // A device that fails (in use by another program, unplugged, denied) leaves one in the meeting
+    // without it, told so, rather than half-joined behind an error.
+    const lp = this.room.localParticipant;
+    try {
+      if (camera.on) await lp.setCameraEnabled(true, camera.deviceId ? { deviceId: camera.deviceId } : undefined);
+    } catch {
+      this.deviceProblems.push("camera");
+      await lp.setCameraEnabled(false).catch(() => undefined);
+    }
+    try {
+      if (mic.on) await lp.setMicrophoneEnabled(true, mic.deviceId ? { deviceId: mic.deviceId } : undefined);
+    } catch {
+      this.deviceProblems.push("microphone");
+      await lp.setMicrophoneEnabled(false).catch(() => undefined);
+    }
     this.sayHello();
     for (const ms of HELLO_RETRIES_MS) {
       this.timers.push(window.setTimeout(() => this.synced || this.sayHello(), ms));
@@ -164,7 +250,8 @@ export class MeetSession {
       this.synced = true;
       return;
     }
-    void this.send({ t: "hello" });
+    this.helloSent = true;
+    void this.send({ t: "hello" }).catch(() => undefined);
   }
 
   private stopTimers(): void {
@@ -175,7 +262,12 @@ export class MeetSession {
   async leave(): Promise<void> {
     this.ended = this.ended ?? "left";
     this.stopTimers();
-    await this.room.disconnect();
+    try {
+      await this.room.disconnect();
+    } finally {
+      // One E2EE worker per session: it goes with the session.
+      this.worker.terminate();
+    }
   }
 
   get identity(): string {
@@ -187,7 +279,7 @@ export class MeetSession {
   }
 
   private async send(msg: Wire, to?: string[]): Promise<void> {
-    const data = await seal(await this.key, this.meetingId, msg);
+    const data = await seal(await this.key, this.meetingId, this.identity, msg);
     await this.room.localParticipant.publishData(data, { reliable: true, topic: TOPIC, destinationIdentities: to });
   }
 
@@ -214,7 +306,13 @@ export class MeetSession {
     if (up) this.hands.add(this.identity);
     else this.hands.delete(this.identity);
     this.emit();
-    await this.send({ t: "hand", up });
+    await this.send({ t: "hand", up, n: this.nextHand() });
+  }
+
+  /** Increasing per session, and above anything an earlier session of ours sent (time-based). */
+  private nextHand(): number {
+    this.handCounter = Math.max(this.handCounter + 1, Date.now());
+    return this.handCounter;
   }
 
   private addChat(msg: ChatMessage): boolean {
@@ -227,12 +325,13 @@ export class MeetSession {
   }
 
   private async receive(payload: Uint8Array, from: RemoteParticipant): Promise<void> {
-    const msg = (await open(await this.key, this.meetingId, new Uint8Array(payload))) as Wire | null;
+    const msg = (await open(await this.key, this.meetingId, from.identity, payload)) as Wire | null;
     if (!msg || typeof msg !== "object") {
       this.undecryptable++;
       this.emit();
       return;
     }
+    this.opened++;
     switch (msg.t) {
       case "chat": {
         const m = checkChat(msg.msg, from);
@@ -244,20 +343,33 @@ export class MeetSession {
         if (op) this.board.add(op);
         break;
       }
-      case "hand":
+      case "hand": {
+        // A counter above the last one seen: a replayed old packet cannot raise or lower a hand.
+        if (typeof msg.n !== "number" || !Number.isFinite(msg.n)) break;
+        if (msg.n <= (this.handCounters.get(from.identity) ?? 0)) break;
+        this.handCounters.set(from.identity, msg.n);
+        if (this.handCounters.size > 1000) this.handCounters.clear();
         if (msg.up === true) this.hands.add(from.identity);
         else this.hands.delete(from.identity);
         break;
+      }
       case "hello":
-        await this.answerHello(from.identity);
+        try {
+          await this.answerHello(from.identity);
+        } catch {
+          // The joiner says hello again, or someone else answers; this page carries on.
+        }
         break;
-      case "snap":
-        // Only from the one who answers hellos (the smallest identity besides oneself), so that
-        // nobody else can slip invented history in under other people's names.
+      case "snap": {
+        // Only while catching up, as the answer to our own hello, and only from the one who
+        // answers hellos (the smallest identity besides oneself): nobody can slip in invented
+        // history later. Its entries are what that participant reports, and never in our name.
+        if (this.synced || !this.helloSent) break;
         if (from.identity !== [...this.room.remoteParticipants.keys()].sort()[0]) break;
+        const reporter = this.nameOf(from);
         for (const c of Array.isArray(msg.chat) ? msg.chat : []) {
           const m = checkChat(c, null);
-          if (m) this.addChat(m);
+          if (m && m.from !== this.identity) this.addChat({ ...m, reportedBy: reporter });
         }
         for (const o of Array.isArray(msg.ops) ? msg.ops : []) {
           const op = checkOp(o);
@@ -265,17 +377,18 @@ export class MeetSession {
         }
         if (msg.last) this.synced = true;
         break;
+      }
     }
     this.emit();
   }
 
   private async answerHello(joiner: string): Promise<void> {
     // A joiner repeats its hello until answered; more often than that is not needed.
-    const last = this.answered.get(joiner) ?? 0;
-    if (Date.now() - last < HELLO_ANSWER_MIN_INTERVAL_MS) return;
-    this.answered.set(joiner, Date.now());
+    const last = this.answered.get(joiner) ?? { at: 0, count: 0 };
+    if (Date.now() - last.at < HELLO_ANSWER_MIN_INTERVAL_MS || last.count >= HELLO_ANSWERS_MAX) return;
+    this.answered.set(joiner, { at: Date.now(), count: last.count + 1 });
     if (this.answered.size > 1000) this.answered.clear();
-    if (this.hands.has(this.identity)) await this.send({ t: "hand", up: true }, [joiner]);
+    if (this.hands.has(this.identity)) await this.send({ t: "hand", up: true, n: this.nextHand() }, [joiner]);
     const present = [this.identity, ...this.room.remoteParticipants.keys()].filter((id) => id !== joiner).sort();
     if (present[0] !== this.identity) return;
     // Chunks of chat and board, each well below the data packet limit.
@@ -289,14 +402,15 @@ export class MeetSession {
       ops = [];
       size = 0;
     };
+    const bytes = (v: unknown) => utf8.encode(JSON.stringify(v)).length;
     for (const m of this.chat) {
-      const n = JSON.stringify(m).length;
+      const n = bytes(m);
       if (size + n > CHUNK_BYTES) flush();
       chat.push(m);
       size += n;
     }
     for (const o of this.board.ops) {
-      const n = JSON.stringify(o).length;
+      const n = bytes(o);
       if (size + n > CHUNK_BYTES) flush();
       ops.push(o);
       size += n;
@@ -332,6 +446,7 @@ export class MeetSession {
           kind: pub.kind,
           trackSid: pub.trackSid,
           subscribed: pub.isSubscribed,
+          encrypted: pub.isEncrypted,
           muted: pub.isMuted,
           ...stats,
         });
@@ -347,17 +462,24 @@ export class MeetSession {
       participants: [...this.room.remoteParticipants.keys()].sort(),
       published: [...lp.trackPublications.values()].map((p) => p.source).sort(),
       remotes,
-      chat: this.chat.map((m) => ({ from: m.from, text: m.text })),
+      chat: this.chat.map((m) => ({ from: m.from, text: m.text, reportedBy: m.reportedBy ?? null })),
       boardOps: this.board.ops.length,
       hands: [...this.hands].sort(),
       synced: this.synced,
       undecryptable: this.undecryptable,
+      opened: this.opened,
+      wrongKey: this.wrongKey,
+      fullyEncrypted: this.fullyEncrypted,
+      plaintextFrom: this.plaintextFrom(),
+      deviceProblems: this.deviceProblems,
       encryptionErrors: this.encryptionErrors,
       lastEncryptionError: this.lastEncryptionError,
       quality: lp.connectionQuality,
     };
   }
 }
+
+const utf8 = new TextEncoder();
 
 function checkChat(v: unknown, from: RemoteParticipant | null): ChatMessage | null {
   if (!v || typeof v !== "object") return null;
@@ -367,7 +489,8 @@ function checkChat(v: unknown, from: RemoteParticipant | null): ChatMessage | nu
   if (typeof m.from !== "string" || typeof m.name !== "string" || typeof m.at !== "number") return null;
   // A live message is from whoever sent the packet (names come from the SFU, not the sender).
   if (from) return { id: m.id, from: from.identity, name: from.name || from.identity, text: m.text, at: Date.now() };
-  return { id: m.id, from: m.from, name: m.name.slice(0, 64), text: m.text, at: m.at };
+  // From a catch-up: a time from the future would sort it below everything said later.
+  return { id: m.id, from: m.from.slice(0, 255), name: m.name.slice(0, 64), text: m.text, at: Math.min(m.at, Date.now()) };
 }
 
 export { ConnectionQuality, Track };

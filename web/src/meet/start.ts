@@ -5,6 +5,7 @@ import { keepSecret, meetingLink, newSecret } from "./keys";
 
 export async function startMeeting(
   accessToken: string,
+  userId: string,
   opts: { kind?: Kind; title?: string; originRoom?: string; membersEnter?: boolean },
 ): Promise<{ meetingId: string; link: string }> {
   const { meeting_id } = await meet.create(accessToken, {
@@ -15,7 +16,7 @@ export async function startMeeting(
     ...(opts.originRoom ? { origin_room: opts.originRoom, members_enter: opts.membersEnter ?? true } : {}),
   });
   const secret = newSecret();
-  keepSecret(meeting_id, secret);
+  keepSecret(userId, meeting_id, secret);
   return { meetingId: meeting_id, link: meetingLink(meeting_id, secret) };
 }
 

@@ -17,6 +17,9 @@ export const MAX_POINTS = 1500;
 export const MAX_TEXT = 200;
 /** Operations kept: a board with more starts dropping its oldest strokes. */
 export const MAX_OPS = 2000;
+/** UTF-8 bytes of the kept operations as JSON (what a late joiner is sent): beyond this the
+ * oldest strokes go too. 2000 full-length strokes would be about 40 MB. */
+export const MAX_BOARD_BYTES = 1_000_000;
 export const COLORS = ["#1f2937", "#dc2626", "#2563eb", "#16a34a", "#d97706"] as const;
 /** The board's aspect ratio (16:9), the same for everyone. */
 export const ASPECT = 16 / 9;
@@ -44,18 +47,37 @@ export function checkOp(v: unknown): Op | null {
   return { id: o.id, kind: o.kind as "path", color: o.color, width: o.width, points: o.points as number[] };
 }
 
+const utf8 = new TextEncoder();
+
 export class Board {
   ops: Op[] = [];
+  /** UTF-8 bytes of each kept operation's JSON, and their sum. */
+  private sizes: number[] = [];
+  bytes = 0;
   private seen = new Set<string>();
 
   /** Adds an operation once (snapshots from several people may repeat it); true if new. */
   add(op: Op): boolean {
     if (this.seen.has(op.id)) return false;
     this.seen.add(op.id);
-    if (op.kind === "clear") this.ops = [];
-    else {
+    if (op.kind === "clear") {
+      this.ops = [];
+      this.sizes = [];
+      this.bytes = 0;
+    } else {
+      const n = utf8.encode(JSON.stringify(op)).length;
       this.ops.push(op);
-      if (this.ops.length > MAX_OPS) this.ops.splice(0, this.ops.length - MAX_OPS);
+      this.sizes.push(n);
+      this.bytes += n;
+      let drop = 0;
+      while (this.ops.length - drop > MAX_OPS || (this.bytes > MAX_BOARD_BYTES && this.ops.length - drop > 1)) {
+        this.bytes -= this.sizes[drop];
+        drop++;
+      }
+      if (drop) {
+        this.ops.splice(0, drop);
+        this.sizes.splice(0, drop);
+      }
     }
     return true;
   }

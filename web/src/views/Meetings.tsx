@@ -3,8 +3,8 @@ import { KnownMembership, MatrixClient } from "matrix-js-sdk";
 import { t } from "../i18n";
 import { Spinner } from "../icons";
 import { closeDialog } from "../route";
-import { meet, type MeetingSummary } from "../meet/api";
-import { keptSecret, meetingLink } from "../meet/keys";
+import { meet, MeetError, type MeetingSummary } from "../meet/api";
+import { keptSecret, meetingLink, pruneSecrets } from "../meet/keys";
 import { startMeeting } from "../meet/start";
 import { explain } from "../meet/errors";
 import { Dialog } from "./Dialog";
@@ -13,6 +13,7 @@ import { Dialog } from "./Dialog";
  * browser has their secret). */
 export function Meetings({ client }: { client: MatrixClient }) {
   const token = client.getAccessToken() ?? "";
+  const userId = client.getUserId() ?? "";
   const [title, setTitle] = useState("");
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -27,20 +28,30 @@ export function Meetings({ client }: { client: MatrixClient }) {
   const [membersEnter, setMembersEnter] = useState(true);
 
   useEffect(() => {
-    meet.mine(token).then((r) => setMine(r.meetings), (e) => setError(explain(e)));
+    meet.mine(token).then(
+      (r) => {
+        // Secrets of meetings that ended or were purged are of no use any more.
+        pruneSecrets(userId, r.meetings.map((m) => m.meeting_id));
+        setMine(r.meetings);
+      },
+      (e) => setError(explain(e)),
+    );
   }, [token]);
 
   async function start(kind: "meeting" | "consultation") {
     setBusy(true);
     setError(null);
     try {
-      const { link } = await startMeeting(token, { kind, title: title.trim(), originRoom: chat || undefined, membersEnter });
+      // The link carries the secret: it may only go into a chat the server cannot read.
+      const room = chat ? client.getRoom(chat) : null;
+      if (chat && !room?.hasEncryptionStateEvent()) throw new Error(t("meetingNeedsEncryptedChat"));
+      const { link } = await startMeeting(token, userId, { kind, title: title.trim(), originRoom: chat || undefined, membersEnter });
       if (chat) {
         await client.sendTextMessage(chat, t(kind === "consultation" ? "consultationRoomInvite" : "meetingInvite", { link }));
       }
       location.href = link;
     } catch (e) {
-      setError(explain(e));
+      setError(e instanceof MeetError ? explain(e) : e instanceof Error ? e.message : String(e));
       setBusy(false);
     }
   }
@@ -97,7 +108,7 @@ export function Meetings({ client }: { client: MatrixClient }) {
       ) : (
         <ul class="meeting-list">
           {mine.map((m) => {
-            const secret = keptSecret(m.meeting_id);
+            const secret = keptSecret(userId, m.meeting_id);
             const name = m.title || (m.kind === "consultation" ? t("consultation") : t("meeting"));
             return (
               <li key={m.meeting_id}>

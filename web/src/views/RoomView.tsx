@@ -73,11 +73,17 @@ export function RoomView({
   // A meeting for this chat: its link (with the secret in the fragment) goes into the chat as
   // an encrypted message, so the chat's members can join; they enter directly as moderators.
   const [calling, setCalling] = useState(false);
+  // Only in an encrypted chat: in any other the server would store the link, secret and all.
+  const canCall = room.hasEncryptionStateEvent();
   async function call() {
-    setCalling(true);
     setError(null);
+    if (!room.hasEncryptionStateEvent()) {
+      setError(t("meetingNeedsEncryptedChat"));
+      return;
+    }
+    setCalling(true);
     try {
-      const { link } = await startMeeting(client.getAccessToken() ?? "", { originRoom: room.roomId });
+      const { link } = await startMeeting(client.getAccessToken() ?? "", client.getUserId() ?? "", { originRoom: room.roomId });
       await client.sendTextMessage(room.roomId, t("meetingInvite", { link }));
       location.href = link;
     } catch (e) {
@@ -117,9 +123,11 @@ export function RoomView({
                 {t("verify")}
               </button>
             )}
-            <button type="button" class="plain small" onClick={call} disabled={calling} data-testid="room-call">
-              <IconVideo /> {t("callRoom")}
-            </button>
+            {canCall && (
+              <button type="button" class="plain small" onClick={call} disabled={calling} data-testid="room-call">
+                <IconVideo /> {t("callRoom")}
+              </button>
+            )}
             <button type="button" class="plain small" onClick={() => setInviting(true)} data-testid="room-invite">
               {t("inviteToRoom")}
             </button>

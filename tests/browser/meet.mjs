@@ -112,7 +112,7 @@ const browser = await chromium.launch({
  * chance once in 65 536 frames.
  */
 function installTap() {
-  const tap = { video: 0, videoTrailer: 0, videoKey: 0, audio: 0, audioTrailer: 0 };
+  const tap = { video: 0, videoTrailer: 0, videoKey: 0, audio: 0, audioTrailer: 0, empty: 0 };
   window.__wardTap = tap;
   const original = RTCRtpReceiver.prototype.createEncodedStreams;
   if (!original) return;
@@ -123,6 +123,13 @@ function installTap() {
       transform(frame, controller) {
         const d = new Uint8Array(frame.data);
         const trailer = d.length > 14 && d[d.length - 2] === 12 && d[d.length - 1] === 0;
+        if (d.length === 0) {
+          // An empty frame (the audio encoder has one now and then) carries nothing to
+          // encrypt; livekit's encryptor passes it through as it is.
+          tap.empty++;
+          controller.enqueue(frame);
+          return;
+        }
         if (kind === "video") {
           tap.video++;
           if (trailer) tap.videoTrailer++;

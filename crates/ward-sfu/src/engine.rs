@@ -2068,6 +2068,7 @@ impl Sfu {
                 pid,
                 Resp::SubscribedQualityUpdate(lk::SubscribedQualityUpdate {
                     track_sid: sid,
+                    // Deprecated in the protocol, read by clients older than the codec list.
                     subscribed_qualities: qualities.clone(),
                     subscribed_codecs: vec![lk::SubscribedCodec { codec, qualities }],
                 }),

@@ -9,6 +9,7 @@ import asyncio
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -382,6 +383,31 @@ def test_bad_input_gets_clear_errors(server):
     flood = Api(server, addr="192.0.2.99")
     statuses = [flood.call("POST", knock, {"display_name": f"F{i}"})[0] for i in range(12)]
     assert statuses.count(200) == 10 and statuses[-1] == 429, statuses
+
+
+def test_pin_throttle_holds_in_parallel_and_spares_a_right_pin(server):
+    anna = Api(server, login(server, "anna"))
+    meeting = anna.ok("POST", "/meetings", {"title": "Mit PIN"})["meeting_id"]
+    anna.ok("PUT", f"/meetings/{meeting}/pin", {"pin": "271828"})
+    knock = f"/meetings/{meeting}/knock"
+
+    # Ten wrong PINs at once from one address: the argon2 checks overlap, yet only five are
+    # checked at all; the others are refused before.
+    guesser = Api(server, addr="198.18.0.1")
+    with ThreadPoolExecutor(10) as pool:
+        statuses = sorted(pool.map(lambda i: guesser.call("POST", knock, {"display_name": f"G{i}", "pin": f"{i:04}"})[0],
+                                   range(10)))
+    assert statuses == [403] * 5 + [429] * 5, statuses
+
+    # The meeting's budget is spent now, but a guest from another address with the right PIN
+    # still gets in; one with a wrong guess on record does not get another try.
+    guest = Api(server, addr="198.18.0.2")
+    guest.ok("POST", knock, {"display_name": "Gast", "pin": "271828"})
+    other = Api(server, addr="198.18.0.3")
+    expect(other.call("POST", knock, {"display_name": "Rate", "pin": "0000"}), 403, "M_FORBIDDEN")
+    body = expect(other.call("POST", knock, {"display_name": "Rate", "pin": "271828"}), 429, "M_LIMIT_EXCEEDED")
+    assert 0 < body["retry_after_ms"] <= 60_000, body
+    anna.ok("POST", f"/meetings/{meeting}/end")
 
 
 def test_meetings_survive_kill_9(ward_factory):

@@ -145,6 +145,12 @@ pub(crate) struct MeetState {
     conferencing: std::sync::OnceLock<Arc<dyn Conferencing>>,
 }
 
+/// A PIN attempt counted against both budgets before the PIN is checked.
+struct PinAttempt {
+    meeting_key: String,
+    addr_key: String,
+}
+
 /// Wake-up entries kept at most before those nobody waits on are swept.
 const WATCHERS_SWEEP_AT: usize = 10_000;
 
@@ -169,6 +175,44 @@ impl MeetState {
             pins: throttle(limits::PIN_FAILURE_BURST, limits::PIN_REFILL_MS),
             conferencing: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Reserves one PIN attempt before the (slow) check, so attempts in parallel cannot overrun
+    /// the budgets: it is recorded as a failure at once and taken back if the PIN was right.
+    ///
+    /// Each client address has [`limits::PIN_FAILURE_BURST`] wrong PINs, then one per
+    /// [`limits::PIN_REFILL_MS`]. The meeting's own budget (the same numbers, over all
+    /// addresses) does not lock the meeting: once it is spent, only addresses with a wrong PIN
+    /// still on record (within the last refill period) are refused. So guessing from many
+    /// addresses gets one try per address and minute, and a guest with the right PIN is not
+    /// locked out by someone else's guesses. `Err(retry_after_ms)` when refused.
+    fn reserve_pin_attempt(
+        &self,
+        meeting_id: &str,
+        client_addr: &str,
+        now_ms: u64,
+    ) -> std::result::Result<PinAttempt, u64> {
+        let attempt = PinAttempt {
+            meeting_key: format!("pin:{meeting_id}"),
+            addr_key: format!("pin-addr:{client_addr}"),
+        };
+        let mut t = lock(&self.pins);
+        t.check(&attempt.addr_key, now_ms)?;
+        if t.check(&attempt.meeting_key, now_ms).is_err() {
+            let clear_in_ms = t.clear_in_ms(&attempt.addr_key, now_ms);
+            if clear_in_ms > 0 {
+                return Err(clear_in_ms);
+            }
+        }
+        t.record_failure(&attempt.addr_key, now_ms);
+        t.record_failure(&attempt.meeting_key, now_ms);
+        Ok(attempt)
+    }
+
+    fn pin_was_right(&self, attempt: &PinAttempt, now_ms: u64) {
+        let mut t = lock(&self.pins);
+        t.forgive(&attempt.addr_key, now_ms);
+        t.forgive(&attempt.meeting_key, now_ms);
     }
 
     fn subscribe(&self, meeting_id: &str) -> tokio::sync::watch::Receiver<u64> {
@@ -527,26 +571,20 @@ impl Services {
         let Some(hash) = &meeting.pin_hash else {
             return Ok(());
         };
-        let now = now_ms();
-        let keys = [format!("pin:{}", meeting.meeting_id), format!("pin-addr:{client_addr}")];
-        {
-            let t = lock(&self.meet.pins);
-            if let Some(retry_after_ms) = keys.iter().filter_map(|k| t.check(k, now).err()).max() {
-                return Err(Error::LimitExceeded { retry_after_ms });
-            }
-        }
         let Some(pin) = pin.filter(|p| !p.is_empty()) else {
             return Err(Error::Forbidden("this meeting needs a PIN".into()));
         };
-        if pin.chars().count() > limits::PIN_MAX_CHARS
-            || !crate::verify_password(pin, Some(hash.as_str())).await?
-        {
-            let mut t = lock(&self.meet.pins);
-            for k in &keys {
-                t.record_failure(k, now);
-            }
+        let attempt = self
+            .meet
+            .reserve_pin_attempt(&meeting.meeting_id, client_addr, now_ms())
+            .map_err(|retry_after_ms| Error::LimitExceeded { retry_after_ms })?;
+        let right = pin.chars().count() <= limits::PIN_MAX_CHARS
+            && crate::verify_password(pin, Some(hash.as_str())).await?;
+        if !right {
+            metrics::counter!("ward_meet_pin_failures_total").increment(1);
             return Err(Error::Forbidden("the PIN is wrong".into()));
         }
+        self.meet.pin_was_right(&attempt, now_ms());
         Ok(())
     }
 
@@ -1052,17 +1090,36 @@ mod tests {
     }
 
     #[test]
-    fn pin_throttle_allows_a_burst_then_one_try_per_refill() {
+    fn pin_attempts_per_address_a_burst_then_one_per_refill() {
         let state = MeetState::new();
-        let mut t = lock(&state.pins);
-        let key = "pin:m";
+        // Reserved, never settled: as if all five were still being checked in parallel.
         for _ in 0..limits::PIN_FAILURE_BURST {
-            assert!(t.check(key, 0).is_ok());
-            t.record_failure(key, 0);
+            assert!(state.reserve_pin_attempt("m", "a", 0).is_ok());
         }
-        assert_eq!(t.check(key, 0), Err(limits::PIN_REFILL_MS));
-        assert!(t.check(key, limits::PIN_REFILL_MS).is_ok(), "one more try after the refill");
-        assert!(t.check("pin:other", 0).is_ok(), "other meetings are not affected");
+        assert_eq!(state.reserve_pin_attempt("m", "a", 0).err(), Some(limits::PIN_REFILL_MS));
+        assert_eq!(state.reserve_pin_attempt("other", "a", 0).err(), Some(limits::PIN_REFILL_MS));
+        assert!(
+            state.reserve_pin_attempt("m", "a", limits::PIN_REFILL_MS).is_ok(),
+            "one more after the refill"
+        );
+    }
+
+    #[test]
+    fn a_spent_meeting_budget_refuses_only_addresses_that_guessed_wrong() {
+        let state = MeetState::new();
+        // Five addresses guess wrong once each: the meeting's budget is spent.
+        for addr in ["a1", "a2", "a3", "a4", "a5"] {
+            assert!(state.reserve_pin_attempt("m", addr, 0).is_ok());
+        }
+        // Each of them is refused now, until its wrong guess is a refill period old.
+        assert_eq!(state.reserve_pin_attempt("m", "a1", 1_000).err(), Some(limits::PIN_REFILL_MS - 1_000));
+        assert!(state.reserve_pin_attempt("m", "a1", limits::PIN_REFILL_MS).is_ok());
+        // A guest from another address still gets to try, and a right PIN is taken back.
+        let attempt = state.reserve_pin_attempt("m", "guest", 1_000).expect("a fresh address may try");
+        state.pin_was_right(&attempt, 1_000);
+        assert!(state.reserve_pin_attempt("m", "guest", 1_000).is_ok(), "the right PIN left no mark");
+        // Another meeting is not affected by this one's budget.
+        assert!(state.reserve_pin_attempt("n", "a2", 1_000).is_ok());
     }
 
     #[test]

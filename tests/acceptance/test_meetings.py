@@ -410,6 +410,44 @@ def test_pin_throttle_holds_in_parallel_and_spares_a_right_pin(server):
     anna.ok("POST", f"/meetings/{meeting}/end")
 
 
+def test_waiting_knocks_that_stop_polling_expire(ward_factory):
+    # Two seconds instead of two minutes, so the test need not wait long.
+    server = ward_factory(env={"WARD_TRUST_X_FORWARDED_FOR": "true", "WARD_MEETING_KNOCK_EXPIRY_MS": "2000"})
+    server.create_user("doktor", PASSWORD)
+    doktor = Api(server, login(server, "doktor"))
+    patient, guest = Api(server, addr="203.0.113.50"), Api(server, addr="203.0.113.51")
+    consultation = doktor.ok("POST", "/meetings", {"kind": "consultation"})["meeting_id"]
+    link = doktor.ok("POST", f"/meetings/{consultation}/patient-links", {"expires_in_ms": 3_600_000})["link_token"]
+    meeting = doktor.ok("POST", "/meetings", {})["meeting_id"]
+
+    def poll(knock, timeout_ms=0):
+        return Api(server).ok("GET", f"/meetings/{knock['meeting_id']}/knock/{knock['knock_id']}?timeout_ms={timeout_ms}",
+                              auth=knock["knock_secret"])
+
+    # The patient's browser knocks, then crashes (no more polls, no goodbye); a guest in the
+    # other meeting keeps long-polling.
+    crashed = patient.ok("POST", f"/patient-links/{link}/knock", {"display_name": "Frau Schmidt"})
+    expect(patient.call("POST", f"/patient-links/{link}/knock", {"display_name": "Frau Schmidt"}), 403, "M_FORBIDDEN")
+    alive = guest.ok("POST", f"/meetings/{meeting}/knock", {"display_name": "Gast"})
+    long_poll, polled = in_background(lambda: poll(alive, 5000))
+    lobby = doktor.ok("GET", f"/meetings/{consultation}/lobby")
+    assert [e["knock_id"] for e in lobby["waiting"]] == [crashed["knock_id"]]
+
+    # The doctor's lobby long-poll ends when the knock expires: the patient is gone from it.
+    started = time.monotonic()
+    lobby = doktor.ok("GET", f"/meetings/{consultation}/lobby?since={lobby['since']}&timeout_ms=20000")
+    assert lobby["waiting"] == [] and time.monotonic() - started < 10, lobby
+    assert poll(crashed) == {"status": "expired"}
+    # The same link works again, and the new knock waits like any other.
+    again = patient.ok("POST", f"/patient-links/{link}/knock", {"display_name": "Frau Schmidt"})
+    assert poll(again) == {"status": "waiting"}
+
+    # The guest who kept polling is still waiting after more than the expiry time.
+    long_poll.join(30)
+    assert polled["value"] == {"status": "waiting"} and polled["seconds"] > 4, polled
+    assert [e["knock_id"] for e in doktor.ok("GET", f"/meetings/{meeting}/lobby")["waiting"]] == [alive["knock_id"]]
+
+
 def test_meetings_survive_kill_9(ward_factory):
     server = ward_factory("token")
     server.create_user("anna", PASSWORD)

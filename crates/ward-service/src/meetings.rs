@@ -51,6 +51,10 @@ pub mod limits {
     pub const PIN_MAX_CHARS: usize = 32;
     /// Longest long-poll of a knock or the lobby (shortened further by `sync_timeout_max_ms`).
     pub const POLL_TIMEOUT_MAX_MS: u64 = 60_000;
+    /// Waiting knocks whose last poll is remembered (in memory); at this many, those of guests
+    /// long gone are dropped, and if none are, new ones are not remembered (their knocks may
+    /// expire early, and their pages knock again).
+    pub const KNOCKS_SEEN_MAX: usize = 100_000;
     /// Knocks from one client address: a burst of this many, then one per
     /// [`KNOCK_REFILL_MS`].
     pub const KNOCK_BURST: u32 = 10;
@@ -82,6 +86,9 @@ pub struct MeetingSettings {
     pub token_ttl_ms: u64,
     /// Longest long-poll (`sync_timeout_max_ms` and [`limits::POLL_TIMEOUT_MAX_MS`]).
     pub poll_max_ms: u64,
+    /// A waiting knock nobody has polled for this long (and none is polling now) expires
+    /// (`meeting_knock_expiry_ms`): the long-poll is the guest's heartbeat.
+    pub knock_expiry_ms: u64,
 }
 
 /// What a conferencing token grants: one room, one identity, LiveKit's permission flags.
@@ -142,7 +149,40 @@ pub(crate) struct MeetState {
     watchers: Mutex<HashMap<String, tokio::sync::watch::Sender<u64>>>,
     knocks: Mutex<FailureThrottle>,
     pins: Mutex<FailureThrottle>,
+    /// Waiting knocks' heartbeats: when each was last polled, and how many polls are open.
+    seen: Mutex<HashMap<String, Seen>>,
+    /// Knocks older than this process count as polled when it started (a restart must not
+    /// expire a lobby at once).
+    started_ms: u64,
     conferencing: std::sync::OnceLock<Arc<dyn Conferencing>>,
+}
+
+/// A knock's heartbeat.
+struct Seen {
+    last_ms: u64,
+    open_polls: u32,
+}
+
+/// An open poll of a knock (see [`MeetState::polling`]).
+struct Polling<'a> {
+    state: &'a MeetState,
+    /// `None` if the table was full.
+    knock_id: Option<String>,
+}
+
+impl Drop for Polling<'_> {
+    fn drop(&mut self) {
+        let Some(knock_id) = &self.knock_id else { return };
+        if let Some(s) = lock(&self.state.seen).get_mut(knock_id) {
+            s.open_polls = s.open_polls.saturating_sub(1);
+            s.last_ms = s.last_ms.max(now_ms());
+        }
+    }
+}
+
+/// When a waiting knock last polled at `last_polled_ms` expires.
+fn knock_expires_ms(last_polled_ms: u64, expiry_ms: u64) -> u64 {
+    last_polled_ms.saturating_add(expiry_ms)
 }
 
 /// A PIN attempt counted against both budgets before the PIN is checked.
@@ -173,7 +213,42 @@ impl MeetState {
             watchers: Mutex::new(HashMap::new()),
             knocks: throttle(limits::KNOCK_BURST, limits::KNOCK_REFILL_MS),
             pins: throttle(limits::PIN_FAILURE_BURST, limits::PIN_REFILL_MS),
+            seen: Mutex::new(HashMap::new()),
+            started_ms: now_ms(),
             conferencing: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// A poll of the knock begins; it counts as alive until the guard is dropped and for the
+    /// expiry time after that.
+    fn polling<'a>(&'a self, knock_id: &str, now_ms: u64, expiry_ms: u64) -> Polling<'a> {
+        let mut seen = lock(&self.seen);
+        if !seen.contains_key(knock_id) && seen.len() >= limits::KNOCKS_SEEN_MAX {
+            seen.retain(|_, s| s.open_polls > 0 || s.last_ms.saturating_add(expiry_ms) > now_ms);
+        }
+        let remembered = seen.contains_key(knock_id) || seen.len() < limits::KNOCKS_SEEN_MAX;
+        if remembered {
+            let entry = seen.entry(knock_id.to_owned()).or_insert(Seen { last_ms: now_ms, open_polls: 0 });
+            entry.open_polls += 1;
+            entry.last_ms = entry.last_ms.max(now_ms);
+        }
+        Polling { state: self, knock_id: remembered.then(|| knock_id.to_owned()) }
+    }
+
+    /// When the waiting knock was last polled; `None` while a poll is open.
+    fn last_polled_ms(&self, knock: &Knock) -> Option<u64> {
+        let floor = self.started_ms.max(knock.updated_ms);
+        match lock(&self.seen).get(&knock.knock_id) {
+            Some(s) if s.open_polls > 0 => None,
+            Some(s) => Some(s.last_ms.max(floor)),
+            None => Some(floor),
+        }
+    }
+
+    fn forget_knock(&self, knock_id: &str) {
+        let mut seen = lock(&self.seen);
+        if seen.get(knock_id).is_some_and(|s| s.open_polls == 0) {
+            seen.remove(knock_id);
         }
     }
 
@@ -594,6 +669,8 @@ impl Services {
         display_name: String,
         link_hash: Option<TokenHash>,
     ) -> Result<KnockCreated> {
+        // Guests gone without a word free their places (and a patient's link) first.
+        self.live_knocks(&meeting.meeting_id).await?;
         let knock_id = new_id();
         let knock_secret = new_token("ward_knock");
         let knock = NewKnock {
@@ -718,8 +795,13 @@ impl Services {
         let deadline = tokio::time::Instant::now() + self.poll_timeout(timeout_ms);
         // Subscribed before reading, so a change in between is not missed.
         let mut changes = self.meet.subscribe(meeting_id);
+        let mut polling = None;
         loop {
             let knock = self.own_knock(meeting_id, knock_id, secret).await?;
+            if knock.status == KnockStatus::Waiting && polling.is_none() {
+                // The guest is here: the knock stays alive while this poll is open.
+                polling = Some(self.meet.polling(knock_id, now_ms(), self.settings.meetings.knock_expiry_ms));
+            }
             let waited_out = tokio::time::Instant::now() >= deadline;
             if knock.status != KnockStatus::Waiting || waited_out {
                 return self.knock_state(&knock).await;
@@ -781,7 +863,7 @@ impl Services {
         let deadline = tokio::time::Instant::now() + self.poll_timeout(timeout_ms);
         let mut changes = self.meet.subscribe(meeting_id);
         loop {
-            let knocks = self.store.open_knocks(meeting_id).await?;
+            let (knocks, next_expiry_ms) = self.live_knocks(meeting_id).await?;
             let fingerprint = lobby_fingerprint(&knocks);
             if since != Some(fingerprint.as_str()) || tokio::time::Instant::now() >= deadline {
                 let entries = knocks
@@ -797,9 +879,50 @@ impl Services {
                     .collect();
                 return Ok(Lobby { entries, since: fingerprint });
             }
-            // A meeting that ends while we wait answers with its empty lobby at the next change.
-            let _ = tokio::time::timeout_at(deadline, changes.changed()).await;
+            // A meeting that ends while we wait answers with its empty lobby at the next change;
+            // a guest who stops polling is dropped when their knock expires.
+            let wake = match next_expiry_ms {
+                Some(ms) => deadline.min(tokio::time::Instant::now() + Duration::from_millis(ms)),
+                None => deadline,
+            };
+            let _ = tokio::time::timeout_at(wake, changes.changed()).await;
         }
+    }
+
+    /// The meeting's open knocks, after expiring waiting ones nobody has polled for the expiry
+    /// time; and in how many ms the next waiting one would expire, if none polls before.
+    async fn live_knocks(&self, meeting_id: &str) -> Result<(Vec<Knock>, Option<u64>)> {
+        let expiry_ms = self.settings.meetings.knock_expiry_ms;
+        let now = now_ms();
+        let mut knocks = self.store.open_knocks(meeting_id).await?;
+        let stale: Vec<String> = knocks
+            .iter()
+            .filter(|k| k.status == KnockStatus::Waiting)
+            .filter(|k| self.meet.last_polled_ms(k).is_some_and(|at| knock_expires_ms(at, expiry_ms) <= now))
+            .map(|k| k.knock_id.clone())
+            .collect();
+        if !stale.is_empty() {
+            for knock_id in &stale {
+                let update = self
+                    .store
+                    .update_knock(knock_id, &[KnockStatus::Waiting], KnockStatus::Expired, false, now)
+                    .await?;
+                // Otherwise the guest was admitted, rejected or left in the meantime.
+                if let KnockUpdate::Done(_) = update {
+                    metrics::counter!("ward_meet_knocks_expired_total").increment(1);
+                }
+                self.meet.forget_knock(knock_id);
+            }
+            self.meet.notify(meeting_id);
+            knocks = self.store.open_knocks(meeting_id).await?;
+        }
+        let next_expiry_ms = knocks
+            .iter()
+            .filter(|k| k.status == KnockStatus::Waiting)
+            .filter_map(|k| self.meet.last_polled_ms(k))
+            .map(|at| knock_expires_ms(at, expiry_ms).saturating_sub(now).max(1))
+            .min();
+        Ok((knocks, next_expiry_ms))
     }
 
     async fn decide(&self, authed: &Authed, meeting_id: &str, knock_id: &str, to: KnockStatus) -> Result<()> {
@@ -1144,6 +1267,36 @@ mod tests {
             lobby_fingerprint(&[knock(KnockStatus::Admitted)])
         );
         assert_ne!(lobby_fingerprint(&[]), lobby_fingerprint(&[knock(KnockStatus::Waiting)]));
+    }
+
+    #[test]
+    fn a_knock_is_alive_while_polled_and_for_the_expiry_time_after() {
+        let state = MeetState::new();
+        let mut knock = Knock {
+            knock_id: "k".into(),
+            meeting_id: "m".into(),
+            secret_hash: [0; 32],
+            display_name: "G".into(),
+            identity: "guest-x".into(),
+            link_hash: None,
+            status: KnockStatus::Waiting,
+            created_ms: 0,
+            updated_ms: 0,
+        };
+        // Never polled: it counts from this process's start (or from the knock, if later).
+        assert_eq!(state.last_polled_ms(&knock), Some(state.started_ms));
+        knock.updated_ms = state.started_ms + 5;
+        assert_eq!(state.last_polled_ms(&knock), Some(state.started_ms + 5));
+        let far = state.started_ms + 1_000_000;
+        {
+            let _a = state.polling("k", far, 120_000);
+            let _b = state.polling("k", far, 120_000);
+            assert_eq!(state.last_polled_ms(&knock), None, "a poll is open: never expires");
+        }
+        assert!(state.last_polled_ms(&knock).is_some_and(|at| at >= far));
+        assert_eq!(knock_expires_ms(far, 120_000), far + 120_000);
+        state.forget_knock("k");
+        assert!(lock(&state.seen).is_empty());
     }
 
     #[tokio::test]

@@ -381,8 +381,10 @@ impl MeetingStore for SqliteStore {
                 params![knock_id, to.as_str(), to_sql(now_ms)],
             )
             .map_err(backend)?;
-            // Leaving the lobby before admission frees the link; everything else uses it up.
-            let spends = !(to == KnockStatus::Left && knock.status == KnockStatus::Waiting);
+            // Leaving the lobby before admission (or expiring there) frees the link; everything
+            // else uses it up.
+            let spends = !(matches!(to, KnockStatus::Left | KnockStatus::Expired)
+                && knock.status == KnockStatus::Waiting);
             if spends && let Some(link_hash) = &knock.link_hash {
                 tx.execute(
                     "UPDATE meeting_patient_links SET spent = 1 WHERE link_hash = ?1",

@@ -1566,8 +1566,17 @@ pub async fn patient_links_are_single_use(store: &dyn Store) {
         store.create_knock(new_knock("p2", "c", Some(1), NOW + 4), 9).await.unwrap(),
         MeetingWrite::Done
     );
+    // So does expiring there (the patient's browser stopped asking).
+    store.update_knock("p2", &[KnockStatus::Waiting], KnockStatus::Expired, false, NOW + 4).await.unwrap();
+    assert_eq!(status_of(store, "p2").await, KnockStatus::Expired);
+    assert!(!store.patient_link(&h(1)).await.unwrap().unwrap().spent);
+    assert!(store.open_knocks("c").await.unwrap().is_empty(), "an expired knock is not in the lobby");
+    assert_eq!(
+        store.create_knock(new_knock("p2b", "c", Some(1), NOW + 4), 9).await.unwrap(),
+        MeetingWrite::Done
+    );
     // Admission uses it up: after the session nobody gets in with it.
-    store.update_knock("p2", &[KnockStatus::Waiting], KnockStatus::Admitted, true, NOW + 5).await.unwrap();
+    store.update_knock("p2b", &[KnockStatus::Waiting], KnockStatus::Admitted, true, NOW + 5).await.unwrap();
     assert!(store.patient_link(&h(1)).await.unwrap().unwrap().spent);
     assert_eq!(
         store.create_knock(new_knock("p3", "c", Some(1), NOW + 6), 9).await.unwrap(),

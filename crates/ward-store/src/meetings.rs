@@ -85,6 +85,9 @@ pub enum KnockStatus {
     Left,
     /// The meeting ended.
     Ended,
+    /// The guest stopped asking while waiting (their page closed or crashed, the device slept):
+    /// dropped from the lobby; a patient's link works again.
+    Expired,
 }
 
 impl KnockStatus {
@@ -96,11 +99,12 @@ impl KnockStatus {
             Self::Removed => "removed",
             Self::Left => "left",
             Self::Ended => "ended",
+            Self::Expired => "expired",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Waiting, Self::Admitted, Self::Rejected, Self::Removed, Self::Left, Self::Ended]
+        [Self::Waiting, Self::Admitted, Self::Rejected, Self::Removed, Self::Left, Self::Ended, Self::Expired]
             .into_iter()
             .find(|k| k.as_str() == s)
     }
@@ -213,7 +217,9 @@ pub trait MeetingStore: Send + Sync {
     /// Moves the knock from one of `from` to `to`. With `exclusive`, admission is refused
     /// ([`KnockUpdate::Busy`]) while another knock of the meeting is admitted. A knock made
     /// with a patient link spends the link when it becomes admitted, rejected, removed or
-    /// ended; leaving the lobby before admission frees the link for another attempt.
+    /// ended; leaving the lobby before admission, or expiring there ([`KnockStatus::Left`] or
+    /// [`KnockStatus::Expired`] from [`KnockStatus::Waiting`]), frees the link for another
+    /// attempt.
     async fn update_knock(
         &self,
         knock_id: &str,

@@ -120,13 +120,23 @@ export function MeetPage({ route }: { route: MeetRoute }) {
         // The token from the check may be old by now; ask again.
         admission = await meet.join(session!.accessToken, id).catch(() => direct);
       } else {
-        const knock =
-          route.kind === "patient"
-            ? await meet.patientKnock(route.linkToken, choice.name)
-            : await meet.knock(id, choice.name, choice.pin || undefined);
-        setPhase({ name: "waiting", knock });
-        admission = await waitInLobby(knock, (reason) => setPhase({ name: "after", reason }));
-        if (!admission) return;
+        for (;;) {
+          const knock =
+            route.kind === "patient"
+              ? await meet.patientKnock(route.linkToken, choice.name)
+              : await meet.knock(id, choice.name, choice.pin || undefined);
+          setPhase({ name: "waiting", knock });
+          const outcome = await waitInLobby(knock, (reason) => setPhase({ name: "after", reason }));
+          if (outcome === null) return;
+          if (outcome === "expired") {
+            // The page stopped asking for a while (the device slept, the network was away), so
+            // the server dropped the knock: knock again, with the same link and name.
+            if (phaseRef.current.name !== "waiting") return; // The guest left meanwhile.
+            continue;
+          }
+          admission = outcome;
+          break;
+        }
       }
       const s = new MeetSession(id, route.secret, admission);
       s.subscribe(() => {
@@ -246,16 +256,21 @@ function afterText(reason: string, patient: boolean): string {
   }
 }
 
-/** Long-polls the knock until a moderator decides; the admission, or null (reason reported). */
+/**
+ * Long-polls the knock until a moderator decides: the admission, null (the reason reported), or
+ * "expired" if the server dropped the knock because this page stopped polling for a while.
+ */
 async function waitInLobby(
   knock: Knock,
   done: (reason: "rejected" | "removed" | "ended" | "left") => void,
-): Promise<Admission | null> {
+): Promise<Admission | "expired" | null> {
   for (;;) {
     let state;
     try {
       state = await meet.poll(knock, 30_000);
     } catch (e) {
+      // An unknown knock (purged) is as good as an expired one: knocking again tells.
+      if (e instanceof MeetError && e.status === 404) return "expired";
       if (e instanceof MeetError && e.status >= 400 && e.status < 500 && e.status !== 429) {
         done("ended");
         return null;
@@ -268,6 +283,8 @@ async function waitInLobby(
         continue;
       case "admitted":
         return state as Admission;
+      case "expired":
+        return "expired";
       case "rejected":
       case "removed":
       case "left":

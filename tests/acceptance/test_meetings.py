@@ -257,6 +257,34 @@ def test_team_meeting_with_lobby_and_moderation(server):
     assert all(m["meeting_id"] != meeting for m in anna.ok("GET", "/meetings")["meetings"])
 
 
+def test_origin_room_members_are_moderators_while_they_are_members(server):
+    anna = Api(server, login(server, "anna"))
+    carla = Api(server, login(server, "carla"))
+    room = make_room(anna)
+    meeting = anna.ok("POST", "/meetings", {"origin_room": room})["meeting_id"]
+    kept_out = anna.ok("POST", "/meetings", {"origin_room": room, "members_enter": False})["meeting_id"]
+    expect(carla.call("POST", f"/meetings/{meeting}/join"), 403, "M_FORBIDDEN")
+
+    def matrix(api, path):
+        r = requests.post(server.url + "/_matrix/client/v3" + path, json={"user_id": "@carla:localhost"},
+                          headers={"Authorization": f"Bearer {api.token}"}, timeout=30)
+        assert r.status_code == 200, r.text
+
+    # Added to the chat after the meeting began: a moderator now (documented behaviour) ...
+    matrix(anna, f"/rooms/{room}/invite")
+    matrix(carla, f"/join/{room}")
+    assert carla.ok("POST", f"/meetings/{meeting}/join")["role"] == "moderator"
+    carla.ok("GET", f"/meetings/{meeting}/lobby")
+    # ... unless the meeting was started without members_enter ...
+    expect(carla.call("POST", f"/meetings/{kept_out}/join"), 403, "M_FORBIDDEN")
+    # ... and no longer after leaving the chat.
+    matrix(carla, f"/rooms/{room}/leave")
+    expect(carla.call("POST", f"/meetings/{meeting}/join"), 403, "M_FORBIDDEN")
+    expect(carla.call("GET", f"/meetings/{meeting}/lobby"), 403, "M_FORBIDDEN")
+    anna.ok("POST", f"/meetings/{meeting}/end")
+    anna.ok("POST", f"/meetings/{kept_out}/end")
+
+
 def test_video_consultation_with_single_use_patient_links(server):
     doktor = Api(server, login(server, "doktor"))
     patient, stranger, second = (Api(server, addr=a) for a in ("203.0.113.1", "203.0.113.2", "203.0.113.3"))

@@ -3,8 +3,9 @@
 //! A meeting is a conference room of the SFU (`meet-<meeting ID>`) plus a little state kept in
 //! the store ([`ward_store::MeetingStore`]): who created it, from which chat room, whether it is
 //! locked or has a PIN, and the lobby — guests' knocks. Moderators are the creator and, with
-//! the `members_enter` policy, the joined members of the chat room it was started from; they
-//! get conferencing tokens directly. Guests knock with a display name, wait (long-polling their
+//! the `members_enter` policy, the joined members of the chat room it was started from — asked
+//! at every call, so whoever is a member at the time (also someone who joined the chat after
+//! the meeting began; not someone who left it); they get conferencing tokens directly. Guests knock with a display name, wait (long-polling their
 //! knock) and get a token once a moderator admits them.
 //!
 //! Consultations are meetings for one doctor–patient session at a time: patients enter only

@@ -15,7 +15,7 @@ import pytest
 import requests
 from livekit import rtc
 
-from harness import WardServer, http_json
+from harness import WardServer, free_port, http_json
 from test_rtc_livekit import Watcher, publish_camera_and_microphone
 
 PASSWORD = "a long enough password"
@@ -474,6 +474,35 @@ def test_waiting_knocks_that_stop_polling_expire(ward_factory):
     long_poll.join(30)
     assert polled["value"] == {"status": "waiting"} and polled["seconds"] > 4, polled
     assert [e["knock_id"] for e in doktor.ok("GET", f"/meetings/{meeting}/lobby")["waiting"]] == [alive["knock_id"]]
+
+
+def test_admin_meetings_command_and_metrics(ward_factory):
+    metrics_addr = f"127.0.0.1:{free_port()}"
+    server = ward_factory(env={"WARD_METRICS_LISTEN": metrics_addr})
+    server.create_user("anna", PASSWORD)
+    anna = Api(server, login(server, "anna"))
+    meeting = anna.ok("POST", "/meetings", {"title": "Frau Patientin"})["meeting_id"]
+    knock = Api(server).ok("POST", f"/meetings/{meeting}/knock", {"display_name": "Gast"})
+    anna.ok("POST", f"/meetings/{meeting}/lobby/{knock['knock_id']}/admit")
+
+    metrics = requests.get(f"http://{metrics_addr}/metrics", timeout=10).text
+    values = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines()
+              if line.startswith("ward_meet_")}
+    assert values["ward_meet_knocks_total"] == 1 and values["ward_meet_admissions_total"] == 1, values
+    assert {"ward_meet_open_meetings", "ward_meet_waiting_knocks", "ward_meet_admitted_guests"} <= set(values)
+
+    listed = server.admin("meetings", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert meeting in listed.stdout and "@anna:localhost" in listed.stdout, listed.stdout
+    assert "Patientin" not in listed.stdout, "titles may name patients: not listed"
+    ended = server.admin("meetings", "end", meeting)
+    assert ended.returncode == 0 and f"ended {meeting}" in ended.stdout, (ended.stdout, ended.stderr)
+    expect(Api(server).call("GET", f"/meetings/{meeting}"), 404, "M_NOT_FOUND")
+    assert Api(server).ok("GET", f"/meetings/{meeting}/knock/{knock['knock_id']}",
+                          auth=knock["knock_secret"])["status"] == "ended"
+    assert server.admin("meetings", "list").stdout.strip() == "no open meetings"
+    again = server.admin("meetings", "end", meeting)
+    assert again.returncode != 0 and "no such meeting" in again.stderr, (again.stdout, again.stderr)
 
 
 def test_meetings_survive_kill_9(ward_factory):

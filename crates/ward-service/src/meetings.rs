@@ -701,6 +701,7 @@ impl Services {
                 return Err(Error::Forbidden("someone is already waiting with this link".into()));
             }
         }
+        metrics::counter!("ward_meet_knocks_total").increment(1);
         self.meet.notify(&meeting.meeting_id);
         Ok(KnockCreated { meeting_id: meeting.meeting_id.clone(), knock_id, knock_secret })
     }
@@ -939,6 +940,9 @@ impl Services {
             .await?
         {
             KnockUpdate::Done(_) => {
+                if to == KnockStatus::Admitted {
+                    metrics::counter!("ward_meet_admissions_total").increment(1);
+                }
                 self.meet.notify(meeting_id);
                 Ok(())
             }
@@ -1043,6 +1047,46 @@ impl Services {
     /// link used up; the meeting's link stops working.
     pub async fn end_meeting(&self, authed: &Authed, meeting_id: &str) -> Result<()> {
         self.moderated_meeting(authed, meeting_id).await?;
+        self.finish_meeting(meeting_id).await
+    }
+
+    /// `ward admin meetings end`: ends an open meeting like its moderators can. In a process
+    /// without the SFU (the admin command), those connected stay until the server's sweep
+    /// ([`Self::stale_meeting_room`]) closes the conference; nobody can join or rejoin meanwhile.
+    pub async fn admin_end_meeting(&self, meeting_id: &str) -> Result<()> {
+        self.open_meeting(meeting_id).await?;
+        self.finish_meeting(meeting_id).await
+    }
+
+    /// `ward admin meetings list`: open meetings, newest first.
+    pub async fn admin_open_meetings(&self, limit: u64) -> Result<Vec<Meeting>> {
+        Ok(self.store.open_meetings(limit).await?)
+    }
+
+    /// Sets the `ward_meet_*` gauges: open meetings, waiting and admitted guests.
+    pub async fn refresh_meeting_metrics(&self) -> Result<()> {
+        let c = self.store.meeting_counts().await?;
+        metrics::gauge!("ward_meet_open_meetings").set(c.open_meetings as f64);
+        metrics::gauge!("ward_meet_waiting_knocks").set(c.waiting_knocks as f64);
+        metrics::gauge!("ward_meet_admitted_guests").set(c.admitted_knocks as f64);
+        Ok(())
+    }
+
+    /// Whether a conference room is a meeting's that has ended (or never existed), so nobody
+    /// should be in it: the server closes such rooms now and then (a meeting ended by
+    /// `ward admin meetings end`, or a room a late-refused join left behind).
+    pub async fn stale_meeting_room(&self, room: &str) -> Result<bool> {
+        let Some(meeting_id) = room.strip_prefix(ROOM_PREFIX) else {
+            return Ok(false);
+        };
+        match self.open_meeting(meeting_id).await {
+            Ok(_) => Ok(false),
+            Err(Error::NotFound(_)) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn finish_meeting(&self, meeting_id: &str) -> Result<()> {
         if !self.store.end_meeting(meeting_id, now_ms()).await? {
             return Err(not_found());
         }

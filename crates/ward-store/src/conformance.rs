@@ -1499,8 +1499,21 @@ pub async fn knocks_through_the_lobby(store: &dyn Store) {
     ));
     store.update_knock("k4", &[KnockStatus::Waiting], KnockStatus::Left, false, NOW + 7).await.unwrap();
 
+    // Counts over all meetings, and the list of open ones, for operators.
+    store.create_meeting(new_meeting("m2", MeetingKind::Meeting, "@b:x"), 10).await.unwrap();
+    assert_eq!(
+        store.meeting_counts().await.unwrap(),
+        MeetingCounts { open_meetings: 2, waiting_knocks: 1, admitted_knocks: 1 }
+    );
+    let ids = |v: Vec<Meeting>| v.into_iter().map(|m| m.meeting_id).collect::<Vec<_>>();
+    assert_eq!(ids(store.open_meetings(10).await.unwrap()).len(), 2);
+    assert_eq!(ids(store.open_meetings(1).await.unwrap()).len(), 1);
+    assert!(store.end_meeting("m2", NOW + 8).await.unwrap());
+    assert_eq!(ids(store.open_meetings(10).await.unwrap()), ["m"]);
+
     // Ending closes every open knock and refuses new ones.
     assert!(store.end_meeting("m", NOW + 8).await.unwrap());
+    assert_eq!(store.meeting_counts().await.unwrap(), MeetingCounts::default());
     assert_eq!(status_of(store, "k1").await, KnockStatus::Ended);
     assert_eq!(status_of(store, "k2").await, KnockStatus::Ended);
     assert_eq!(status_of(store, "k4").await, KnockStatus::Left, "a closed knock keeps its state");

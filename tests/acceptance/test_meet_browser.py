@@ -83,7 +83,9 @@ def meet_ward(ward_factory):
     assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: run scripts/setup-test-env"
     assert (WEB_DIST / "index.html").exists(), "web/dist missing: run scripts/setup-test-env"
     assert (BROWSER_DIR / "node_modules" / "playwright-core").exists(), "run scripts/setup-test-env"
-    server = ward_factory(registration="closed", env={"WARD_WEB_DIR": str(WEB_DIST)})
+    # Knocks expire after 5 s without a poll (not 2 min), so the sleeping phone's turn is short.
+    server = ward_factory(registration="closed",
+                          env={"WARD_WEB_DIR": str(WEB_DIST), "WARD_MEETING_KNOCK_EXPIRY_MS": "5000"})
     server.create_user(USER, PASSWORD)
     return server
 

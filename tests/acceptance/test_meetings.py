@@ -9,12 +9,13 @@ import asyncio
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 from livekit import rtc
 
-from harness import WardServer, http_json
+from harness import WardServer, free_port, http_json
 from test_rtc_livekit import Watcher, publish_camera_and_microphone
 
 PASSWORD = "a long enough password"
@@ -256,6 +257,34 @@ def test_team_meeting_with_lobby_and_moderation(server):
     assert all(m["meeting_id"] != meeting for m in anna.ok("GET", "/meetings")["meetings"])
 
 
+def test_origin_room_members_are_moderators_while_they_are_members(server):
+    anna = Api(server, login(server, "anna"))
+    carla = Api(server, login(server, "carla"))
+    room = make_room(anna)
+    meeting = anna.ok("POST", "/meetings", {"origin_room": room})["meeting_id"]
+    kept_out = anna.ok("POST", "/meetings", {"origin_room": room, "members_enter": False})["meeting_id"]
+    expect(carla.call("POST", f"/meetings/{meeting}/join"), 403, "M_FORBIDDEN")
+
+    def matrix(api, path):
+        r = requests.post(server.url + "/_matrix/client/v3" + path, json={"user_id": "@carla:localhost"},
+                          headers={"Authorization": f"Bearer {api.token}"}, timeout=30)
+        assert r.status_code == 200, r.text
+
+    # Added to the chat after the meeting began: a moderator now (documented behaviour) ...
+    matrix(anna, f"/rooms/{room}/invite")
+    matrix(carla, f"/join/{room}")
+    assert carla.ok("POST", f"/meetings/{meeting}/join")["role"] == "moderator"
+    carla.ok("GET", f"/meetings/{meeting}/lobby")
+    # ... unless the meeting was started without members_enter ...
+    expect(carla.call("POST", f"/meetings/{kept_out}/join"), 403, "M_FORBIDDEN")
+    # ... and no longer after leaving the chat.
+    matrix(carla, f"/rooms/{room}/leave")
+    expect(carla.call("POST", f"/meetings/{meeting}/join"), 403, "M_FORBIDDEN")
+    expect(carla.call("GET", f"/meetings/{meeting}/lobby"), 403, "M_FORBIDDEN")
+    anna.ok("POST", f"/meetings/{meeting}/end")
+    anna.ok("POST", f"/meetings/{kept_out}/end")
+
+
 def test_video_consultation_with_single_use_patient_links(server):
     doktor = Api(server, login(server, "doktor"))
     patient, stranger, second = (Api(server, addr=a) for a in ("203.0.113.1", "203.0.113.2", "203.0.113.3"))
@@ -382,6 +411,98 @@ def test_bad_input_gets_clear_errors(server):
     flood = Api(server, addr="192.0.2.99")
     statuses = [flood.call("POST", knock, {"display_name": f"F{i}"})[0] for i in range(12)]
     assert statuses.count(200) == 10 and statuses[-1] == 429, statuses
+
+
+def test_pin_throttle_holds_in_parallel_and_spares_a_right_pin(server):
+    anna = Api(server, login(server, "anna"))
+    meeting = anna.ok("POST", "/meetings", {"title": "Mit PIN"})["meeting_id"]
+    anna.ok("PUT", f"/meetings/{meeting}/pin", {"pin": "271828"})
+    knock = f"/meetings/{meeting}/knock"
+
+    # Ten wrong PINs at once from one address: the argon2 checks overlap, yet only five are
+    # checked at all; the others are refused before.
+    guesser = Api(server, addr="198.18.0.1")
+    with ThreadPoolExecutor(10) as pool:
+        statuses = sorted(pool.map(lambda i: guesser.call("POST", knock, {"display_name": f"G{i}", "pin": f"{i:04}"})[0],
+                                   range(10)))
+    assert statuses == [403] * 5 + [429] * 5, statuses
+
+    # The meeting's budget is spent now, but a guest from another address with the right PIN
+    # still gets in; one with a wrong guess on record does not get another try.
+    guest = Api(server, addr="198.18.0.2")
+    guest.ok("POST", knock, {"display_name": "Gast", "pin": "271828"})
+    other = Api(server, addr="198.18.0.3")
+    expect(other.call("POST", knock, {"display_name": "Rate", "pin": "0000"}), 403, "M_FORBIDDEN")
+    body = expect(other.call("POST", knock, {"display_name": "Rate", "pin": "271828"}), 429, "M_LIMIT_EXCEEDED")
+    assert 0 < body["retry_after_ms"] <= 60_000, body
+    anna.ok("POST", f"/meetings/{meeting}/end")
+
+
+def test_waiting_knocks_that_stop_polling_expire(ward_factory):
+    # Two seconds instead of two minutes, so the test need not wait long.
+    server = ward_factory(env={"WARD_TRUST_X_FORWARDED_FOR": "true", "WARD_MEETING_KNOCK_EXPIRY_MS": "2000"})
+    server.create_user("doktor", PASSWORD)
+    doktor = Api(server, login(server, "doktor"))
+    patient, guest = Api(server, addr="203.0.113.50"), Api(server, addr="203.0.113.51")
+    consultation = doktor.ok("POST", "/meetings", {"kind": "consultation"})["meeting_id"]
+    link = doktor.ok("POST", f"/meetings/{consultation}/patient-links", {"expires_in_ms": 3_600_000})["link_token"]
+    meeting = doktor.ok("POST", "/meetings", {})["meeting_id"]
+
+    def poll(knock, timeout_ms=0):
+        return Api(server).ok("GET", f"/meetings/{knock['meeting_id']}/knock/{knock['knock_id']}?timeout_ms={timeout_ms}",
+                              auth=knock["knock_secret"])
+
+    # The patient's browser knocks, then crashes (no more polls, no goodbye); a guest in the
+    # other meeting keeps long-polling.
+    crashed = patient.ok("POST", f"/patient-links/{link}/knock", {"display_name": "Frau Schmidt"})
+    expect(patient.call("POST", f"/patient-links/{link}/knock", {"display_name": "Frau Schmidt"}), 403, "M_FORBIDDEN")
+    alive = guest.ok("POST", f"/meetings/{meeting}/knock", {"display_name": "Gast"})
+    long_poll, polled = in_background(lambda: poll(alive, 5000))
+    lobby = doktor.ok("GET", f"/meetings/{consultation}/lobby")
+    assert [e["knock_id"] for e in lobby["waiting"]] == [crashed["knock_id"]]
+
+    # The doctor's lobby long-poll ends when the knock expires: the patient is gone from it.
+    started = time.monotonic()
+    lobby = doktor.ok("GET", f"/meetings/{consultation}/lobby?since={lobby['since']}&timeout_ms=20000")
+    assert lobby["waiting"] == [] and time.monotonic() - started < 10, lobby
+    assert poll(crashed) == {"status": "expired"}
+    # The same link works again, and the new knock waits like any other.
+    again = patient.ok("POST", f"/patient-links/{link}/knock", {"display_name": "Frau Schmidt"})
+    assert poll(again) == {"status": "waiting"}
+
+    # The guest who kept polling is still waiting after more than the expiry time.
+    long_poll.join(30)
+    assert polled["value"] == {"status": "waiting"} and polled["seconds"] > 4, polled
+    assert [e["knock_id"] for e in doktor.ok("GET", f"/meetings/{meeting}/lobby")["waiting"]] == [alive["knock_id"]]
+
+
+def test_admin_meetings_command_and_metrics(ward_factory):
+    metrics_addr = f"127.0.0.1:{free_port()}"
+    server = ward_factory(env={"WARD_METRICS_LISTEN": metrics_addr})
+    server.create_user("anna", PASSWORD)
+    anna = Api(server, login(server, "anna"))
+    meeting = anna.ok("POST", "/meetings", {"title": "Frau Patientin"})["meeting_id"]
+    knock = Api(server).ok("POST", f"/meetings/{meeting}/knock", {"display_name": "Gast"})
+    anna.ok("POST", f"/meetings/{meeting}/lobby/{knock['knock_id']}/admit")
+
+    metrics = requests.get(f"http://{metrics_addr}/metrics", timeout=10).text
+    values = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines()
+              if line.startswith("ward_meet_")}
+    assert values["ward_meet_knocks_total"] == 1 and values["ward_meet_admissions_total"] == 1, values
+    assert {"ward_meet_open_meetings", "ward_meet_waiting_knocks", "ward_meet_admitted_guests"} <= set(values)
+
+    listed = server.admin("meetings", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert meeting in listed.stdout and "@anna:localhost" in listed.stdout, listed.stdout
+    assert "Patientin" not in listed.stdout, "titles may name patients: not listed"
+    ended = server.admin("meetings", "end", meeting)
+    assert ended.returncode == 0 and f"ended {meeting}" in ended.stdout, (ended.stdout, ended.stderr)
+    expect(Api(server).call("GET", f"/meetings/{meeting}"), 404, "M_NOT_FOUND")
+    assert Api(server).ok("GET", f"/meetings/{meeting}/knock/{knock['knock_id']}",
+                          auth=knock["knock_secret"])["status"] == "ended"
+    assert server.admin("meetings", "list").stdout.strip() == "no open meetings"
+    again = server.admin("meetings", "end", meeting)
+    assert again.returncode != 0 and "no such meeting" in again.stderr, (again.stdout, again.stderr)
 
 
 def test_meetings_survive_kill_9(ward_factory):

@@ -13,7 +13,8 @@
 //    cannot knock again; then ends the meeting for all, and its link no longer works.
 // 4. The member opens a consultation room for the chat (its link goes into the chat, for
 //    colleagues who take over) and makes a patient link; the patient waits in the
-//    waiting room; a second person with the same link is refused; the doctor lets the patient in;
+//    waiting room, drops out of it while her phone sleeps and knocks again when it wakes; a
+//    second person with the same link is refused; the doctor lets the patient in;
 //    both decode each other; the doctor ends the consultation and the link no longer works.
 //
 // The script records and waits; the test asserts. Its last line on stdout is `RESULT <json>`:
@@ -513,6 +514,16 @@ try {
   const patient = await guestKnocks("patient", patientLink, "Petra Patientin", { phone: true });
   await patient.waitForSelector("[data-testid=lobby-waiting]");
   await shot(patient, "meet-patient-waiting.png");
+  // Her phone sleeps (no network) for longer than the server's knock expiry: the doctor's
+  // lobby drops her; when the phone wakes, her page knocks again by itself with the same link.
+  await member.waitForSelector("[data-testid=lobby-entry]");
+  await patient.context().setOffline(true);
+  await member.waitForSelector("[data-testid=lobby-entry]", { state: "detached" });
+  check("a patient whose phone sleeps drops out of the lobby", true);
+  await patient.context().setOffline(false);
+  await member.waitForSelector("[data-testid=lobby-entry]");
+  await patient.waitForSelector("[data-testid=lobby-waiting]");
+  check("her page knocks again when the phone wakes", (await snap(patient)).phase === "waiting");
   const intruder = await guestKnocks("intruder", patientLink, "Irgendwer");
   const intruderText = await (await intruder.waitForSelector("[data-testid=meet-problem]")).textContent();
   check("second person with the same link refused", /schon benutzt/.test(intruderText), intruderText);

@@ -94,6 +94,9 @@ pub struct Config {
     pub rtc_empty_room_timeout_ms: u64,
     pub rtc_token_max_ttl_ms: u64,
     pub meeting_retention_days: u32,
+    /// A guest waiting in a lobby whose page has not asked for this long is dropped from it
+    /// (a patient's link works again).
+    pub meeting_knock_expiry_ms: u64,
 }
 
 /// Longest `meeting_retention_days`: video consultation metadata may be kept three months at
@@ -160,6 +163,7 @@ impl Default for Config {
             rtc_token_max_ttl_ms: 21_600_000,
             // Anlage 31b BMV-Ä: video consultation metadata is kept three months at most.
             meeting_retention_days: 90,
+            meeting_knock_expiry_ms: 120_000,
         }
     }
 }
@@ -261,7 +265,7 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return Err(("data_dir", "must not be empty".into()));
         }
-        let positive: [(&'static str, u64); 19] = [
+        let positive: [(&'static str, u64); 20] = [
             ("to_device_queue_max", self.to_device_queue_max),
             ("turn_user_lifetime_ms", self.turn_user_lifetime_ms),
             ("sync_timeout_max_ms", self.sync_timeout_max_ms),
@@ -281,6 +285,7 @@ impl Config {
             ("rtc_max_bitrate_bps_per_track", self.rtc_max_bitrate_bps_per_track),
             ("rtc_empty_room_timeout_ms", self.rtc_empty_room_timeout_ms),
             ("rtc_token_max_ttl_ms", self.rtc_token_max_ttl_ms),
+            ("meeting_knock_expiry_ms", self.meeting_knock_expiry_ms),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err((key, "must be greater than 0".into()));

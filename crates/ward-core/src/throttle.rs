@@ -51,6 +51,23 @@ impl FailureThrottle {
         *tat = (*tat).max(now_ms) + self.config.refill_ms;
     }
 
+    /// Milliseconds until `key` has no failure left on record (0 if it has none): a key that
+    /// failed once stays marked for one `refill_ms`.
+    pub fn clear_in_ms(&self, key: &str, now_ms: u64) -> u64 {
+        self.tat_ms.get(key).map_or(0, |&tat| tat.saturating_sub(now_ms))
+    }
+
+    /// Takes back one recorded failure, for an attempt reserved before it was checked (with
+    /// [`Self::record_failure`]) that turned out to be right.
+    pub fn forgive(&mut self, key: &str, now_ms: u64) {
+        if let Some(tat) = self.tat_ms.get_mut(key) {
+            *tat = tat.saturating_sub(self.config.refill_ms);
+            if *tat <= now_ms {
+                self.tat_ms.remove(key);
+            }
+        }
+    }
+
     fn evict(&mut self, now_ms: u64) {
         self.tat_ms.retain(|_, tat| *tat > now_ms);
         if self.tat_ms.len() >= self.config.max_keys {
@@ -97,6 +114,22 @@ mod tests {
             t.record_failure("u", later);
         }
         assert!(t.check("u", later).is_err());
+    }
+
+    #[test]
+    fn a_forgiven_failure_is_gone_and_a_clear_key_has_none() {
+        let mut t = throttle(100);
+        let now = 1_000_000;
+        assert_eq!(t.clear_in_ms("u", now), 0);
+        t.record_failure("u", now);
+        assert_eq!(t.clear_in_ms("u", now), 60_000);
+        assert_eq!(t.clear_in_ms("u", now + 60_000), 0);
+        t.record_failure("u", now);
+        t.forgive("u", now);
+        assert_eq!(t.clear_in_ms("u", now), 60_000, "one of two failures is left");
+        t.forgive("u", now);
+        assert_eq!((t.clear_in_ms("u", now), t.tracked_keys()), (0, 0));
+        t.forgive("nobody", now);
     }
 
     #[test]

@@ -41,6 +41,12 @@ pub struct RtcSettings {
 /// Asked before anyone joins or rejoins a room, after their token checked out: lets the
 /// application close rooms to valid tokens (Ward's meetings refuse removed guests and ended
 /// meetings). `Err` carries the reason the client is shown.
+///
+/// It is asked a second time once the participant has joined, and a refusal then removes them.
+/// So an application that first records a refusal and then asks the SFU to remove the
+/// participant (or to delete the room) cannot miss a join that passed the first question just
+/// before: the SFU does one thing at a time, so either the join came before the removal, which
+/// kicks them, or after it, and then the second question sees the refusal.
 pub trait JoinGate: Send + Sync {
     fn admits<'a>(
         &'a self,
@@ -107,6 +113,14 @@ impl Rtc {
     pub async fn admits(&self, grant: &Grant) -> Result<(), String> {
         match self.gate.get() {
             Some(gate) => gate.admits(&grant.room, &grant.identity).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The gate's second question, once the participant is in (see [`JoinGate`]).
+    pub async fn admits_again(&self, room: &str, identity: &str) -> Result<(), String> {
+        match self.gate.get() {
+            Some(gate) => gate.admits(room, identity).await,
             None => Ok(()),
         }
     }

@@ -3,7 +3,9 @@
 //! The token comes as `Authorization: Bearer …` (LiveKit's Rust and Python SDKs) or as the
 //! `access_token` query parameter (livekit-client). It is checked and the participant joined
 //! before the upgrade (after the application's join gate, [`crate::JoinGate`], agreed), so a
-//! refused client gets an HTTP status (and `/rtc/validate` the reason);
+//! refused client gets an HTTP status (and `/rtc/validate` the reason). The gate is asked
+//! again once the participant is in, and a refusal then takes them out again: see
+//! [`crate::JoinGate`] for why that closes the race with a removal;
 //! after that every binary frame is one protobuf `SignalRequest` in or `SignalResponse` out.
 
 use std::collections::HashMap;
@@ -19,7 +21,7 @@ use ward_sfu::protocol as lk;
 use ward_sfu::{JoinError, JoinOptions, MAX_SIGNAL_BYTES};
 
 use crate::Rtc;
-use crate::runtime::{Outgoing, Session, SfuHandle};
+use crate::runtime::{Outgoing, ServiceRequest, Session, SfuHandle};
 
 fn flag(query: &HashMap<String, String>, name: &str, default: bool) -> bool {
     match query.get(name).map(String::as_str) {
@@ -54,6 +56,7 @@ pub(crate) async fn rtc(
         protocol: query.get("protocol").and_then(|p| p.parse().ok()).unwrap_or(0),
     };
     let resume_sid = flag(&query, "reconnect", false).then(|| query.get("sid").cloned().unwrap_or_default());
+    let (room, identity) = (grant.room.clone(), grant.identity.clone());
     let joined = match &resume_sid {
         Some(sid) => sfu.resume(grant, sid.clone()).await,
         None => sfu.join(grant, options).await,
@@ -70,6 +73,16 @@ pub(crate) async fn rtc(
         }
         Ok(Err(e)) => return (StatusCode::FORBIDDEN, e.to_string()).into_response(),
     };
+    // Asked again now that the participant is in: the application may have closed the door
+    // while the join was on its way (a removal, the end of a meeting), after the first answer
+    // but before the join, when its own kick found nobody to kick.
+    if let Err(reason) = rtc.admits_again(&room, &identity).await {
+        let request = ServiceRequest::RemoveParticipant { room, identity };
+        if let Ok(Err(e)) = sfu.service(request).await {
+            tracing::debug!(error = %e, "a participant refused after joining was gone already");
+        }
+        return (StatusCode::FORBIDDEN, reason).into_response();
+    }
     let sfu = sfu.clone();
     let (id, generation) = (session.id, session.generation);
     let on_failure = sfu.clone();

@@ -121,6 +121,7 @@ impl Settings {
                 retention_ms: u64::from(c.meeting_retention_days) * 86_400_000,
                 token_ttl_ms: c.rtc_token_max_ttl_ms,
                 poll_max_ms: c.sync_timeout_max_ms.min(meetings::limits::POLL_TIMEOUT_MAX_MS),
+                knock_expiry_ms: c.meeting_knock_expiry_ms,
             },
         }
     }

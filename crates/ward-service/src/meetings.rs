@@ -3,8 +3,9 @@
 //! A meeting is a conference room of the SFU (`meet-<meeting ID>`) plus a little state kept in
 //! the store ([`ward_store::MeetingStore`]): who created it, from which chat room, whether it is
 //! locked or has a PIN, and the lobby — guests' knocks. Moderators are the creator and, with
-//! the `members_enter` policy, the joined members of the chat room it was started from; they
-//! get conferencing tokens directly. Guests knock with a display name, wait (long-polling their
+//! the `members_enter` policy, the joined members of the chat room it was started from — asked
+//! at every call, so whoever is a member at the time (also someone who joined the chat after
+//! the meeting began; not someone who left it); they get conferencing tokens directly. Guests knock with a display name, wait (long-polling their
 //! knock) and get a token once a moderator admits them.
 //!
 //! Consultations are meetings for one doctor–patient session at a time: patients enter only
@@ -51,6 +52,10 @@ pub mod limits {
     pub const PIN_MAX_CHARS: usize = 32;
     /// Longest long-poll of a knock or the lobby (shortened further by `sync_timeout_max_ms`).
     pub const POLL_TIMEOUT_MAX_MS: u64 = 60_000;
+    /// Waiting knocks whose last poll is remembered (in memory); at this many, those of guests
+    /// long gone are dropped, and if none are, new ones are not remembered (their knocks may
+    /// expire early, and their pages knock again).
+    pub const KNOCKS_SEEN_MAX: usize = 100_000;
     /// Knocks from one client address: a burst of this many, then one per
     /// [`KNOCK_REFILL_MS`].
     pub const KNOCK_BURST: u32 = 10;
@@ -82,6 +87,9 @@ pub struct MeetingSettings {
     pub token_ttl_ms: u64,
     /// Longest long-poll (`sync_timeout_max_ms` and [`limits::POLL_TIMEOUT_MAX_MS`]).
     pub poll_max_ms: u64,
+    /// A waiting knock nobody has polled for this long (and none is polling now) expires
+    /// (`meeting_knock_expiry_ms`): the long-poll is the guest's heartbeat.
+    pub knock_expiry_ms: u64,
 }
 
 /// What a conferencing token grants: one room, one identity, LiveKit's permission flags.
@@ -142,7 +150,46 @@ pub(crate) struct MeetState {
     watchers: Mutex<HashMap<String, tokio::sync::watch::Sender<u64>>>,
     knocks: Mutex<FailureThrottle>,
     pins: Mutex<FailureThrottle>,
+    /// Waiting knocks' heartbeats: when each was last polled, and how many polls are open.
+    seen: Mutex<HashMap<String, Seen>>,
+    /// Knocks older than this process count as polled when it started (a restart must not
+    /// expire a lobby at once).
+    started_ms: u64,
     conferencing: std::sync::OnceLock<Arc<dyn Conferencing>>,
+}
+
+/// A knock's heartbeat.
+struct Seen {
+    last_ms: u64,
+    open_polls: u32,
+}
+
+/// An open poll of a knock (see [`MeetState::polling`]).
+struct Polling<'a> {
+    state: &'a MeetState,
+    /// `None` if the table was full.
+    knock_id: Option<String>,
+}
+
+impl Drop for Polling<'_> {
+    fn drop(&mut self) {
+        let Some(knock_id) = &self.knock_id else { return };
+        if let Some(s) = lock(&self.state.seen).get_mut(knock_id) {
+            s.open_polls = s.open_polls.saturating_sub(1);
+            s.last_ms = s.last_ms.max(now_ms());
+        }
+    }
+}
+
+/// When a waiting knock last polled at `last_polled_ms` expires.
+fn knock_expires_ms(last_polled_ms: u64, expiry_ms: u64) -> u64 {
+    last_polled_ms.saturating_add(expiry_ms)
+}
+
+/// A PIN attempt counted against both budgets before the PIN is checked.
+struct PinAttempt {
+    meeting_key: String,
+    addr_key: String,
 }
 
 /// Wake-up entries kept at most before those nobody waits on are swept.
@@ -167,8 +214,81 @@ impl MeetState {
             watchers: Mutex::new(HashMap::new()),
             knocks: throttle(limits::KNOCK_BURST, limits::KNOCK_REFILL_MS),
             pins: throttle(limits::PIN_FAILURE_BURST, limits::PIN_REFILL_MS),
+            seen: Mutex::new(HashMap::new()),
+            started_ms: now_ms(),
             conferencing: std::sync::OnceLock::new(),
         }
+    }
+
+    /// A poll of the knock begins; it counts as alive until the guard is dropped and for the
+    /// expiry time after that.
+    fn polling<'a>(&'a self, knock_id: &str, now_ms: u64, expiry_ms: u64) -> Polling<'a> {
+        let mut seen = lock(&self.seen);
+        if !seen.contains_key(knock_id) && seen.len() >= limits::KNOCKS_SEEN_MAX {
+            seen.retain(|_, s| s.open_polls > 0 || s.last_ms.saturating_add(expiry_ms) > now_ms);
+        }
+        let remembered = seen.contains_key(knock_id) || seen.len() < limits::KNOCKS_SEEN_MAX;
+        if remembered {
+            let entry = seen.entry(knock_id.to_owned()).or_insert(Seen { last_ms: now_ms, open_polls: 0 });
+            entry.open_polls += 1;
+            entry.last_ms = entry.last_ms.max(now_ms);
+        }
+        Polling { state: self, knock_id: remembered.then(|| knock_id.to_owned()) }
+    }
+
+    /// When the waiting knock was last polled; `None` while a poll is open.
+    fn last_polled_ms(&self, knock: &Knock) -> Option<u64> {
+        let floor = self.started_ms.max(knock.updated_ms);
+        match lock(&self.seen).get(&knock.knock_id) {
+            Some(s) if s.open_polls > 0 => None,
+            Some(s) => Some(s.last_ms.max(floor)),
+            None => Some(floor),
+        }
+    }
+
+    fn forget_knock(&self, knock_id: &str) {
+        let mut seen = lock(&self.seen);
+        if seen.get(knock_id).is_some_and(|s| s.open_polls == 0) {
+            seen.remove(knock_id);
+        }
+    }
+
+    /// Reserves one PIN attempt before the (slow) check, so attempts in parallel cannot overrun
+    /// the budgets: it is recorded as a failure at once and taken back if the PIN was right.
+    ///
+    /// Each client address has [`limits::PIN_FAILURE_BURST`] wrong PINs, then one per
+    /// [`limits::PIN_REFILL_MS`]. The meeting's own budget (the same numbers, over all
+    /// addresses) does not lock the meeting: once it is spent, only addresses with a wrong PIN
+    /// still on record (within the last refill period) are refused. So guessing from many
+    /// addresses gets one try per address and minute, and a guest with the right PIN is not
+    /// locked out by someone else's guesses. `Err(retry_after_ms)` when refused.
+    fn reserve_pin_attempt(
+        &self,
+        meeting_id: &str,
+        client_addr: &str,
+        now_ms: u64,
+    ) -> std::result::Result<PinAttempt, u64> {
+        let attempt = PinAttempt {
+            meeting_key: format!("pin:{meeting_id}"),
+            addr_key: format!("pin-addr:{client_addr}"),
+        };
+        let mut t = lock(&self.pins);
+        t.check(&attempt.addr_key, now_ms)?;
+        if t.check(&attempt.meeting_key, now_ms).is_err() {
+            let clear_in_ms = t.clear_in_ms(&attempt.addr_key, now_ms);
+            if clear_in_ms > 0 {
+                return Err(clear_in_ms);
+            }
+        }
+        t.record_failure(&attempt.addr_key, now_ms);
+        t.record_failure(&attempt.meeting_key, now_ms);
+        Ok(attempt)
+    }
+
+    fn pin_was_right(&self, attempt: &PinAttempt, now_ms: u64) {
+        let mut t = lock(&self.pins);
+        t.forgive(&attempt.addr_key, now_ms);
+        t.forgive(&attempt.meeting_key, now_ms);
     }
 
     fn subscribe(&self, meeting_id: &str) -> tokio::sync::watch::Receiver<u64> {
@@ -527,26 +647,20 @@ impl Services {
         let Some(hash) = &meeting.pin_hash else {
             return Ok(());
         };
-        let now = now_ms();
-        let keys = [format!("pin:{}", meeting.meeting_id), format!("pin-addr:{client_addr}")];
-        {
-            let t = lock(&self.meet.pins);
-            if let Some(retry_after_ms) = keys.iter().filter_map(|k| t.check(k, now).err()).max() {
-                return Err(Error::LimitExceeded { retry_after_ms });
-            }
-        }
         let Some(pin) = pin.filter(|p| !p.is_empty()) else {
             return Err(Error::Forbidden("this meeting needs a PIN".into()));
         };
-        if pin.chars().count() > limits::PIN_MAX_CHARS
-            || !crate::verify_password(pin, Some(hash.as_str())).await?
-        {
-            let mut t = lock(&self.meet.pins);
-            for k in &keys {
-                t.record_failure(k, now);
-            }
+        let attempt = self
+            .meet
+            .reserve_pin_attempt(&meeting.meeting_id, client_addr, now_ms())
+            .map_err(|retry_after_ms| Error::LimitExceeded { retry_after_ms })?;
+        let right = pin.chars().count() <= limits::PIN_MAX_CHARS
+            && crate::verify_password(pin, Some(hash.as_str())).await?;
+        if !right {
+            metrics::counter!("ward_meet_pin_failures_total").increment(1);
             return Err(Error::Forbidden("the PIN is wrong".into()));
         }
+        self.meet.pin_was_right(&attempt, now_ms());
         Ok(())
     }
 
@@ -556,6 +670,8 @@ impl Services {
         display_name: String,
         link_hash: Option<TokenHash>,
     ) -> Result<KnockCreated> {
+        // Guests gone without a word free their places (and a patient's link) first.
+        self.live_knocks(&meeting.meeting_id).await?;
         let knock_id = new_id();
         let knock_secret = new_token("ward_knock");
         let knock = NewKnock {
@@ -585,6 +701,7 @@ impl Services {
                 return Err(Error::Forbidden("someone is already waiting with this link".into()));
             }
         }
+        metrics::counter!("ward_meet_knocks_total").increment(1);
         self.meet.notify(&meeting.meeting_id);
         Ok(KnockCreated { meeting_id: meeting.meeting_id.clone(), knock_id, knock_secret })
     }
@@ -680,8 +797,13 @@ impl Services {
         let deadline = tokio::time::Instant::now() + self.poll_timeout(timeout_ms);
         // Subscribed before reading, so a change in between is not missed.
         let mut changes = self.meet.subscribe(meeting_id);
+        let mut polling = None;
         loop {
             let knock = self.own_knock(meeting_id, knock_id, secret).await?;
+            if knock.status == KnockStatus::Waiting && polling.is_none() {
+                // The guest is here: the knock stays alive while this poll is open.
+                polling = Some(self.meet.polling(knock_id, now_ms(), self.settings.meetings.knock_expiry_ms));
+            }
             let waited_out = tokio::time::Instant::now() >= deadline;
             if knock.status != KnockStatus::Waiting || waited_out {
                 return self.knock_state(&knock).await;
@@ -743,7 +865,7 @@ impl Services {
         let deadline = tokio::time::Instant::now() + self.poll_timeout(timeout_ms);
         let mut changes = self.meet.subscribe(meeting_id);
         loop {
-            let knocks = self.store.open_knocks(meeting_id).await?;
+            let (knocks, next_expiry_ms) = self.live_knocks(meeting_id).await?;
             let fingerprint = lobby_fingerprint(&knocks);
             if since != Some(fingerprint.as_str()) || tokio::time::Instant::now() >= deadline {
                 let entries = knocks
@@ -759,9 +881,50 @@ impl Services {
                     .collect();
                 return Ok(Lobby { entries, since: fingerprint });
             }
-            // A meeting that ends while we wait answers with its empty lobby at the next change.
-            let _ = tokio::time::timeout_at(deadline, changes.changed()).await;
+            // A meeting that ends while we wait answers with its empty lobby at the next change;
+            // a guest who stops polling is dropped when their knock expires.
+            let wake = match next_expiry_ms {
+                Some(ms) => deadline.min(tokio::time::Instant::now() + Duration::from_millis(ms)),
+                None => deadline,
+            };
+            let _ = tokio::time::timeout_at(wake, changes.changed()).await;
         }
+    }
+
+    /// The meeting's open knocks, after expiring waiting ones nobody has polled for the expiry
+    /// time; and in how many ms the next waiting one would expire, if none polls before.
+    async fn live_knocks(&self, meeting_id: &str) -> Result<(Vec<Knock>, Option<u64>)> {
+        let expiry_ms = self.settings.meetings.knock_expiry_ms;
+        let now = now_ms();
+        let mut knocks = self.store.open_knocks(meeting_id).await?;
+        let stale: Vec<String> = knocks
+            .iter()
+            .filter(|k| k.status == KnockStatus::Waiting)
+            .filter(|k| self.meet.last_polled_ms(k).is_some_and(|at| knock_expires_ms(at, expiry_ms) <= now))
+            .map(|k| k.knock_id.clone())
+            .collect();
+        if !stale.is_empty() {
+            for knock_id in &stale {
+                let update = self
+                    .store
+                    .update_knock(knock_id, &[KnockStatus::Waiting], KnockStatus::Expired, false, now)
+                    .await?;
+                // Otherwise the guest was admitted, rejected or left in the meantime.
+                if let KnockUpdate::Done(_) = update {
+                    metrics::counter!("ward_meet_knocks_expired_total").increment(1);
+                }
+                self.meet.forget_knock(knock_id);
+            }
+            self.meet.notify(meeting_id);
+            knocks = self.store.open_knocks(meeting_id).await?;
+        }
+        let next_expiry_ms = knocks
+            .iter()
+            .filter(|k| k.status == KnockStatus::Waiting)
+            .filter_map(|k| self.meet.last_polled_ms(k))
+            .map(|at| knock_expires_ms(at, expiry_ms).saturating_sub(now).max(1))
+            .min();
+        Ok((knocks, next_expiry_ms))
     }
 
     async fn decide(&self, authed: &Authed, meeting_id: &str, knock_id: &str, to: KnockStatus) -> Result<()> {
@@ -777,6 +940,9 @@ impl Services {
             .await?
         {
             KnockUpdate::Done(_) => {
+                if to == KnockStatus::Admitted {
+                    metrics::counter!("ward_meet_admissions_total").increment(1);
+                }
                 self.meet.notify(meeting_id);
                 Ok(())
             }
@@ -881,6 +1047,46 @@ impl Services {
     /// link used up; the meeting's link stops working.
     pub async fn end_meeting(&self, authed: &Authed, meeting_id: &str) -> Result<()> {
         self.moderated_meeting(authed, meeting_id).await?;
+        self.finish_meeting(meeting_id).await
+    }
+
+    /// `ward admin meetings end`: ends an open meeting like its moderators can. In a process
+    /// without the SFU (the admin command), those connected stay until the server's sweep
+    /// ([`Self::stale_meeting_room`]) closes the conference; nobody can join or rejoin meanwhile.
+    pub async fn admin_end_meeting(&self, meeting_id: &str) -> Result<()> {
+        self.open_meeting(meeting_id).await?;
+        self.finish_meeting(meeting_id).await
+    }
+
+    /// `ward admin meetings list`: open meetings, newest first.
+    pub async fn admin_open_meetings(&self, limit: u64) -> Result<Vec<Meeting>> {
+        Ok(self.store.open_meetings(limit).await?)
+    }
+
+    /// Sets the `ward_meet_*` gauges: open meetings, waiting and admitted guests.
+    pub async fn refresh_meeting_metrics(&self) -> Result<()> {
+        let c = self.store.meeting_counts().await?;
+        metrics::gauge!("ward_meet_open_meetings").set(c.open_meetings as f64);
+        metrics::gauge!("ward_meet_waiting_knocks").set(c.waiting_knocks as f64);
+        metrics::gauge!("ward_meet_admitted_guests").set(c.admitted_knocks as f64);
+        Ok(())
+    }
+
+    /// Whether a conference room is a meeting's that has ended (or never existed), so nobody
+    /// should be in it: the server closes such rooms now and then (a meeting ended by
+    /// `ward admin meetings end`, or a room a late-refused join left behind).
+    pub async fn stale_meeting_room(&self, room: &str) -> Result<bool> {
+        let Some(meeting_id) = room.strip_prefix(ROOM_PREFIX) else {
+            return Ok(false);
+        };
+        match self.open_meeting(meeting_id).await {
+            Ok(_) => Ok(false),
+            Err(Error::NotFound(_)) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn finish_meeting(&self, meeting_id: &str) -> Result<()> {
         if !self.store.end_meeting(meeting_id, now_ms()).await? {
             return Err(not_found());
         }
@@ -1052,17 +1258,36 @@ mod tests {
     }
 
     #[test]
-    fn pin_throttle_allows_a_burst_then_one_try_per_refill() {
+    fn pin_attempts_per_address_a_burst_then_one_per_refill() {
         let state = MeetState::new();
-        let mut t = lock(&state.pins);
-        let key = "pin:m";
+        // Reserved, never settled: as if all five were still being checked in parallel.
         for _ in 0..limits::PIN_FAILURE_BURST {
-            assert!(t.check(key, 0).is_ok());
-            t.record_failure(key, 0);
+            assert!(state.reserve_pin_attempt("m", "a", 0).is_ok());
         }
-        assert_eq!(t.check(key, 0), Err(limits::PIN_REFILL_MS));
-        assert!(t.check(key, limits::PIN_REFILL_MS).is_ok(), "one more try after the refill");
-        assert!(t.check("pin:other", 0).is_ok(), "other meetings are not affected");
+        assert_eq!(state.reserve_pin_attempt("m", "a", 0).err(), Some(limits::PIN_REFILL_MS));
+        assert_eq!(state.reserve_pin_attempt("other", "a", 0).err(), Some(limits::PIN_REFILL_MS));
+        assert!(
+            state.reserve_pin_attempt("m", "a", limits::PIN_REFILL_MS).is_ok(),
+            "one more after the refill"
+        );
+    }
+
+    #[test]
+    fn a_spent_meeting_budget_refuses_only_addresses_that_guessed_wrong() {
+        let state = MeetState::new();
+        // Five addresses guess wrong once each: the meeting's budget is spent.
+        for addr in ["a1", "a2", "a3", "a4", "a5"] {
+            assert!(state.reserve_pin_attempt("m", addr, 0).is_ok());
+        }
+        // Each of them is refused now, until its wrong guess is a refill period old.
+        assert_eq!(state.reserve_pin_attempt("m", "a1", 1_000).err(), Some(limits::PIN_REFILL_MS - 1_000));
+        assert!(state.reserve_pin_attempt("m", "a1", limits::PIN_REFILL_MS).is_ok());
+        // A guest from another address still gets to try, and a right PIN is taken back.
+        let attempt = state.reserve_pin_attempt("m", "guest", 1_000).expect("a fresh address may try");
+        state.pin_was_right(&attempt, 1_000);
+        assert!(state.reserve_pin_attempt("m", "guest", 1_000).is_ok(), "the right PIN left no mark");
+        // Another meeting is not affected by this one's budget.
+        assert!(state.reserve_pin_attempt("n", "a2", 1_000).is_ok());
     }
 
     #[test]
@@ -1087,6 +1312,36 @@ mod tests {
             lobby_fingerprint(&[knock(KnockStatus::Admitted)])
         );
         assert_ne!(lobby_fingerprint(&[]), lobby_fingerprint(&[knock(KnockStatus::Waiting)]));
+    }
+
+    #[test]
+    fn a_knock_is_alive_while_polled_and_for_the_expiry_time_after() {
+        let state = MeetState::new();
+        let mut knock = Knock {
+            knock_id: "k".into(),
+            meeting_id: "m".into(),
+            secret_hash: [0; 32],
+            display_name: "G".into(),
+            identity: "guest-x".into(),
+            link_hash: None,
+            status: KnockStatus::Waiting,
+            created_ms: 0,
+            updated_ms: 0,
+        };
+        // Never polled: it counts from this process's start (or from the knock, if later).
+        assert_eq!(state.last_polled_ms(&knock), Some(state.started_ms));
+        knock.updated_ms = state.started_ms + 5;
+        assert_eq!(state.last_polled_ms(&knock), Some(state.started_ms + 5));
+        let far = state.started_ms + 1_000_000;
+        {
+            let _a = state.polling("k", far, 120_000);
+            let _b = state.polling("k", far, 120_000);
+            assert_eq!(state.last_polled_ms(&knock), None, "a poll is open: never expires");
+        }
+        assert!(state.last_polled_ms(&knock).is_some_and(|at| at >= far));
+        assert_eq!(knock_expires_ms(far, 120_000), far + 120_000);
+        state.forget_knock("k");
+        assert!(lock(&state.seen).is_empty());
     }
 
     #[tokio::test]

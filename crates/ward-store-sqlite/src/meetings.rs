@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Transaction, params};
 use ward_core::secret::TokenHash;
 use ward_store::{
-    Knock, KnockStatus, KnockUpdate, Meeting, MeetingKind, MeetingStore, MeetingWrite, NewKnock, NewMeeting,
-    PatientLink, Result, StoreError,
+    Knock, KnockStatus, KnockUpdate, Meeting, MeetingCounts, MeetingKind, MeetingStore, MeetingWrite,
+    NewKnock, NewMeeting, PatientLink, Result, StoreError,
 };
 
 use crate::{SqliteStore, all, backend, from_sql, to_sql};
@@ -172,6 +172,34 @@ impl MeetingStore for SqliteStore {
                 [&creator],
                 meeting_row,
             )
+        })
+        .await
+    }
+
+    async fn open_meetings(&self, limit: u64) -> Result<Vec<Meeting>> {
+        self.read(move |tx| {
+            all(
+                tx,
+                &format!(
+                    "SELECT {MEETING_COLUMNS} FROM meetings WHERE ended_ms IS NULL
+                     ORDER BY created_ms DESC, meeting_id LIMIT ?1"
+                ),
+                [to_sql(limit)],
+                meeting_row,
+            )
+        })
+        .await
+    }
+
+    async fn meeting_counts(&self) -> Result<MeetingCounts> {
+        self.read(|tx| {
+            let knocks =
+                |status: &str| count(tx, "SELECT count(*) FROM meeting_knocks WHERE status = ?1", [status]);
+            Ok(MeetingCounts {
+                open_meetings: count(tx, "SELECT count(*) FROM meetings WHERE ended_ms IS NULL", [])?,
+                waiting_knocks: knocks(KnockStatus::Waiting.as_str())?,
+                admitted_knocks: knocks(KnockStatus::Admitted.as_str())?,
+            })
         })
         .await
     }
@@ -381,8 +409,10 @@ impl MeetingStore for SqliteStore {
                 params![knock_id, to.as_str(), to_sql(now_ms)],
             )
             .map_err(backend)?;
-            // Leaving the lobby before admission frees the link; everything else uses it up.
-            let spends = !(to == KnockStatus::Left && knock.status == KnockStatus::Waiting);
+            // Leaving the lobby before admission (or expiring there) frees the link; everything
+            // else uses it up.
+            let spends = !(matches!(to, KnockStatus::Left | KnockStatus::Expired)
+                && knock.status == KnockStatus::Waiting);
             if spends && let Some(link_hash) = &knock.link_hash {
                 tx.execute(
                     "UPDATE meeting_patient_links SET spent = 1 WHERE link_hash = ?1",

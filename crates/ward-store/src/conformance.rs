@@ -1499,8 +1499,21 @@ pub async fn knocks_through_the_lobby(store: &dyn Store) {
     ));
     store.update_knock("k4", &[KnockStatus::Waiting], KnockStatus::Left, false, NOW + 7).await.unwrap();
 
+    // Counts over all meetings, and the list of open ones, for operators.
+    store.create_meeting(new_meeting("m2", MeetingKind::Meeting, "@b:x"), 10).await.unwrap();
+    assert_eq!(
+        store.meeting_counts().await.unwrap(),
+        MeetingCounts { open_meetings: 2, waiting_knocks: 1, admitted_knocks: 1 }
+    );
+    let ids = |v: Vec<Meeting>| v.into_iter().map(|m| m.meeting_id).collect::<Vec<_>>();
+    assert_eq!(ids(store.open_meetings(10).await.unwrap()).len(), 2);
+    assert_eq!(ids(store.open_meetings(1).await.unwrap()).len(), 1);
+    assert!(store.end_meeting("m2", NOW + 8).await.unwrap());
+    assert_eq!(ids(store.open_meetings(10).await.unwrap()), ["m"]);
+
     // Ending closes every open knock and refuses new ones.
     assert!(store.end_meeting("m", NOW + 8).await.unwrap());
+    assert_eq!(store.meeting_counts().await.unwrap(), MeetingCounts::default());
     assert_eq!(status_of(store, "k1").await, KnockStatus::Ended);
     assert_eq!(status_of(store, "k2").await, KnockStatus::Ended);
     assert_eq!(status_of(store, "k4").await, KnockStatus::Left, "a closed knock keeps its state");
@@ -1566,8 +1579,17 @@ pub async fn patient_links_are_single_use(store: &dyn Store) {
         store.create_knock(new_knock("p2", "c", Some(1), NOW + 4), 9).await.unwrap(),
         MeetingWrite::Done
     );
+    // So does expiring there (the patient's browser stopped asking).
+    store.update_knock("p2", &[KnockStatus::Waiting], KnockStatus::Expired, false, NOW + 4).await.unwrap();
+    assert_eq!(status_of(store, "p2").await, KnockStatus::Expired);
+    assert!(!store.patient_link(&h(1)).await.unwrap().unwrap().spent);
+    assert!(store.open_knocks("c").await.unwrap().is_empty(), "an expired knock is not in the lobby");
+    assert_eq!(
+        store.create_knock(new_knock("p2b", "c", Some(1), NOW + 4), 9).await.unwrap(),
+        MeetingWrite::Done
+    );
     // Admission uses it up: after the session nobody gets in with it.
-    store.update_knock("p2", &[KnockStatus::Waiting], KnockStatus::Admitted, true, NOW + 5).await.unwrap();
+    store.update_knock("p2b", &[KnockStatus::Waiting], KnockStatus::Admitted, true, NOW + 5).await.unwrap();
     assert!(store.patient_link(&h(1)).await.unwrap().unwrap().spent);
     assert_eq!(
         store.create_knock(new_knock("p3", "c", Some(1), NOW + 6), 9).await.unwrap(),

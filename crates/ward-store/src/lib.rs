@@ -26,8 +26,8 @@ pub use e2ee::{
 };
 pub use media::{Media, MediaContent, MediaStore, MediaThumbnail, MediaWrite};
 pub use meetings::{
-    Knock, KnockStatus, KnockUpdate, Meeting, MeetingKind, MeetingStore, MeetingWrite, NewKnock, NewMeeting,
-    PatientLink,
+    Knock, KnockStatus, KnockUpdate, Meeting, MeetingCounts, MeetingKind, MeetingStore, MeetingWrite,
+    NewKnock, NewMeeting, PatientLink,
 };
 pub use rooms::{
     Direction, Membership, NewEvent, NewRoom, Receipt, Room, RoomStore, StateEntry, StoredEvent, TxnKey,

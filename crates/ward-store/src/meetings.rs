@@ -85,6 +85,9 @@ pub enum KnockStatus {
     Left,
     /// The meeting ended.
     Ended,
+    /// The guest stopped asking while waiting (their page closed or crashed, the device slept):
+    /// dropped from the lobby; a patient's link works again.
+    Expired,
 }
 
 impl KnockStatus {
@@ -96,11 +99,12 @@ impl KnockStatus {
             Self::Removed => "removed",
             Self::Left => "left",
             Self::Ended => "ended",
+            Self::Expired => "expired",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Waiting, Self::Admitted, Self::Rejected, Self::Removed, Self::Left, Self::Ended]
+        [Self::Waiting, Self::Admitted, Self::Rejected, Self::Removed, Self::Left, Self::Ended, Self::Expired]
             .into_iter()
             .find(|k| k.as_str() == s)
     }
@@ -172,6 +176,17 @@ pub enum MeetingWrite {
     LinkBusy,
 }
 
+/// Counts over every meeting, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MeetingCounts {
+    /// Meetings that have not ended.
+    pub open_meetings: u64,
+    /// Knocks waiting in a lobby.
+    pub waiting_knocks: u64,
+    /// Guests and patients admitted and not yet gone.
+    pub admitted_knocks: u64,
+}
+
 /// The outcome of a knock status change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KnockUpdate {
@@ -192,6 +207,9 @@ pub trait MeetingStore: Send + Sync {
     async fn meeting(&self, meeting_id: &str) -> Result<Option<Meeting>>;
     /// The user's meetings that have not ended, newest first.
     async fn open_meetings_of(&self, creator: &str) -> Result<Vec<Meeting>>;
+    /// Every meeting that has not ended, newest first, at most `limit` (for operators).
+    async fn open_meetings(&self, limit: u64) -> Result<Vec<Meeting>>;
+    async fn meeting_counts(&self) -> Result<MeetingCounts>;
     /// `false` if the meeting does not exist or has ended (for this and the setters below).
     async fn set_meeting_locked(&self, meeting_id: &str, locked: bool, now_ms: u64) -> Result<bool>;
     async fn set_meeting_pin(&self, meeting_id: &str, pin_hash: Option<&str>, now_ms: u64) -> Result<bool>;
@@ -213,7 +231,9 @@ pub trait MeetingStore: Send + Sync {
     /// Moves the knock from one of `from` to `to`. With `exclusive`, admission is refused
     /// ([`KnockUpdate::Busy`]) while another knock of the meeting is admitted. A knock made
     /// with a patient link spends the link when it becomes admitted, rejected, removed or
-    /// ended; leaving the lobby before admission frees the link for another attempt.
+    /// ended; leaving the lobby before admission, or expiring there ([`KnockStatus::Left`] or
+    /// [`KnockStatus::Expired`] from [`KnockStatus::Waiting`]), frees the link for another
+    /// attempt.
     async fn update_knock(
         &self,
         knock_id: &str,

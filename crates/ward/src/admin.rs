@@ -34,6 +34,9 @@ pub enum AdminCommand {
     /// Reports of events and rooms that users sent (`/report`).
     #[command(subcommand)]
     Reports(ReportsCommand),
+    /// Meetings and video consultations that have not ended.
+    #[command(subcommand)]
+    Meetings(MeetingsCommand),
     /// Print a conferencing access token (LiveKit format) signed with the server's API key,
     /// to try a room with LiveKit's SDKs and tools.
     RtcToken(RtcTokenArgs),
@@ -124,6 +127,23 @@ pub enum ReportsCommand {
         before: Option<u64>,
     },
 }
+
+#[derive(Subcommand)]
+pub enum MeetingsCommand {
+    /// List open meetings, newest first: ID, kind, created, last used, creator, chat room,
+    /// locked, PIN. (Titles are left out: they may name patients.)
+    List {
+        /// How many to show (at most 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u64,
+    },
+    /// End a meeting for everyone: its link, knocks and patient links stop working at once;
+    /// the running server disconnects those still in the call within half a minute.
+    End { meeting_id: String },
+}
+
+/// Most meetings `ward admin meetings list` shows.
+const MEETINGS_LIST_MAX: u64 = 1000;
 
 #[derive(Args)]
 pub struct PasswordArgs {
@@ -273,6 +293,29 @@ pub async fn run(cmd: AdminCommand, config: &Config) -> Result<(), String> {
                     r0.score.map_or_else(|| "-".to_owned(), |s| s.to_string()),
                 );
             }
+        }
+        AdminCommand::Meetings(MeetingsCommand::List { limit }) => {
+            let meetings = services.admin_open_meetings(limit.min(MEETINGS_LIST_MAX)).await.map_err(err)?;
+            if meetings.is_empty() {
+                println!("no open meetings");
+            }
+            for m in meetings {
+                println!(
+                    "{}\t{}\tcreated {}\tused {}\t{}\t{}\t{}\t{}",
+                    m.meeting_id,
+                    m.kind.as_str(),
+                    format_ms(m.created_ms),
+                    format_ms(m.last_used_ms),
+                    m.creator,
+                    m.origin_room.as_deref().unwrap_or("-"),
+                    if m.locked { "locked" } else { "open" },
+                    if m.pin_hash.is_some() { "PIN" } else { "no PIN" },
+                );
+            }
+        }
+        AdminCommand::Meetings(MeetingsCommand::End { meeting_id }) => {
+            services.admin_end_meeting(&meeting_id).await.map_err(err)?;
+            println!("ended {meeting_id}");
         }
         AdminCommand::RtcToken(args) => rtc_token(&args, config)?,
         AdminCommand::RegistrationToken(TokenCommand::Revoke { token }) => {

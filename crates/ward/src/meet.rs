@@ -1,18 +1,21 @@
 //! The meeting service's view of the SFU: `ward-service` defines what it needs
 //! ([`Conferencing`]) without depending on `ward-rtc`; this file implements it with the SFU
 //! and, the other way round, lets the SFU ask the meeting service who may join a meeting's room
-//! ([`ward_rtc::JoinGate`]). It also runs the retention purge.
+//! ([`ward_rtc::JoinGate`]). It also runs the retention purge, and a sweep that refreshes the
+//! meeting gauges and closes conference rooms of meetings that ended elsewhere.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
-use ward_rtc::runtime::ServiceRequest;
+use ward_rtc::runtime::{ServiceReply, ServiceRequest};
 use ward_rtc::{MintRequest, Rtc};
 use ward_service::{ConferenceGrant, Conferencing, ConferencingError, Services};
 use ward_sfu::ServiceError;
 
 /// How often ended and old meetings are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+/// How often the `ward_meet_*` gauges are refreshed and stale meeting rooms closed.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Hooks meetings and the SFU together (when conferencing is on) and starts the purge task.
 pub fn wire(services: &Arc<Services>, rtc: Option<&Arc<Rtc>>) {
@@ -21,6 +24,22 @@ pub fn wire(services: &Arc<Services>, rtc: Option<&Arc<Rtc>>) {
         // Weak: the SFU must not keep the services alive (nor form a cycle with them).
         rtc.set_gate(Arc::new(MeetingGate { services: Arc::downgrade(services) }));
     }
+    let sweep = (Arc::downgrade(services), rtc.map(Arc::downgrade));
+    tokio::spawn(async move {
+        let (services, rtc) = sweep;
+        let mut every = tokio::time::interval(SWEEP_INTERVAL);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let Some(services) = services.upgrade() else { return };
+            if let Err(e) = services.refresh_meeting_metrics().await {
+                tracing::warn!(error = %e, "counting meetings failed");
+            }
+            if let Some(rtc) = rtc.as_ref().and_then(Weak::upgrade) {
+                close_stale_rooms(&services, &rtc).await;
+            }
+        }
+    });
     let services = Arc::downgrade(services);
     tokio::spawn(async move {
         let mut every = tokio::time::interval(PURGE_INTERVAL);
@@ -35,6 +54,23 @@ pub fn wire(services: &Arc<Services>, rtc: Option<&Arc<Rtc>>) {
             }
         }
     });
+}
+
+/// Closes conference rooms of meetings that have ended (`ward admin meetings end` runs in
+/// another process, and a join refused after it got in may leave an empty room behind).
+async fn close_stale_rooms(services: &Services, rtc: &Rtc) {
+    let Some(sfu) = rtc.sfu() else { return };
+    let Ok(Ok(ServiceReply::Rooms(rooms))) =
+        sfu.service(ServiceRequest::ListRooms { names: Vec::new() }).await
+    else {
+        return;
+    };
+    for room in rooms {
+        if services.stale_meeting_room(&room.name).await.unwrap_or(false) {
+            tracing::info!("closing the conference of an ended meeting");
+            let _ = sfu.service(ServiceRequest::DeleteRoom { room: room.name }).await;
+        }
+    }
 }
 
 struct SfuConferencing {

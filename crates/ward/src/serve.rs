@@ -32,6 +32,10 @@ pub async fn run(loaded: Loaded, config_arg: Option<PathBuf>) -> Result<(), Stri
         None
     };
 
+    // Before the background tasks, so that what they record at once is not lost.
+    if let Some(addr) = metrics_addr {
+        start_metrics(addr).await?;
+    }
     crate::meet::wire(&services, rtc.as_ref());
 
     let state = AppState {
@@ -46,10 +50,6 @@ pub async fn run(loaded: Loaded, config_arg: Option<PathBuf>) -> Result<(), Stri
         rtc,
     };
     let listener = TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-
-    if let Some(addr) = metrics_addr {
-        start_metrics(addr).await?;
-    }
 
     match config.registration {
         RegistrationMode::Open => tracing::warn!(

@@ -166,14 +166,24 @@ export function MeetPage({ route }: { route: MeetRoute }) {
         // The token from the check may be old by now; ask again.
         admission = await meet.join(session!.accessToken, id).catch(() => direct);
       } else {
-        const knock =
-          route.kind === "patient"
-            ? await meet.patientKnock(route.linkToken, choice.name)
-            : await meet.knock(id, choice.name, choice.pin || undefined);
-        if (abort.signal.aborted) return void meet.leave(knock).catch(() => undefined);
-        setPhase({ name: "waiting", knock });
-        admission = await waitInLobby(knock, abort.signal, (reason) => setPhase({ name: "after", reason }));
-        if (!admission) return;
+        for (;;) {
+          const knock =
+            route.kind === "patient"
+              ? await meet.patientKnock(route.linkToken, choice.name)
+              : await meet.knock(id, choice.name, choice.pin || undefined);
+          if (abort.signal.aborted) return void meet.leave(knock).catch(() => undefined);
+          setPhase({ name: "waiting", knock });
+          const outcome = await waitInLobby(knock, abort.signal, (reason) => setPhase({ name: "after", reason }));
+          if (outcome === null) return;
+          if (outcome === "expired") {
+            // The page stopped asking for a while (the device slept, the network was away), so
+            // the server dropped the knock: knock again, with the same link and name.
+            if (abort.signal.aborted || phaseRef.current.name !== "waiting") return; // The guest left meanwhile.
+            continue;
+          }
+          admission = outcome;
+          break;
+        }
       }
       // Whoever left the lobby in the meantime is not connected (nor their camera turned on),
       // even if a moderator let them in before the server heard of it.
@@ -303,13 +313,16 @@ function afterText(reason: string, patient: boolean): string {
   }
 }
 
-/** Long-polls the knock until a moderator decides; the admission, or null (reason reported, or
- * `signal` aborted: the user left the lobby). */
+/**
+ * Long-polls the knock until a moderator decides: the admission, null (the reason reported, or
+ * `signal` aborted: the user left the lobby), or "expired" if the server dropped the knock
+ * because this page stopped polling for a while.
+ */
 async function waitInLobby(
   knock: Knock,
   signal: AbortSignal,
   done: (reason: "rejected" | "removed" | "ended" | "left") => void,
-): Promise<Admission | null> {
+): Promise<Admission | "expired" | null> {
   let failures = 0;
   while (!signal.aborted) {
     const polled = Date.now();
@@ -319,6 +332,8 @@ async function waitInLobby(
       failures = 0;
     } catch (e) {
       if (signal.aborted) return null;
+      // An unknown knock (purged) is as good as an expired one: knocking again tells.
+      if (e instanceof MeetError && e.status === 404) return "expired";
       if (e instanceof MeetError && e.status >= 400 && e.status < 500 && e.status !== 429) {
         done("ended");
         return null;
@@ -334,6 +349,8 @@ async function waitInLobby(
         continue;
       case "admitted":
         return state as Admission;
+      case "expired":
+        return "expired";
       case "rejected":
       case "removed":
       case "left":

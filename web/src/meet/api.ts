@@ -41,7 +41,8 @@ export interface Knock {
   knock_id: string;
   knock_secret: string;
 }
-export type KnockStatus = "waiting" | "admitted" | "rejected" | "removed" | "left" | "ended";
+/** `expired`: the page stopped polling for a while (closed, asleep); knocking again is fine. */
+export type KnockStatus = "waiting" | "admitted" | "rejected" | "removed" | "left" | "ended" | "expired";
 export interface KnockState extends Partial<Admission> {
   status: KnockStatus;
 }

@@ -15,6 +15,7 @@ pub mod meetings;
 mod registration;
 pub mod rooms;
 mod session;
+pub mod sliding;
 mod uia;
 pub mod userdata;
 pub mod users;

@@ -58,7 +58,8 @@ pub mod limits {
     /// rest follow in the next responses. Bounds a response's time and memory whatever the
     /// ranges ask for.
     pub const FRESH_ROOMS_PER_RESPONSE_MAX: usize = 100;
-    /// Rooms one connection remembers having sent (its stored record and its memory).
+    /// Rooms one connection remembers having sent (its stored record and its memory); list
+    /// ranges are cut where they would exceed it.
     pub const ROOMS_PER_CONNECTION_MAX: usize = 5_000;
     /// Events of a left room's timeline sent with the departure.
     pub const LEFT_TIMELINE_LIMIT: u64 = 10;
@@ -457,14 +458,18 @@ impl Services {
         let limited = events.len() > limit;
         events.truncate(limit);
         events.reverse();
-        let (events_changed, receipts_changed) = match since_stream {
-            Some(s) if planned.send == Send::Incremental => self.notifier.room_changes_after(room_id, s),
-            _ => (true, true),
-        };
-        if planned.send == Send::Incremental && events.is_empty() && !receipts_changed {
-            return Ok(None);
+        if planned.send == Send::Incremental && events.is_empty() {
+            // Without new events only the user's own receipts change what the client shows
+            // (the unread counts); receipts of others go through the receipts extension.
+            let Some(s) = since_stream else { return Ok(None) };
+            if !self.notifier.room_changes_after(room_id, s).1 {
+                return Ok(None);
+            }
+            let receipts = self.store.receipts_changed(room_id, s, target.stream).await?;
+            if !receipts.iter().any(|r| r.user_id == me) {
+                return Ok(None);
+            }
         }
-        let _ = events_changed;
         let timeline_start = events.first().map_or(until, |e| e.stream_pos.saturating_sub(1));
         let num_live = match since_stream {
             Some(s) => events.iter().filter(|e| e.stream_pos > s).count() as u64,

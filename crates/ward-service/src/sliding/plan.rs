@@ -182,6 +182,11 @@ pub fn plan(
             }
             let end = end.min(filtered.len() - 1);
             for (i, room) in filtered.iter().enumerate().take(end + 1).skip(start) {
+                // A connection remembers a bounded number of rooms; ranges beyond that are cut
+                // (rooms already wanted by another list or a subscription still count once).
+                if wanted.len() >= limits::ROOMS_PER_CONNECTION_MAX && !wanted.contains_key(&room.room_id) {
+                    break;
+                }
                 if seen.insert(i) {
                     in_range.push(room.room_id.clone());
                     wanted.entry(room.room_id.clone()).or_default().merge(&list.config);

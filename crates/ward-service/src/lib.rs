@@ -150,6 +150,8 @@ pub struct Services {
     hints: e2ee::Hints,
     /// Meetings' long-poll wake-ups, knock and PIN throttles, and the SFU.
     meet: meetings::MeetState,
+    /// Rooms' bump stamps for sliding sync's lists, valid until the notifier sees a new event.
+    bumps: sliding::BumpCache,
 }
 
 pub fn now_ms() -> u64 {
@@ -168,6 +170,7 @@ impl Services {
             notifier: Arc::new(rooms::Notifier::new(position)),
             hints: e2ee::Hints::new(position),
             meet: meetings::MeetState::new(),
+            bumps: sliding::BumpCache::default(),
             media: media::MediaState::open(&settings.media).await?,
             store,
             settings,

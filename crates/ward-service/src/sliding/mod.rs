@@ -65,6 +65,22 @@ pub mod limits {
     pub const LEFT_TIMELINE_LIMIT: u64 = 10;
     /// Heroes per room without a name.
     pub const HEROES_MAX: usize = 5;
+    /// Rooms whose bump stamp is remembered in memory (the map is cleared when full).
+    pub const BUMP_CACHE_MAX_ENTRIES: usize = 100_000;
+}
+
+/// Rooms' bump stamps, each with the stream position it was read at. An entry holds while the
+/// notifier has seen no event in the room after that position (so rooms unseen since start-up
+/// are always read), which makes a list's sort cost a read only for rooms with news.
+#[derive(Default)]
+pub(crate) struct BumpCache {
+    rooms: std::sync::Mutex<HashMap<String, (Option<u64>, u64)>>,
+}
+
+impl BumpCache {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Option<u64>, u64)>> {
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Events that move a room up the list (its `bump_stamp`): new conversation, not state or
@@ -365,17 +381,16 @@ impl Services {
             .collect();
         let joined: Vec<String> =
             current.iter().filter(|m| m.membership == "join").map(|m| m.room_id.clone()).collect();
-        let bumps: HashMap<String, u64> =
-            self.store.newest_event_positions(&joined, BUMP_KINDS).await?.into_iter().collect();
+        let bumps = self.bump_stamps(&joined).await?;
         let filters: Vec<&ListFilters> = input.lists.values().map(|l| &l.filters).collect();
         let mut dms = BTreeSet::new();
-        if filters.iter().any(|f| f.needs_dm()) {
-            if let Some(text) = self.store.account_data(me, None, "m.direct").await? {
-                let direct: Value = serde_json::from_str(&text).unwrap_or_default();
-                if let Some(map) = direct.as_object() {
-                    for rooms in map.values().filter_map(Value::as_array) {
-                        dms.extend(rooms.iter().filter_map(Value::as_str).map(str::to_owned));
-                    }
+        if filters.iter().any(|f| f.needs_dm())
+            && let Some(text) = self.store.account_data(me, None, "m.direct").await?
+        {
+            let direct: Value = serde_json::from_str(&text).unwrap_or_default();
+            if let Some(map) = direct.as_object() {
+                for rooms in map.values().filter_map(Value::as_array) {
+                    dms.extend(rooms.iter().filter_map(Value::as_str).map(str::to_owned));
                 }
             }
         }
@@ -410,6 +425,45 @@ impl Services {
                 room_type: room_types.remove(&m.room_id).flatten(),
             })
             .collect())
+    }
+
+    /// The newest bump event's position per room (rooms without one are left out), from
+    /// memory where the notifier has seen nothing newer.
+    async fn bump_stamps(&self, room_ids: &[String]) -> Result<HashMap<String, u64>> {
+        let at = self.notifier.positions().stream;
+        let mut out = HashMap::with_capacity(room_ids.len());
+        let mut unknown = Vec::new();
+        {
+            let cache = self.bumps.map();
+            for id in room_ids {
+                match cache.get(id) {
+                    Some(&(bump, read_at)) if !self.notifier.room_changes_after(id, read_at).0 => {
+                        if let Some(b) = bump {
+                            out.insert(id.clone(), b);
+                        }
+                    }
+                    _ => unknown.push(id.clone()),
+                }
+            }
+        }
+        if unknown.is_empty() {
+            return Ok(out);
+        }
+        let read: HashMap<String, u64> =
+            self.store.newest_event_positions(&unknown, BUMP_KINDS).await?.into_iter().collect();
+        let mut cache = self.bumps.map();
+        if cache.len() + unknown.len() > limits::BUMP_CACHE_MAX_ENTRIES {
+            cache.clear();
+        }
+        for id in unknown {
+            let bump = read.get(&id).copied();
+            // Read at `at` or later: an event after `at` makes the entry stale, never wrong.
+            cache.insert(id.clone(), (bump, at));
+            if let Some(b) = bump {
+                out.insert(id, b);
+            }
+        }
+        Ok(out)
     }
 
     /// One room of the response; `None` when an incremental room has nothing new.

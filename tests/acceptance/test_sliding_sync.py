@@ -153,6 +153,41 @@ def test_lists_positions_and_long_poll(homeserver):
     assert [e["content"].get("body") for e in again["rooms"][rooms[0]]["timeline"]] == ["Hallo"]
 
 
+@pytest.mark.portable
+def test_list_filters(homeserver):
+    token, me = login(homeserver, "ssfilter")
+    ids = {}
+    for name, body in [("plain", {}), ("secret", {"initial_state": [
+            {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}]}),
+                       ("space", {"creation_content": {"type": "m.space"}}), ("fav", {})]:
+        status, resp = http_json("POST", f"{homeserver.url}/_matrix/client/v3/createRoom",
+                                 {"name": name, "preset": "public_chat", **body}, token=token)
+        assert status == 200, resp
+        ids[name] = resp["room_id"]
+    status, _ = http_json("PUT", f"{homeserver.url}/_matrix/client/v3/user/{me}/rooms/{ids['fav']}/tags/m.favourite",
+                          {}, token=token)
+    assert status == 200
+    server_name = me.split(":", 1)[1]
+    status, _ = http_json("PUT", f"{homeserver.url}/_matrix/client/v3/rooms/{ids['space']}/state/m.space.child/"
+                          f"{ids['plain']}", {"via": [server_name]}, token=token)
+    assert status == 200
+
+    def names(filters):
+        status, body = ss(homeserver, token, {"lists": {"l": {"ranges": [[0, 99]], "timeline_limit": 0,
+                                                              "required_state": [], "filters": filters}}})
+        assert status == 200, body
+        return {n for n, i in ids.items() if i in body.get("rooms", {})}, body["lists"]["l"]["count"]
+
+    assert names({"is_encrypted": True}) == ({"secret"}, 1)
+    assert names({"room_types": ["m.space"]}) == ({"space"}, 1)
+    assert names({"not_room_types": ["m.space"]})[0] == {"plain", "secret", "fav"}
+    assert names({"tags": ["m.favourite"]}) == ({"fav"}, 1)
+    assert names({"not_tags": ["m.favourite"]})[0] == {"plain", "secret", "space"}
+    if homeserver.kind != "synapse":  # Synapse 1.163 answers the `spaces` filter with a 500
+        assert names({"spaces": [ids["space"]]}) == ({"plain"}, 1)
+    assert names({"is_invite": True}) == (set(), 0)
+
+
 def test_unknown_position(homeserver):
     """Not portable: Synapse answers a position it cannot parse with M_UNKNOWN ("Invalid stream
     token"); Ward answers every position it does not know with M_UNKNOWN_POS, so the client
@@ -162,6 +197,36 @@ def test_unknown_position(homeserver):
         status, body = ss(homeserver, token, LIST, pos=pos)
         assert status == 400, body
         assert body["errcode"] == "M_UNKNOWN_POS", body
+
+
+@pytest.mark.portable
+def test_a_replaced_long_poll_does_not_invalidate_the_newer_position(homeserver):
+    """Clients replace a long-poll by dropping it and asking again with the same position (to
+    change their lists). The dropped request, still waiting on the server, must not record its
+    answer over the newer one's."""
+    token, _ = login(homeserver, "ssreplace")
+    rooms = []
+    for name in ["alt", "neu"]:
+        status, body = http_json("POST", f"{homeserver.url}/_matrix/client/v3/createRoom", {"name": name}, token=token)
+        rooms.append(body["room_id"])
+    one = {"lists": {"all": {**LIST["lists"]["all"], "ranges": [[0, 0]]}}}
+    status, first = ss(homeserver, token, one)
+    assert status == 200 and list(first["rooms"]) == [rooms[1]]
+    result = {}
+    t = threading.Thread(target=lambda: result.setdefault("r1", ss(homeserver, token, one, pos=first["pos"],
+                                                                    timeout_ms=5000)))
+    t.start()
+    time.sleep(0.5)
+    status, second = ss(homeserver, token, LIST, pos=first["pos"], timeout_ms=0)  # a wider range
+    assert status == 200 and rooms[0] in second["rooms"], second
+    # A message in the older room moves it into the first request's range, so that request
+    # (woken by it) would have a different record to write.
+    http_json("PUT", f"{homeserver.url}/_matrix/client/v3/rooms/{rooms[0]}/send/m.room.message/t1",
+              {"msgtype": "m.text", "body": "wach"}, token=token)
+    t.join(timeout=10)
+    status, third = ss(homeserver, token, LIST, pos=second["pos"])
+    assert status == 200, third
+    assert [e["content"].get("body") for e in third["rooms"][rooms[0]]["timeline"]] == ["wach"]
 
 
 def test_position_survives_a_restart(ward_factory):
@@ -231,6 +296,8 @@ BAD = [
     ({"room_subscriptions": {"!nope:x": {"timeline_limit": 1, "required_state": [["m.room.name", ""]] * 500}}}, None,
      "M_INVALID_PARAM"),
     ({"extensions": {"to_device": {"enabled": True, "since": "garbage"}}}, None, "M_INVALID_PARAM"),
+    ({"lists": {"a": {"ranges": [[0, 1]], "timeline_limit": 1, "filters": {"tags": "m.favourite"}}}}, None,
+     "M_BAD_JSON"),
 ]
 
 

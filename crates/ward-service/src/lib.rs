@@ -152,6 +152,8 @@ pub struct Services {
     meet: meetings::MeetState,
     /// Rooms' bump stamps for sliding sync's lists, valid until the notifier sees a new event.
     bumps: sliding::BumpCache,
+    /// The newest sliding sync request per connection (a replaced long-poll records nothing).
+    sliding_requests: sliding::Requests,
 }
 
 pub fn now_ms() -> u64 {
@@ -171,6 +173,7 @@ impl Services {
             hints: e2ee::Hints::new(position),
             meet: meetings::MeetState::new(),
             bumps: sliding::BumpCache::default(),
+            sliding_requests: sliding::Requests::default(),
             media: media::MediaState::open(&settings.media).await?,
             store,
             settings,

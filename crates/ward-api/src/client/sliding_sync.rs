@@ -3,7 +3,9 @@
 //! spec yet; Element X and every client on matrix-rust-sdk's sync services need it).
 //!
 //! Parsed with ruma's `sync_events::v5` types (lax deserialisation, as clients send
-//! `required_state` as `[type, state_key]` pairs); the service works on its own input type.
+//! `required_state` as `[type, state_key]` pairs); the list filters `spaces`, `tags` and
+//! `not_tags`, which ruma 0.17 does not carry, are read from the body's JSON beside it. The
+//! service works on its own input type.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +18,7 @@ use ward_service::sliding::{ExtensionScope, ListFilters, ListRequest, RoomConfig
 use super::rooms::{internal, raws, room_id};
 use super::user_id;
 use crate::error::ApiError;
-use crate::extract::{Auth, Ruma, RumaResponse};
+use crate::extract::{Auth, RumaResponse, RumaWithJson};
 use crate::{AppState, unstable_endpoint};
 
 pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
@@ -55,30 +57,50 @@ fn room_scope(rooms: &Option<Vec<v5::request::ExtensionRoomConfig>>) -> Option<V
     })
 }
 
-fn input(req: v5::Request) -> SlidingInput {
+/// `lists.<name>.filters.<field>` of the body: absent is empty, anything but an array of
+/// strings is refused.
+fn filter_strings(body: &serde_json::Value, list: &str, field: &str) -> Result<Vec<String>, ApiError> {
+    let Some(v) =
+        body.get("lists").and_then(|l| l.get(list)).and_then(|l| l.get("filters")).and_then(|f| f.get(field))
+    else {
+        return Ok(Vec::new());
+    };
+    let bad = || {
+        ApiError::Service(ward_service::Error::BadJson(format!(
+            "lists.{list}.filters.{field} must be an array of strings"
+        )))
+    };
+    v.as_array().ok_or_else(bad)?.iter().map(|s| s.as_str().map(str::to_owned).ok_or_else(bad)).collect()
+}
+
+fn input(req: v5::Request, body: &serde_json::Value) -> Result<SlidingInput, ApiError> {
     let lists = req
         .lists
         .into_iter()
         .map(|(name, list)| {
-            let filters = list.filters.map_or_else(ListFilters::default, |f| ListFilters {
+            let mut filters = list.filters.map_or_else(ListFilters::default, |f| ListFilters {
                 is_dm: f.is_dm,
                 is_encrypted: f.is_encrypted,
                 is_invite: f.is_invite,
                 room_types: f.room_types.iter().map(|t| t.as_str().map(str::to_owned)).collect(),
                 not_room_types: f.not_room_types.iter().map(|t| t.as_str().map(str::to_owned)).collect(),
+                ..Default::default()
             });
+            filters.spaces = filter_strings(body, &name, "spaces")?;
+            filters.tags = filter_strings(body, &name, "tags")?;
+            filters.not_tags = filter_strings(body, &name, "not_tags")?;
             let ranges = list.ranges.iter().map(|(s, e)| (u64::from(*s), u64::from(*e))).collect();
             let config = config(&list.room_details.required_state, list.room_details.timeline_limit);
-            (name, ListRequest { ranges, config, filters })
+            Ok((name, ListRequest { ranges, config, filters }))
         })
-        .collect();
+        .collect::<Result<_, ApiError>>()?;
     let subscriptions = req
         .room_subscriptions
         .into_iter()
         .map(|(id, sub)| (id.to_string(), config(&sub.required_state, sub.timeline_limit)))
         .collect();
     let ext = req.extensions;
-    SlidingInput {
+    Ok(SlidingInput {
         pos: req.pos,
         conn_id: req.conn_id,
         timeout_ms: req.timeout.map_or(0, |t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
@@ -93,16 +115,16 @@ fn input(req: v5::Request) -> SlidingInput {
         ),
         receipts: scope(ext.receipts.enabled, &ext.receipts.lists, room_scope(&ext.receipts.rooms)),
         typing: scope(ext.typing.enabled, &ext.typing.lists, room_scope(&ext.typing.rooms)),
-    }
+    })
 }
 
 async fn sliding_sync(
     State(state): State<AppState>,
     Auth(authed): Auth,
-    Ruma(req): Ruma<v5::Request>,
+    RumaWithJson(req, body): RumaWithJson<v5::Request>,
 ) -> Result<RumaResponse<v5::Response>, ApiError> {
     let txn_id = req.txn_id.clone();
-    let out = state.services.sliding_sync(&authed, input(req)).await?;
+    let out = state.services.sliding_sync(&authed, input(req, &body)?).await?;
     let mut resp = v5::Response::new(out.pos);
     resp.txn_id = txn_id;
     for (name, count) in out.lists {

@@ -65,6 +65,11 @@ pub mod limits {
     pub const LEFT_TIMELINE_LIMIT: u64 = 10;
     /// Heroes per room without a name.
     pub const HEROES_MAX: usize = 5;
+    /// Spaces the `spaces` filters of one request may name together (more are ignored).
+    pub const SPACES_PER_REQUEST_MAX: usize = 16;
+    /// Connections whose newest request is remembered in memory (cleared when full, which at
+    /// worst lets a replaced long-poll record its answer).
+    pub const TRACKED_CONNECTIONS_MAX: usize = 100_000;
     /// Rooms whose bump stamp is remembered in memory (the map is cleared when full).
     pub const BUMP_CACHE_MAX_ENTRIES: usize = 100_000;
 }
@@ -75,6 +80,32 @@ pub mod limits {
 #[derive(Default)]
 pub(crate) struct BumpCache {
     rooms: std::sync::Mutex<HashMap<String, (Option<u64>, u64)>>,
+}
+
+/// The newest request of each connection in this process. A client replaces a long-poll by
+/// dropping it and asking again; the replaced request must not record what it would have
+/// sent, or it would overwrite the record the newer one answered from.
+#[derive(Default)]
+pub(crate) struct Requests {
+    latest: std::sync::Mutex<HashMap<(String, String, String), u64>>,
+    serial: std::sync::atomic::AtomicU64,
+}
+
+impl Requests {
+    fn begin(&self, key: &(String, String, String)) -> u64 {
+        let serial = self.serial.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let mut map = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= limits::TRACKED_CONNECTIONS_MAX && !map.contains_key(key) {
+            map.clear();
+        }
+        map.insert(key.clone(), serial);
+        serial
+    }
+
+    fn is_latest(&self, key: &(String, String, String), serial: u64) -> bool {
+        let map = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key).is_none_or(|s| *s == serial)
+    }
 }
 
 impl BumpCache {
@@ -287,10 +318,16 @@ impl Services {
                 .await?
                 .ok_or_else(unknown_pos)?,
         };
+        let key = (authed.user_id.clone(), authed.device_id.clone(), conn_id.clone());
+        let serial = self.sliding_requests.begin(&key);
+        let replaced = || Error::Unknown("replaced by a newer request on the same connection".into());
         let timeout = Duration::from_millis(input.timeout_ms.min(self.settings.sync_timeout_max_ms));
         let deadline = tokio::time::Instant::now() + timeout;
         let mut rx = self.notifier.subscribe();
         let (out, sent, target) = loop {
+            if !self.sliding_requests.is_latest(&key, serial) {
+                return Err(replaced());
+            }
             let target = *rx.borrow_and_update();
             let since =
                 since.map(|s| Positions { stream: s.stream.min(target.stream), ephemeral: s.ephemeral });
@@ -305,6 +342,9 @@ impl Services {
                 _ => break (out, plan.sent, target),
             }
         };
+        if !self.sliding_requests.is_latest(&key, serial) {
+            return Err(replaced());
+        }
         let unchanged = base_version.is_some() && same_rooms(&previously_sent, &sent);
         let version = match base_version {
             Some(v) if unchanged => v,
@@ -411,9 +451,50 @@ impl Services {
                 room_types.insert(id.clone(), kind);
             }
         }
+        // Tags: from the user's m.tag room account data.
+        let mut tags: HashMap<String, Vec<String>> = HashMap::new();
+        if filters.iter().any(|f| f.needs_tags()) {
+            for entry in self.store.account_data_changes(me, 0, u64::MAX).await? {
+                if entry.kind != "m.tag" {
+                    continue;
+                }
+                let Some(room) = entry.room_id else { continue };
+                let content: Value = serde_json::from_str(&entry.content).unwrap_or_default();
+                if let Some(t) = content.get("tags").and_then(Value::as_object) {
+                    tags.insert(room, t.keys().cloned().collect());
+                }
+            }
+        }
+        // Spaces: the children of the named spaces the user has joined.
+        let mut parents: HashMap<String, Vec<String>> = HashMap::new();
+        let spaces: BTreeSet<&String> = filters.iter().flat_map(|f| f.spaces.iter()).collect();
+        let joined_set: BTreeSet<&String> = joined.iter().collect();
+        for space in spaces.into_iter().take(limits::SPACES_PER_REQUEST_MAX) {
+            if !joined_set.contains(space) {
+                continue;
+            }
+            let ids: Vec<String> = self
+                .store
+                .current_state(space)
+                .await?
+                .into_iter()
+                .filter(|e| e.kind == "m.space.child")
+                .map(|e| e.event_id)
+                .collect();
+            for child in self.store.events_by_id(&ids).await? {
+                // A removed child keeps an event with empty content (no `via`).
+                let via =
+                    content_of(&child).get("via").and_then(Value::as_array).is_some_and(|v| !v.is_empty());
+                if let (true, Some(room)) = (via, child.state_key) {
+                    parents.entry(room).or_default().push(space.clone());
+                }
+            }
+        }
         Ok(current
             .into_iter()
             .map(|m| RoomFacts {
+                spaces: parents.remove(&m.room_id).unwrap_or_default(),
+                tags: tags.remove(&m.room_id).unwrap_or_default(),
                 room_id: m.room_id.clone(),
                 membership: m.membership.clone(),
                 bump_stamp: match m.membership.as_str() {

@@ -63,6 +63,12 @@ pub struct ListFilters {
     /// `None` in the list stands for rooms without a type.
     pub room_types: Vec<Option<String>>,
     pub not_room_types: Vec<Option<String>>,
+    /// Rooms that are children (`m.space.child`) of any of these spaces.
+    pub spaces: Vec<String>,
+    /// Rooms with any of these tags (`m.tag` room account data)…
+    pub tags: Vec<String>,
+    /// …and none of these (which wins).
+    pub not_tags: Vec<String>,
 }
 
 impl ListFilters {
@@ -75,6 +81,9 @@ impl ListFilters {
     pub fn needs_room_type(&self) -> bool {
         !self.room_types.is_empty() || !self.not_room_types.is_empty()
     }
+    pub fn needs_tags(&self) -> bool {
+        !self.tags.is_empty() || !self.not_tags.is_empty()
+    }
 
     fn admits(&self, room: &RoomFacts) -> bool {
         self.is_dm.is_none_or(|want| room.is_dm == want)
@@ -82,6 +91,9 @@ impl ListFilters {
             && self.is_invite.is_none_or(|want| (room.membership == "invite") == want)
             && (self.room_types.is_empty() || self.room_types.contains(&room.room_type))
             && !self.not_room_types.contains(&room.room_type)
+            && (self.spaces.is_empty() || self.spaces.iter().any(|s| room.spaces.contains(s)))
+            && (self.tags.is_empty() || self.tags.iter().any(|t| room.tags.contains(t)))
+            && !self.not_tags.iter().any(|t| room.tags.contains(t))
     }
 }
 
@@ -104,6 +116,9 @@ pub struct RoomFacts {
     pub is_dm: bool,
     pub is_encrypted: bool,
     pub room_type: Option<String>,
+    /// The spaces named by the request's filters that list this room as a child.
+    pub spaces: Vec<String>,
+    pub tags: Vec<String>,
 }
 
 /// How a room goes into the response.
@@ -354,6 +369,30 @@ mod tests {
         assert_eq!(p.counts["all"], rooms.len() as u64 - 1);
         assert_eq!(p.rooms.len(), limits::FRESH_ROOMS_PER_RESPONSE_MAX);
         assert_eq!(p.deferred, 4);
+    }
+
+    #[test]
+    fn space_and_tag_filters() {
+        let mut rooms = vec![room("!a", "join", 1), room("!b", "join", 2), room("!c", "join", 3)];
+        rooms[0].spaces = vec!["!space".into()];
+        rooms[1].tags = vec!["m.favourite".into()];
+        rooms[2].tags = vec!["m.favourite".into(), "m.lowpriority".into()];
+        let with = |f: ListFilters| {
+            let mut l = list(0, 9, 1);
+            l.filters = f;
+            plan(&rooms, &[], &lists(l), &BTreeMap::new(), &[]).list_rooms["all"].clone()
+        };
+        assert_eq!(with(ListFilters { spaces: vec!["!space".into()], ..Default::default() }), ["!a"]);
+        assert_eq!(
+            with(ListFilters { tags: vec!["m.favourite".into()], ..Default::default() }),
+            ["!c", "!b"]
+        );
+        let fav_not_low = ListFilters {
+            tags: vec!["m.favourite".into()],
+            not_tags: vec!["m.lowpriority".into()],
+            ..Default::default()
+        };
+        assert_eq!(with(fav_not_low), ["!b"]);
     }
 
     #[test]

@@ -154,6 +154,8 @@ pub struct Services {
     bumps: sliding::BumpCache,
     /// The newest sliding sync request per connection (a replaced long-poll records nothing).
     sliding_requests: sliding::Requests,
+    /// Users' membership lists for sliding sync, valid until a membership event.
+    sliding_memberships: sliding::MembershipCache,
 }
 
 pub fn now_ms() -> u64 {
@@ -174,6 +176,7 @@ impl Services {
             meet: meetings::MeetState::new(),
             bumps: sliding::BumpCache::default(),
             sliding_requests: sliding::Requests::default(),
+            sliding_memberships: sliding::MembershipCache::default(),
             media: media::MediaState::open(&settings.media).await?,
             store,
             settings,

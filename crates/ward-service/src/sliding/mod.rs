@@ -70,6 +70,11 @@ pub mod limits {
     /// Connections whose newest request is remembered in memory (cleared when full, which at
     /// worst lets a replaced long-poll record its answer).
     pub const TRACKED_CONNECTIONS_MAX: usize = 100_000;
+    /// Membership rows (all users together) kept in memory for sliding sync's lists; the map
+    /// is cleared when full.
+    pub const MEMBERSHIPS_CACHE_ROWS_MAX: usize = 200_000;
+    /// How long a cached membership list is trusted without a membership event in this process.
+    pub const MEMBERSHIPS_CACHE_TTL_MS: u64 = 30_000;
     /// Rooms whose bump stamp is remembered in memory (the map is cleared when full).
     pub const BUMP_CACHE_MAX_ENTRIES: usize = 100_000;
 }
@@ -80,6 +85,27 @@ pub mod limits {
 #[derive(Default)]
 pub(crate) struct BumpCache {
     rooms: std::sync::Mutex<HashMap<String, (Option<u64>, u64)>>,
+}
+
+/// Users' membership lists, each with the stream position it was read at. An entry holds while
+/// the notifier has seen no membership event anywhere after that position, and for at most
+/// `MEMBERSHIPS_CACHE_TTL_MS` (membership changes made by another process, such as
+/// `ward admin`, show up after that).
+#[derive(Default)]
+pub(crate) struct MembershipCache {
+    users: std::sync::Mutex<MembershipEntries>,
+}
+
+#[derive(Default)]
+struct MembershipEntries {
+    by_user: HashMap<String, (std::sync::Arc<Vec<Membership>>, u64, u64)>,
+    rows: usize,
+}
+
+impl MembershipCache {
+    fn entries(&self) -> std::sync::MutexGuard<'_, MembershipEntries> {
+        self.users.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// The newest request of each connection in this process. A client replaces a long-poll by
@@ -377,11 +403,11 @@ impl Services {
     ) -> Result<(SlidingOutput, Plan)> {
         let me = authed.user_id.as_str();
         let memberships: Vec<Membership> = self
-            .store
-            .memberships_of_user(me)
+            .memberships_of(me)
             .await?
-            .into_iter()
+            .iter()
             .filter(|m| m.stream_pos <= target.stream && !m.forgotten)
+            .cloned()
             .collect();
         let facts = self.room_facts(me, &memberships, input).await?;
         let left: Vec<(String, String)> = memberships
@@ -506,6 +532,37 @@ impl Services {
                 room_type: room_types.remove(&m.room_id).flatten(),
             })
             .collect())
+    }
+
+    /// The user's memberships, from memory while no membership event happened since they were
+    /// read (see [`MembershipCache`]).
+    async fn memberships_of(&self, user_id: &str) -> Result<std::sync::Arc<Vec<Membership>>> {
+        let now = now_ms();
+        {
+            let cache = self.sliding_memberships.entries();
+            if let Some((rows, read_at, read_ms)) = cache.by_user.get(user_id)
+                && !self.notifier.members_changed_after(None, *read_at)
+                && now.saturating_sub(*read_ms) < limits::MEMBERSHIPS_CACHE_TTL_MS
+            {
+                return Ok(rows.clone());
+            }
+        }
+        // Taken before the read: a membership event after it makes the entry stale, never wrong.
+        let read_at = self.notifier.positions().stream;
+        let rows = std::sync::Arc::new(self.store.memberships_of_user(user_id).await?);
+        let mut cache = self.sliding_memberships.entries();
+        if let Some((old, _, _)) = cache.by_user.remove(user_id) {
+            cache.rows = cache.rows.saturating_sub(old.len());
+        }
+        if cache.rows + rows.len() > limits::MEMBERSHIPS_CACHE_ROWS_MAX {
+            cache.by_user.clear();
+            cache.rows = 0;
+        }
+        if rows.len() <= limits::MEMBERSHIPS_CACHE_ROWS_MAX {
+            cache.rows += rows.len();
+            cache.by_user.insert(user_id.to_owned(), (rows.clone(), read_at, now));
+        }
+        Ok(rows)
     }
 
     /// The newest bump event's position per room (rooms without one are left out), from

@@ -154,6 +154,35 @@ def test_lists_positions_and_long_poll(homeserver):
 
 
 @pytest.mark.portable
+def test_invites_show_and_a_withdrawn_invite_goes(homeserver):
+    a_token, _ = login(homeserver, "ssinva")
+    b_token, b_user = login(homeserver, "ssinvb")
+    status, body = http_json("POST", f"{homeserver.url}/_matrix/client/v3/createRoom",
+                             {"name": "Einladung", "invite": [b_user]}, token=a_token)
+    assert status == 200, body
+    room = body["room_id"]
+    status, first = ss(homeserver, b_token, LIST)
+    assert status == 200, first
+    invite = first["rooms"][room]
+    assert invite.get("initial") is True
+    assert any(e["type"] == "m.room.name" for e in invite["invite_state"])
+    assert any(e["type"] == "m.room.member" and e["state_key"] == b_user for e in invite["invite_state"])
+    assert first["lists"]["all"]["count"] == 1
+    status, _ = http_json("POST", f"{homeserver.url}/_matrix/client/v3/rooms/{room}/kick",
+                          {"user_id": b_user, "reason": "falsche Person"}, token=a_token)
+    assert status == 200
+    status, second = ss(homeserver, b_token, LIST, pos=first["pos"], timeout_ms=5000)
+    assert status == 200, second
+    timeline = second["rooms"][room]["timeline"]
+    assert any(e["type"] == "m.room.member" and e["state_key"] == b_user and e["content"]["membership"] == "leave"
+               for e in timeline), timeline
+    if homeserver.kind == "ward":
+        # Ward lists joined, invited and knocked rooms only; Synapse keeps rooms left during
+        # the connection in its lists (both tell the client of the departure).
+        assert second["lists"]["all"]["count"] == 0
+
+
+@pytest.mark.portable
 def test_list_filters(homeserver):
     token, me = login(homeserver, "ssfilter")
     ids = {}

@@ -82,9 +82,12 @@ pub mod limits {
 /// Rooms' bump stamps, each with the stream position it was read at. An entry holds while the
 /// notifier has seen no event in the room after that position (so rooms unseen since start-up
 /// are always read), which makes a list's sort cost a read only for rooms with news.
+/// A room's bump stamp (`None`: no bump event yet) and the stream position it was read at.
+type BumpEntry = (Option<u64>, u64);
+
 #[derive(Default)]
 pub(crate) struct BumpCache {
-    rooms: std::sync::Mutex<HashMap<String, (Option<u64>, u64)>>,
+    rooms: std::sync::Mutex<HashMap<String, BumpEntry>>,
 }
 
 /// Users' membership lists, each with the stream position it was read at. An entry holds while
@@ -135,7 +138,7 @@ impl Requests {
 }
 
 impl BumpCache {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Option<u64>, u64)>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, BumpEntry>> {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -402,13 +405,9 @@ impl Services {
         previously_sent: &[SentRoom],
     ) -> Result<(SlidingOutput, Plan)> {
         let me = authed.user_id.as_str();
-        let memberships: Vec<Membership> = self
-            .memberships_of(me)
-            .await?
-            .iter()
-            .filter(|m| m.stream_pos <= target.stream && !m.forgotten)
-            .cloned()
-            .collect();
+        let all = self.memberships_of(me).await?;
+        let memberships: Vec<&Membership> =
+            all.iter().filter(|m| m.stream_pos <= target.stream && !m.forgotten).collect();
         let facts = self.room_facts(me, &memberships, input).await?;
         let left: Vec<(String, String)> = memberships
             .iter()
@@ -420,8 +419,11 @@ impl Services {
             .collect();
         let plan = plan::plan(&facts, &left, &input.lists, &input.subscriptions, previously_sent);
         let mut out = SlidingOutput { lists: plan.counts.clone(), ..Default::default() };
-        let by_room: HashMap<&str, &Membership> =
-            memberships.iter().map(|m| (m.room_id.as_str(), m)).collect();
+        let by_room: HashMap<&str, &Membership> = memberships
+            .iter()
+            .filter(|m| plan.rooms.contains_key(&m.room_id))
+            .map(|m| (m.room_id.as_str(), *m))
+            .collect();
         let mut ruleset: Option<ruma::push::Ruleset> = None;
         for (room_id, planned) in &plan.rooms {
             let Some(m) = by_room.get(room_id.as_str()) else { continue };
@@ -438,11 +440,12 @@ impl Services {
     async fn room_facts(
         &self,
         me: &str,
-        memberships: &[Membership],
+        memberships: &[&Membership],
         input: &SlidingInput,
     ) -> Result<Vec<RoomFacts>> {
         let current: Vec<&Membership> = memberships
             .iter()
+            .copied()
             .filter(|m| matches!(m.membership.as_str(), "join" | "invite" | "knock"))
             .collect();
         let joined: Vec<String> =
@@ -573,9 +576,14 @@ impl Services {
         let mut unknown = Vec::new();
         {
             let cache = self.bumps.map();
-            for id in room_ids {
-                match cache.get(id) {
-                    Some(&(bump, read_at)) if !self.notifier.room_changes_after(id, read_at).0 => {
+            let cached: Vec<(&String, Option<&BumpEntry>)> =
+                room_ids.iter().map(|id| (id, cache.get(id))).collect();
+            let stale = self
+                .notifier
+                .events_after_each(cached.iter().map(|(id, c)| (id.as_str(), c.map_or(0, |&(_, at)| at))));
+            for ((id, entry), stale) in cached.into_iter().zip(stale) {
+                match entry {
+                    Some(&(bump, _)) if !stale => {
                         if let Some(b) = bump {
                             out.insert(id.clone(), b);
                         }

@@ -142,6 +142,11 @@ class WardServer:
         assert r.returncode == 0, r.stderr
         return r.stdout.strip()
 
+    def restart(self) -> None:
+        """Stops the server (SIGTERM) and starts it again on the same port and data."""
+        self.stop()
+        self.start()
+
     def kill9(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
@@ -203,6 +208,18 @@ class SynapseServer:
         assert status == 200, body
         self.admin_token = body["access_token"]
         return self
+
+    def restart(self) -> None:
+        """Stops Synapse and starts it again on the same port and database."""
+        self.stop()
+        logf = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            [str(self.python), "-m", "synapse.app.homeserver", "--config-path", str(self.dir / "homeserver.yaml"),
+             "--config-path", str(self.dir / "overrides.yaml")],
+            cwd=self.dir, stdout=logf, stderr=subprocess.STDOUT,
+        )
+        logf.close()
+        wait_until_up(self.url, self.proc, self.log, timeout_s=120)
 
     def create_registration_token(self, uses: int) -> str:
         status, body = http_json("POST", self.url + "/_synapse/admin/v1/registration_tokens/new",

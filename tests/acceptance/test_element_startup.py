@@ -114,6 +114,8 @@ def test_unimplemented_probes_are_unrecognized(ward_factory):
     for method, path in PROBES:
         if path.endswith("/thirdparty/location"):
             continue  # implemented: a lookup without `alias` is 400 M_MISSING_PARAM
+        if "simplified_msc3575" in path:
+            continue  # implemented (POST; a GET is 405 M_UNRECOGNIZED): test_sliding_sync.py
         r = requests.request(method, server.url + path, headers=h, timeout=10)
         assert r.status_code == 404 and r.json()["errcode"] == "M_UNRECOGNIZED", (path, r.status_code, r.text)
     r = requests.get(server.url + V3 + "/thirdparty/location", headers=h, timeout=10)

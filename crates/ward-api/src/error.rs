@@ -168,6 +168,7 @@ fn classify(e: &ServiceError) -> (StatusCode, ErrorKind) {
         E::RoomInUse(_) => (StatusCode::BAD_REQUEST, ErrorKind::RoomInUse),
         E::AliasConflict(_) => (StatusCode::CONFLICT, ErrorKind::Unknown),
         E::UnknownUiaSession => (StatusCode::BAD_REQUEST, ErrorKind::Unknown),
+        E::UnknownPos(_) => (StatusCode::BAD_REQUEST, custom_kind("M_UNKNOWN_POS")),
         E::InvalidSignature(_) => (StatusCode::BAD_REQUEST, custom_kind("M_INVALID_SIGNATURE")),
         E::WrongRoomKeysVersion { current } => (
             StatusCode::FORBIDDEN,

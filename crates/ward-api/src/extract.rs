@@ -50,6 +50,29 @@ impl<T: IncomingRequest + Send> FromRequest<AppState> for Ruma<T> {
     }
 }
 
+/// A ruma request type and, beside it, its body as JSON (`Null` when it is not JSON), for
+/// fields clients send that the ruma type does not carry.
+pub struct RumaWithJson<T>(pub T, pub serde_json::Value);
+
+impl<T: IncomingRequest + Send> FromRequest<AppState> for RumaWithJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let params = RawPathParams::from_request_parts(&mut parts, state)
+            .await
+            .map_err(|e| ApiError::invalid_param(format!("invalid path parameter: {e}")))?;
+        let args: Vec<String> = params.iter().map(|(_, v)| v.to_owned()).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let bytes = read_body(body, state.api.max_request_body_bytes).await?;
+        let body: &[u8] = if bytes.is_empty() && parts.method != http::Method::GET { b"{}" } else { &bytes };
+        let json = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
+        let request = http::Request::from_parts(parts, body);
+        let parsed = T::try_from_http_request(request, &args).map_err(ApiError::from_ruma)?;
+        Ok(RumaWithJson(parsed, json))
+    }
+}
+
 /// A JSON object body in a shape of our own, for endpoints whose ruma type is stricter than
 /// the clients in the field (the `auth` object of user-interactive auth). An empty body counts
 /// as `{}`.

@@ -68,6 +68,18 @@ where
         .fold(router, |r, path| r.route(path, on(filter, handler.clone())))
 }
 
+/// Like [`endpoint`], for an endpoint that exists only under an unstable path (a feature Ward
+/// advertises in `/versions`' `unstable_features`, such as simplified sliding sync).
+pub(crate) fn unstable_endpoint<R, H, T>(router: Router<AppState>, handler: H) -> Router<AppState>
+where
+    R: Metadata,
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(R::METHOD).unwrap_or(MethodFilter::GET);
+    R::PATH_BUILDER.all_paths().fold(router, |r, path| r.route(path, on(filter, handler.clone())))
+}
+
 /// The client API with its layers: CORS, body limits, timeouts, metrics, Matrix errors for
 /// unknown paths and methods. Conferencing's HTTP routes are merged in before the layers, so
 /// they get the same ones.

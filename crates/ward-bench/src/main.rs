@@ -5,6 +5,9 @@
 //! sync of a user in many rooms, filling a room, and the server's memory (with `--pid`). It
 //! prints a table and writes every figure as JSON. `ward-bench compare A.json B.json` prints
 //! two runs side by side with the ratio. `bench/compare.sh` runs it against Ward and Synapse.
+//! `ward-bench sliding --url URL` measures simplified sliding sync (MSC4186) requests as one
+//! user's room count grows (10 → 1,000 by default): time and size of a first request for
+//! Element X's room list and of an incremental one, and the server's memory.
 
 mod matrix;
 
@@ -31,6 +34,32 @@ enum Command {
     Run(RunArgs),
     /// Print two result files side by side with their ratio (first / second).
     Compare { first: PathBuf, second: PathBuf },
+    /// Sliding sync request time and memory as one user's room count grows.
+    Sliding(SlidingArgs),
+}
+
+#[derive(Args, Clone)]
+struct SlidingArgs {
+    /// Base URL of the homeserver.
+    #[arg(long)]
+    url: String,
+    #[arg(long, default_value = "server")]
+    label: String,
+    #[arg(long)]
+    registration_token: Option<String>,
+    /// The server's process ID, for memory figures.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Room counts to measure at, ascending.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![10, 100, 1000])]
+    steps: Vec<usize>,
+    /// Requests measured per figure (the best and the median are printed).
+    #[arg(long, default_value_t = 5)]
+    repeat: usize,
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -387,6 +416,121 @@ impl Bench {
     }
 }
 
+/// The request Element X's room list makes first: 20 rooms, one event each, its state.
+fn room_list_request() -> Value {
+    let state = [
+        ["m.room.name", ""],
+        ["m.room.encryption", ""],
+        ["m.room.member", "$LAZY"],
+        ["m.room.member", "$ME"],
+        ["m.room.topic", ""],
+        ["m.room.avatar", ""],
+        ["m.room.canonical_alias", ""],
+        ["m.room.power_levels", ""],
+        ["m.room.join_rules", ""],
+        ["m.room.tombstone", ""],
+        ["m.room.create", ""],
+        ["m.room.history_visibility", ""],
+        ["m.space.parent", "*"],
+        ["m.space.child", "*"],
+    ];
+    json!({
+        "conn_id": "room-list",
+        "lists": {"all_rooms": {"ranges": [[0, 19]], "timeline_limit": 1, "required_state": state}},
+        "extensions": {"account_data": {"enabled": true}, "receipts": {"enabled": true, "rooms": ["*"]},
+                       "typing": {"enabled": true}},
+    })
+}
+
+fn best_and_median(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    (v.first().copied().unwrap_or(0.0), v.get(v.len() / 2).copied().unwrap_or(0.0))
+}
+
+async fn sliding(args: SlidingArgs) -> Result<Value, String> {
+    let client = Client::new(&args.url)?;
+    let run = format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() % 0xfff_ffff)
+            .unwrap_or(0)
+    );
+    let me = client.register(&format!("b{run}ss"), PASSWORD, args.registration_token.as_deref()).await?;
+    let request = room_list_request();
+    let mut rooms: Vec<String> = Vec::new();
+    let mut rows = Vec::new();
+    println!(
+        "{:<10} {:>7} {:>12} {:>12} {:>10} {:>12} {:>12} {:>10}",
+        args.label, "rooms", "first best", "first med", "bytes", "incr best", "incr med", "RSS MiB"
+    );
+    for &target in &args.steps {
+        let missing = target.saturating_sub(rooms.len());
+        let (c, u, offset) = (client.clone(), me.clone(), rooms.len());
+        let made = bounded((0..missing).collect(), args.concurrency, move |i| {
+            let (c, u) = (c.clone(), u.clone());
+            async move {
+                let room = c
+                    .create_room(
+                        &u,
+                        json!({"preset": "private_chat", "name": format!("room {}", offset + i)}),
+                    )
+                    .await?;
+                c.send(&u, &room, &format!("m{}", offset + i), "hello").await?;
+                Ok::<_, String>(room)
+            }
+        })
+        .await?;
+        rooms.extend(made);
+        // First requests of fresh connections: the whole visible list.
+        let mut first = Vec::new();
+        let mut bytes = 0;
+        let mut pos = String::new();
+        for i in 0..args.repeat.max(1) {
+            let mut body = request.clone();
+            body["conn_id"] = json!(format!("bench{i}"));
+            let t = Instant::now();
+            let (v, size) = client.sliding_sync(&me, None, 0, &body).await?;
+            first.push(ms(t.elapsed()));
+            bytes = size;
+            if i == 0 {
+                pos = v.get("pos").and_then(Value::as_str).unwrap_or_default().to_owned();
+            }
+        }
+        // Incremental requests after a message in the oldest room (which moves it to the top).
+        let mut incremental = Vec::new();
+        let mut body = request.clone();
+        body["conn_id"] = json!("bench0");
+        for i in 0..args.repeat.max(1) {
+            let room = &rooms[i % rooms.len()];
+            client.send(&me, room, &format!("inc{target}-{i}"), "news").await?;
+            let t = Instant::now();
+            let (v, _) = client.sliding_sync(&me, Some(&pos), 0, &body).await?;
+            incremental.push(ms(t.elapsed()));
+            pos = v.get("pos").and_then(Value::as_str).unwrap_or_default().to_owned();
+        }
+        let rss = rss_kib(args.pid).map(|k| k as f64 / 1024.0);
+        let (fb, fm) = best_and_median(first);
+        let (ib, im) = best_and_median(incremental);
+        println!(
+            "{:<10} {:>7} {:>10.1}ms {:>10.1}ms {:>10} {:>10.1}ms {:>10.1}ms {:>10}",
+            "",
+            rooms.len(),
+            fb,
+            fm,
+            bytes,
+            ib,
+            im,
+            rss.map_or("-".into(), |r| format!("{r:.1}"))
+        );
+        rows.push(json!({
+            "rooms": rooms.len(), "first_best_ms": fb, "first_median_ms": fm, "first_bytes": bytes,
+            "incremental_best_ms": ib, "incremental_median_ms": im, "rss_mib": rss,
+        }));
+    }
+    Ok(json!({"label": args.label, "url": args.url, "sliding": rows}))
+}
+
 async fn run(args: RunArgs) -> Result<Value, String> {
     let pid = match (&args.pid, &args.pid_file) {
         (Some(p), _) => Some(*p),
@@ -500,6 +644,24 @@ async fn main() -> std::process::ExitCode {
                     if let Some(path) = out
                         && let Err(e) =
                             std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap_or_default())
+                    {
+                        eprintln!("ward-bench: cannot write {}: {e}", path.display());
+                        return std::process::ExitCode::FAILURE;
+                    }
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("ward-bench: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Sliding(args) => {
+            let out = args.out.clone();
+            match sliding(args).await {
+                Ok(v) => {
+                    if let Some(path) = out
+                        && let Err(e) = std::fs::write(&path, v.to_string())
                     {
                         eprintln!("ward-bench: cannot write {}: {e}", path.display());
                         return std::process::ExitCode::FAILURE;

@@ -156,6 +156,38 @@ impl Client {
     }
 }
 
+impl Client {
+    /// One simplified sliding sync request (MSC4186); returns the body and its size in bytes.
+    pub async fn sliding_sync(
+        &self,
+        u: &User,
+        pos: Option<&str>,
+        timeout_ms: u64,
+        body: &Value,
+    ) -> Result<(Value, usize)> {
+        let mut path =
+            format!("/_matrix/client/unstable/org.matrix.simplified_msc3575/sync?timeout={timeout_ms}");
+        if let Some(p) = pos {
+            path.push_str(&format!("&pos={}", enc(p)));
+        }
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&u.token)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| err("sliding sync", e))?;
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.map_err(|e| err("sliding sync", e))?;
+        if status != 200 {
+            return Err(format!("sliding sync: HTTP {status}: {}", String::from_utf8_lossy(&bytes)));
+        }
+        let v = serde_json::from_slice(&bytes).map_err(|e| err("sliding sync body", e))?;
+        Ok((v, bytes.len()))
+    }
+}
+
 fn user(v: &Value) -> Result<User> {
     let token = v.get("access_token").and_then(Value::as_str).ok_or_else(|| format!("register: {v}"))?;
     Ok(User { token: token.to_owned() })

@@ -75,6 +75,10 @@ pub enum Error {
     /// A key backup upload named a version that is not the current one.
     #[error("the key backup version is not the current one ({current})")]
     WrongRoomKeysVersion { current: String },
+    /// A sliding sync position the server does not know (any more): the client starts the
+    /// connection over.
+    #[error("{0}")]
+    UnknownPos(String),
     #[error("unknown or expired authentication session; start again without a session")]
     UnknownUiaSession,
     /// User-interactive authentication must continue (HTTP 401 with the flows).

@@ -15,6 +15,7 @@ pub mod meetings;
 mod registration;
 pub mod rooms;
 mod session;
+pub mod sliding;
 mod uia;
 pub mod userdata;
 pub mod users;
@@ -150,6 +151,12 @@ pub struct Services {
     hints: e2ee::Hints,
     /// Meetings' long-poll wake-ups, knock and PIN throttles, and the SFU.
     meet: meetings::MeetState,
+    /// Rooms' bump stamps for sliding sync's lists, valid until the notifier sees a new event.
+    bumps: sliding::BumpCache,
+    /// The newest sliding sync request per connection (a replaced long-poll records nothing).
+    sliding_requests: sliding::Requests,
+    /// Users' membership lists for sliding sync, valid until a membership event.
+    sliding_memberships: sliding::MembershipCache,
 }
 
 pub fn now_ms() -> u64 {
@@ -168,6 +175,9 @@ impl Services {
             notifier: Arc::new(rooms::Notifier::new(position)),
             hints: e2ee::Hints::new(position),
             meet: meetings::MeetState::new(),
+            bumps: sliding::BumpCache::default(),
+            sliding_requests: sliding::Requests::default(),
+            sliding_memberships: sliding::MembershipCache::default(),
             media: media::MediaState::open(&settings.media).await?,
             store,
             settings,

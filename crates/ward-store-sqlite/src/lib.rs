@@ -19,6 +19,7 @@ mod meetings;
 mod migrations;
 mod rooms;
 mod search;
+mod sliding;
 mod userdata;
 
 use std::path::Path;

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_search_reports.sql"),
     include_str!("migrations/0005_media.sql"),
     include_str!("migrations/0006_meetings.sql"),
+    include_str!("migrations/0007_sliding_sync.sql"),
 ];
 
 /// The schema version this build creates and understands.

@@ -59,6 +59,8 @@ macro_rules! store_conformance_tests {
             knocks_through_the_lobby,
             patient_links_are_single_use,
             meetings_are_purged_after_retention,
+            sliding_connections_are_versioned,
+            sliding_sync_room_facts,
         );
     };
     (@cases $fresh:path; $($case:ident),* $(,)?) => {
@@ -1646,4 +1648,75 @@ pub async fn meetings_are_purged_after_retention(store: &dyn Store) {
     assert!(store.knock("k-live-new").await.unwrap().is_some());
     assert!(store.patient_link(&h(2)).await.unwrap().is_some());
     assert_eq!(store.purge_meetings(NOW + 10 * day).await.unwrap(), 0);
+}
+
+pub async fn sliding_connections_are_versioned(store: &dyn Store) {
+    store.register(registration("@a:x", None, Some(session("A1", 1, None))), NOW).await.unwrap();
+    store.create_session("@a:x", session("A2", 2, None), NOW).await.unwrap();
+    let sent = |room: &str, membership: &str| SentRoom {
+        room_id: room.into(),
+        membership: membership.into(),
+        config: "c".into(),
+    };
+    assert_eq!(store.sliding_connection("@a:x", "A1", "c1", 1).await.unwrap(), None);
+    let v1 = store
+        .put_sliding_connection("@a:x", "A1", "c1", None, vec![sent("!r:x", "join")], NOW, 2)
+        .await
+        .unwrap();
+    assert_eq!(v1, 1);
+    let v2 = store
+        .put_sliding_connection(
+            "@a:x",
+            "A1",
+            "c1",
+            Some(v1),
+            vec![sent("!r:x", "join"), sent("!s:x", "invite")],
+            NOW,
+            2,
+        )
+        .await
+        .unwrap();
+    assert_eq!(v2, 2);
+    let mut rooms = store.sliding_connection("@a:x", "A1", "c1", v2).await.unwrap().unwrap();
+    rooms.sort_by(|a, b| a.room_id.cmp(&b.room_id));
+    assert_eq!(rooms, [sent("!r:x", "join"), sent("!s:x", "invite")]);
+    assert_eq!(
+        store.sliding_connection("@a:x", "A1", "c1", v1).await.unwrap().unwrap(),
+        [sent("!r:x", "join")]
+    );
+    // Continuing from v2 drops v1; the versions never repeat.
+    let v3 = store.put_sliding_connection("@a:x", "A1", "c1", Some(v2), vec![], NOW, 2).await.unwrap();
+    assert_eq!(v3, 3);
+    assert_eq!(store.sliding_connection("@a:x", "A1", "c1", v1).await.unwrap(), None);
+    assert_eq!(store.sliding_connection("@a:x", "A1", "c1", v2).await.unwrap().map(|r| r.len()), Some(2));
+    assert_eq!(store.sliding_connection("@a:x", "A1", "c1", v3).await.unwrap(), Some(vec![]));
+    // Other devices and connections are separate.
+    assert_eq!(store.sliding_connection("@a:x", "A2", "c1", v3).await.unwrap(), None);
+    assert_eq!(store.sliding_connection("@a:x", "A1", "c2", v3).await.unwrap(), None);
+    // At most two connections per device here: the least recently written goes.
+    store.put_sliding_connection("@a:x", "A1", "c2", None, vec![], NOW + 1, 2).await.unwrap();
+    store.put_sliding_connection("@a:x", "A1", "c3", None, vec![], NOW + 2, 2).await.unwrap();
+    assert_eq!(store.sliding_connection("@a:x", "A1", "c1", v3).await.unwrap(), None);
+    assert!(store.sliding_connection("@a:x", "A1", "c2", 1).await.unwrap().is_some());
+    assert!(store.sliding_connection("@a:x", "A1", "c3", 1).await.unwrap().is_some());
+    store.delete_sliding_connection("@a:x", "A1", "c2").await.unwrap();
+    assert_eq!(store.sliding_connection("@a:x", "A1", "c2", 1).await.unwrap(), None);
+    // A deleted device takes its connections along.
+    store.put_sliding_connection("@a:x", "A2", "c1", None, vec![sent("!r:x", "join")], NOW, 2).await.unwrap();
+    store.delete_devices("@a:x", &["A2".to_owned()]).await.unwrap();
+    assert_eq!(store.sliding_connection("@a:x", "A2", "c1", 1).await.unwrap(), None);
+}
+
+pub async fn sliding_sync_room_facts(store: &dyn Store) {
+    seed_room(store, "!r:x").await;
+    seed_room(store, "!s:x").await;
+    let m1 = store.append_events("!r:x", vec![ev("$m1", "m.room.message", None, None)]).await.unwrap()[0];
+    store.append_events("!r:x", vec![ev("$t1", "m.room.topic", Some(""), None)]).await.unwrap();
+    store.append_events("!s:x", vec![ev("$e1", "m.room.encryption", Some(""), None)]).await.unwrap();
+    let rooms = vec!["!r:x".to_owned(), "!s:x".to_owned(), "!none:x".to_owned()];
+    let got = store.newest_event_positions(&rooms, &["m.room.message", "m.room.encrypted"]).await.unwrap();
+    assert_eq!(got, [("!r:x".to_owned(), m1)]);
+    assert!(store.newest_event_positions(&rooms, &[]).await.unwrap().is_empty());
+    assert_eq!(store.rooms_with_state(&rooms, "m.room.encryption").await.unwrap(), ["!s:x"]);
+    assert_eq!(store.rooms_with_state(&rooms, "m.room.topic").await.unwrap(), ["!r:x"]);
 }

@@ -17,6 +17,7 @@ pub mod media;
 pub mod meetings;
 pub mod rooms;
 pub mod search;
+pub mod sliding;
 pub mod userdata;
 
 pub use e2ee::{
@@ -33,6 +34,7 @@ pub use rooms::{
     Direction, Membership, NewEvent, NewRoom, Receipt, Room, RoomStore, StateEntry, StoredEvent, TxnKey,
 };
 pub use search::{NewReport, Report, ReportStore, SearchHit, SearchOrder, SearchQuery, SearchStore};
+pub use sliding::{SentRoom, SlidingSyncStore};
 pub use userdata::{AccountDataEntry, UserDataStore};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -247,6 +249,7 @@ pub trait Store:
     + ReportStore
     + MediaStore
     + MeetingStore
+    + SlidingSyncStore
 {
 }
 
@@ -264,5 +267,6 @@ impl<T> Store for T where
         + ReportStore
         + MediaStore
         + MeetingStore
+        + SlidingSyncStore
 {
 }

@@ -39,9 +39,11 @@ async fn well_known(
 async fn versions(
     Ruma(_): Ruma<get_supported_versions::Request>,
 ) -> RumaResponse<get_supported_versions::Response> {
-    RumaResponse(get_supported_versions::Response::new(
-        SUPPORTED_VERSIONS.iter().map(|v| v.to_string()).collect(),
-    ))
+    let mut resp =
+        get_supported_versions::Response::new(SUPPORTED_VERSIONS.iter().map(|v| v.to_string()).collect());
+    // Simplified sliding sync (MSC4186, client/sliding_sync.rs); Element X requires it.
+    resp.unstable_features.insert("org.matrix.simplified_msc3575".into(), true);
+    RumaResponse(resp)
 }
 
 async fn capabilities(

@@ -16,6 +16,7 @@ mod reporting;
 mod rooms;
 mod search;
 mod session;
+mod sliding_sync;
 mod spaces;
 mod sync;
 mod thirdparty;
@@ -42,6 +43,7 @@ pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
     let router = rooms::routes(router);
     let router = membership::routes(router);
     let router = sync::routes(router);
+    let router = sliding_sync::routes(router);
     let router = ephemeral::routes(router);
     let router = directory::routes(router);
     let router = extras::routes(router);

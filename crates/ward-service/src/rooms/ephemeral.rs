@@ -145,6 +145,12 @@ impl Notifier {
         }
     }
 
+    /// [`Self::room_changes_after`]'s "events changed" for many rooms under one lock.
+    pub fn events_after_each<'a>(&self, queries: impl Iterator<Item = (&'a str, u64)>) -> Vec<bool> {
+        let rooms = self.rooms();
+        queries.map(|(room, since)| rooms.get(room).is_none_or(|&(event, _)| event > since)).collect()
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, Ephemeral> {
         self.ephemeral.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -556,7 +556,7 @@ impl Services {
         events.iter().any(|e| e.sender == user_id)
     }
 
-    async fn invited_room(&self, m: &Membership) -> Result<InvitedRoom> {
+    pub(crate) async fn invited_room(&self, m: &Membership) -> Result<InvitedRoom> {
         let entries = self.store.current_state(&m.room_id).await?;
         let mut ids: Vec<String> = entries
             .into_iter()

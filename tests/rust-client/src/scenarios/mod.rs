@@ -5,6 +5,7 @@
 
 mod backup;
 mod chat;
+mod sliding;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -41,5 +42,11 @@ pub const SCENARIOS: &[Scenario] = &[
         about: "two users exchange encrypted messages both ways (key query/claim, to-device room keys)",
         users: 2,
         run: |ctx| Box::pin(chat::run(ctx)),
+    },
+    Scenario {
+        name: "sliding",
+        about: "Element X's services (SyncService + RoomListService over sliding sync): sorted room list, invites, pagination, E2EE with a later device, a server restart",
+        users: 2,
+        run: |ctx| Box::pin(sliding::run(ctx)),
     },
 ];

@@ -1,0 +1,418 @@
+//! The I/O-free half of sliding sync: from the user's rooms (with the facts lists sort and
+//! filter by), the request and what the connection has already sent, decide which rooms go
+//! into the response and how each is sent. No store, no clock: everything is passed in, so the
+//! rules are unit-tested as plain functions.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use ward_store::SentRoom;
+
+use super::limits;
+
+/// Which state a client wants per room: `(type, state_key)` pairs, where the type may be `*`
+/// and the state key `*` (any), `$ME` (the user) or, for members, `$LAZY` (the timeline's
+/// senders).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomConfig {
+    pub required_state: Vec<(String, String)>,
+    pub timeline_limit: u64,
+}
+
+impl RoomConfig {
+    /// Several lists and subscriptions naming one room: the union of their state and the
+    /// largest timeline.
+    pub fn merge(&mut self, other: &RoomConfig) {
+        for entry in &other.required_state {
+            if !self.required_state.contains(entry) {
+                self.required_state.push(entry.clone());
+            }
+        }
+        self.timeline_limit = self.timeline_limit.max(other.timeline_limit);
+    }
+
+    /// A stable summary, stored per sent room: when it changes the room's state is sent again.
+    pub fn key(&self) -> String {
+        let set: BTreeSet<String> =
+            self.required_state.iter().map(|(t, k)| format!("{}\u{1f}{}", t, k)).collect();
+        let mut out = format!("{}", self.timeline_limit);
+        for s in set {
+            out.push('\u{1e}');
+            out.push_str(&s);
+        }
+        out
+    }
+
+    pub fn wants_lazy_members(&self) -> bool {
+        self.required_state.iter().any(|(t, k)| (t == "m.room.member" || t == "*") && k == "$LAZY")
+    }
+
+    /// Whether a state entry is asked for (`$LAZY` members are decided by the caller).
+    pub fn wants_state(&self, kind: &str, state_key: &str, me: &str) -> bool {
+        self.required_state.iter().any(|(t, k)| {
+            (t == "*" || t == kind) && (k == "*" || k == state_key || (k == "$ME" && state_key == me))
+        })
+    }
+}
+
+/// Filters of one list; absent fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilters {
+    pub is_dm: Option<bool>,
+    pub is_encrypted: Option<bool>,
+    pub is_invite: Option<bool>,
+    /// `None` in the list stands for rooms without a type.
+    pub room_types: Vec<Option<String>>,
+    pub not_room_types: Vec<Option<String>>,
+    /// Rooms that are children (`m.space.child`) of any of these spaces.
+    pub spaces: Vec<String>,
+    /// Rooms with any of these tags (`m.tag` room account data)…
+    pub tags: Vec<String>,
+    /// …and none of these (which wins).
+    pub not_tags: Vec<String>,
+}
+
+impl ListFilters {
+    pub fn needs_dm(&self) -> bool {
+        self.is_dm.is_some()
+    }
+    pub fn needs_encryption(&self) -> bool {
+        self.is_encrypted.is_some()
+    }
+    pub fn needs_room_type(&self) -> bool {
+        !self.room_types.is_empty() || !self.not_room_types.is_empty()
+    }
+    pub fn needs_tags(&self) -> bool {
+        !self.tags.is_empty() || !self.not_tags.is_empty()
+    }
+
+    fn admits(&self, room: &RoomFacts) -> bool {
+        self.is_dm.is_none_or(|want| room.is_dm == want)
+            && self.is_encrypted.is_none_or(|want| room.is_encrypted == want)
+            && self.is_invite.is_none_or(|want| (room.membership == "invite") == want)
+            && (self.room_types.is_empty() || self.room_types.contains(&room.room_type))
+            && !self.not_room_types.contains(&room.room_type)
+            && (self.spaces.is_empty() || self.spaces.iter().any(|s| room.spaces.contains(s)))
+            && (self.tags.is_empty() || self.tags.iter().any(|t| room.tags.contains(t)))
+            && !self.not_tags.iter().any(|t| room.tags.contains(t))
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListRequest {
+    /// Inclusive index ranges into the sorted, filtered rooms.
+    pub ranges: Vec<(u64, u64)>,
+    pub config: RoomConfig,
+    pub filters: ListFilters,
+}
+
+/// What lists sort and filter by, per room of the user (joined, invited or knocked).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomFacts {
+    pub room_id: String,
+    pub membership: String,
+    /// The stream position of the room's newest "bump" event (a message, the creation), or of
+    /// the invite or knock; higher sorts first.
+    pub bump_stamp: u64,
+    pub is_dm: bool,
+    pub is_encrypted: bool,
+    pub room_type: Option<String>,
+    /// The spaces named by the request's filters that list this room as a child.
+    pub spaces: Vec<String>,
+    pub tags: Vec<String>,
+}
+
+/// How a room goes into the response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Send {
+    /// New to the client (or its membership changed): everything, `initial: true`.
+    Initial,
+    /// Known to the client with the same configuration: what changed since the position.
+    Incremental,
+    /// Known to the client, but the requested state changed: all requested state again and
+    /// the timeline's changes.
+    StateAgain,
+    /// The user left (or was removed); the client had it: the events up to the departure.
+    Left,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedRoom {
+    pub send: Send,
+    pub membership: String,
+    pub config: RoomConfig,
+    pub bump_stamp: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Per list, the number of rooms after filtering.
+    pub counts: BTreeMap<String, u64>,
+    /// Per list, the room IDs in its ranges (for extensions scoped to lists).
+    pub list_rooms: BTreeMap<String, Vec<String>>,
+    pub rooms: BTreeMap<String, PlannedRoom>,
+    /// What the connection will have sent once this response arrives.
+    pub sent: Vec<SentRoom>,
+    /// Rooms in range that did not fit into this response (sent by the next one).
+    pub deferred: usize,
+}
+
+/// Decides the response's rooms.
+///
+/// `rooms` are the user's joined, invited and knocked rooms; `left` those whose departure the
+/// client has not seen (membership `leave`/`ban` after the position). `subscriptions` must
+/// name only rooms in `rooms`.
+pub fn plan(
+    rooms: &[RoomFacts],
+    left: &[(String, String)],
+    lists: &BTreeMap<String, ListRequest>,
+    subscriptions: &BTreeMap<String, RoomConfig>,
+    previously_sent: &[SentRoom],
+) -> Plan {
+    let mut out = Plan::default();
+    let mut order: Vec<&RoomFacts> = rooms.iter().collect();
+    // Most recent activity first; the room ID breaks ties so the order is stable.
+    order.sort_by(|a, b| b.bump_stamp.cmp(&a.bump_stamp).then_with(|| a.room_id.cmp(&b.room_id)));
+    let facts: HashMap<&str, &RoomFacts> = rooms.iter().map(|r| (r.room_id.as_str(), r)).collect();
+    let mut wanted: BTreeMap<String, RoomConfig> = BTreeMap::new();
+    // Rooms in the order they should be filled in when the response is full: subscriptions
+    // first (the room the user opened), then lists by position.
+    let mut priority: Vec<String> = Vec::new();
+    for (room_id, config) in subscriptions {
+        if facts.contains_key(room_id.as_str()) {
+            wanted.entry(room_id.clone()).or_default().merge(config);
+            priority.push(room_id.clone());
+        }
+    }
+    let mut by_position: Vec<(u64, String)> = Vec::new();
+    for (name, list) in lists {
+        let filtered: Vec<&&RoomFacts> = order.iter().filter(|r| list.filters.admits(r)).collect();
+        out.counts.insert(name.clone(), filtered.len() as u64);
+        let mut in_range = Vec::new();
+        let mut seen = BTreeSet::new();
+        for &(start, end) in &list.ranges {
+            let Ok(start) = usize::try_from(start) else { continue };
+            let end = usize::try_from(end).unwrap_or(usize::MAX);
+            if start >= filtered.len() {
+                continue;
+            }
+            let end = end.min(filtered.len() - 1);
+            for (i, room) in filtered.iter().enumerate().take(end + 1).skip(start) {
+                // A connection remembers a bounded number of rooms; ranges beyond that are cut
+                // (rooms already wanted by another list or a subscription still count once).
+                if wanted.len() >= limits::ROOMS_PER_CONNECTION_MAX && !wanted.contains_key(&room.room_id) {
+                    break;
+                }
+                if seen.insert(i) {
+                    in_range.push(room.room_id.clone());
+                    wanted.entry(room.room_id.clone()).or_default().merge(&list.config);
+                    by_position.push((i as u64, room.room_id.clone()));
+                }
+            }
+        }
+        out.list_rooms.insert(name.clone(), in_range);
+    }
+    by_position.sort();
+    priority.extend(by_position.into_iter().map(|(_, id)| id));
+
+    let sent_before: HashMap<&str, &SentRoom> =
+        previously_sent.iter().map(|s| (s.room_id.as_str(), s)).collect();
+    let mut fresh = 0usize;
+    let mut done = BTreeSet::new();
+    for room_id in priority {
+        if !done.insert(room_id.clone()) {
+            continue;
+        }
+        let (Some(config), Some(room)) = (wanted.get(&room_id), facts.get(room_id.as_str())) else {
+            continue;
+        };
+        let key = config.key();
+        let send = match sent_before.get(room_id.as_str()) {
+            Some(s) if s.membership == room.membership && s.config == key => Send::Incremental,
+            Some(s) if s.membership == room.membership => Send::StateAgain,
+            _ => Send::Initial,
+        };
+        if send != Send::Incremental {
+            if fresh >= limits::FRESH_ROOMS_PER_RESPONSE_MAX {
+                out.deferred += 1;
+                // Keep what the client had, so the room's next send is decided afresh.
+                if let Some(s) = sent_before.get(room_id.as_str()) {
+                    out.sent.push((*s).clone());
+                }
+                continue;
+            }
+            fresh += 1;
+        }
+        out.sent.push(SentRoom {
+            room_id: room_id.clone(),
+            membership: room.membership.clone(),
+            config: key,
+        });
+        out.rooms.insert(
+            room_id.clone(),
+            PlannedRoom {
+                send,
+                membership: room.membership.clone(),
+                config: config.clone(),
+                bump_stamp: room.bump_stamp,
+            },
+        );
+    }
+    for (room_id, membership) in left {
+        if sent_before.contains_key(room_id.as_str()) {
+            out.rooms.insert(
+                room_id.clone(),
+                PlannedRoom {
+                    send: Send::Left,
+                    membership: membership.clone(),
+                    config: RoomConfig {
+                        required_state: vec![],
+                        timeline_limit: limits::LEFT_TIMELINE_LIMIT,
+                    },
+                    bump_stamp: 0,
+                },
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn room(id: &str, membership: &str, bump: u64) -> RoomFacts {
+        RoomFacts {
+            room_id: id.into(),
+            membership: membership.into(),
+            bump_stamp: bump,
+            ..Default::default()
+        }
+    }
+
+    fn list(start: u64, end: u64, limit: u64) -> ListRequest {
+        ListRequest {
+            ranges: vec![(start, end)],
+            config: RoomConfig {
+                required_state: vec![("m.room.name".into(), "".into())],
+                timeline_limit: limit,
+            },
+            filters: ListFilters::default(),
+        }
+    }
+
+    fn lists(l: ListRequest) -> BTreeMap<String, ListRequest> {
+        [("all".to_owned(), l)].into()
+    }
+
+    #[test]
+    fn lists_sort_by_recency_and_cut_ranges() {
+        let rooms = [room("!a", "join", 5), room("!b", "join", 9), room("!c", "invite", 7)];
+        let p = plan(&rooms, &[], &lists(list(0, 1, 1)), &BTreeMap::new(), &[]);
+        assert_eq!(p.counts["all"], 3);
+        assert_eq!(p.list_rooms["all"], ["!b", "!c"]);
+        assert!(p.rooms.values().all(|r| r.send == Send::Initial));
+        assert_eq!(p.sent.len(), 2);
+        // Huge and inverted ranges are harmless.
+        let p = plan(&rooms, &[], &lists(list(0, u64::MAX, 1)), &BTreeMap::new(), &[]);
+        assert_eq!(p.list_rooms["all"], ["!b", "!c", "!a"]);
+        let p = plan(&rooms, &[], &lists(list(7, 9, 1)), &BTreeMap::new(), &[]);
+        assert!(p.list_rooms["all"].is_empty() && p.rooms.is_empty());
+    }
+
+    #[test]
+    fn known_rooms_are_incremental_until_config_or_membership_changes() {
+        let rooms = [room("!a", "join", 5), room("!b", "invite", 9)];
+        let first = plan(&rooms, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &[]);
+        let again = plan(&rooms, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &first.sent);
+        assert!(again.rooms.values().all(|r| r.send == Send::Incremental));
+        let more = plan(&rooms, &[], &lists(list(0, 9, 5)), &BTreeMap::new(), &first.sent);
+        assert!(more.rooms.values().all(|r| r.send == Send::StateAgain));
+        let joined = [room("!a", "join", 5), room("!b", "join", 10)];
+        let p = plan(&joined, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &first.sent);
+        assert_eq!(p.rooms["!b"].send, Send::Initial);
+        assert_eq!(p.rooms["!a"].send, Send::Incremental);
+    }
+
+    #[test]
+    fn subscriptions_merge_with_lists_and_left_rooms_are_reported_once() {
+        let rooms = [room("!a", "join", 5), room("!b", "join", 9)];
+        let sub = RoomConfig { required_state: vec![("m.room.topic".into(), "".into())], timeline_limit: 20 };
+        let subs: BTreeMap<String, RoomConfig> =
+            [("!a".to_owned(), sub), ("!zz".to_owned(), RoomConfig::default())].into();
+        let p = plan(&rooms, &[], &lists(list(0, 0, 1)), &subs, &[]);
+        assert_eq!(p.rooms.len(), 2, "unknown subscriptions are ignored");
+        assert_eq!(p.rooms["!a"].config.timeline_limit, 20);
+        let gone = plan(
+            &rooms[1..],
+            &[("!a".into(), "leave".into())],
+            &lists(list(0, 0, 1)),
+            &BTreeMap::new(),
+            &p.sent,
+        );
+        assert_eq!(gone.rooms["!a"].send, Send::Left);
+        assert!(gone.sent.iter().all(|s| s.room_id != "!a"));
+    }
+
+    #[test]
+    fn filters_and_the_fresh_room_limit() {
+        let mut rooms: Vec<RoomFacts> = (0..(limits::FRESH_ROOMS_PER_RESPONSE_MAX as u64 + 5))
+            .map(|i| room(&format!("!r{i:04}"), "join", i))
+            .collect();
+        rooms[0].is_dm = true;
+        rooms[1].membership = "invite".into();
+        let mut l = list(0, u64::MAX, 1);
+        l.filters.is_dm = Some(true);
+        let p = plan(&rooms, &[], &lists(l.clone()), &BTreeMap::new(), &[]);
+        assert_eq!(p.counts["all"], 1);
+        l.filters = ListFilters { is_invite: Some(false), ..Default::default() };
+        let p = plan(&rooms, &[], &lists(l), &BTreeMap::new(), &[]);
+        assert_eq!(p.counts["all"], rooms.len() as u64 - 1);
+        assert_eq!(p.rooms.len(), limits::FRESH_ROOMS_PER_RESPONSE_MAX);
+        assert_eq!(p.deferred, 4);
+    }
+
+    #[test]
+    fn space_and_tag_filters() {
+        let mut rooms = vec![room("!a", "join", 1), room("!b", "join", 2), room("!c", "join", 3)];
+        rooms[0].spaces = vec!["!space".into()];
+        rooms[1].tags = vec!["m.favourite".into()];
+        rooms[2].tags = vec!["m.favourite".into(), "m.lowpriority".into()];
+        let with = |f: ListFilters| {
+            let mut l = list(0, 9, 1);
+            l.filters = f;
+            plan(&rooms, &[], &lists(l), &BTreeMap::new(), &[]).list_rooms["all"].clone()
+        };
+        assert_eq!(with(ListFilters { spaces: vec!["!space".into()], ..Default::default() }), ["!a"]);
+        assert_eq!(
+            with(ListFilters { tags: vec!["m.favourite".into()], ..Default::default() }),
+            ["!c", "!b"]
+        );
+        let fav_not_low = ListFilters {
+            tags: vec!["m.favourite".into()],
+            not_tags: vec!["m.lowpriority".into()],
+            ..Default::default()
+        };
+        assert_eq!(with(fav_not_low), ["!b"]);
+    }
+
+    #[test]
+    fn required_state_patterns() {
+        let c = RoomConfig {
+            required_state: vec![
+                ("m.room.member".into(), "$ME".into()),
+                ("m.room.member".into(), "$LAZY".into()),
+                ("m.space.child".into(), "*".into()),
+                ("*".into(), "".into()),
+            ],
+            timeline_limit: 1,
+        };
+        assert!(c.wants_state("m.room.member", "@me:x", "@me:x"));
+        assert!(!c.wants_state("m.room.member", "@other:x", "@me:x"));
+        assert!(c.wants_state("m.space.child", "!any:x", "@me:x"));
+        assert!(c.wants_state("m.room.topic", "", "@me:x"));
+        assert!(c.wants_lazy_members());
+        let mut d = c.clone();
+        d.required_state.reverse();
+        assert_eq!(c.key(), d.key(), "order does not matter");
+    }
+}

@@ -6,7 +6,8 @@ meeting from it; guests wait in the lobby and are let in; everyone decodes every
 a screen share; meeting chat and whiteboard reach a late joiner; a page with a wrong secret in the
 link receives video but decodes none; a removed guest cannot come back into the locked meeting;
 a consultation with a patient link: waiting room, a second person refused, admitted, decoded,
-ended, link used up. Here the test also checks what the server saw: the chat message with the
+ended, link used up; the next patients after one who left and one whose browser went away
+without leaving. Here the test also checks what the server saw: the chat message with the
 meeting link is end-to-end encrypted and the link's secret appears nowhere on the server (its
 database, its log), and every request of the pages went to Ward's origin.
 
@@ -72,6 +73,12 @@ CHECKS = [
     "doctor and patient decode each other",
     "patient sees the end of the consultation",
     "link no longer works after the session",
+    "doctor admits patient-2",
+    "a patient who left gets no way back in",
+    "doctor admits patient-3",
+    "the doctor sees the departed patient's open session",
+    "doctor admits patient-4",
+    "admitting the next patient ended the departed one's session",
     "guests and patients do not load matrix-js-sdk",
 ]
 

@@ -308,11 +308,8 @@ def test_video_consultation_with_single_use_patient_links(server):
     # Once admitted, the link is used up.
     expect(stranger.call("POST", f"/patient-links/{link}/knock", {"display_name": "Herr Fremd"}), 403, "M_FORBIDDEN")
 
-    # Only one patient at a time.
     link2 = doktor.ok("POST", f"/meetings/{consultation}/patient-links", {"expires_in_ms": 3_600_000})["link_token"]
     knock2 = second.ok("POST", f"/patient-links/{link2}/knock", {"display_name": "Herr Weber"})
-    body = expect(doktor.call("POST", f"/meetings/{consultation}/lobby/{knock2['knock_id']}/admit"), 409)
-    assert "another patient" in body["error"]
 
     doc_token = doktor.ok("POST", f"/meetings/{consultation}/join")
 
@@ -324,6 +321,9 @@ def test_video_consultation_with_single_use_patient_links(server):
             await until(lambda: granted["identity"] in doc.remote_participants
                         and "@doktor:localhost" in pat.remote_participants, what="doctor and patient see each other")
             assert doc.remote_participants[granted["identity"]].name == "Frau Schmidt"
+            # Only one patient at a time, while that patient is in the call.
+            body = expect(doktor.call("POST", f"/meetings/{consultation}/lobby/{knock2['knock_id']}/admit"), 409)
+            assert "another patient" in body["error"]
             doktor.ok("POST", f"/meetings/{consultation}/end")
             await until(lambda: pat.connection_state == rtc.ConnectionState.CONN_DISCONNECTED,
                         what="the patient disconnected at the end")
@@ -337,6 +337,66 @@ def test_video_consultation_with_single_use_patient_links(server):
     expect(patient.call("GET", f"/patient-links/{link}"), 403, "M_FORBIDDEN")
     assert second.ok("GET", f"/meetings/{consultation}/knock/{knock2['knock_id']}",
                      auth=knock2["knock_secret"])["status"] == "ended"
+
+
+def test_consultation_admits_the_next_patient_once_the_previous_is_gone(server):
+    """A patient admitted but not connected to the call (the page closed without leaving, the
+    connection lost, or it never got through) does not block the room: admitting the next
+    patient ends that session. One who is connected still does (409)."""
+    doktor = Api(server, login(server, "doktor"))
+    consultation = doktor.ok("POST", "/meetings", {"kind": "consultation"})["meeting_id"]
+
+    def patient_knock(name, addr):
+        api = Api(server, addr=addr)
+        link = doktor.ok("POST", f"/meetings/{consultation}/patient-links", {"expires_in_ms": 3_600_000})["link_token"]
+        return api, link, api.ok("POST", f"/patient-links/{link}/knock", {"display_name": name})
+
+    def admit(knock):
+        return doktor.call("POST", f"/meetings/{consultation}/lobby/{knock['knock_id']}/admit")
+
+    def status(api, knock):
+        return api.ok("GET", f"/meetings/{consultation}/knock/{knock['knock_id']}", auth=knock["knock_secret"])
+
+    # Admitted, never connected: gone as far as the doctor is concerned.
+    first, first_link, k1 = patient_knock("Frau Schmidt", "203.0.113.21")
+    doktor.ok("POST", f"/meetings/{consultation}/lobby/{k1['knock_id']}/admit")
+    stale_token = status(first, k1)["token"]
+    second, _, k2 = patient_knock("Herr Weber", "203.0.113.22")
+    expect(admit(k2), 200)
+    assert status(first, k1)["status"] == "left"
+    lobby = doktor.ok("GET", f"/meetings/{consultation}/lobby")
+    assert [e["display_name"] for e in lobby["admitted"]] == ["Herr Weber"] and lobby["waiting"] == []
+    # The first patient's link is used up.
+    expect(first.call("POST", f"/patient-links/{first_link}/knock", {"display_name": "Frau Schmidt"}),
+           403, "M_FORBIDDEN")
+    granted = status(second, k2)
+    assert granted["status"] == "admitted"
+
+    third, _, k3 = patient_knock("Frau Meier", "203.0.113.23")
+
+    async def scenario():
+        pat = rtc.Room()
+        # The first patient's token no longer lets them in.
+        with pytest.raises(rtc.ConnectError):
+            await asyncio.wait_for(rtc.Room().connect(ws_url(server), stale_token), 30)
+        await pat.connect(ws_url(server), granted["token"])
+        try:
+            # Connected: the next patient waits.
+            body = expect(admit(k3), 409)
+            assert "another patient" in body["error"]
+            assert status(second, k2)["status"] == "admitted"
+        finally:
+            await pat.disconnect()
+        # Gone from the call (without leaving the knock): the doctor can admit the next one.
+        deadline = time.monotonic() + 30
+        while (r := admit(k3))[0] == 409 and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        expect(r, 200)
+
+    asyncio.run(scenario())
+    assert status(second, k2)["status"] == "left"
+    assert status(third, k3)["status"] == "admitted"
+    doktor.ok("POST", f"/meetings/{consultation}/end")
 
 
 def test_patient_link_time_slots(server):

@@ -16,6 +16,8 @@
 //    waiting room, drops out of it while her phone sleeps and knocks again when it wakes; a
 //    second person with the same link is refused; the doctor lets the patient in;
 //    both decode each other; the doctor ends the consultation and the link no longer works.
+//    With new links, a second patient leaves and a third's browser goes away without leaving:
+//    neither blocks the doctor from admitting the next patient.
 //
 // The script records and waits; the test asserts. Its last line on stdout is `RESULT <json>`:
 // `checks` (name → {ok, detail}), the meeting link, every request of the pages, CSP violations
@@ -544,6 +546,40 @@ try {
   await again.goto(patientLink);
   const againText = await (await again.waitForSelector("[data-testid=meet-problem]")).textContent();
   check("link no longer works after the session", /gilt nicht mehr/.test(againText), againText);
+  await again.context().close();
+
+  // The next patients: one leaves with "Leave", one's browser goes away without a word (its
+  // goodbye request lost, as in a crash); neither blocks the next one's admission.
+  async function nextPatient(who, name) {
+    await member.click("[data-testid=open-links]");
+    await member.click("[data-testid=create-patient-link]");
+    const link = await member.locator("[data-testid=patient-link]").first().inputValue();
+    const page = await guestKnocks(who, link, name);
+    await page.waitForSelector("[data-testid=lobby-waiting]");
+    await member.waitForSelector("[data-testid=lobby-entry]");
+    await admitNext(member);
+    const seen = await until(`doctor and ${who} see each other`, [member, page], decodesAll(1));
+    check(`doctor admits ${who}`, seen.ok, seen.snaps);
+    await member.click("[data-testid=open-people]");
+    return page;
+  }
+  step("a patient leaves; the doctor admits the next patient");
+  const second = await nextPatient("patient-2", "Paul Zweiter");
+  await second.click("[data-testid=leave]");
+  await second.waitForSelector("[data-testid=meet-after-left]");
+  check("a patient who left gets no way back in", (await second.locator("[data-testid=meet-rejoin]").count()) === 0);
+  await second.context().close();
+  const third = await nextPatient("patient-3", "Pia Dritte");
+  step("a patient's browser goes away without leaving; the doctor admits the next patient");
+  await third.route("**/knock/**", (route) => route.abort());
+  await third.context().close();
+  const absent = await member.waitForSelector("[data-testid=people-panel] [data-testid=admitted-absent]");
+  const absentText = await absent.textContent();
+  check("the doctor sees the departed patient's open session", absentText.includes("Pia Dritte"), absentText);
+  const fourth = await nextPatient("patient-4", "Peter Vierter");
+  await member.waitForSelector("[data-testid=people-panel] [data-testid=admitted-absent]", { state: "detached" });
+  check("admitting the next patient ended the departed one's session", true);
+  await fourth.context().close();
 
   // Guests and patients get the small meeting page: matrix-js-sdk is never loaded for them.
   const sdk = requests.filter((q) => q.who !== "member" && /\/assets\/(matrix|rust-crypto|App)-/.test(q.url));

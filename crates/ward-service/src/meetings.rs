@@ -132,6 +132,9 @@ pub trait Conferencing: Send + Sync {
         room: &str,
         identity: &str,
     ) -> std::result::Result<bool, ConferencingError>;
+    /// Whether the participant is connected to the room now (`Ok(false)` also if the room does
+    /// not exist).
+    async fn is_connected(&self, room: &str, identity: &str) -> std::result::Result<bool, ConferencingError>;
     /// Disconnects everyone and closes the room; fine if it does not exist.
     async fn end_room(&self, room: &str) -> std::result::Result<(), ConferencingError>;
     /// Mutes a published track (only its owner can unmute it).
@@ -934,11 +937,22 @@ impl Services {
             _ => return Err(Error::NotFound("nobody with this knock is in the lobby".into())),
         };
         let exclusive = meeting.kind == MeetingKind::Consultation;
-        match self
+        let mut update = self
             .store
             .update_knock(&knock.knock_id, &[KnockStatus::Waiting], to, exclusive, now_ms())
-            .await?
+            .await?;
+        if update == KnockUpdate::Busy
+            && to == KnockStatus::Admitted
+            && self.close_departed_sessions(meeting_id, &knock.knock_id).await?
         {
+            // The store stays the arbiter: a moderator admitting someone else at the same time
+            // may have taken the place meanwhile (then this one is `Busy` again).
+            update = self
+                .store
+                .update_knock(&knock.knock_id, &[KnockStatus::Waiting], to, exclusive, now_ms())
+                .await?;
+        }
+        match update {
             KnockUpdate::Done(_) => {
                 if to == KnockStatus::Admitted {
                     metrics::counter!("ward_meet_admissions_total").increment(1);
@@ -955,6 +969,44 @@ impl Services {
                 "another patient is in the consultation; end their session before admitting the next".into(),
             )),
         }
+    }
+
+    /// A consultation's moderator admits the next patient while another one is admitted: if
+    /// none of those admitted (but `except`) is connected to the conference, their sessions are
+    /// over — the patient left without a word (the page closed, the connection lost, or it never
+    /// got through) — and their knocks become `left` (which spends their links). `Ok(false)`
+    /// (nothing changed) if one of them is connected: that session goes on.
+    ///
+    /// A patient connecting just as this runs is refused: the SFU asks [`Self::meeting_admits`]
+    /// again right after every join, and the removal below disconnects whoever got in between.
+    async fn close_departed_sessions(&self, meeting_id: &str, except: &str) -> Result<bool> {
+        let room = room_of(meeting_id);
+        let conf = self.conferencing()?;
+        let admitted: Vec<Knock> = self
+            .store
+            .open_knocks(meeting_id)
+            .await?
+            .into_iter()
+            .filter(|k| k.status == KnockStatus::Admitted && k.knock_id != except)
+            .collect();
+        for knock in &admitted {
+            if conf.is_connected(&room, &knock.identity).await.map_err(conferencing_error)? {
+                return Ok(false);
+            }
+        }
+        for knock in &admitted {
+            let update = self
+                .store
+                .update_knock(&knock.knock_id, &[KnockStatus::Admitted], KnockStatus::Left, false, now_ms())
+                .await?;
+            if let KnockUpdate::Done(_) = update
+                && let Err(e) = conf.remove_participant(&room, &knock.identity).await
+            {
+                tracing::debug!(error = %e, "could not disconnect a departed patient");
+            }
+        }
+        self.meet.notify(meeting_id);
+        Ok(true)
     }
 
     /// `POST /meetings/{id}/lobby/{knock_id}/admit`.

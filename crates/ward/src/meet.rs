@@ -117,6 +117,15 @@ impl Conferencing for SfuConferencing {
         }
     }
 
+    async fn is_connected(&self, room: &str, identity: &str) -> Result<bool, ConferencingError> {
+        let request = ServiceRequest::GetParticipant { room: room.to_owned(), identity: identity.to_owned() };
+        match self.service(request).await {
+            Ok(()) => Ok(true),
+            Err(ConferencingError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn end_room(&self, room: &str) -> Result<(), ConferencingError> {
         match self.service(ServiceRequest::DeleteRoom { room: room.to_owned() }).await {
             Err(ConferencingError::NotFound(_)) => Ok(()),

@@ -456,6 +456,10 @@ function PeoplePanel({
   const room = session.room;
   const remotes: RemoteParticipant[] = [...room.remoteParticipants.values()];
   const patients = new Set(admitted.filter((a) => a.patient).map((a) => a.identity));
+  // Admitted but not in the call: on the way in, or gone without leaving (the page closed, the
+  // connection lost). Their session holds a patient's place until it is ended here (or the
+  // next patient is admitted).
+  const absent = admitted.filter((a) => !room.remoteParticipants.has(a.identity));
   return (
     <aside class="panel people-panel" aria-label={t("people")} data-testid="people-panel">
       <h2>{t("people")}</h2>
@@ -496,6 +500,24 @@ function PeoplePanel({
             </li>
           );
         })}
+        {moderatorToken &&
+          absent.map((a) => (
+            <li key={a.knock_id} data-identity={a.identity} class="absent" data-testid="admitted-absent">
+              <span>
+                {a.display_name} ({t("notInCall")})
+              </span>
+              <span class="actions">
+                <button
+                  type="button"
+                  class="plain small"
+                  onClick={() => act(() => meet.remove(moderatorToken, meetingId, a.identity))}
+                  data-testid="end-session"
+                >
+                  {t("endSession")}
+                </button>
+              </span>
+            </li>
+          ))}
       </ul>
       {moderatorToken && (
         <section class="moderation">

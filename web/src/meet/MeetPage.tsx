@@ -98,6 +98,13 @@ export function MeetPage({ route }: { route: MeetRoute }) {
   phaseRef.current = phase;
   /** Aborted when the user leaves the lobby (or the page): no call may start after that. */
   const lobbyAbort = useRef<AbortController | null>(null);
+  /** A guest's or patient's knock from the lobby until they leave or the session is over: kept
+   * through the call, so that leaving (also closing the page) ends the session on the server,
+   * and so that a failed or lost connection reconnects with a fresh token from the admitted
+   * knock (a patient's link is spent once admitted: knocking again would not work). */
+  const knockRef = useRef<Knock | null>(null);
+  /** The last camera/microphone choice, for reconnecting without the check again. */
+  const choiceRef = useRef<Choice | null>(null);
 
   // The test driver and troubleshooting read the state through this (no secrets in it).
   useEffect(() => {
@@ -145,7 +152,11 @@ export function MeetPage({ route }: { route: MeetRoute }) {
     const bye = () => {
       const p = phaseRef.current;
       lobbyAbort.current?.abort();
-      if (p.name === "waiting") void meet.leave(p.knock, true).catch(() => undefined);
+      // Waiting, in the call, or after a failed connection: the guest is gone, and the session
+      // with them (a patient's link is used up once admitted).
+      const knock = knockRef.current;
+      knockRef.current = null;
+      if (knock) void meet.leave(knock, true).catch(() => undefined);
       if (p.name === "call") void p.session.leave();
     };
     window.addEventListener("pagehide", bye);
@@ -155,8 +166,16 @@ export function MeetPage({ route }: { route: MeetRoute }) {
   const title = info?.title || (info?.kind === "consultation" ? t("consultation") : t("meeting"));
   const patient = route.kind === "patient";
 
+  /** The knock is over (left, removed, rejected, ended): the page shows why. */
+  function knockOver(reason: "rejected" | "removed" | "ended" | "left") {
+    knockRef.current = null;
+    // A patient whose admitted session was ended by the doctor (the next patient admitted).
+    setPhase({ name: "after", reason: patient && reason !== "rejected" ? "sessionOver" : reason });
+  }
+
   async function enter(choice: Choice) {
     const id = meetingId!;
+    choiceRef.current = choice;
     const abort = new AbortController();
     lobbyAbort.current = abort;
     let s: MeetSession | null = null;
@@ -167,15 +186,22 @@ export function MeetPage({ route }: { route: MeetRoute }) {
         admission = await meet.join(session!.accessToken, id).catch(() => direct);
       } else {
         for (;;) {
-          const knock =
-            route.kind === "patient"
-              ? await meet.patientKnock(route.linkToken, choice.name)
-              : await meet.knock(id, choice.name, choice.pin || undefined);
-          if (abort.signal.aborted) return void meet.leave(knock).catch(() => undefined);
+          // A knock kept from before (a connection that failed or was lost) is asked for a
+          // fresh token; otherwise knock.
+          let knock = knockRef.current;
+          if (!knock) {
+            knock =
+              route.kind === "patient"
+                ? await meet.patientKnock(route.linkToken, choice.name)
+                : await meet.knock(id, choice.name, choice.pin || undefined);
+            if (abort.signal.aborted) return void meet.leave(knock).catch(() => undefined);
+            knockRef.current = knock;
+          }
           setPhase({ name: "waiting", knock });
-          const outcome = await waitInLobby(knock, abort.signal, (reason) => setPhase({ name: "after", reason }));
+          const outcome = await waitInLobby(knock, abort.signal, knockOver);
           if (outcome === null) return;
           if (outcome === "expired") {
+            knockRef.current = null;
             // The page stopped asking for a while (the device slept, the network was away), so
             // the server dropped the knock: knock again, with the same link and name.
             if (abort.signal.aborted || phaseRef.current.name !== "waiting") return; // The guest left meanwhile.
@@ -192,6 +218,8 @@ export function MeetPage({ route }: { route: MeetRoute }) {
       s = ms;
       ms.subscribe(() => {
         if (ms.ended && ms.ended !== "left") {
+          // Removed or ended: the knock is over; a lost connection keeps it for "join again".
+          if (ms.ended !== "failed") knockRef.current = null;
           setPhase({ name: "after", reason: ms.ended === "removed" && patient ? "sessionOver" : ms.ended });
         }
       });
@@ -207,8 +235,21 @@ export function MeetPage({ route }: { route: MeetRoute }) {
   }
 
   async function leaveCall(s: MeetSession) {
+    // The knock first (keepalive, like closing the page): the session is over on the server
+    // (a patient's link used up, the room free for the next patient) even if the page goes.
+    const knock = knockRef.current;
+    knockRef.current = null;
+    if (knock) void meet.leave(knock, true).catch(() => undefined);
     await s.leave();
     setPhase({ name: "after", reason: "left" });
+  }
+
+  /** "Try again" and "join again": with a kept knock (still admitted, or still waiting), the
+   * same knock reconnects with the same devices; otherwise the link is checked afresh. */
+  function again() {
+    const choice = choiceRef.current;
+    if (knockRef.current && choice) void enter(choice);
+    else void check();
   }
 
   if (phase.name === "call") {
@@ -241,7 +282,7 @@ export function MeetPage({ route }: { route: MeetRoute }) {
               {phase.message}
             </p>
             {phase.retry && (
-              <button type="button" onClick={check}>
+              <button type="button" onClick={again} data-testid="meet-retry">
                 {t("tryAgain")}
               </button>
             )}
@@ -266,6 +307,7 @@ export function MeetPage({ route }: { route: MeetRoute }) {
               class="plain"
               onClick={() => {
                 lobbyAbort.current?.abort();
+                knockRef.current = null;
                 void meet.leave(phase.knock).catch(() => undefined);
                 setPhase({ name: "after", reason: "left" });
               }}
@@ -278,8 +320,8 @@ export function MeetPage({ route }: { route: MeetRoute }) {
         {phase.name === "after" && (
           <section data-testid={`meet-after-${phase.reason}`}>
             <p role="status">{afterText(phase.reason, patient)}</p>
-            {phase.reason !== "ended" && phase.reason !== "sessionOver" && !patient && (
-              <button type="button" onClick={check} data-testid="meet-rejoin">
+            {phase.reason !== "ended" && phase.reason !== "sessionOver" && (!patient || phase.reason === "failed") && (
+              <button type="button" onClick={again} data-testid="meet-rejoin">
                 {t("joinAgain")}
               </button>
             )}

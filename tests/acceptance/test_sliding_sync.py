@@ -355,3 +355,47 @@ def test_bad_input_is_a_clear_4xx(ward_factory):
     assert status == 200, body
     status, body = ss(server, None, LIST)
     assert status == 401 and body["errcode"] == "M_MISSING_TOKEN"
+
+
+def _device(server, user: dict) -> str:
+    status, body = http_json("POST", f"{server.url}/_matrix/client/v3/login", {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": user["user"]},
+        "password": user["password"]})
+    assert status == 200, body
+    return body["access_token"]
+
+
+def _room(server, token: str, **body) -> str:
+    status, resp = http_json("POST", f"{server.url}/_matrix/client/v3/createRoom",
+                             {"preset": "public_chat", **body}, token=token)
+    assert status == 200, resp
+    return resp["room_id"]
+
+
+def _post(server, token: str, path: str, body: dict | None = None):
+    status, resp = http_json("POST", f"{server.url}/_matrix/client/v3/{path}", body or {}, token=token)
+    assert status == 200, resp
+    return resp
+
+
+def _say(server, token: str, room: str, text: str):
+    status, resp = http_json("PUT", f"{server.url}/_matrix/client/v3/rooms/{room}/send/m.room.message/"
+                             f"{time.monotonic_ns()}", {"msgtype": "m.text", "body": text}, token=token)
+    assert status == 200, resp
+
+
+def test_leaving_and_forgetting_on_one_device_is_told_to_another(homeserver):
+    owner, _ = login(homeserver, "ssfgta")
+    user = register(homeserver, "ssfgtb")
+    device_a, device_b = _device(homeserver, user), _device(homeserver, user)
+    room = _room(homeserver, owner, name="Vergessen")
+    _post(homeserver, device_a, f"join/{room}")
+    status, first = ss(homeserver, device_b, LIST)
+    assert status == 200, first
+    assert room in first["rooms"]
+    _post(homeserver, device_a, f"rooms/{room}/leave")
+    _post(homeserver, device_a, f"rooms/{room}/forget")
+    status, second = ss(homeserver, device_b, LIST, pos=first["pos"], timeout_ms=5000)
+    assert status == 200, second
+    timeline = second.get("rooms", {}).get(room, {}).get("timeline", [])
+    assert any(e["type"] == "m.room.member" and e["content"]["membership"] == "leave" for e in timeline), second

@@ -22,6 +22,7 @@
 //! it covers, exactly like the to-device part of a `/v3/sync` token.
 
 mod plan;
+mod room;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -406,21 +407,17 @@ impl Services {
     ) -> Result<(SlidingOutput, Plan)> {
         let me = authed.user_id.as_str();
         let all = self.memberships_of(me).await?;
-        let memberships: Vec<&Membership> =
-            all.iter().filter(|m| m.stream_pos <= target.stream && !m.forgotten).collect();
-        let facts = self.room_facts(me, &memberships, input).await?;
-        let left: Vec<(String, String)> = memberships
-            .iter()
-            .filter(|m| {
-                (m.membership == "leave" || m.membership == "ban")
-                    && since.is_some_and(|s| m.stream_pos > s.stream)
-            })
-            .map(|m| (m.room_id.clone(), m.membership.clone()))
-            .collect();
-        let plan = plan::plan(&facts, &left, &input.lists, &input.subscriptions, previously_sent);
+        let memberships = room::memberships_at(&all, target.stream, previously_sent);
+        let facts = self.room_facts(me, &memberships.current, input).await?;
+        let left: Vec<(String, String)> =
+            memberships.left.iter().map(|m| (m.room_id.clone(), m.membership.clone())).collect();
+        let mut plan = plan::plan(&facts, &left, &input.lists, &input.subscriptions, previously_sent);
+        plan.sent.extend(memberships.carried);
         let mut out = SlidingOutput { lists: plan.counts.clone(), ..Default::default() };
         let by_room: HashMap<&str, &Membership> = memberships
+            .current
             .iter()
+            .chain(&memberships.left)
             .filter(|m| plan.rooms.contains_key(&m.room_id))
             .map(|m| (m.room_id.as_str(), *m))
             .collect();

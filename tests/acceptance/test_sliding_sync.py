@@ -399,3 +399,45 @@ def test_leaving_and_forgetting_on_one_device_is_told_to_another(homeserver):
     assert status == 200, second
     timeline = second.get("rooms", {}).get(room, {}).get("timeline", [])
     assert any(e["type"] == "m.room.member" and e["content"]["membership"] == "leave" for e in timeline), second
+
+
+def test_lazy_members_of_a_limited_timeline(homeserver):
+    """Element X's room list asks for one event: two messages make the timeline `limited`, and
+    the sender (a member since before the position) must still come with its member event."""
+    token, me = login(homeserver, "sslazya")
+    other_token, other = login(homeserver, "sslazyb")
+    room = _room(homeserver, token, name="Faul")
+    _post(homeserver, other_token, f"join/{room}")
+    _say(homeserver, token, room, "erste")
+    one = {"lists": {"all": {"ranges": [[0, 9]], "timeline_limit": 1,
+                             "required_state": [["m.room.member", "$LAZY"]]}}}
+    status, first = ss(homeserver, token, one)
+    assert status == 200, first
+    assert [e["sender"] for e in first["rooms"][room]["timeline"]] == [me]
+    _say(homeserver, other_token, room, "zwei")
+    _say(homeserver, other_token, room, "drei")
+    status, second = ss(homeserver, token, one, pos=first["pos"], timeout_ms=5000)
+    assert status == 200, second
+    got = second["rooms"][room]
+    assert [e["content"]["body"] for e in got["timeline"]] == ["drei"] and got["limited"] is True, got
+    assert any(e["type"] == "m.room.member" and e["state_key"] == other for e in got.get("required_state", [])), got
+
+
+def test_a_kicked_user_learns_nothing_of_later_members(homeserver):
+    token, _ = login(homeserver, "sskicka")
+    kicked_token, kicked = login(homeserver, "sskickb")
+    later_token, later = login(homeserver, "sskickc")
+    room = _room(homeserver, token)
+    _post(homeserver, kicked_token, f"join/{room}")
+    status, first = ss(homeserver, kicked_token, LIST)
+    assert status == 200, first
+    assert room in first["rooms"]
+    _post(homeserver, token, f"rooms/{room}/kick", {"user_id": kicked})
+    _post(homeserver, later_token, f"join/{room}")
+    status, second = ss(homeserver, kicked_token, LIST, pos=first["pos"], timeout_ms=5000)
+    assert status == 200, second
+    got = second["rooms"][room]
+    assert any(e["type"] == "m.room.member" and e["state_key"] == kicked for e in got["timeline"]), got
+    assert later not in json.dumps(got), got
+    if homeserver.kind == "ward":
+        assert "joined_count" not in got and "heroes" not in got, got

@@ -645,16 +645,21 @@ impl Services {
         let limit =
             usize::try_from(planned.config.timeline_limit.min(limits::TIMELINE_LIMIT_MAX)).unwrap_or(1);
         let after = if fresh { None } else { since_stream };
-        let mut events = if limit == 0 {
+        let read = if limit == 0 {
             vec![]
         } else {
             self.store
                 .room_events(room_id, until.saturating_add(1), after, Direction::Backward, limit + 1)
                 .await?
         };
-        let limited = events.len() > limit;
-        events.truncate(limit);
-        events.reverse();
+        let read_count = read.len();
+        let mut visible = read;
+        if !visible.is_empty() {
+            self.visibility(room_id, me).await?.retain(&mut visible);
+        }
+        // Derived from what the user may see only (hidden events neither count nor name senders).
+        let room::Window { events, limited, num_live, has_state_events, senders } =
+            room::window(read_count, visible, limit, since_stream);
         if planned.send == Send::Incremental && events.is_empty() {
             // Without new events only the user's own receipts change what the client shows
             // (the unread counts); receipts of others go through the receipts extension.
@@ -668,42 +673,27 @@ impl Services {
             }
         }
         let timeline_start = events.first().map_or(until, |e| e.stream_pos.saturating_sub(1));
-        let num_live = match since_stream {
-            Some(s) => events.iter().filter(|e| e.stream_pos > s).count() as u64,
-            None => 0,
-        };
         // State: all that is asked for when the client has none (or asked differently), the
-        // asked-for changes otherwise.
+        // asked-for changes otherwise; and `$LAZY` members of the timeline's senders from the
+        // state now, whether or not they changed (the client may never have had them).
         let whole_state = matches!(planned.send, Send::Initial | Send::StateAgain);
-        let has_state_events = events.iter().any(|e| e.state_key.is_some());
         let mut state_ids: Vec<String> = Vec::new();
         let mut name_avatar_ids: Vec<String> = Vec::new();
-        let senders: BTreeSet<&str> = events.iter().map(|e| e.sender.as_str()).collect();
-        let lazy = planned.config.wants_lazy_members();
-        if whole_state || limited || has_state_events {
+        let lazy = planned.config.wants_lazy_members() && !senders.is_empty();
+        let diff = whole_state || limited || has_state_events;
+        if diff || lazy {
             let now_state = self.store.state_at(room_id, until).await?;
             let before: HashMap<(String, String), String> = match (whole_state, since_stream) {
-                (false, Some(s)) => Self::state_map(&self.store.state_at(room_id, s).await?),
+                (false, Some(s)) if diff => Self::state_map(&self.store.state_at(room_id, s).await?),
                 _ => HashMap::new(),
             };
             for e in now_state {
-                let changed = before.get(&(e.kind.clone(), e.state_key.clone())) != Some(&e.event_id);
-                if !changed {
-                    continue;
-                }
-                if e.kind == "m.room.name" || e.kind == "m.room.avatar" {
+                let lazy_member = lazy && e.kind == "m.room.member" && senders.contains(&e.state_key);
+                let changed = diff && before.get(&(e.kind.clone(), e.state_key.clone())) != Some(&e.event_id);
+                if changed && (e.kind == "m.room.name" || e.kind == "m.room.avatar") {
                     name_avatar_ids.push(e.event_id.clone());
                 }
-                let wanted = planned.config.wants_state(&e.kind, &e.state_key, me)
-                    || (lazy && e.kind == "m.room.member" && senders.contains(e.state_key.as_str()));
-                if wanted {
-                    state_ids.push(e.event_id);
-                }
-            }
-        } else if lazy && !events.is_empty() {
-            // Members of the timeline's senders, so the client can show them.
-            for e in self.store.state_at(room_id, until).await? {
-                if e.kind == "m.room.member" && senders.contains(e.state_key.as_str()) {
+                if lazy_member || (changed && planned.config.wants_state(&e.kind, &e.state_key, me)) {
                     state_ids.push(e.event_id);
                 }
             }
@@ -724,7 +714,6 @@ impl Services {
         let state: Vec<StoredEvent> =
             fetched.iter().filter(|e| wanted_ids.contains(&e.event_id)).cloned().collect();
         room.required_state = Self::client_events(&state, false)?;
-        self.visibility(room_id, me).await?.retain(&mut events);
         let membership_changed = events.iter().any(|e| e.kind == "m.room.member");
         room.timeline = Self::client_events(&events, false)?;
         room.limited = limited;
@@ -744,7 +733,9 @@ impl Services {
                 room.counts = Some(counts.main);
             }
         }
-        if whole_state || membership_changed {
+        // A departed user learns nothing of the room after the departure (the current
+        // members, counts and heroes would tell who joined since).
+        if planned.send != Send::Left && (whole_state || membership_changed) {
             self.sliding_summary(room_id, me, &mut room).await?;
         }
         Ok(Some(room))

@@ -1,9 +1,10 @@
-//! The I/O-free parts of assembling rooms: which memberships count at the response's position.
-//! Plain functions over what the store returned, unit-tested like `plan.rs`.
+//! The I/O-free parts of assembling rooms: which memberships count at the response's position,
+//! and what a room's timeline window says once the user's visibility is applied. Plain
+//! functions over what the store returned, unit-tested like `plan.rs`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
-use ward_store::{Membership, SentRoom};
+use ward_store::{Membership, SentRoom, StoredEvent};
 
 /// The user's memberships as one response sees them.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -41,6 +42,41 @@ pub fn memberships_at<'a>(
         }
     }
     out
+}
+
+/// A room's timeline as the client gets it.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Window {
+    /// Oldest first, at most the limit, only events the user may see.
+    pub events: Vec<StoredEvent>,
+    /// Whether the client may be missing events before `events` (it paginates with
+    /// `prev_batch`).
+    pub limited: bool,
+    /// How many of `events` are after the client's position.
+    pub num_live: u64,
+    pub has_state_events: bool,
+    /// The senders of `events` (whose members `$LAZY` asks for).
+    pub senders: BTreeSet<String>,
+}
+
+/// From the newest `limit + 1` events (newest first, as read) of which `visible` are those the
+/// user may see (same order): the window. Everything is derived after visibility, so hidden
+/// events neither count as live nor name senders.
+pub fn window(read_count: usize, visible: Vec<StoredEvent>, limit: usize, since: Option<u64>) -> Window {
+    let hidden = read_count.saturating_sub(visible.len());
+    // A full read with hidden events in it: whether visible events lie before the read is
+    // unknown, so the client is told it may be missing some (paginating finds out).
+    let limited = visible.len() > limit || (read_count > limit && hidden > 0);
+    let mut events = visible;
+    events.truncate(limit);
+    events.reverse();
+    Window {
+        limited,
+        num_live: since.map_or(0, |s| events.iter().filter(|e| e.stream_pos > s).count() as u64),
+        has_state_events: events.iter().any(|e| e.state_key.is_some()),
+        senders: events.iter().map(|e| e.sender.clone()).collect(),
+        events,
+    }
 }
 
 #[cfg(test)]
@@ -93,5 +129,36 @@ mod tests {
         // Departures of rooms the client does not have are not told.
         let m = memberships_at(&all, 10, &[]);
         assert!(m.left.is_empty());
+    }
+
+    fn event(pos: u64, sender: &str, state: bool) -> StoredEvent {
+        StoredEvent {
+            stream_pos: pos,
+            event_id: format!("$e{pos}"),
+            room_id: "!r".into(),
+            kind: "m.room.message".into(),
+            state_key: state.then(String::new),
+            sender: sender.into(),
+            json: "{}".into(),
+            redacted_by: None,
+        }
+    }
+
+    #[test]
+    fn the_window_is_derived_after_visibility() {
+        // Read newest first: 9 (hidden state by @h), 8, 7 (limit 2, so 3 read).
+        let read = [event(9, "@h", true), event(8, "@a", false), event(7, "@b", false)];
+        let visible = vec![read[1].clone(), read[2].clone()];
+        let w = window(read.len(), visible, 2, Some(7));
+        assert_eq!(w.events.iter().map(|e| e.stream_pos).collect::<Vec<_>>(), [7, 8]);
+        assert_eq!(w.num_live, 1);
+        assert!(!w.has_state_events);
+        assert_eq!(w.senders, BTreeSet::from(["@a".to_owned(), "@b".to_owned()]));
+        // A full read with a hidden event: maybe missing events.
+        assert!(w.limited);
+        // Everything visible and more than the limit: limited; fewer than the limit: not.
+        assert!(window(3, read.to_vec(), 2, None).limited);
+        assert!(!window(2, read[1..].to_vec(), 2, None).limited);
+        assert_eq!(window(3, read.to_vec(), 2, None).num_live, 0);
     }
 }

@@ -52,6 +52,9 @@ pub mod limits {
     pub const SUBSCRIPTIONS_MAX: usize = 256;
     /// `required_state` entries of one list or subscription.
     pub const REQUIRED_STATE_MAX: usize = 128;
+    /// The longest event type or state key in a `required_state` entry (the Matrix limit on
+    /// both in events).
+    pub const REQUIRED_STATE_FIELD_MAX_BYTES: usize = 255;
     /// Events per room timeline in one response.
     pub const TIMELINE_LIMIT_MAX: u64 = 100;
     /// Rooms sent whole (new to the client or with changed settings) in one response; the
@@ -65,6 +68,8 @@ pub mod limits {
     pub const LEFT_TIMELINE_LIMIT: u64 = 10;
     /// Heroes per room without a name.
     pub const HEROES_MAX: usize = 5;
+    /// Values in one list filter (`tags`, `not_tags`, `spaces`, `room_types`, `not_room_types`).
+    pub const FILTER_VALUES_MAX: usize = 64;
     /// Spaces the `spaces` filters of one request may name together (more are ignored).
     pub const SPACES_PER_REQUEST_MAX: usize = 16;
     /// Connections whose newest request is remembered in memory (cleared when full, which at
@@ -271,6 +276,10 @@ fn validate(input: &SlidingInput) -> Result<()> {
         if c.required_state.len() > limits::REQUIRED_STATE_MAX {
             return bad(format!("{what}: at most {} required_state entries", limits::REQUIRED_STATE_MAX));
         }
+        let max = limits::REQUIRED_STATE_FIELD_MAX_BYTES;
+        if c.required_state.iter().any(|(t, k)| t.len() > max || k.len() > max) {
+            return bad(format!("{what}: required_state types and state keys are at most {max} bytes"));
+        }
         Ok(())
     };
     for (name, list) in &input.lists {
@@ -284,6 +293,12 @@ fn validate(input: &SlidingInput) -> Result<()> {
             return bad(format!("list {name}: range [{s}, {e}] ends before it starts"));
         }
         check_config(&list.config, &format!("list {name}"))?;
+        let f = &list.filters;
+        let lens =
+            [f.tags.len(), f.not_tags.len(), f.spaces.len(), f.room_types.len(), f.not_room_types.len()];
+        if lens.iter().any(|n| *n > limits::FILTER_VALUES_MAX) {
+            return bad(format!("list {name}: at most {} values per filter", limits::FILTER_VALUES_MAX));
+        }
     }
     for (room, config) in &input.subscriptions {
         crate::rooms::parse_room_id(room)?;
@@ -927,6 +942,47 @@ mod tests {
         assert_eq!(parse_pos(&format_pos(3, p)), Some((3, p)));
         for bad in ["", "x", "1_2", "1_2_3_4", "-1_2_3", "a_b_c", "99999999999999999999_1_1"] {
             assert_eq!(parse_pos(bad), None, "{bad}");
+        }
+    }
+
+    fn one_list(list: ListRequest) -> SlidingInput {
+        SlidingInput { lists: [("a".to_owned(), list)].into(), ..Default::default() }
+    }
+
+    #[test]
+    fn long_required_state_entries_are_refused() {
+        let max = limits::REQUIRED_STATE_FIELD_MAX_BYTES;
+        let with = |t: usize, k: usize| {
+            let config =
+                RoomConfig { required_state: vec![("t".repeat(t), "k".repeat(k))], timeline_limit: 1 };
+            validate(&one_list(ListRequest { config, ..Default::default() }))
+        };
+        assert!(with(max, max).is_ok());
+        assert!(matches!(with(max + 1, 1), Err(Error::InvalidParam(_))));
+        assert!(matches!(with(1, max + 1), Err(Error::InvalidParam(_))));
+        let config =
+            RoomConfig { required_state: vec![("t".into(), "k".repeat(max + 1))], timeline_limit: 1 };
+        let input =
+            SlidingInput { subscriptions: [("!r:x".to_owned(), config)].into(), ..Default::default() };
+        assert!(matches!(validate(&input), Err(Error::InvalidParam(_))));
+    }
+
+    #[test]
+    fn long_filter_arrays_are_refused() {
+        let n = limits::FILTER_VALUES_MAX;
+        let values = |n: usize| (0..n).map(|i| format!("v{i}")).collect::<Vec<_>>();
+        let filters = ListFilters { tags: values(n), spaces: values(n), ..Default::default() };
+        assert!(validate(&one_list(ListRequest { filters, ..Default::default() })).is_ok());
+        let too_many = [
+            ListFilters { tags: values(n + 1), ..Default::default() },
+            ListFilters { not_tags: values(n + 1), ..Default::default() },
+            ListFilters { spaces: values(n + 1), ..Default::default() },
+            ListFilters { room_types: vec![None; n + 1], ..Default::default() },
+            ListFilters { not_room_types: vec![None; n + 1], ..Default::default() },
+        ];
+        for filters in too_many {
+            let r = validate(&one_list(ListRequest { filters, ..Default::default() }));
+            assert!(matches!(r, Err(Error::InvalidParam(_))));
         }
     }
 }

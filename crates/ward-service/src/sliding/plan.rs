@@ -31,15 +31,23 @@ impl RoomConfig {
     }
 
     /// A stable summary, stored per sent room: when it changes the room's state is sent again.
+    /// A digest (the first 16 bytes of SHA-256 of the normalised configuration, in hex, 32
+    /// characters) rather than the text, so what is kept per room and version is small however
+    /// long the request's `required_state` is. Nothing reads a configuration back from it.
     pub fn key(&self) -> String {
-        let set: BTreeSet<String> =
-            self.required_state.iter().map(|(t, k)| format!("{}\u{1f}{}", t, k)).collect();
-        let mut out = format!("{}", self.timeline_limit);
-        for s in set {
-            out.push('\u{1e}');
-            out.push_str(&s);
+        use sha2::{Digest, Sha256};
+        let set: BTreeSet<(&str, &str)> =
+            self.required_state.iter().map(|(t, k)| (t.as_str(), k.as_str())).collect();
+        let mut hash = Sha256::new();
+        hash.update(self.timeline_limit.to_be_bytes());
+        for (t, k) in set {
+            // Length-prefixed, so no choice of strings makes two configurations collide.
+            hash.update((t.len() as u64).to_be_bytes());
+            hash.update(t.as_bytes());
+            hash.update((k.len() as u64).to_be_bytes());
+            hash.update(k.as_bytes());
         }
-        out
+        hash.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
     }
 
     pub fn wants_lazy_members(&self) -> bool {
@@ -414,5 +422,21 @@ mod tests {
         let mut d = c.clone();
         d.required_state.reverse();
         assert_eq!(c.key(), d.key(), "order does not matter");
+    }
+
+    #[test]
+    fn config_keys_are_small_and_tell_configs_apart() {
+        let long = "x".repeat(100_000);
+        let c = RoomConfig { required_state: vec![(long.clone(), long)], timeline_limit: 1 };
+        assert_eq!(c.key().len(), 32, "a fixed-size digest, whatever the request's size");
+        let a = RoomConfig { required_state: vec![("ab".into(), "c".into())], timeline_limit: 1 };
+        let b = RoomConfig { required_state: vec![("a".into(), "bc".into())], timeline_limit: 1 };
+        assert_ne!(a.key(), b.key());
+        let mut more = a.clone();
+        more.timeline_limit = 2;
+        assert_ne!(a.key(), more.key());
+        let mut dup = a.clone();
+        dup.merge(&a);
+        assert_eq!(a.key(), dup.key());
     }
 }

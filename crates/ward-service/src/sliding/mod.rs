@@ -61,6 +61,10 @@ pub mod limits {
     /// rest follow in the next responses. Bounds a response's time and memory whatever the
     /// ranges ask for.
     pub const FRESH_ROOMS_PER_RESPONSE_MAX: usize = 100;
+    /// Events (timeline and `required_state` together) in one response's rooms: once reached,
+    /// the remaining rooms with news are deferred to the next response (sent whole then). One
+    /// room may overshoot it by its own events.
+    pub const EVENTS_PER_RESPONSE_MAX: usize = 1_000;
     /// Rooms one connection remembers having sent (its stored record and its memory); list
     /// ranges are cut where they would exceed it.
     pub const ROOMS_PER_CONNECTION_MAX: usize = 5_000;
@@ -432,7 +436,7 @@ impl Services {
             })
             .map(|m| (m.room_id.clone(), m.membership.clone()))
             .collect();
-        let plan = plan::plan(&facts, &left, &input.lists, &input.subscriptions, previously_sent);
+        let mut plan = plan::plan(&facts, &left, &input.lists, &input.subscriptions, previously_sent);
         let mut out = SlidingOutput { lists: plan.counts.clone(), ..Default::default() };
         let by_room: HashMap<&str, &Membership> = memberships
             .iter()
@@ -440,11 +444,28 @@ impl Services {
             .map(|m| (m.room_id.as_str(), *m))
             .collect();
         let mut ruleset: Option<ruma::push::Ruleset> = None;
-        for (room_id, planned) in &plan.rooms {
+        // Most wanted first, departures last; once the response's event budget is spent, rooms
+        // with news wait for the next response.
+        let mut order = plan.order.clone();
+        order.extend(plan.rooms.iter().filter(|(_, r)| r.send == Send::Left).map(|(id, _)| id.clone()));
+        let mut events = 0usize;
+        for room_id in order {
+            let Some(planned) = plan.rooms.get(&room_id).cloned() else { continue };
+            if events >= limits::EVENTS_PER_RESPONSE_MAX && planned.send != Send::Left {
+                let quiet = planned.send == Send::Incremental
+                    && since.is_some_and(|s| {
+                        self.notifier.room_changes_after(&room_id, s.stream) == (false, false)
+                    });
+                if !quiet {
+                    plan.defer(&room_id);
+                }
+                continue;
+            }
             let Some(m) = by_room.get(room_id.as_str()) else { continue };
-            let room = self.sliding_room(authed, m, planned, since, target, &mut ruleset).await?;
+            let room = self.sliding_room(authed, m, &planned, since, target, &mut ruleset).await?;
             if let Some(room) = room {
-                out.rooms.insert(room_id.clone(), room);
+                events = events.saturating_add(room.timeline.len() + room.required_state.len());
+                out.rooms.insert(room_id, room);
             }
         }
         self.sliding_extensions(authed, input, since, target, &plan, &mut out).await?;

@@ -162,6 +162,25 @@ pub struct Plan {
     pub sent: Vec<SentRoom>,
     /// Rooms in range that did not fit into this response (sent by the next one).
     pub deferred: usize,
+    /// The rooms of `rooms` other than left ones, most wanted first (subscriptions, then lists
+    /// by position): the order a response is filled in.
+    pub order: Vec<String>,
+}
+
+impl Plan {
+    /// Takes a planned room out of this response (it did not fit): the connection forgets
+    /// having sent it, so the next response sends it whole (`initial`) whatever the client had —
+    /// sending only what changed after this response's position would skip what this one left
+    /// out. Left rooms are never deferred (the departure is reported once).
+    pub fn defer(&mut self, room_id: &str) {
+        if self.rooms.get(room_id).is_none_or(|r| r.send == Send::Left) {
+            return;
+        }
+        self.rooms.remove(room_id);
+        self.order.retain(|r| r != room_id);
+        self.sent.retain(|s| s.room_id != room_id);
+        self.deferred += 1;
+    }
 }
 
 /// Decides the response's rooms.
@@ -241,11 +260,9 @@ pub fn plan(
         };
         if send != Send::Incremental {
             if fresh >= limits::FRESH_ROOMS_PER_RESPONSE_MAX {
+                // Forgotten, like `Plan::defer`: the next response sends it whole (a kept record
+                // would make it `StateAgain`, whose timeline starts after this response).
                 out.deferred += 1;
-                // Keep what the client had, so the room's next send is decided afresh.
-                if let Some(s) = sent_before.get(room_id.as_str()) {
-                    out.sent.push((*s).clone());
-                }
                 continue;
             }
             fresh += 1;
@@ -255,6 +272,7 @@ pub fn plan(
             membership: room.membership.clone(),
             config: key,
         });
+        out.order.push(room_id.clone());
         out.rooms.insert(
             room_id.clone(),
             PlannedRoom {
@@ -377,6 +395,40 @@ mod tests {
         assert_eq!(p.counts["all"], rooms.len() as u64 - 1);
         assert_eq!(p.rooms.len(), limits::FRESH_ROOMS_PER_RESPONSE_MAX);
         assert_eq!(p.deferred, 4);
+    }
+
+    #[test]
+    fn deferred_rooms_are_forgotten_and_sent_whole_next_time() {
+        let rooms = [room("!a", "join", 5), room("!b", "join", 9)];
+        let first = plan(&rooms, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &[]);
+        assert_eq!(first.order, ["!b", "!a"], "filled in list order");
+        let mut again = plan(&rooms, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &first.sent);
+        assert_eq!(again.rooms["!a"].send, Send::Incremental);
+        again.defer("!a");
+        assert_eq!(again.deferred, 1);
+        assert!(!again.rooms.contains_key("!a") && again.order == ["!b"]);
+        assert!(again.sent.iter().all(|s| s.room_id != "!a"));
+        let next = plan(&rooms, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &again.sent);
+        assert_eq!(next.rooms["!a"].send, Send::Initial);
+        assert_eq!(next.rooms["!b"].send, Send::Incremental);
+        // A changed configuration deferred by the fresh-room limit is not kept either.
+        let more = plan(&rooms, &[], &lists(list(0, 9, 5)), &BTreeMap::new(), &first.sent);
+        assert_eq!(more.rooms["!a"].send, Send::StateAgain);
+        let mut more = more;
+        more.defer("!a");
+        let next = plan(&rooms, &[], &lists(list(0, 9, 5)), &BTreeMap::new(), &more.sent);
+        assert_eq!(next.rooms["!a"].send, Send::Initial);
+        // Departures are not deferred.
+        let mut gone = plan(
+            &rooms[1..],
+            &[("!a".into(), "leave".into())],
+            &lists(list(0, 9, 1)),
+            &BTreeMap::new(),
+            &first.sent,
+        );
+        gone.defer("!a");
+        assert_eq!(gone.rooms["!a"].send, Send::Left);
+        assert_eq!(gone.deferred, 0);
     }
 
     #[test]

@@ -240,7 +240,7 @@ def test_a_response_stops_at_its_event_budget(homeserver):
         rooms.add(body["room_id"])
         for j in range(95):
             status, _ = http_json("PUT", f"{homeserver.url}/_matrix/client/v3/rooms/{body['room_id']}/send/"
-                                  f"m.room.message/b{j}", {"msgtype": "m.text", "body": str(j)}, token=token)
+                                  f"m.room.message/b{i}_{j}", {"msgtype": "m.text", "body": str(j)}, token=token)
             assert status == 200
     req = {"lists": {"all": {"ranges": [[0, 19]], "timeline_limit": 100, "required_state": [["*", "*"]]}}}
     seen: dict[str, int] = {}

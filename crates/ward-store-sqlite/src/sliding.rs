@@ -113,6 +113,27 @@ impl SlidingSyncStore for SqliteStore {
         .await
     }
 
+    async fn purge_sliding_connections(&self, written_before_ms: u64) -> Result<u64> {
+        self.write(move |tx| {
+            let stale = "SELECT user_id, device_id, conn_id FROM sliding_connections
+                             GROUP BY user_id, device_id, conn_id HAVING max(written_ms) < ?1";
+            let gone: i64 = tx
+                .query_row(
+                    &format!("SELECT count(*) FROM ({stale})"),
+                    params![to_sql(written_before_ms)],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            tx.execute(
+                &format!("DELETE FROM sliding_connections WHERE (user_id, device_id, conn_id) IN ({stale})"),
+                params![to_sql(written_before_ms)],
+            )
+            .map_err(backend)?;
+            Ok(from_sql(gone))
+        })
+        .await
+    }
+
     async fn delete_sliding_connection(&self, user_id: &str, device_id: &str, conn_id: &str) -> Result<()> {
         let key = (user_id.to_owned(), device_id.to_owned(), conn_id.to_owned());
         self.write(move |tx| {

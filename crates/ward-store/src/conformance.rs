@@ -60,6 +60,7 @@ macro_rules! store_conformance_tests {
             patient_links_are_single_use,
             meetings_are_purged_after_retention,
             sliding_connections_are_versioned,
+            stale_sliding_connections_are_purged,
             sliding_sync_room_facts,
         );
     };
@@ -1705,6 +1706,26 @@ pub async fn sliding_connections_are_versioned(store: &dyn Store) {
     store.put_sliding_connection("@a:x", "A2", "c1", None, vec![sent("!r:x", "join")], NOW, 2).await.unwrap();
     store.delete_devices("@a:x", &["A2".to_owned()]).await.unwrap();
     assert_eq!(store.sliding_connection("@a:x", "A2", "c1", 1).await.unwrap(), None);
+}
+
+pub async fn stale_sliding_connections_are_purged(store: &dyn Store) {
+    store.register(registration("@a:x", None, Some(session("A1", 1, None))), NOW).await.unwrap();
+    let sent = SentRoom { room_id: "!r:x".into(), membership: "join".into(), config: "c".into() };
+    // c1: two versions, the newest written at NOW + 10; c2: written at NOW only.
+    let v1 =
+        store.put_sliding_connection("@a:x", "A1", "c1", None, vec![sent.clone()], NOW, 16).await.unwrap();
+    let v2 =
+        store.put_sliding_connection("@a:x", "A1", "c1", Some(v1), vec![sent], NOW + 10, 16).await.unwrap();
+    store.put_sliding_connection("@a:x", "A1", "c2", None, vec![], NOW, 16).await.unwrap();
+    assert_eq!(store.purge_sliding_connections(NOW).await.unwrap(), 0, "nothing older than NOW");
+    // c1's older version is as old as c2, but c1 was written since: it stays whole.
+    assert_eq!(store.purge_sliding_connections(NOW + 5).await.unwrap(), 1);
+    assert_eq!(store.sliding_connection("@a:x", "A1", "c2", 1).await.unwrap(), None);
+    assert!(store.sliding_connection("@a:x", "A1", "c1", v1).await.unwrap().is_some());
+    assert_eq!(store.sliding_connection("@a:x", "A1", "c1", v2).await.unwrap().map(|r| r.len()), Some(1));
+    assert_eq!(store.purge_sliding_connections(NOW + 11).await.unwrap(), 1);
+    assert_eq!(store.sliding_connection("@a:x", "A1", "c1", v1).await.unwrap(), None);
+    assert_eq!(store.sliding_connection("@a:x", "A1", "c1", v2).await.unwrap(), None);
 }
 
 pub async fn sliding_sync_room_facts(store: &dyn Store) {

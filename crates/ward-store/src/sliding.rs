@@ -52,6 +52,10 @@ pub trait SlidingSyncStore: Send + Sync {
         connections_per_device_max: usize,
     ) -> Result<u64>;
 
+    /// Forgets every connection (all its versions) last written before `written_before_ms`
+    /// (a client that has not synced since then starts over); returns how many went.
+    async fn purge_sliding_connections(&self, written_before_ms: u64) -> Result<u64>;
+
     /// Forgets every version of a connection.
     async fn delete_sliding_connection(&self, user_id: &str, device_id: &str, conn_id: &str) -> Result<()>;
 

@@ -65,6 +65,10 @@ pub mod limits {
     /// the remaining rooms with news are deferred to the next response (sent whole then). One
     /// room may overshoot it by its own events.
     pub const EVENTS_PER_RESPONSE_MAX: usize = 1_000;
+    /// How long a connection is kept after its last request: older ones are purged (their
+    /// positions are answered with `M_UNKNOWN_POS`), so the server does not keep a per-device
+    /// "last synced" time longer than needed.
+    pub const CONNECTION_IDLE_MAX_MS: u64 = 30 * 24 * 3600 * 1000;
     /// Rooms one connection remembers having sent (its stored record and its memory); list
     /// ranges are cut where they would exceed it.
     pub const ROOMS_PER_CONNECTION_MAX: usize = 5_000;
@@ -942,6 +946,15 @@ impl Services {
             }
         }
         Ok(())
+    }
+}
+
+impl Services {
+    /// Forgets connections idle for `CONNECTION_IDLE_MAX_MS`; run by the periodic purge.
+    /// Returns how many went.
+    pub async fn purge_sliding_connections(&self) -> Result<u64> {
+        let before = now_ms().saturating_sub(limits::CONNECTION_IDLE_MAX_MS);
+        Ok(self.store.purge_sliding_connections(before).await?)
     }
 }
 

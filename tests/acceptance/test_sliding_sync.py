@@ -265,6 +265,23 @@ def test_a_response_stops_at_its_event_budget(homeserver):
     assert status == 200 and not resp.get("rooms"), resp
 
 
+def test_a_position_of_an_evicted_connection_is_refused_after_its_id_is_reused(homeserver):
+    """Not portable: Ward keeps 16 connections per device. A connection evicted and started again
+    under the same ID must not accept the old connection's positions."""
+    token, _ = login(homeserver, "ssreuse")
+    status, old = ss(homeserver, token, {**LIST, "conn_id": "main"})
+    assert status == 200, old
+    for i in range(16):
+        status, body = ss(homeserver, token, {**LIST, "conn_id": f"other{i}"})
+        assert status == 200, body
+    status, body = ss(homeserver, token, {**LIST, "conn_id": "main"}, pos=old["pos"])
+    assert status == 400 and body["errcode"] == "M_UNKNOWN_POS", body
+    status, new = ss(homeserver, token, {**LIST, "conn_id": "main"})
+    assert status == 200, new
+    status, body = ss(homeserver, token, {**LIST, "conn_id": "main"}, pos=old["pos"])
+    assert status == 400 and body["errcode"] == "M_UNKNOWN_POS", body
+
+
 @pytest.mark.portable
 def test_a_replaced_long_poll_does_not_invalidate_the_newer_position(homeserver):
     """Clients replace a long-poll by dropping it and asking again with the same position (to

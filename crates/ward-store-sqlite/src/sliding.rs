@@ -49,6 +49,7 @@ impl SlidingSyncStore for SqliteStore {
         conn_id: &str,
         keep: Option<u64>,
         rooms: Vec<SentRoom>,
+        first_version: u64,
         now_ms: u64,
         connections_per_device_max: usize,
     ) -> Result<u64> {
@@ -63,7 +64,10 @@ impl SlidingSyncStore for SqliteStore {
                     |r| r.get(0),
                 )
                 .map_err(backend)?;
-            let version = from_sql(newest.unwrap_or(0)).saturating_add(1);
+            let version = match newest {
+                Some(v) => from_sql(v).saturating_add(1),
+                None => first_version,
+            };
             tx.execute(
                 "DELETE FROM sliding_connections
                      WHERE user_id = ?1 AND device_id = ?2 AND conn_id = ?3 AND version IS NOT ?4",

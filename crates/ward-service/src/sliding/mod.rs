@@ -265,6 +265,15 @@ fn format_pos(version: u64, p: Positions) -> String {
     format!("{version}_{}_{}", p.stream, p.ephemeral)
 }
 
+/// Where a new connection's versions start: random (below 2^48, so positions stay short and
+/// versions fit the store's signed integers for ever), so that a position of a forgotten
+/// connection with the same ID names no version of the new one.
+fn first_version() -> u64 {
+    let digits = ward_core::secret::random_string(14, b"0123456789");
+    // 14 decimal digits are below 10^14 < 2^48; never 0 (positions start above it).
+    digits.parse::<u64>().unwrap_or(0).max(1)
+}
+
 fn unknown_pos() -> Error {
     Error::UnknownPos("unknown or expired position: start the connection again without `pos`".into())
 }
@@ -410,6 +419,7 @@ impl Services {
                         &conn_id,
                         base_version,
                         sent,
+                        first_version(),
                         now_ms(),
                         limits::CONNECTIONS_PER_DEVICE_MAX,
                     )

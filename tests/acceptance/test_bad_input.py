@@ -360,6 +360,29 @@ def test_invalid_params(server, token):
            400, "M_UNKNOWN", "M_UNRECOGNIZED")
 
 
+def test_sliding_sync_limits(server, token):
+    path = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
+
+    def sync(list_):
+        return send(server, "POST", path, token, data=json.dumps({"lists": {"a": list_}, "timeout": 0}))
+
+    ok = {"ranges": [[0, 9]], "timeline_limit": 1, "required_state": [["m.room.name", "x" * 255]],
+          "filters": {"tags": ["t"] * 64}}
+    r = sync(ok)
+    assert r.status_code == 200, r.text
+    # Event types and state keys beyond 255 bytes, and filters with more than 64 values.
+    for bad in (
+        {"required_state": [["x" * 256, ""]]},
+        {"required_state": [["m.room.member", "x" * 256]]},
+        {"filters": {"tags": ["t"] * 65}},
+        {"filters": {"not_tags": ["t"] * 65}},
+        {"filters": {"spaces": ["!s:localhost"] * 65}},
+        {"filters": {"room_types": ["m.space"] * 65}},
+        {"filters": {"not_room_types": ["m.space"] * 65}},
+    ):
+        expect(sync({**ok, **bad}), 400, "M_INVALID_PARAM")
+
+
 def test_registration_input(server):
     reg = "/_matrix/client/v3/register"
     expect(send(server, "POST", reg, data=json.dumps({"username": "Bad Name!", "password": PASSWORD})), 400,

@@ -228,6 +228,60 @@ def test_unknown_position(homeserver):
         assert body["errcode"] == "M_UNKNOWN_POS", body
 
 
+def test_a_response_stops_at_its_event_budget(homeserver):
+    """Not portable: Ward's EVENTS_PER_RESPONSE_MAX (1000 timeline and required_state events):
+    rooms beyond it follow, whole, in the next responses."""
+    token, _ = login(homeserver, "ssbudget")
+    rooms = set()
+    for i in range(12):
+        status, body = http_json("POST", f"{homeserver.url}/_matrix/client/v3/createRoom", {"name": f"b{i}"},
+                                 token=token)
+        assert status == 200, body
+        rooms.add(body["room_id"])
+        for j in range(95):
+            status, _ = http_json("PUT", f"{homeserver.url}/_matrix/client/v3/rooms/{body['room_id']}/send/"
+                                  f"m.room.message/b{i}_{j}", {"msgtype": "m.text", "body": str(j)}, token=token)
+            assert status == 200
+    req = {"lists": {"all": {"ranges": [[0, 19]], "timeline_limit": 100, "required_state": [["*", "*"]]}}}
+    seen: dict[str, int] = {}
+    pos = None
+    for _ in range(4):
+        status, resp = ss(homeserver, token, req, pos=pos, timeout_ms=0)
+        assert status == 200, resp
+        pos = resp["pos"]
+        got = resp.get("rooms", {})
+        events = sum(len(r.get("timeline", [])) + len(r.get("required_state", [])) for r in got.values())
+        # The budget, overshot by at most the last room's own events.
+        assert events <= 1000 + 100 + 20, events
+        for room_id, room in got.items():
+            assert room.get("initial") is True and len(room["timeline"]) == 100, room_id
+            seen[room_id] = seen.get(room_id, 0) + 1
+        if len(seen) == len(rooms):
+            break
+        assert got, "a response with rooms deferred must make progress"
+    assert set(seen) == rooms and all(n == 1 for n in seen.values()), seen
+    # Once all were sent, nothing is sent again.
+    status, resp = ss(homeserver, token, req, pos=pos, timeout_ms=0)
+    assert status == 200 and not resp.get("rooms"), resp
+
+
+def test_a_position_of_an_evicted_connection_is_refused_after_its_id_is_reused(homeserver):
+    """Not portable: Ward keeps 16 connections per device. A connection evicted and started again
+    under the same ID must not accept the old connection's positions."""
+    token, _ = login(homeserver, "ssreuse")
+    status, old = ss(homeserver, token, {**LIST, "conn_id": "main"})
+    assert status == 200, old
+    for i in range(16):
+        status, body = ss(homeserver, token, {**LIST, "conn_id": f"other{i}"})
+        assert status == 200, body
+    status, body = ss(homeserver, token, {**LIST, "conn_id": "main"}, pos=old["pos"])
+    assert status == 400 and body["errcode"] == "M_UNKNOWN_POS", body
+    status, new = ss(homeserver, token, {**LIST, "conn_id": "main"})
+    assert status == 200, new
+    status, body = ss(homeserver, token, {**LIST, "conn_id": "main"}, pos=old["pos"])
+    assert status == 400 and body["errcode"] == "M_UNKNOWN_POS", body
+
+
 @pytest.mark.portable
 def test_a_replaced_long_poll_does_not_invalidate_the_newer_position(homeserver):
     """Clients replace a long-poll by dropping it and asking again with the same position (to

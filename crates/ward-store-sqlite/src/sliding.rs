@@ -49,6 +49,7 @@ impl SlidingSyncStore for SqliteStore {
         conn_id: &str,
         keep: Option<u64>,
         rooms: Vec<SentRoom>,
+        first_version: u64,
         now_ms: u64,
         connections_per_device_max: usize,
     ) -> Result<u64> {
@@ -63,7 +64,10 @@ impl SlidingSyncStore for SqliteStore {
                     |r| r.get(0),
                 )
                 .map_err(backend)?;
-            let version = from_sql(newest.unwrap_or(0)).saturating_add(1);
+            let version = match newest {
+                Some(v) => from_sql(v).saturating_add(1),
+                None => first_version,
+            };
             tx.execute(
                 "DELETE FROM sliding_connections
                      WHERE user_id = ?1 AND device_id = ?2 AND conn_id = ?3 AND version IS NOT ?4",
@@ -109,6 +113,27 @@ impl SlidingSyncStore for SqliteStore {
             )
             .map_err(backend)?;
             Ok(version)
+        })
+        .await
+    }
+
+    async fn purge_sliding_connections(&self, written_before_ms: u64) -> Result<u64> {
+        self.write(move |tx| {
+            let stale = "SELECT user_id, device_id, conn_id FROM sliding_connections
+                             GROUP BY user_id, device_id, conn_id HAVING max(written_ms) < ?1";
+            let gone: i64 = tx
+                .query_row(
+                    &format!("SELECT count(*) FROM ({stale})"),
+                    params![to_sql(written_before_ms)],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            tx.execute(
+                &format!("DELETE FROM sliding_connections WHERE (user_id, device_id, conn_id) IN ({stale})"),
+                params![to_sql(written_before_ms)],
+            )
+            .map_err(backend)?;
+            Ok(from_sql(gone))
         })
         .await
     }

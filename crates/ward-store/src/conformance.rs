@@ -60,6 +60,7 @@ macro_rules! store_conformance_tests {
             patient_links_are_single_use,
             meetings_are_purged_after_retention,
             sliding_connections_are_versioned,
+            stale_sliding_connections_are_purged,
             sliding_sync_room_facts,
         );
     };
@@ -1660,7 +1661,7 @@ pub async fn sliding_connections_are_versioned(store: &dyn Store) {
     };
     assert_eq!(store.sliding_connection("@a:x", "A1", "c1", 1).await.unwrap(), None);
     let v1 = store
-        .put_sliding_connection("@a:x", "A1", "c1", None, vec![sent("!r:x", "join")], NOW, 2)
+        .put_sliding_connection("@a:x", "A1", "c1", None, vec![sent("!r:x", "join")], 1, NOW, 2)
         .await
         .unwrap();
     assert_eq!(v1, 1);
@@ -1671,6 +1672,7 @@ pub async fn sliding_connections_are_versioned(store: &dyn Store) {
             "c1",
             Some(v1),
             vec![sent("!r:x", "join"), sent("!s:x", "invite")],
+            1,
             NOW,
             2,
         )
@@ -1685,7 +1687,7 @@ pub async fn sliding_connections_are_versioned(store: &dyn Store) {
         [sent("!r:x", "join")]
     );
     // Continuing from v2 drops v1; the versions never repeat.
-    let v3 = store.put_sliding_connection("@a:x", "A1", "c1", Some(v2), vec![], NOW, 2).await.unwrap();
+    let v3 = store.put_sliding_connection("@a:x", "A1", "c1", Some(v2), vec![], 1, NOW, 2).await.unwrap();
     assert_eq!(v3, 3);
     assert_eq!(store.sliding_connection("@a:x", "A1", "c1", v1).await.unwrap(), None);
     assert_eq!(store.sliding_connection("@a:x", "A1", "c1", v2).await.unwrap().map(|r| r.len()), Some(2));
@@ -1694,17 +1696,52 @@ pub async fn sliding_connections_are_versioned(store: &dyn Store) {
     assert_eq!(store.sliding_connection("@a:x", "A2", "c1", v3).await.unwrap(), None);
     assert_eq!(store.sliding_connection("@a:x", "A1", "c2", v3).await.unwrap(), None);
     // At most two connections per device here: the least recently written goes.
-    store.put_sliding_connection("@a:x", "A1", "c2", None, vec![], NOW + 1, 2).await.unwrap();
-    store.put_sliding_connection("@a:x", "A1", "c3", None, vec![], NOW + 2, 2).await.unwrap();
+    store.put_sliding_connection("@a:x", "A1", "c2", None, vec![], 1, NOW + 1, 2).await.unwrap();
+    store.put_sliding_connection("@a:x", "A1", "c3", None, vec![], 1, NOW + 2, 2).await.unwrap();
     assert_eq!(store.sliding_connection("@a:x", "A1", "c1", v3).await.unwrap(), None);
     assert!(store.sliding_connection("@a:x", "A1", "c2", 1).await.unwrap().is_some());
     assert!(store.sliding_connection("@a:x", "A1", "c3", 1).await.unwrap().is_some());
     store.delete_sliding_connection("@a:x", "A1", "c2").await.unwrap();
     assert_eq!(store.sliding_connection("@a:x", "A1", "c2", 1).await.unwrap(), None);
     // A deleted device takes its connections along.
-    store.put_sliding_connection("@a:x", "A2", "c1", None, vec![sent("!r:x", "join")], NOW, 2).await.unwrap();
+    store
+        .put_sliding_connection("@a:x", "A2", "c1", None, vec![sent("!r:x", "join")], 1, NOW, 2)
+        .await
+        .unwrap();
     store.delete_devices("@a:x", &["A2".to_owned()]).await.unwrap();
     assert_eq!(store.sliding_connection("@a:x", "A2", "c1", 1).await.unwrap(), None);
+    // A connection without versions starts at the caller's `first_version` (a reused ID does
+    // not take up the numbers of the connection it replaces).
+    let a = store.put_sliding_connection("@a:x", "A1", "c9", None, vec![], 1_000, NOW + 3, 16).await.unwrap();
+    assert_eq!(a, 1_000);
+    let b = store.put_sliding_connection("@a:x", "A1", "c9", Some(a), vec![], 77, NOW + 4, 16).await.unwrap();
+    assert_eq!(b, 1_001, "first_version only counts for a connection without versions");
+    store.delete_sliding_connection("@a:x", "A1", "c9").await.unwrap();
+    let c = store.put_sliding_connection("@a:x", "A1", "c9", None, vec![], 5_000, NOW + 5, 16).await.unwrap();
+    assert_eq!(c, 5_000);
+    assert_eq!(store.sliding_connection("@a:x", "A1", "c9", a).await.unwrap(), None);
+}
+
+pub async fn stale_sliding_connections_are_purged(store: &dyn Store) {
+    store.register(registration("@a:x", None, Some(session("A1", 1, None))), NOW).await.unwrap();
+    let sent = SentRoom { room_id: "!r:x".into(), membership: "join".into(), config: "c".into() };
+    // c1: two versions, the newest written at NOW + 10; c2: written at NOW only.
+    let v1 =
+        store.put_sliding_connection("@a:x", "A1", "c1", None, vec![sent.clone()], 1, NOW, 16).await.unwrap();
+    let v2 = store
+        .put_sliding_connection("@a:x", "A1", "c1", Some(v1), vec![sent], 1, NOW + 10, 16)
+        .await
+        .unwrap();
+    store.put_sliding_connection("@a:x", "A1", "c2", None, vec![], 1, NOW, 16).await.unwrap();
+    assert_eq!(store.purge_sliding_connections(NOW).await.unwrap(), 0, "nothing older than NOW");
+    // c1's older version is as old as c2, but c1 was written since: it stays whole.
+    assert_eq!(store.purge_sliding_connections(NOW + 5).await.unwrap(), 1);
+    assert_eq!(store.sliding_connection("@a:x", "A1", "c2", 1).await.unwrap(), None);
+    assert!(store.sliding_connection("@a:x", "A1", "c1", v1).await.unwrap().is_some());
+    assert_eq!(store.sliding_connection("@a:x", "A1", "c1", v2).await.unwrap().map(|r| r.len()), Some(1));
+    assert_eq!(store.purge_sliding_connections(NOW + 11).await.unwrap(), 1);
+    assert_eq!(store.sliding_connection("@a:x", "A1", "c1", v1).await.unwrap(), None);
+    assert_eq!(store.sliding_connection("@a:x", "A1", "c1", v2).await.unwrap(), None);
 }
 
 pub async fn sliding_sync_room_facts(store: &dyn Store) {

@@ -36,7 +36,9 @@ pub trait SlidingSyncStore: Send + Sync {
     ) -> Result<Option<Vec<SentRoom>>>;
 
     /// Stores `rooms` as the next version of the connection (one past the newest version it
-    /// has, starting at 1) and returns that version. Afterwards the connection keeps only the
+    /// has, or `first_version` when it has none) and returns that version. Callers pick
+    /// `first_version` at random, so that the positions of an evicted or purged connection do
+    /// not name versions of a new one with the same ID. Afterwards the connection keeps only the
     /// new version and `keep` (the version the request continued from, if any), and the device
     /// keeps only its `connections_per_device_max` most recently written connections.
     // The identity of a connection is three strings; bundling them would only rename them.
@@ -48,9 +50,14 @@ pub trait SlidingSyncStore: Send + Sync {
         conn_id: &str,
         keep: Option<u64>,
         rooms: Vec<SentRoom>,
+        first_version: u64,
         now_ms: u64,
         connections_per_device_max: usize,
     ) -> Result<u64>;
+
+    /// Forgets every connection (all its versions) last written before `written_before_ms`
+    /// (a client that has not synced since then starts over); returns how many went.
+    async fn purge_sliding_connections(&self, written_before_ms: u64) -> Result<u64>;
 
     /// Forgets every version of a connection.
     async fn delete_sliding_connection(&self, user_id: &str, device_id: &str, conn_id: &str) -> Result<()>;

@@ -1,7 +1,7 @@
 //! The meeting service's view of the SFU: `ward-service` defines what it needs
 //! ([`Conferencing`]) without depending on `ward-rtc`; this file implements it with the SFU
 //! and, the other way round, lets the SFU ask the meeting service who may join a meeting's room
-//! ([`ward_rtc::JoinGate`]). It also runs the retention purge, and a sweep that refreshes the
+//! ([`ward_rtc::JoinGate`]). It also runs the retention purge (meetings, idle sliding sync connections), and a sweep that refreshes the
 //! meeting gauges and closes conference rooms of meetings that ended elsewhere.
 
 use std::sync::{Arc, Weak};
@@ -12,7 +12,7 @@ use ward_rtc::{MintRequest, Rtc};
 use ward_service::{ConferenceGrant, Conferencing, ConferencingError, Services};
 use ward_sfu::ServiceError;
 
-/// How often ended and old meetings are purged.
+/// How often ended and old meetings (and idle sliding sync connections) are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 /// How often the `ward_meet_*` gauges are refreshed and stale meeting rooms closed.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(30);
@@ -51,6 +51,12 @@ pub fn wire(services: &Arc<Services>, rtc: Option<&Arc<Rtc>>) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(meetings = n, "purged old meetings"),
                 Err(e) => tracing::error!(error = %e, "purging old meetings failed"),
+            }
+            // Not meetings, but the same kind of chore: sliding sync connections idle too long.
+            match services.purge_sliding_connections().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(connections = n, "purged idle sliding sync connections"),
+                Err(e) => tracing::error!(error = %e, "purging idle sliding sync connections failed"),
             }
         }
     });

@@ -53,12 +53,23 @@ pub mod limits {
     pub const SUBSCRIPTIONS_MAX: usize = 256;
     /// `required_state` entries of one list or subscription.
     pub const REQUIRED_STATE_MAX: usize = 128;
+    /// The longest event type or state key in a `required_state` entry (the Matrix limit on
+    /// both in events).
+    pub const REQUIRED_STATE_FIELD_MAX_BYTES: usize = 255;
     /// Events per room timeline in one response.
     pub const TIMELINE_LIMIT_MAX: u64 = 100;
     /// Rooms sent whole (new to the client or with changed settings) in one response; the
     /// rest follow in the next responses. Bounds a response's time and memory whatever the
     /// ranges ask for.
     pub const FRESH_ROOMS_PER_RESPONSE_MAX: usize = 100;
+    /// Events (timeline and `required_state` together) in one response's rooms: once reached,
+    /// the remaining rooms with news are deferred to the next response (sent whole then). One
+    /// room may overshoot it by its own events.
+    pub const EVENTS_PER_RESPONSE_MAX: usize = 1_000;
+    /// How long a connection is kept after its last request: older ones are purged (their
+    /// positions are answered with `M_UNKNOWN_POS`), so the server does not keep a per-device
+    /// "last synced" time longer than needed.
+    pub const CONNECTION_IDLE_MAX_MS: u64 = 30 * 24 * 3600 * 1000;
     /// Rooms one connection remembers having sent (its stored record and its memory); list
     /// ranges are cut where they would exceed it.
     pub const ROOMS_PER_CONNECTION_MAX: usize = 5_000;
@@ -66,6 +77,8 @@ pub mod limits {
     pub const LEFT_TIMELINE_LIMIT: u64 = 10;
     /// Heroes per room without a name.
     pub const HEROES_MAX: usize = 5;
+    /// Values in one list filter (`tags`, `not_tags`, `spaces`, `room_types`, `not_room_types`).
+    pub const FILTER_VALUES_MAX: usize = 64;
     /// Spaces the `spaces` filters of one request may name together (more are ignored).
     pub const SPACES_PER_REQUEST_MAX: usize = 16;
     /// Connections whose newest request is remembered in memory (cleared when full, which at
@@ -253,6 +266,15 @@ fn format_pos(version: u64, p: Positions) -> String {
     format!("{version}_{}_{}", p.stream, p.ephemeral)
 }
 
+/// Where a new connection's versions start: random (below 2^48, so positions stay short and
+/// versions fit the store's signed integers for ever), so that a position of a forgotten
+/// connection with the same ID names no version of the new one.
+fn first_version() -> u64 {
+    let digits = ward_core::secret::random_string(14, b"0123456789");
+    // 14 decimal digits are below 10^14 < 2^48; never 0 (positions start above it).
+    digits.parse::<u64>().unwrap_or(0).max(1)
+}
+
 fn unknown_pos() -> Error {
     Error::UnknownPos("unknown or expired position: start the connection again without `pos`".into())
 }
@@ -272,6 +294,10 @@ fn validate(input: &SlidingInput) -> Result<()> {
         if c.required_state.len() > limits::REQUIRED_STATE_MAX {
             return bad(format!("{what}: at most {} required_state entries", limits::REQUIRED_STATE_MAX));
         }
+        let max = limits::REQUIRED_STATE_FIELD_MAX_BYTES;
+        if c.required_state.iter().any(|(t, k)| t.len() > max || k.len() > max) {
+            return bad(format!("{what}: required_state types and state keys are at most {max} bytes"));
+        }
         Ok(())
     };
     for (name, list) in &input.lists {
@@ -285,6 +311,12 @@ fn validate(input: &SlidingInput) -> Result<()> {
             return bad(format!("list {name}: range [{s}, {e}] ends before it starts"));
         }
         check_config(&list.config, &format!("list {name}"))?;
+        let f = &list.filters;
+        let lens =
+            [f.tags.len(), f.not_tags.len(), f.spaces.len(), f.room_types.len(), f.not_room_types.len()];
+        if lens.iter().any(|n| *n > limits::FILTER_VALUES_MAX) {
+            return bad(format!("list {name}: at most {} values per filter", limits::FILTER_VALUES_MAX));
+        }
     }
     for (room, config) in &input.subscriptions {
         crate::rooms::parse_room_id(room)?;
@@ -388,6 +420,7 @@ impl Services {
                         &conn_id,
                         base_version,
                         sent,
+                        first_version(),
                         now_ms(),
                         limits::CONNECTIONS_PER_DEVICE_MAX,
                     )
@@ -422,11 +455,28 @@ impl Services {
             .map(|m| (m.room_id.as_str(), *m))
             .collect();
         let mut ruleset: Option<ruma::push::Ruleset> = None;
-        for (room_id, planned) in &plan.rooms {
+        // Most wanted first, departures last; once the response's event budget is spent, rooms
+        // with news wait for the next response.
+        let mut order = plan.order.clone();
+        order.extend(plan.rooms.iter().filter(|(_, r)| r.send == Send::Left).map(|(id, _)| id.clone()));
+        let mut events = 0usize;
+        for room_id in order {
+            let Some(planned) = plan.rooms.get(&room_id).cloned() else { continue };
+            if events >= limits::EVENTS_PER_RESPONSE_MAX && planned.send != Send::Left {
+                let quiet = planned.send == Send::Incremental
+                    && since.is_some_and(|s| {
+                        self.notifier.room_changes_after(&room_id, s.stream) == (false, false)
+                    });
+                if !quiet {
+                    plan.defer(&room_id);
+                }
+                continue;
+            }
             let Some(m) = by_room.get(room_id.as_str()) else { continue };
-            let room = self.sliding_room(authed, m, planned, since, target, &mut ruleset).await?;
+            let room = self.sliding_room(authed, m, &planned, since, target, &mut ruleset).await?;
             if let Some(room) = room {
-                out.rooms.insert(room_id.clone(), room);
+                events = events.saturating_add(room.timeline.len() + room.required_state.len());
+                out.rooms.insert(room_id, room);
             }
         }
         self.sliding_extensions(authed, input, since, target, &plan, &mut out).await?;
@@ -897,6 +947,15 @@ impl Services {
     }
 }
 
+impl Services {
+    /// Forgets connections idle for `CONNECTION_IDLE_MAX_MS`; run by the periodic purge.
+    /// Returns how many went.
+    pub async fn purge_sliding_connections(&self) -> Result<u64> {
+        let before = now_ms().saturating_sub(limits::CONNECTION_IDLE_MAX_MS);
+        Ok(self.store.purge_sliding_connections(before).await?)
+    }
+}
+
 fn same_rooms(a: &[SentRoom], b: &[SentRoom]) -> bool {
     if a.len() != b.len() {
         return false;
@@ -915,6 +974,47 @@ mod tests {
         assert_eq!(parse_pos(&format_pos(3, p)), Some((3, p)));
         for bad in ["", "x", "1_2", "1_2_3_4", "-1_2_3", "a_b_c", "99999999999999999999_1_1"] {
             assert_eq!(parse_pos(bad), None, "{bad}");
+        }
+    }
+
+    fn one_list(list: ListRequest) -> SlidingInput {
+        SlidingInput { lists: [("a".to_owned(), list)].into(), ..Default::default() }
+    }
+
+    #[test]
+    fn long_required_state_entries_are_refused() {
+        let max = limits::REQUIRED_STATE_FIELD_MAX_BYTES;
+        let with = |t: usize, k: usize| {
+            let config =
+                RoomConfig { required_state: vec![("t".repeat(t), "k".repeat(k))], timeline_limit: 1 };
+            validate(&one_list(ListRequest { config, ..Default::default() }))
+        };
+        assert!(with(max, max).is_ok());
+        assert!(matches!(with(max + 1, 1), Err(Error::InvalidParam(_))));
+        assert!(matches!(with(1, max + 1), Err(Error::InvalidParam(_))));
+        let config =
+            RoomConfig { required_state: vec![("t".into(), "k".repeat(max + 1))], timeline_limit: 1 };
+        let input =
+            SlidingInput { subscriptions: [("!r:x".to_owned(), config)].into(), ..Default::default() };
+        assert!(matches!(validate(&input), Err(Error::InvalidParam(_))));
+    }
+
+    #[test]
+    fn long_filter_arrays_are_refused() {
+        let n = limits::FILTER_VALUES_MAX;
+        let values = |n: usize| (0..n).map(|i| format!("v{i}")).collect::<Vec<_>>();
+        let filters = ListFilters { tags: values(n), spaces: values(n), ..Default::default() };
+        assert!(validate(&one_list(ListRequest { filters, ..Default::default() })).is_ok());
+        let too_many = [
+            ListFilters { tags: values(n + 1), ..Default::default() },
+            ListFilters { not_tags: values(n + 1), ..Default::default() },
+            ListFilters { spaces: values(n + 1), ..Default::default() },
+            ListFilters { room_types: vec![None; n + 1], ..Default::default() },
+            ListFilters { not_room_types: vec![None; n + 1], ..Default::default() },
+        ];
+        for filters in too_many {
+            let r = validate(&one_list(ListRequest { filters, ..Default::default() }));
+            assert!(matches!(r, Err(Error::InvalidParam(_))));
         }
     }
 }

@@ -31,15 +31,23 @@ impl RoomConfig {
     }
 
     /// A stable summary, stored per sent room: when it changes the room's state is sent again.
+    /// A digest (the first 16 bytes of SHA-256 of the normalised configuration, in hex, 32
+    /// characters) rather than the text, so what is kept per room and version is small however
+    /// long the request's `required_state` is. Nothing reads a configuration back from it.
     pub fn key(&self) -> String {
-        let set: BTreeSet<String> =
-            self.required_state.iter().map(|(t, k)| format!("{}\u{1f}{}", t, k)).collect();
-        let mut out = format!("{}", self.timeline_limit);
-        for s in set {
-            out.push('\u{1e}');
-            out.push_str(&s);
+        use sha2::{Digest, Sha256};
+        let set: BTreeSet<(&str, &str)> =
+            self.required_state.iter().map(|(t, k)| (t.as_str(), k.as_str())).collect();
+        let mut hash = Sha256::new();
+        hash.update(self.timeline_limit.to_be_bytes());
+        for (t, k) in set {
+            // Length-prefixed, so no choice of strings makes two configurations collide.
+            hash.update((t.len() as u64).to_be_bytes());
+            hash.update(t.as_bytes());
+            hash.update((k.len() as u64).to_be_bytes());
+            hash.update(k.as_bytes());
         }
-        out
+        hash.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
     }
 
     pub fn wants_lazy_members(&self) -> bool {
@@ -154,6 +162,25 @@ pub struct Plan {
     pub sent: Vec<SentRoom>,
     /// Rooms in range that did not fit into this response (sent by the next one).
     pub deferred: usize,
+    /// The rooms of `rooms` other than left ones, most wanted first (subscriptions, then lists
+    /// by position): the order a response is filled in.
+    pub order: Vec<String>,
+}
+
+impl Plan {
+    /// Takes a planned room out of this response (it did not fit): the connection forgets
+    /// having sent it, so the next response sends it whole (`initial`) whatever the client had —
+    /// sending only what changed after this response's position would skip what this one left
+    /// out. Left rooms are never deferred (the departure is reported once).
+    pub fn defer(&mut self, room_id: &str) {
+        if self.rooms.get(room_id).is_none_or(|r| r.send == Send::Left) {
+            return;
+        }
+        self.rooms.remove(room_id);
+        self.order.retain(|r| r != room_id);
+        self.sent.retain(|s| s.room_id != room_id);
+        self.deferred += 1;
+    }
 }
 
 /// Decides the response's rooms.
@@ -233,11 +260,9 @@ pub fn plan(
         };
         if send != Send::Incremental {
             if fresh >= limits::FRESH_ROOMS_PER_RESPONSE_MAX {
+                // Forgotten, like `Plan::defer`: the next response sends it whole (a kept record
+                // would make it `StateAgain`, whose timeline starts after this response).
                 out.deferred += 1;
-                // Keep what the client had, so the room's next send is decided afresh.
-                if let Some(s) = sent_before.get(room_id.as_str()) {
-                    out.sent.push((*s).clone());
-                }
                 continue;
             }
             fresh += 1;
@@ -247,6 +272,7 @@ pub fn plan(
             membership: room.membership.clone(),
             config: key,
         });
+        out.order.push(room_id.clone());
         out.rooms.insert(
             room_id.clone(),
             PlannedRoom {
@@ -372,6 +398,40 @@ mod tests {
     }
 
     #[test]
+    fn deferred_rooms_are_forgotten_and_sent_whole_next_time() {
+        let rooms = [room("!a", "join", 5), room("!b", "join", 9)];
+        let first = plan(&rooms, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &[]);
+        assert_eq!(first.order, ["!b", "!a"], "filled in list order");
+        let mut again = plan(&rooms, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &first.sent);
+        assert_eq!(again.rooms["!a"].send, Send::Incremental);
+        again.defer("!a");
+        assert_eq!(again.deferred, 1);
+        assert!(!again.rooms.contains_key("!a") && again.order == ["!b"]);
+        assert!(again.sent.iter().all(|s| s.room_id != "!a"));
+        let next = plan(&rooms, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &again.sent);
+        assert_eq!(next.rooms["!a"].send, Send::Initial);
+        assert_eq!(next.rooms["!b"].send, Send::Incremental);
+        // A changed configuration deferred by the fresh-room limit is not kept either.
+        let more = plan(&rooms, &[], &lists(list(0, 9, 5)), &BTreeMap::new(), &first.sent);
+        assert_eq!(more.rooms["!a"].send, Send::StateAgain);
+        let mut more = more;
+        more.defer("!a");
+        let next = plan(&rooms, &[], &lists(list(0, 9, 5)), &BTreeMap::new(), &more.sent);
+        assert_eq!(next.rooms["!a"].send, Send::Initial);
+        // Departures are not deferred.
+        let mut gone = plan(
+            &rooms[1..],
+            &[("!a".into(), "leave".into())],
+            &lists(list(0, 9, 1)),
+            &BTreeMap::new(),
+            &first.sent,
+        );
+        gone.defer("!a");
+        assert_eq!(gone.rooms["!a"].send, Send::Left);
+        assert_eq!(gone.deferred, 0);
+    }
+
+    #[test]
     fn space_and_tag_filters() {
         let mut rooms = vec![room("!a", "join", 1), room("!b", "join", 2), room("!c", "join", 3)];
         rooms[0].spaces = vec!["!space".into()];
@@ -414,5 +474,21 @@ mod tests {
         let mut d = c.clone();
         d.required_state.reverse();
         assert_eq!(c.key(), d.key(), "order does not matter");
+    }
+
+    #[test]
+    fn config_keys_are_small_and_tell_configs_apart() {
+        let long = "x".repeat(100_000);
+        let c = RoomConfig { required_state: vec![(long.clone(), long)], timeline_limit: 1 };
+        assert_eq!(c.key().len(), 32, "a fixed-size digest, whatever the request's size");
+        let a = RoomConfig { required_state: vec![("ab".into(), "c".into())], timeline_limit: 1 };
+        let b = RoomConfig { required_state: vec![("a".into(), "bc".into())], timeline_limit: 1 };
+        assert_ne!(a.key(), b.key());
+        let mut more = a.clone();
+        more.timeline_limit = 2;
+        assert_ne!(a.key(), more.key());
+        let mut dup = a.clone();
+        dup.merge(&a);
+        assert_eq!(a.key(), dup.key());
     }
 }

@@ -6,10 +6,21 @@
 # runs ward-bench against it, and stops it. Prints both servers' figures and the ratio
 # Ward/Synapse; the JSON results stay in bench/results/<timestamp>/.
 #
-# Extra arguments go to `ward-bench run` (e.g. --clients 16 --duration-s 5). Every process this
-# script starts is stopped when it ends, also on Ctrl-C or failure.
+# Extra arguments go to `ward-bench run` (e.g. --clients 16 --duration-s 5). With `sliding` as
+# the first argument it runs `ward-bench sliding` instead (sliding sync per request as one user's
+# room count grows; the rest go to it, e.g. --steps 10,100,1000 --repeat 5) and prints its
+# table per server (bench/sliding.sh is that). Every process this script starts is stopped when
+# it ends, also on Ctrl-C or failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+scenario=run
+out="bench/results/$(date -u +%Y%m%dT%H%M%SZ)"
+if [ "${1:-}" = sliding ]; then
+    scenario=sliding
+    out="bench/results/sliding-$(date -u +%Y%m%dT%H%M%SZ)"
+    shift
+fi
 
 started=()
 cleanup() {
@@ -32,13 +43,17 @@ wait_up() {
     return 1
 }
 
+# `run` prints progress (the comparison comes at the end), `sliding` its table per server.
+bench() {
+    if [ "$scenario" = run ]; then "$@" >&2; else "$@"; fi
+}
+
 stop() {
     local pid=$1
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 }
 
-out="bench/results/$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$out"
 work="$(mktemp -d)"
 
@@ -57,7 +72,7 @@ WARD_LISTEN="127.0.0.1:$port" WARD_DATA_DIR="$work/ward/data" WARD_REGISTRATION=
 ward_pid=$!
 started+=("$ward_pid")
 wait_up "http://127.0.0.1:$port" "$ward_pid"
-"$target/ward-bench" run --url "http://127.0.0.1:$port" --label Ward --pid "$ward_pid" --out "$out/ward.json" "$@" >&2
+bench "$target/ward-bench" "$scenario" --url "http://127.0.0.1:$port" --label Ward --pid "$ward_pid" --out "$out/ward.json" "$@"
 stop "$ward_pid"
 
 echo "==> Synapse" >&2
@@ -69,13 +84,15 @@ config_args=$("$synapse_venv/bin/python" scripts/synapse_config.py "$work/synaps
 synapse_pid=$!
 started+=("$synapse_pid")
 wait_up "http://127.0.0.1:$port" "$synapse_pid"
-"$target/ward-bench" run --url "http://127.0.0.1:$port" --label Synapse --pid "$synapse_pid" --out "$out/synapse.json" "$@" >&2
+bench "$target/ward-bench" "$scenario" --url "http://127.0.0.1:$port" --label Synapse --pid "$synapse_pid" --out "$out/synapse.json" "$@"
 stop "$synapse_pid"
 
 synapse_version=$("$synapse_venv/bin/python" -c 'import synapse; print(synapse.__version__)')
 echo
 echo "$("$target/ward" --version) vs Synapse $synapse_version — $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(date -u +%Y-%m-%d)"
-"$target/ward-bench" compare "$out/ward.json" "$out/synapse.json"
+if [ "$scenario" = run ]; then
+    "$target/ward-bench" compare "$out/ward.json" "$out/synapse.json"
+fi
 echo
 echo "results: $out" >&2
 rm -rf "$work"

@@ -630,15 +630,7 @@ impl Sfu {
             p.sub_needs_offer = true;
             if let Some(sdp) = p.sub_pending_sdp.clone() {
                 let offer_id = p.sub_offer_id;
-                self.send(
-                    id,
-                    Resp::Offer(lk::SessionDescription {
-                        r#type: "offer".into(),
-                        sdp,
-                        id: offer_id,
-                        ..Default::default()
-                    }),
-                );
+                self.send_subscriber_offer(id, sdp, offer_id);
             }
         }
         self.negotiate_subscriber(now, id);
@@ -1253,6 +1245,12 @@ impl Sfu {
         let offer_id = p.sub_offer_id;
         let sdp = offer.to_sdp_string();
         p.sub_pending_sdp = Some(sdp.clone());
+        self.send_subscriber_offer(id, sdp, offer_id);
+        self.mark(id, Side::Subscriber);
+        let _ = now;
+    }
+
+    fn send_subscriber_offer(&mut self, id: ParticipantId, sdp: String, offer_id: u32) {
         self.send(
             id,
             Resp::Offer(lk::SessionDescription {
@@ -1262,8 +1260,6 @@ impl Sfu {
                 ..Default::default()
             }),
         );
-        self.mark(id, Side::Subscriber);
-        let _ = now;
     }
 }
 

@@ -35,18 +35,7 @@ impl<T: IncomingRequest + Send> FromRequest<AppState> for Ruma<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (mut parts, body) = req.into_parts();
-        let params = RawPathParams::from_request_parts(&mut parts, state)
-            .await
-            .map_err(|e| ApiError::invalid_param(format!("invalid path parameter: {e}")))?;
-        let args: Vec<String> = params.iter().map(|(_, v)| v.to_owned()).collect();
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let bytes = read_body(body, state.api.max_request_body_bytes).await?;
-        // Some clients (matrix-nio's join, for one) send no body where every field is optional;
-        // Synapse accepts that, and so do we. Every endpoint here takes a JSON body.
-        let body: &[u8] = if bytes.is_empty() && parts.method != http::Method::GET { b"{}" } else { &bytes };
-        let request = http::Request::from_parts(parts, body);
-        T::try_from_http_request(request, &args).map(Ruma).map_err(ApiError::from_ruma)
+        parse_ruma(req, state).await.map(|(parsed, _)| Ruma(parsed))
     }
 }
 
@@ -58,19 +47,29 @@ impl<T: IncomingRequest + Send> FromRequest<AppState> for RumaWithJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (mut parts, body) = req.into_parts();
-        let params = RawPathParams::from_request_parts(&mut parts, state)
-            .await
-            .map_err(|e| ApiError::invalid_param(format!("invalid path parameter: {e}")))?;
-        let args: Vec<String> = params.iter().map(|(_, v)| v.to_owned()).collect();
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let bytes = read_body(body, state.api.max_request_body_bytes).await?;
-        let body: &[u8] = if bytes.is_empty() && parts.method != http::Method::GET { b"{}" } else { &bytes };
-        let json = serde_json::from_slice(body).unwrap_or(serde_json::Value::Null);
-        let request = http::Request::from_parts(parts, body);
-        let parsed = T::try_from_http_request(request, &args).map_err(ApiError::from_ruma)?;
+        let (parsed, body) = parse_ruma(req, state).await?;
+        let json = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
         Ok(RumaWithJson(parsed, json))
     }
+}
+
+/// Parses a ruma request type; also returns the body it was parsed from.
+async fn parse_ruma<T: IncomingRequest>(req: Request, state: &AppState) -> Result<(T, Bytes), ApiError> {
+    let (mut parts, body) = req.into_parts();
+    let params = RawPathParams::from_request_parts(&mut parts, state)
+        .await
+        .map_err(|e| ApiError::invalid_param(format!("invalid path parameter: {e}")))?;
+    let args: Vec<String> = params.iter().map(|(_, v)| v.to_owned()).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut body = read_body(body, state.api.max_request_body_bytes).await?;
+    // Some clients (matrix-nio's join, for one) send no body where every field is optional;
+    // Synapse accepts that, and so do we. Every endpoint here takes a JSON body.
+    if body.is_empty() && parts.method != http::Method::GET {
+        body = Bytes::from_static(b"{}");
+    }
+    let request = http::Request::from_parts(parts, &body[..]);
+    let parsed = T::try_from_http_request(request, &args).map_err(ApiError::from_ruma)?;
+    Ok((parsed, body))
 }
 
 /// A JSON object body in a shape of our own, for endpoints whose ruma type is stricter than

@@ -222,11 +222,22 @@ export function MeetPage({ route }: { route: MeetRoute }) {
       if (abort.signal.aborted) return;
       const ms = new MeetSession(id, route.secret, admission);
       s = ms;
+      let asked = false;
       ms.subscribe(() => {
         if (ms.ended && ms.ended !== "left") {
           // Removed or ended: the knock is over; a lost connection keeps it for "join again".
           if (ms.ended !== "failed") knockRef.current = null;
           setPhase({ name: "after", reason: ms.ended === "removed" && patient ? "sessionOver" : ms.ended });
+          // A connection that broke as the meeting ended or one was removed (the SFU closed it
+          // before its word arrived) is not "lost": the server knows what happened.
+          if (ms.ended === "failed" && !asked) {
+            asked = true;
+            void lostWhy(id, knockRef.current).then((why) => {
+              if (!why || phaseRef.current.name !== "after" || phaseRef.current.reason !== "failed") return;
+              knockRef.current = null;
+              setPhase({ name: "after", reason: why === "removed" && patient ? "sessionOver" : why });
+            });
+          }
         }
       });
       await ms.connect({ on: choice.camera, deviceId: choice.cameraId }, { on: choice.mic, deviceId: choice.micId });
@@ -367,6 +378,21 @@ function afterText(reason: string, patient: boolean): string {
       return t("handedOver");
     default:
       return t("meetLeft");
+  }
+}
+
+/** Why a connection broke, if the server knows: the meeting ended, or one was removed. */
+async function lostWhy(meetingId: string, knock: Knock | null): Promise<"ended" | "removed" | null> {
+  try {
+    if (knock) {
+      const state = await meet.poll(knock, 0);
+      return state.status === "ended" ? "ended" : state.status === "removed" ? "removed" : null;
+    }
+    await meet.info(meetingId);
+    return null;
+  } catch (e) {
+    // An ended meeting is "not found", like its knocks.
+    return e instanceof MeetError && e.status === 404 ? "ended" : null;
   }
 }
 

@@ -74,10 +74,15 @@ export function Call({
     : null;
   useEffect(() => {
     if (!consultation || !moderator || roomSecret === null) return;
+    // A derivation that finishes after the lobby changed again is not applied.
+    let current = true;
     void keyFor(appointmentRef).then(
-      (s) => session.setSecret(s),
+      (s) => (current ? session.setSecret(s) : undefined),
       (e) => setKeyError(String(e)),
     );
+    return () => {
+      current = false;
+    };
   }, [appointmentRef, roomSecret]);
   function keyFor(ref: string | null): Promise<string> {
     return ref ? appointmentSecret(roomSecret!, meetingId, ref) : Promise.resolve(roomSecret!);

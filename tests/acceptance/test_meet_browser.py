@@ -7,7 +7,8 @@ a screen share; meeting chat and whiteboard reach a late joiner; a page with a w
 link receives video but decodes none; a removed guest cannot come back into the locked meeting;
 a consultation with a patient link: waiting room, a second person refused, admitted, decoded,
 ended, link used up; the next patients after one who left and one whose browser went away
-without leaving. Here the test also checks what the server saw: the chat message with the
+without leaving; each appointment with its own key (the first patient's secret decodes nothing
+of the second session); a colleague takes a session over by the doctor's hand-over link. Here the test also checks what the server saw: the chat message with the
 meeting link is end-to-end encrypted and the link's secret appears nowhere on the server (its
 database, its log), and every request of the pages went to Ward's origin.
 
@@ -29,6 +30,8 @@ from harness import REPO, http_json
 
 USER = "doktor"
 PASSWORD = "praxis passwort 1"
+COLLEAGUE = "kollegin"
+COLLEAGUE_PASSWORD = "praxis passwort 2"
 ROOM = "Teambesprechung"
 PLAIN_ROOM = "Offener Raum"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
@@ -68,6 +71,7 @@ CHECKS = [
     "ending the meeting disconnects everyone",
     "an ended meeting's link no longer works",
     "patient link made",
+    "a patient link carries its appointment's secret, not the room's",
     "second person with the same link refused",
     "doctor sees the patient waiting",
     "doctor and patient decode each other",
@@ -79,6 +83,10 @@ CHECKS = [
     "the doctor sees the departed patient's open session",
     "doctor admits patient-4",
     "admitting the next patient ended the departed one's session",
+    "the first appointment's secret decodes nothing of the second session",
+    "doctor and patient-2 decode each other with the second appointment's key",
+    "the hand-over link carries the appointment's secret, not the room's",
+    "colleague takes over: the patient stays and decodes her, the doctor is gone",
     "guests and patients do not load matrix-js-sdk",
 ]
 
@@ -94,25 +102,35 @@ def meet_ward(ward_factory):
     server = ward_factory(registration="closed",
                           env={"WARD_WEB_DIR": str(WEB_DIST), "WARD_MEETING_KNOCK_EXPIRY_MS": "5000"})
     server.create_user(USER, PASSWORD)
+    server.create_user(COLLEAGUE, COLLEAGUE_PASSWORD)
     return server
 
 
-def login(server) -> str:
+def login(server, user=USER, password=PASSWORD) -> tuple[str, str]:
     status, body = http_json("POST", server.url + "/_matrix/client/v3/login", {
-        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": USER}, "password": PASSWORD})
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": user}, "password": password})
     assert status == 200, body
-    return body["access_token"]
+    return body["access_token"], body["user_id"]
 
 
 def test_meetings_and_consultation_in_the_browser(meet_ward):
     server = meet_ward
-    token = login(server)
+    token, _ = login(server)
+    colleague_token, colleague_id = login(server, COLLEAGUE, COLLEAGUE_PASSWORD)
     status, body = http_json("POST", server.url + "/_matrix/client/v3/createRoom", {
         "name": ROOM, "preset": "private_chat",
         "initial_state": [{"type": "m.room.encryption", "state_key": "",
                            "content": {"algorithm": "m.megolm.v1.aes-sha2"}}]}, token)
     assert status == 200, body
     room_id = body["room_id"]
+    # The colleague is in the chat, so she may moderate the consultation room opened for it (and
+    # take a session over).
+    quoted = urllib.parse.quote(room_id)
+    status, body = http_json("POST", server.url + f"/_matrix/client/v3/rooms/{quoted}/invite",
+                             {"user_id": colleague_id}, token)
+    assert status == 200, body
+    status, body = http_json("POST", server.url + f"/_matrix/client/v3/rooms/{quoted}/join", {}, colleague_token)
+    assert status == 200, body
     # A chat without encryption (a public one: Ward encrypts private chats by default): it must not
     # offer a meeting (the link would be stored readable).
     status, body = http_json("POST", server.url + "/_matrix/client/v3/createRoom", {
@@ -122,6 +140,7 @@ def test_meetings_and_consultation_in_the_browser(meet_ward):
     for old in ARTIFACTS.glob("meet-*"):
         old.unlink()
     env = {**os.environ, "WARD_URL": server.url, "WARD_USER": USER, "WARD_PASSWORD": PASSWORD, "WARD_ROOM": ROOM, "WARD_PLAIN_ROOM": PLAIN_ROOM,
+           "WARD_COLLEAGUE_USER": colleague_id, "WARD_COLLEAGUE_TOKEN": colleague_token,
            "CHROMIUM": CHROMIUM, "WARD_ARTIFACTS": str(ARTIFACTS), "WARD_WAIT_MS": str(WAIT_MS)}
     run = subprocess.run(["node", str(SCRIPT)], env=env, cwd=BROWSER_DIR, capture_output=True, text=True,
                          timeout=SCRIPT_TIMEOUT_S)
@@ -152,6 +171,7 @@ def test_meetings_and_consultation_in_the_browser(meet_ward):
     types = [e["type"] for e in msgs["chunk"]]
     assert "m.room.encrypted" in types and "m.room.message" not in types, types
     patient_secret = result["patientLink"].rsplit("/", 1)[1]
+    assert patient_secret != secret
     for path in [p for p in (server.dir / "data").rglob("*") if p.is_file()] + [server.log]:
         data = path.read_bytes()
         for s in (secret, patient_secret):

@@ -6,6 +6,7 @@ Ward-only (not `portable`): meetings are Ward's own API.
 """
 
 import asyncio
+import hashlib
 import json
 import threading
 import time
@@ -147,7 +148,8 @@ def test_team_meeting_with_lobby_and_moderation(server):
     k1 = guest_a.ok("POST", f"/meetings/{meeting}/knock", {"display_name": "  Erika Mustermann  "})
     waiter.join(30)
     assert seen["seconds"] < 10, seen
-    assert [(e["display_name"], e["patient"]) for e in seen["value"]["waiting"]] == [("Erika Mustermann", False)]
+    assert [(e["display_name"], e["patient"], e["link_ref"]) for e in seen["value"]["waiting"]] == [
+        ("Erika Mustermann", False, None)]
     k2 = guest_b.ok("POST", f"/meetings/{meeting}/knock", {"display_name": "Max"})
     lobby = anna.ok("GET", f"/meetings/{meeting}/lobby")
     assert [e["knock_id"] for e in lobby["waiting"]] == [k1["knock_id"], k2["knock_id"]]
@@ -292,7 +294,12 @@ def test_video_consultation_with_single_use_patient_links(server):
     # Consultations are entered with a patient link only.
     expect(stranger.call("POST", f"/meetings/{consultation}/knock", {"display_name": "Neugierig"}),
            403, "M_FORBIDDEN")
-    link = doktor.ok("POST", f"/meetings/{consultation}/patient-links", {"expires_in_ms": 3_600_000})["link_token"]
+    made = doktor.ok("POST", f"/meetings/{consultation}/patient-links", {"expires_in_ms": 3_600_000})
+    link = made["link_token"]
+    # The link's public reference (the browsers derive the appointment's key from it): the first
+    # half of the token's SHA-256, which names the link without being a way in.
+    assert made["link_ref"] == hashlib.sha256(link.encode()).hexdigest()[:32]
+    expect(stranger.call("GET", f"/patient-links/{made['link_ref']}"), 404)
     info = patient.ok("GET", f"/patient-links/{link}")
     assert info["meeting_id"] == consultation and info["title"] == "Videosprechstunde"
 
@@ -301,7 +308,8 @@ def test_video_consultation_with_single_use_patient_links(server):
     # A second person with the same link is refused.
     expect(stranger.call("POST", f"/patient-links/{link}/knock", {"display_name": "Herr Fremd"}), 403, "M_FORBIDDEN")
     lobby = doktor.ok("GET", f"/meetings/{consultation}/lobby")
-    assert [(e["display_name"], e["patient"]) for e in lobby["waiting"]] == [("Frau Schmidt", True)]
+    assert [(e["display_name"], e["patient"], e["link_ref"]) for e in lobby["waiting"]] == [
+        ("Frau Schmidt", True, made["link_ref"])]
     doktor.ok("POST", f"/meetings/{consultation}/lobby/{knock['knock_id']}/admit")
     granted = patient.ok("GET", f"/meetings/{consultation}/knock/{knock['knock_id']}", auth=knock["knock_secret"])
     assert granted["status"] == "admitted" and granted["role"] == "patient"

@@ -16,14 +16,20 @@
 //    waiting room, drops out of it while her phone sleeps and knocks again when it wakes; a
 //    second person with the same link is refused; the doctor lets the patient in;
 //    both decode each other; the doctor ends the consultation and the link no longer works.
-//    With new links, a second patient leaves and a third's browser goes away without leaving:
-//    neither blocks the doctor from admitting the next patient.
+//    Each patient link carries its own appointment's secret (not the room's): a page keyed with
+//    the first patient's secret joins the second session and decodes none of it. With new
+//    links, a second patient leaves and a third's browser goes away without leaving: neither
+//    blocks the doctor from admitting the next patient.
+// 5. The doctor hands the fourth patient's session over: a colleague (in the chat, so allowed to
+//    moderate) opens the hand-over link, the doctor's page leaves once she is in, and patient
+//    and colleague decode each other.
 //
 // The script records and waits; the test asserts. Its last line on stdout is `RESULT <json>`:
 // `checks` (name → {ok, detail}), the meeting link, every request of the pages, CSP violations
 // and page errors, timings. Screenshots go to WARD_ARTIFACTS (meet-*.png).
 //
-// Env: WARD_URL, WARD_USER, WARD_PASSWORD, WARD_ROOM (the chat's name), WARD_ARTIFACTS,
+// Env: WARD_URL, WARD_USER, WARD_PASSWORD, WARD_ROOM (the chat's name), WARD_COLLEAGUE_USER and
+// WARD_COLLEAGUE_TOKEN (a member of that chat, signed in), WARD_ARTIFACTS,
 // optional CHROMIUM (default /usr/bin/chromium), WARD_WAIT_MS (default 45000), WARD_STOP_AFTER=cameras
 // (stop after the first video check, for debugging).
 
@@ -36,6 +42,10 @@ const USER = process.env.WARD_USER;
 const PASSWORD = process.env.WARD_PASSWORD;
 const ROOM = process.env.WARD_ROOM;
 const PLAIN_ROOM = process.env.WARD_PLAIN_ROOM;
+/** A colleague of the member, in the chat the consultation room is opened for (so allowed to
+ * moderate it), signed in by her access token (the meeting page reads only that). */
+const COLLEAGUE_USER = process.env.WARD_COLLEAGUE_USER;
+const COLLEAGUE_TOKEN = process.env.WARD_COLLEAGUE_TOKEN;
 const ARTIFACTS = process.env.WARD_ARTIFACTS;
 const WAIT_MS = Number(process.env.WARD_WAIT_MS || 45_000);
 
@@ -511,6 +521,14 @@ try {
   await member.click("[data-testid=create-patient-link]");
   patientLink = await member.locator("[data-testid=patient-link]").first().inputValue();
   check("patient link made", /#\/patient\/[^/]+\/[A-Za-z0-9_-]{22,}$/.test(patientLink), patientLink);
+  const consultationId = new URL(member.url()).hash.split("/")[2];
+  const roomSecret = await member.evaluate((id) => sessionStorage.getItem(`ward.meet.tab.meet.${id}`), consultationId);
+  const patient1Secret = patientLink.split("/").pop();
+  check(
+    "a patient link carries its appointment's secret, not the room's",
+    roomSecret?.length === 24 && patient1Secret.length === 24 && patient1Secret !== roomSecret,
+    { consultationId, patientSecretLength: patient1Secret.length },
+  );
 
   // The patient is on her phone.
   const patient = await guestKnocks("patient", patientLink, "Petra Patientin", { phone: true });
@@ -563,8 +581,39 @@ try {
     await member.click("[data-testid=open-people]");
     return page;
   }
+  /** The colleague's browser: signed in (the meeting page needs only the session). */
+  async function colleaguePage(who) {
+    const page = await newPage(who);
+    await page.addInitScript(
+      ([userId, accessToken]) => localStorage.setItem("ward.session", JSON.stringify({ userId, accessToken })),
+      [COLLEAGUE_USER, COLLEAGUE_TOKEN],
+    );
+    return page;
+  }
   step("a patient leaves; the doctor admits the next patient");
   const second = await nextPatient("patient-2", "Paul Zweiter");
+  // Per-appointment keys: a page keyed with the first appointment's secret (what the first
+  // patient's link carried) is in the second session and decodes none of it.
+  step("a page with the first patient's secret joins the second session");
+  const spy = await colleaguePage("spy");
+  await spy.goto(`${WARD}/#/handover/${consultationId}/${patient1Secret}`);
+  await spy.waitForSelector("[data-testid=prejoin]");
+  await spy.click("[data-testid=join]");
+  r = await until("the spy receives the second session's video", [spy], (s) =>
+    s.phase === "call" && cameras(s).length === 2 && cameras(s).every((t) => t.bytesReceived > 100_000),
+  );
+  const spySnap = await snap(spy);
+  check(
+    "the first appointment's secret decodes nothing of the second session",
+    r.ok && cameras(spySnap).every((t) => t.framesDecoded === 0) && !spySnap.chat?.length,
+    cameras(spySnap),
+  );
+  r = await until("doctor and patient-2 still decode each other", [member, second], (s) =>
+    cameras(s).some((t) => t.participant !== spySnap.identity && t.framesDecoded > 0),
+  );
+  check("doctor and patient-2 decode each other with the second appointment's key", r.ok, r.snaps);
+  await spy.context().close();
+  await until("the spy is gone", [member, second], (s) => !s.participants?.includes(spySnap.identity));
   await second.click("[data-testid=leave]");
   await second.waitForSelector("[data-testid=meet-after-left]");
   check("a patient who left gets no way back in", (await second.locator("[data-testid=meet-rejoin]").count()) === 0);
@@ -579,6 +628,28 @@ try {
   const fourth = await nextPatient("patient-4", "Peter Vierter");
   await member.waitForSelector("[data-testid=people-panel] [data-testid=admitted-absent]", { state: "detached" });
   check("admitting the next patient ended the departed one's session", true);
+
+  // --- 5. Hand-over ---
+  step("the doctor hands the consultation with patient-4 over to a colleague");
+  await member.click("[data-testid=hand-over]");
+  const handover = await member.locator("[data-testid=handover-link]").inputValue();
+  check(
+    "the hand-over link carries the appointment's secret, not the room's",
+    handover.startsWith(`${WARD}/#/handover/${consultationId}/`) && !handover.includes(roomSecret),
+    handover.replace(/[^/]+$/, "…"),
+  );
+  const colleague = await colleaguePage("colleague");
+  await colleague.goto(handover);
+  await colleague.waitForSelector("[data-testid=prejoin]");
+  await colleague.click("[data-testid=join]");
+  await member.waitForSelector("[data-testid=meet-after-handedOver]");
+  r = await until("colleague and patient-4 see each other", [colleague, fourth], decodesAll(1));
+  check(
+    "colleague takes over: the patient stays and decodes her, the doctor is gone",
+    r.ok && r.snaps[1].participants[0] === r.snaps[0].identity && r.snaps[0].participants[0] === r.snaps[1].identity,
+    r.snaps,
+  );
+  await colleague.context().close();
   await fourth.context().close();
 
   // Guests and patients get the small meeting page: matrix-js-sdk is never loaded for them.

@@ -22,7 +22,8 @@
 //!
 //! Moderators (Matrix auth):
 //! - `GET /meetings/{id}/lobby?since=&timeout_ms=` → `{waiting: [entry], admitted: [entry], since}`,
-//!   entry `{knock_id, display_name, identity, patient, since_ms}`; with `since` from the last
+//!   entry `{knock_id, display_name, identity, patient, link_ref, since_ms}` (`link_ref`: the
+//!   patient link's reference, null for guests); with `since` from the last
 //!   answer, waits until the lobby changes
 //! - `POST /meetings/{id}/lobby/{knock_id}/admit`, `…/reject` → `{}`
 //! - `PUT /meetings/{id}/lock` `{locked}`, `PUT /meetings/{id}/pin` `{pin: "…" | null}` → `{}`
@@ -30,7 +31,7 @@
 //! - `POST /meetings/{id}/participants/{identity}/mute` `{track_sid}` → `{}`
 //! - `POST /meetings/{id}/end` → `{}`
 //! - `POST /meetings/{id}/patient-links` `{expires_in_ms, slot_start_ms?, slot_end_ms?}` →
-//!   `{link_token, expires_ms}` (consultations)
+//!   `{link_token, link_ref, expires_ms}` (consultations)
 
 use axum::Json;
 use axum::Router;
@@ -280,6 +281,7 @@ fn entry_json(e: &LobbyEntry) -> Value {
         "display_name": e.display_name,
         "identity": e.identity,
         "patient": e.patient,
+        "link_ref": e.link_ref,
         "since_ms": e.since_ms,
     })
 }
@@ -397,7 +399,9 @@ async fn patient_link(
         .services
         .create_patient_link(&authed, param(&p, 0), body.expires_in_ms, body.slot_start_ms, body.slot_end_ms)
         .await?;
-    Ok(no_store(json!({ "link_token": link.link_token, "expires_ms": link.expires_ms })))
+    Ok(no_store(
+        json!({ "link_token": link.link_token, "link_ref": link.link_ref, "expires_ms": link.expires_ms }),
+    ))
 }
 
 async fn patient_link_info(State(state): State<AppState>, PathParams(p): PathParams) -> Answer {

@@ -365,6 +365,9 @@ pub struct LobbyEntry {
     pub status: KnockStatus,
     /// Came with a patient link.
     pub patient: bool,
+    /// The patient link's reference (`link_ref`), for a patient: the browsers of the practice
+    /// derive the appointment's end-to-end key from the room's secret and this.
+    pub link_ref: Option<String>,
     pub since_ms: u64,
 }
 
@@ -379,6 +382,8 @@ pub struct Lobby {
 pub struct NewPatientLink {
     /// Shown once; only its hash is kept.
     pub link_token: String,
+    /// The link's public reference (see `link_ref`), shown with its patient in the lobby.
+    pub link_ref: String,
     pub expires_ms: u64,
 }
 
@@ -480,6 +485,14 @@ pub(crate) fn check_patient_link(link: &PatientLink, now_ms: u64) -> Result<()> 
         return Err(Error::Forbidden("the time slot of this appointment is over".into()));
     }
     Ok(())
+}
+
+/// A patient link's public reference: the first 16 bytes of its token's SHA-256 (what the store
+/// keeps), hex. Moderators see it with the patient in the lobby; the practice's browser derives
+/// the appointment's end-to-end key from the room's secret and it (web/src/meet/keys.ts). It is
+/// no credential: the token cannot be recovered from it, and knocking needs the token.
+pub fn link_ref(link_hash: &TokenHash) -> String {
+    link_hash[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A fingerprint of the lobby, so a moderator's long-poll waits only while nothing changed.
@@ -875,6 +888,7 @@ impl Services {
                     .into_iter()
                     .map(|k| LobbyEntry {
                         patient: k.link_hash.is_some(),
+                        link_ref: k.link_hash.as_ref().map(link_ref),
                         knock_id: k.knock_id,
                         display_name: k.display_name,
                         identity: k.identity,
@@ -1190,8 +1204,9 @@ impl Services {
             spent: false,
         };
         let expires_ms = link.expires_ms;
+        let reference = link_ref(&link.link_hash);
         match self.store.create_patient_link(link, limits::OPEN_PATIENT_LINKS_PER_MEETING_MAX).await? {
-            MeetingWrite::Done => Ok(NewPatientLink { link_token, expires_ms }),
+            MeetingWrite::Done => Ok(NewPatientLink { link_token, link_ref: reference, expires_ms }),
             MeetingWrite::MeetingGone => Err(not_found()),
             _ => Err(Error::LimitReached(format!(
                 "this consultation has {} unused patient links already",

@@ -1,5 +1,6 @@
 // The call itself: video grid or speaker view, controls, meeting chat, whiteboard, and for
-// moderators the lobby, the participants' controls and (in a consultation room) patient links.
+// moderators the lobby, the participants' controls and (in a consultation room) patient links,
+// the appointment's key for the admitted patient's session, and the hand-over to a colleague.
 
 import { useEffect, useRef, useState } from "preact/hooks";
 import {
@@ -13,7 +14,7 @@ import { t } from "../i18n";
 import { LangSelect } from "../views/LangSelect";
 import { IconLock } from "../icons";
 import { meet, MeetError, pollBackoffMs, POLL_MIN_INTERVAL_MS, sleep, type LobbyEntry, type PublicMeeting } from "./api";
-import { patientLink } from "./keys";
+import { appointmentSecret, handoverLink, patientLink } from "./keys";
 import { explain } from "./errors";
 import { CHAT_TEXT_MAX, MeetSession } from "./session";
 import { Whiteboard } from "./WhiteboardView";
@@ -32,18 +33,22 @@ export function Call({
   meetingId,
   title,
   info,
-  secret,
+  roomSecret,
   moderatorToken,
   onLeave,
+  onHandedOver,
   relabel,
 }: {
   session: MeetSession;
   meetingId: string;
   title: string;
   info: PublicMeeting;
-  secret: string;
+  /** The meeting's (consultation room's) own secret; null on a hand-over page, which has only
+   * the secret of the appointment it took over. */
+  roomSecret: string | null;
   moderatorToken: string | null;
   onLeave: () => void;
+  onHandedOver: () => void;
   relabel: () => void;
 }) {
   useSessionTick(session);
@@ -56,6 +61,41 @@ export function Call({
   const [seenChat, setSeenChat] = useState(0);
   const consultation = info.kind === "consultation";
   const moderator = moderatorToken !== null;
+  /** Handing over: the hand-over link is shown, and the page leaves once a colleague is in. */
+  const [handingOver, setHandingOver] = useState(false);
+  const [keyError, setKeyError] = useState<string | null>(null);
+
+  // In a consultation room the session is keyed with the admitted patient's appointment secret
+  // (derived from the room's secret and the patient link's reference), and with the room's own
+  // secret while nobody is admitted. Every moderator page with the room's secret follows the
+  // lobby alike; a hand-over page keeps the appointment secret it came with.
+  const appointmentRef = consultation
+    ? (lobby.admitted.filter((a) => a.patient && a.link_ref).sort((a, b) => b.since_ms - a.since_ms)[0]?.link_ref ?? null)
+    : null;
+  useEffect(() => {
+    if (!consultation || !moderator || roomSecret === null) return;
+    // A derivation that finishes after the lobby changed again is not applied.
+    let current = true;
+    void keyFor(appointmentRef).then(
+      (s) => (current ? session.setSecret(s) : undefined),
+      (e) => setKeyError(String(e)),
+    );
+    return () => {
+      current = false;
+    };
+  }, [appointmentRef, roomSecret]);
+  function keyFor(ref: string | null): Promise<string> {
+    return ref ? appointmentSecret(roomSecret!, meetingId, ref) : Promise.resolve(roomSecret!);
+  }
+
+  // After "Hand over": as soon as a colleague (a moderator) is in and holds the key (a packet
+  // of theirs opened), this page leaves; the patient stays with the colleague.
+  const colleagueIn =
+    handingOver &&
+    [...room.remoteParticipants.values()].some((p) => roleOf(p) === "moderator" && session.openedFrom.has(p.identity));
+  useEffect(() => {
+    if (colleagueIn) onHandedOver();
+  }, [colleagueIn]);
 
   // Moderators follow the lobby by long-polling it.
   useEffect(() => {
@@ -152,7 +192,19 @@ export function Call({
               <span>
                 {w.patient ? t("patientWaitingNamed", { name: w.display_name }) : t("waitingNamed", { name: w.display_name })}
               </span>
-              <button type="button" onClick={() => act(() => meet.admit(moderatorToken!, meetingId, w.knock_id))} data-testid="admit">
+              <button
+                type="button"
+                onClick={() =>
+                  act(async () => {
+                    await meet.admit(moderatorToken!, meetingId, w.knock_id);
+                    // Keyed for the patient at once, not only when the lobby's answer comes.
+                    if (consultation && roomSecret !== null && w.patient && w.link_ref) {
+                      await session.setSecret(await keyFor(w.link_ref));
+                    }
+                  })
+                }
+                data-testid="admit"
+              >
                 {t("admit")}
               </button>
               <button type="button" class="plain" onClick={() => act(() => meet.reject(moderatorToken!, meetingId, w.knock_id))}>
@@ -165,6 +217,11 @@ export function Call({
       {error && (
         <p class="error" role="alert">
           {error}
+        </p>
+      )}
+      {keyError && (
+        <p class="error" role="alert">
+          {keyError}
         </p>
       )}
       {session.wrongKey && (
@@ -208,10 +265,13 @@ export function Call({
           setLocked={setLocked}
           consultation={consultation}
           admitted={lobby.admitted}
+          canHandOver={consultation && appointmentRef !== null}
+          handingOver={handingOver}
+          startHandOver={() => setHandingOver(true)}
         />
       )}
-      {panel === "links" && moderator && consultation && (
-        <PatientLinks moderatorToken={moderatorToken!} meetingId={meetingId} secret={secret} act={act} />
+      {panel === "links" && moderator && consultation && roomSecret !== null && (
+        <PatientLinks moderatorToken={moderatorToken!} meetingId={meetingId} secret={roomSecret} act={act} />
       )}
       <nav class="controls" aria-label={t("meetControls")}>
         <button
@@ -265,7 +325,7 @@ export function Call({
         >
           {t("people")}
         </button>
-        {moderator && consultation && (
+        {moderator && consultation && roomSecret !== null && (
           <button
             type="button"
             aria-pressed={panel === "links"}
@@ -281,6 +341,16 @@ export function Call({
       </nav>
     </div>
   );
+}
+
+/** The role in a participant's token metadata (`{"role": …}`, set by Ward). */
+function roleOf(p: Participant): string | null {
+  try {
+    const role = (JSON.parse(p.metadata || "{}") as { role?: unknown }).role;
+    return typeof role === "string" ? role : null;
+  } catch {
+    return null;
+  }
 }
 
 function Quality({ quality }: { quality: ConnectionQuality }) {
@@ -442,6 +512,9 @@ function PeoplePanel({
   setLocked,
   consultation,
   admitted,
+  canHandOver,
+  handingOver,
+  startHandOver,
 }: {
   session: MeetSession;
   moderatorToken: string | null;
@@ -451,6 +524,9 @@ function PeoplePanel({
   setLocked: (l: boolean) => void;
   consultation: boolean;
   admitted: LobbyEntry[];
+  canHandOver: boolean;
+  handingOver: boolean;
+  startHandOver: () => void;
 }) {
   const [pin, setPin] = useState("");
   const room = session.room;
@@ -519,6 +595,34 @@ function PeoplePanel({
             </li>
           ))}
       </ul>
+      {moderatorToken && canHandOver && (
+        <section class="handover" data-testid="handover">
+          <h3>{t("handOverTitle")}</h3>
+          {handingOver ? (
+            <>
+              <p class="hint">{t("handOverHint")}</p>
+              <input
+                readOnly
+                value={handoverLink(meetingId, session.currentSecret)}
+                aria-label={t("handOverLink")}
+                data-testid="handover-link"
+              />
+              <button
+                type="button"
+                class="small"
+                onClick={() => navigator.clipboard?.writeText(handoverLink(meetingId, session.currentSecret))}
+              >
+                {t("copy")}
+              </button>
+              <p role="status">{t("handOverWaiting")}</p>
+            </>
+          ) : (
+            <button type="button" onClick={startHandOver} data-testid="hand-over">
+              {t("handOver")}
+            </button>
+          )}
+        </section>
+      )}
       {moderatorToken && (
         <section class="moderation">
           <h3>{t("moderation")}</h3>
@@ -610,7 +714,9 @@ function PatientLinks({
         ? { expires_in_ms: Math.max(expiry, start + minutes * 60_000 - Date.now()), slot_start_ms: start, slot_end_ms: start + minutes * 60_000 }
         : { expires_in_ms: expiry };
       const r = await meet.patientLink(moderatorToken, meetingId, body);
-      setLinks([{ link: patientLink(r.link_token, secret), expires: r.expires_ms, slot: start ?? null }, ...links]);
+      // The link carries this appointment's own secret, never the room's (keys.ts).
+      const appointment = await appointmentSecret(secret, meetingId, r.link_ref);
+      setLinks([{ link: patientLink(r.link_token, appointment), expires: r.expires_ms, slot: start ?? null }, ...links]);
     });
   }
   return (

@@ -1,5 +1,7 @@
-// The meeting pages: `#/meet/<meeting id>/<secret>` (meetings and a doctor's consultation room)
-// and `#/patient/<link token>/<secret>` (a patient's appointment). They work without signing in
+// The meeting pages: `#/meet/<meeting id>/<secret>` (meetings and a doctor's consultation room),
+// `#/patient/<link token>/<secret>` (a patient's appointment) and `#/handover/<meeting id>/<secret>`
+// (a colleague taking over a running consultation: the secret is that appointment's, not the
+// room's; see keys.ts). They work without signing in
 // and load neither matrix-js-sdk nor anything else of the chat app (main.tsx picks them by the
 // address). Steps: check the link → camera/microphone check with name (and PIN) → either enter
 // directly (moderators: signed in and allowed) or knock and wait in the lobby → the call.
@@ -26,17 +28,17 @@ import { MeetSession } from "./session";
 import { Call } from "./Call";
 
 export type MeetRoute =
-  | { kind: "meet"; meetingId: string; secret: string }
+  | { kind: "meet" | "handover"; meetingId: string; secret: string }
   | { kind: "patient"; linkToken: string; secret: string };
 type ParsedRoute =
-  | { kind: "meet"; meetingId: string; secret: string | null }
+  | { kind: "meet" | "handover"; meetingId: string; secret: string | null }
   | { kind: "patient"; linkToken: string; secret: string | null };
 
-/** `#/meet/<id>/<secret>` or `#/patient/<token>/<secret>`, or either without the secret (then
- * `secret` is null); null for anything else. */
+/** `#/meet/<id>/<secret>`, `#/handover/<id>/<secret>` or `#/patient/<token>/<secret>`, or any
+ * without the secret (then `secret` is null); null for anything else. */
 export function parseMeetRoute(hash: string): ParsedRoute | null {
-  const m = hash.match(/^#\/meet\/([A-Za-z0-9]{1,64})(?:\/([^/?#]*))?$/);
-  if (m) return { kind: "meet", meetingId: m[1], secret: m[2] ?? null };
+  const m = hash.match(/^#\/(meet|handover)\/([A-Za-z0-9]{1,64})(?:\/([^/?#]*))?$/);
+  if (m) return { kind: m[1] as "meet" | "handover", meetingId: m[2], secret: m[3] ?? null };
   const p = hash.match(/^#\/patient\/([^/?#]{1,200})(?:\/([^/?#]*))?$/);
   if (p) {
     try {
@@ -58,14 +60,14 @@ export function parseMeetRoute(hash: string): ParsedRoute | null {
 export function meetRouteFromAddress(): MeetRoute | null {
   const r = parseMeetRoute(location.hash);
   if (!r) return null;
-  const id = r.kind === "meet" ? r.meetingId : r.linkToken;
+  const id = r.kind === "patient" ? r.linkToken : r.meetingId;
   const user = sessionToken()?.userId;
   let secret = r.secret;
   if (secret !== null) {
     if (plausibleSecret(secret)) {
       keepTabSecret(r.kind, id, secret);
       if (user && r.kind === "meet") keptSecret(user, id, true); // in use: refresh its age
-      const bare = r.kind === "meet" ? `#/meet/${id}` : `#/patient/${encodeURIComponent(id)}`;
+      const bare = r.kind === "patient" ? `#/patient/${encodeURIComponent(id)}` : `#/${r.kind}/${id}`;
       history.replaceState(history.state, "", bare);
     }
   } else {
@@ -75,7 +77,7 @@ export function meetRouteFromAddress(): MeetRoute | null {
 }
 
 export function isMeetHash(hash: string): boolean {
-  return /^#\/(meet|patient)\//.test(hash);
+  return /^#\/(meet|patient|handover)\//.test(hash);
 }
 
 type Phase =
@@ -84,13 +86,13 @@ type Phase =
   | { name: "prejoin" }
   | { name: "waiting"; knock: Knock }
   | { name: "call"; session: MeetSession }
-  | { name: "after"; reason: "left" | "removed" | "ended" | "rejected" | "failed" | "sessionOver" };
+  | { name: "after"; reason: "left" | "removed" | "ended" | "rejected" | "failed" | "sessionOver" | "handedOver" };
 
 export function MeetPage({ route }: { route: MeetRoute }) {
   const [, relabel] = useState(0);
   const [phase, setPhase] = useState<Phase>({ name: "checking" });
   const [info, setInfo] = useState<PublicMeeting | null>(null);
-  const [meetingId, setMeetingId] = useState<string | null>(route.kind === "meet" ? route.meetingId : null);
+  const [meetingId, setMeetingId] = useState<string | null>(route.kind === "patient" ? null : route.meetingId);
   /** A signed-in moderator's admission, got before the check (so the page knows the role). */
   const [direct, setDirect] = useState<Admission | null>(null);
   const session = sessionToken();
@@ -135,7 +137,11 @@ export function MeetPage({ route }: { route: MeetRoute }) {
           } catch (e) {
             if (!(e instanceof MeetError && e.status === 403)) throw e;
             // Signed in but not a moderator here: knock like a guest.
+            if (route.kind === "handover") return setPhase({ name: "problem", message: t("handoverNotModerator") });
           }
+        } else if (route.kind === "handover") {
+          // Taking a consultation over is for colleagues: signed in, allowed to moderate it.
+          return setPhase({ name: "problem", message: t("handoverNotModerator") });
         }
       }
       setPhase({ name: "prejoin" });
@@ -216,11 +222,22 @@ export function MeetPage({ route }: { route: MeetRoute }) {
       if (abort.signal.aborted) return;
       const ms = new MeetSession(id, route.secret, admission);
       s = ms;
+      let asked = false;
       ms.subscribe(() => {
         if (ms.ended && ms.ended !== "left") {
           // Removed or ended: the knock is over; a lost connection keeps it for "join again".
           if (ms.ended !== "failed") knockRef.current = null;
           setPhase({ name: "after", reason: ms.ended === "removed" && patient ? "sessionOver" : ms.ended });
+          // A connection that broke as the meeting ended or one was removed (the SFU closed it
+          // before its word arrived) is not "lost": the server knows what happened.
+          if (ms.ended === "failed" && !asked) {
+            asked = true;
+            void lostWhy(id, knockRef.current).then((why) => {
+              if (!why || phaseRef.current.name !== "after" || phaseRef.current.reason !== "failed") return;
+              knockRef.current = null;
+              setPhase({ name: "after", reason: why === "removed" && patient ? "sessionOver" : why });
+            });
+          }
         }
       });
       await ms.connect({ on: choice.camera, deviceId: choice.cameraId }, { on: choice.mic, deviceId: choice.micId });
@@ -259,7 +276,11 @@ export function MeetPage({ route }: { route: MeetRoute }) {
         meetingId={meetingId!}
         title={title}
         info={info!}
-        secret={route.secret}
+        roomSecret={route.kind === "meet" ? route.secret : null}
+        onHandedOver={async () => {
+          await phase.session.leave();
+          setPhase({ name: "after", reason: "handedOver" });
+        }}
         moderatorToken={phase.session.admission.role === "moderator" ? session?.accessToken ?? null : null}
         onLeave={() => leaveCall(phase.session)}
         relabel={() => relabel((n) => n + 1)}
@@ -320,7 +341,10 @@ export function MeetPage({ route }: { route: MeetRoute }) {
         {phase.name === "after" && (
           <section data-testid={`meet-after-${phase.reason}`}>
             <p role="status">{afterText(phase.reason, patient)}</p>
-            {phase.reason !== "ended" && phase.reason !== "sessionOver" && (!patient || phase.reason === "failed") && (
+            {phase.reason !== "ended" &&
+              phase.reason !== "sessionOver" &&
+              phase.reason !== "handedOver" &&
+              (!patient || phase.reason === "failed") && (
               <button type="button" onClick={again} data-testid="meet-rejoin">
                 {t("joinAgain")}
               </button>
@@ -350,8 +374,25 @@ function afterText(reason: string, patient: boolean): string {
       return patient ? t("patientRejected") : t("meetRejected");
     case "failed":
       return t("meetConnectionLost");
+    case "handedOver":
+      return t("handedOver");
     default:
       return t("meetLeft");
+  }
+}
+
+/** Why a connection broke, if the server knows: the meeting ended, or one was removed. */
+async function lostWhy(meetingId: string, knock: Knock | null): Promise<"ended" | "removed" | null> {
+  try {
+    if (knock) {
+      const state = await meet.poll(knock, 0);
+      return state.status === "ended" ? "ended" : state.status === "removed" ? "removed" : null;
+    }
+    await meet.info(meetingId);
+    return null;
+  } catch (e) {
+    // An ended meeting is "not found", like its knocks.
+    return e instanceof MeetError && e.status === 404 ? "ended" : null;
   }
 }
 

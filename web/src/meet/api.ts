@@ -51,6 +51,8 @@ export interface LobbyEntry {
   display_name: string;
   identity: string;
   patient: boolean;
+  /** The patient link's reference (null for guests): the appointment's key derives from it. */
+  link_ref: string | null;
   since_ms: number;
 }
 export interface Lobby {
@@ -148,7 +150,7 @@ export const meet = {
     call<object>("POST", `/meetings/${enc(id)}/participants/${enc(identity)}/mute`, { track_sid: trackSid }, token),
   end: (token: string, id: string) => call<object>("POST", `/meetings/${enc(id)}/end`, {}, token),
   patientLink: (token: string, id: string, body: { expires_in_ms: number; slot_start_ms?: number; slot_end_ms?: number }) =>
-    call<{ link_token: string; expires_ms: number }>("POST", `/meetings/${enc(id)}/patient-links`, body, token),
+    call<{ link_token: string; link_ref: string; expires_ms: number }>("POST", `/meetings/${enc(id)}/patient-links`, body, token),
   patientLinkInfo: (linkToken: string) => call<PatientLinkInfo>("GET", `/patient-links/${enc(linkToken)}`),
   patientKnock: (linkToken: string, display_name: string) =>
     call<Knock>("POST", `/patient-links/${enc(linkToken)}/knock`, { display_name }),

@@ -7,10 +7,18 @@
 //   its frame key from it (PBKDF2 inside livekit-client);
 // - the data key: HKDF-SHA-256 with its own `info` label → AES-GCM-256, for meeting chat,
 //   whiteboard and hand raise, which travel as LiveKit data packets the SFU only forwards.
+//
+// A consultation room's secret never goes to a patient. Each patient link carries its
+// appointment's secret instead: HKDF(room secret, salt = the meeting, info = the link's public
+// reference `link_ref`), made by the practice's browser when it creates the link. The doctor's
+// page (and a colleague's with the room's link) sees the reference with the admitted patient in
+// the lobby, derives the same secret and switches to it for that session (session.ts
+// `setSecret`), so a past patient's link opens no later session.
 
 /** 18 random bytes: 144 bits, 24 base64url characters. */
 const SECRET_BYTES = 18;
 const DATA_KEY_INFO = "ward meet data v1";
+const APPOINTMENT_INFO = "ward meet appointment v1";
 const IV_BYTES = 12;
 /** 2: the sender's identity is bound as associated data too (1 bound only the meeting ID). */
 const FORMAT_VERSION = 2;
@@ -38,6 +46,38 @@ export function meetingLink(meetingId: string, secret: string): string {
 
 export function patientLink(linkToken: string, secret: string): string {
   return `${location.origin}/#/patient/${encodeURIComponent(linkToken)}/${secret}`;
+}
+
+/** A link reference as the server makes it (`link_ref`: 32 lowercase hex digits). */
+export function plausibleLinkRef(s: string | null | undefined): s is string {
+  return !!s && /^[0-9a-f]{32}$/.test(s);
+}
+
+/** The secret of one appointment in a consultation room: what its patient link carries, and what
+ * the doctor's page keys the session with while that patient is admitted. Deterministic (the
+ * practice's page and the doctor's derive it apart), shaped like a link secret, and without the
+ * room's secret nobody gets from one appointment's secret to another's. */
+export async function appointmentSecret(roomSecret: string, meetingId: string, linkRef: string): Promise<string> {
+  if (!plausibleSecret(roomSecret)) throw new Error("not a meeting secret");
+  if (!plausibleLinkRef(linkRef)) throw new Error("not a patient link reference");
+  const ikm = await crypto.subtle.importKey("raw", new TextEncoder().encode(roomSecret), "HKDF", false, ["deriveBits"]);
+  const bits = await crypto.subtle.deriveBits(
+    {
+      name: "HKDF",
+      hash: "SHA-256",
+      salt: new TextEncoder().encode(`ward-meet:${meetingId}`),
+      info: new TextEncoder().encode(`${APPOINTMENT_INFO}\u0000${linkRef}`),
+    },
+    ikm,
+    SECRET_BYTES * 8,
+  );
+  return base64url(new Uint8Array(bits));
+}
+
+/** The link a colleague takes a running consultation over with: the meeting and the current
+ * appointment's secret (not the room's), see MeetPage's `handover` route. */
+export function handoverLink(meetingId: string, appointment: string): string {
+  return `${location.origin}/#/handover/${meetingId}/${appointment}`;
 }
 
 /** The AES-GCM key for data packets of one meeting. */

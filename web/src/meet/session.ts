@@ -87,6 +87,11 @@ export class MeetSession {
   encryptionErrors = 0;
   lastEncryptionError: string | null = null;
   private key: Promise<CryptoKey>;
+  private keyProvider: ExternalE2EEKeyProvider;
+  /** The secret media and data are keyed with now (see `setSecret`). */
+  private secret: string;
+  /** Participants a data packet of whom opened with the current key (so they hold it). */
+  openedFrom = new Set<string>();
   private listeners = new Set<() => void>();
   private chatIds = new Set<string>();
   private timers: number[] = [];
@@ -108,6 +113,8 @@ export class MeetSession {
     readonly admission: Admission,
   ) {
     const keyProvider = new ExternalE2EEKeyProvider();
+    this.keyProvider = keyProvider;
+    this.secret = secret;
     this.keyReady = keyProvider.setKey(secret);
     this.key = dataKey(secret, meetingId);
     this.worker = new E2EEWorker();
@@ -178,7 +185,42 @@ export class MeetSession {
     this.room.on(RoomEvent.ParticipantDisconnected, (p) => {
       this.hands.delete(p.identity);
       this.undecryptableFrom.delete(p.identity);
+      this.openedFrom.delete(p.identity);
     });
+  }
+
+  /**
+   * Keys media and data packets with another secret from now on: in a consultation room the
+   * appointment's secret while its patient is admitted, the room's again after (keys.ts). A new
+   * key is a new session: chat, whiteboard and raised hands of the one before are dropped, so
+   * nothing of one patient's session reaches the next (a late joiner's catch-up hands over what
+   * this page holds).
+   */
+  async setSecret(secret: string): Promise<void> {
+    if (secret === this.secret) return;
+    this.secret = secret;
+    this.key = dataKey(secret, this.meetingId);
+    this.chat = [];
+    this.chatIds.clear();
+    this.board.clear();
+    this.hands.clear();
+    this.handCounters.clear();
+    this.answered.clear();
+    this.undecryptable = 0;
+    this.opened = 0;
+    this.undecryptableFrom.clear();
+    this.openedFrom.clear();
+    this.emit();
+    await this.keyProvider.setKey(secret);
+    // Whoever is here already holds the new key (the patient just admitted) or not; either way
+    // nobody has anything to catch up on from before the switch.
+    this.synced = true;
+    this.emit();
+  }
+
+  /** The secret this session is keyed with now (for a hand-over link). */
+  get currentSecret(): string {
+    return this.secret;
   }
 
   /** A remote publication that is not end-to-end encrypted: never rendered. */
@@ -332,6 +374,10 @@ export class MeetSession {
       return;
     }
     this.opened++;
+    if (!this.openedFrom.has(from.identity)) {
+      this.openedFrom.add(from.identity);
+      if (this.openedFrom.size > 1000) this.openedFrom.clear();
+    }
     switch (msg.t) {
       case "chat": {
         const m = checkChat(msg.msg, from);

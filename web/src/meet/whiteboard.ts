@@ -56,6 +56,14 @@ export class Board {
   bytes = 0;
   private seen = new Set<string>();
 
+  /** Empties the board, forgetting what it has seen (a new session starts from nothing). */
+  clear(): void {
+    this.ops = [];
+    this.sizes = [];
+    this.bytes = 0;
+    this.seen.clear();
+  }
+
   /** Adds an operation once (snapshots from several people may repeat it); true if new. */
   add(op: Op): boolean {
     if (this.seen.has(op.id)) return false;

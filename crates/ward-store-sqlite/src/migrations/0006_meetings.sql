@@ -25,7 +25,7 @@ CREATE TABLE meeting_knocks (
     display_name TEXT NOT NULL,
     identity     TEXT NOT NULL,             -- conferencing identity, guest-…
     link_hash    BLOB,                      -- the patient link it was made with
-    status       TEXT NOT NULL,             -- waiting | admitted | rejected | removed | left | ended
+    status       TEXT NOT NULL,             -- waiting | admitted | rejected | removed | left | ended | expired
     created_ms   INTEGER NOT NULL,
     updated_ms   INTEGER NOT NULL
 ) STRICT;

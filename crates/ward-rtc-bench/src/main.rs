@@ -181,16 +181,38 @@ fn clock_tick() -> f64 {
         .unwrap_or(100.0)
 }
 
-/// `ward_rtc_packets_forwarded_total` from the metrics listener (refreshed once a second).
-fn forwarded_counter(metrics: Option<SocketAddr>) -> Option<f64> {
+/// The server's counters read around the window: its forwarded packets (a cross-check of what
+/// the clients counted) and what explains a bad run.
+const COUNTERS: [&str; 4] = [
+    "ward_rtc_packets_forwarded_total",
+    "ward_rtc_packets_received_total",
+    "ward_rtc_nacks_received_total",
+    "ward_rtc_keyframe_requests_total",
+];
+
+/// [`COUNTERS`] from the metrics listener (the server refreshes them once a second).
+fn server_counters(metrics: Option<SocketAddr>) -> Option<[f64; 4]> {
     let mut s = TcpStream::connect(metrics?).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
     let mut body = String::new();
     s.read_to_string(&mut body).ok()?;
-    body.lines()
-        .find(|l| l.starts_with("ward_rtc_packets_forwarded_total"))
-        .and_then(|l| l.split_whitespace().last()?.parse().ok())
+    let value = |name: &str| {
+        body.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().last()?.parse().ok())
+    };
+    Some([value(COUNTERS[0])?, value(COUNTERS[1])?, value(COUNTERS[2])?, value(COUNTERS[3])?])
+}
+
+/// Datagrams the kernel dropped because a UDP socket's receive buffer was full, machine-wide
+/// (`RcvbufErrors` in /proc/net/snmp): the server's socket, the clients', or anyone's.
+fn udp_receive_buffer_errors() -> Option<f64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (udp.next()?, udp.next()?);
+    let at = names.split_whitespace().position(|n| n == "RcvbufErrors")?;
+    values.split_whitespace().nth(at)?.parse().ok()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,6 +228,13 @@ struct Row {
     window_s: f64,
     delivered_pps: f64,
     counter_pps: Option<f64>,
+    /// Per second in the window: packets the server received, NACKs it received, keyframe
+    /// requests it sent to publishers.
+    received_pps: Option<f64>,
+    nacks_ps: Option<f64>,
+    keyframe_requests_ps: Option<f64>,
+    /// Machine-wide receive-buffer drops in the window.
+    rcvbuf_errors: Option<f64>,
     sfu_cores: f64,
     bench_cores: f64,
     loss: f64,
@@ -292,7 +321,8 @@ async fn scenario(args: &Args, server: &Server, kind: Kind, n: usize, run: usize
 
     let tick = clock_tick();
     let sfu_pid = server.pid.to_string();
-    let counter0 = forwarded_counter(server.metrics);
+    let counters0 = server_counters(server.metrics);
+    let rcvbuf0 = udp_receive_buffer_errors();
     let t0 = Instant::now();
     let (sfu0, own0) = (cpu_seconds(&sfu_pid, tick), cpu_seconds("self", tick));
     shared.start_window(t0);
@@ -300,7 +330,8 @@ async fn scenario(args: &Args, server: &Server, kind: Kind, n: usize, run: usize
     let t1 = Instant::now();
     shared.end_window(t1);
     let (sfu1, own1) = (cpu_seconds(&sfu_pid, tick), cpu_seconds("self", tick));
-    let counter1 = forwarded_counter(server.metrics);
+    let counters1 = server_counters(server.metrics);
+    let rcvbuf1 = udp_receive_buffer_errors();
     let window_s = (t1 - t0).as_secs_f64();
     // Late packets and retransmissions of packets sent in the window.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -334,13 +365,18 @@ async fn scenario(args: &Args, server: &Server, kind: Kind, n: usize, run: usize
     }
     latency.sort_unstable();
     let delta = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| (b - a).max(0.0));
+    let rate = |i: usize| delta(counters0.map(|c| c[i]), counters1.map(|c| c[i])).map(|d| d / window_s);
     Ok(Row {
         kind,
         n,
         streams: expected_pairs,
         window_s,
         delivered_pps: unique as f64 / window_s,
-        counter_pps: delta(counter0, counter1).map(|d| d / window_s),
+        counter_pps: rate(0),
+        received_pps: rate(1),
+        nacks_ps: rate(2),
+        keyframe_requests_ps: rate(3),
+        rcvbuf_errors: delta(rcvbuf0, rcvbuf1),
         sfu_cores: delta(sfu0, sfu1).unwrap_or(f64::NAN) / window_s,
         bench_cores: delta(own0, own1).unwrap_or(f64::NAN) / window_s,
         loss: if expected == 0 { f64::NAN } else { 1.0 - unique as f64 / expected as f64 },
@@ -406,6 +442,14 @@ fn print_row(r: &Row) {
         r.p99_ms,
         r.max_ms,
         r.counter_pps.map_or("-".into(), |c| format!("{c:.0}")),
+    );
+    let show = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
+    println!(
+        "         (server: received {} pkt/s, NACKs in {}/s, keyframe requests out {}/s; UDP receive-buffer drops on the machine: {})",
+        show(r.received_pps),
+        show(r.nacks_ps),
+        show(r.keyframe_requests_ps),
+        show(r.rcvbuf_errors),
     );
     if r.duplicates > 0 || r.send_drops > 0 {
         println!(

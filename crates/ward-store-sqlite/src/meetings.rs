@@ -439,12 +439,18 @@ impl MeetingStore for SqliteStore {
             .map_err(backend)?;
             knock.status = to;
             knock.updated_ms = now_ms;
-            Ok(KnockUpdate::Done(knock))
+            Ok(KnockUpdate::Done(Box::new(knock)))
         })
         .await
     }
 
-    async fn hand_over_knock(&self, knock_id: &str, holder: &str, to: &str, now_ms: u64) -> Result<KnockUpdate> {
+    async fn hand_over_knock(
+        &self,
+        knock_id: &str,
+        holder: &str,
+        to: &str,
+        now_ms: u64,
+    ) -> Result<KnockUpdate> {
         let (knock_id, holder, to) = (knock_id.to_owned(), holder.to_owned(), to.to_owned());
         self.write(move |tx| {
             let knock = tx
@@ -476,7 +482,7 @@ impl MeetingStore for SqliteStore {
             .map_err(backend)?;
             knock.handed_to = Some(to);
             knock.updated_ms = now_ms;
-            Ok(KnockUpdate::Done(knock))
+            Ok(KnockUpdate::Done(Box::new(knock)))
         })
         .await
     }

@@ -1469,16 +1469,25 @@ pub async fn knocks_through_the_lobby(store: &dyn Store) {
     let KnockUpdate::Done(k) = admitted.unwrap() else { panic!("admitted") };
     assert_eq!((k.status, k.updated_ms), (KnockStatus::Admitted, NOW + 5));
     assert_eq!(
-        store.update_knock("k1", &[KnockStatus::Waiting], KnockStatus::Rejected, false, None, NOW).await.unwrap(),
+        store
+            .update_knock("k1", &[KnockStatus::Waiting], KnockStatus::Rejected, false, None, NOW)
+            .await
+            .unwrap(),
         KnockUpdate::WrongState(KnockStatus::Admitted)
     );
     assert_eq!(
-        store.update_knock("nope", &[KnockStatus::Waiting], KnockStatus::Rejected, false, None, NOW).await.unwrap(),
+        store
+            .update_knock("nope", &[KnockStatus::Waiting], KnockStatus::Rejected, false, None, NOW)
+            .await
+            .unwrap(),
         KnockUpdate::NotFound
     );
     // Exclusive admission: one admitted knock at a time.
     assert_eq!(
-        store.update_knock("k2", &[KnockStatus::Waiting], KnockStatus::Admitted, true, None, NOW).await.unwrap(),
+        store
+            .update_knock("k2", &[KnockStatus::Waiting], KnockStatus::Admitted, true, None, NOW)
+            .await
+            .unwrap(),
         KnockUpdate::Busy
     );
     assert_eq!(status_of(store, "k2").await, KnockStatus::Waiting);
@@ -1586,7 +1595,10 @@ pub async fn patient_links_are_single_use(store: &dyn Store) {
         MeetingWrite::Done
     );
     // So does expiring there (the patient's browser stopped asking).
-    store.update_knock("p2", &[KnockStatus::Waiting], KnockStatus::Expired, false, None, NOW + 4).await.unwrap();
+    store
+        .update_knock("p2", &[KnockStatus::Waiting], KnockStatus::Expired, false, None, NOW + 4)
+        .await
+        .unwrap();
     assert_eq!(status_of(store, "p2").await, KnockStatus::Expired);
     assert!(!store.patient_link(&h(1)).await.unwrap().unwrap().spent);
     assert!(store.open_knocks("c").await.unwrap().is_empty(), "an expired knock is not in the lobby");
@@ -1595,7 +1607,10 @@ pub async fn patient_links_are_single_use(store: &dyn Store) {
         MeetingWrite::Done
     );
     // Admission uses it up: after the session nobody gets in with it.
-    store.update_knock("p2b", &[KnockStatus::Waiting], KnockStatus::Admitted, true, None, NOW + 5).await.unwrap();
+    store
+        .update_knock("p2b", &[KnockStatus::Waiting], KnockStatus::Admitted, true, None, NOW + 5)
+        .await
+        .unwrap();
     assert!(store.patient_link(&h(1)).await.unwrap().unwrap().spent);
     assert_eq!(
         store.create_knock(new_knock("p3", "c", Some(1), NOW + 6), 9).await.unwrap(),
@@ -1606,7 +1621,10 @@ pub async fn patient_links_are_single_use(store: &dyn Store) {
         store.create_knock(new_knock("q1", "c", Some(2), NOW + 6), 9).await.unwrap(),
         MeetingWrite::Done
     );
-    store.update_knock("q1", &[KnockStatus::Waiting], KnockStatus::Rejected, false, None, NOW + 7).await.unwrap();
+    store
+        .update_knock("q1", &[KnockStatus::Waiting], KnockStatus::Rejected, false, None, NOW + 7)
+        .await
+        .unwrap();
     assert!(store.patient_link(&h(2)).await.unwrap().unwrap().spent);
     // Spent links no longer count as open; an expired link refuses knocks.
     assert_eq!(
@@ -1665,7 +1683,10 @@ pub async fn consultation_sessions_have_holders(store: &dyn Store) {
     let k = store.knock_by_identity("c", "guest-p1").await.unwrap().unwrap();
     assert!(k.held_by("@doc:x") && k.held_by("@third:x") && !k.held_by("@col:x"));
     // Once the session is over it cannot be handed over, and the record stays as it was.
-    store.update_knock("p1", &[KnockStatus::Admitted], KnockStatus::Left, false, None, NOW + 7).await.unwrap();
+    store
+        .update_knock("p1", &[KnockStatus::Admitted], KnockStatus::Left, false, None, NOW + 7)
+        .await
+        .unwrap();
     assert_eq!(
         store.hand_over_knock("p1", "@doc:x", "@col:x", NOW + 8).await.unwrap(),
         KnockUpdate::WrongState(KnockStatus::Left)

@@ -205,7 +205,7 @@ pub struct MeetingCounts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KnockUpdate {
     /// Changed; the knock as it is now.
-    Done(Knock),
+    Done(Box<Knock>),
     NotFound,
     /// The knock is not in one of the states the change starts from; its current state.
     WrongState(KnockStatus),
@@ -263,7 +263,13 @@ pub trait MeetingStore: Send + Sync {
     /// Hands an admitted knock's session over: records `to` as [`Knock::handed_to`], in the same
     /// write that checks that the knock is admitted ([`KnockUpdate::WrongState`] otherwise) and
     /// that `holder` holds it now ([`KnockUpdate::NotHolder`] otherwise).
-    async fn hand_over_knock(&self, knock_id: &str, holder: &str, to: &str, now_ms: u64) -> Result<KnockUpdate>;
+    async fn hand_over_knock(
+        &self,
+        knock_id: &str,
+        holder: &str,
+        to: &str,
+        now_ms: u64,
+    ) -> Result<KnockUpdate>;
 
     /// Stores a patient link for an open meeting unless it has `open_max` links that are
     /// neither spent nor expired at `link.created_ms`.

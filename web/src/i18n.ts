@@ -302,7 +302,6 @@ const en = {
   endConsultationWith: "End consultation",
   notInCall: "admitted, not in the call",
   endSession: "End session",
-  handOver: "Hand over",
   handOverTitle: "Hand over this consultation",
   handOverHint:
     "Send this link to a colleague in an end-to-end encrypted chat. It opens only this patient's session and works for colleagues who may moderate this consultation room. You leave once they have joined; the patient stays.",
@@ -649,7 +648,6 @@ const de: Dict = {
   endConsultationWith: "Sprechstunde beenden",
   notInCall: "eingelassen, nicht im Gespräch",
   endSession: "Sitzung beenden",
-  handOver: "Übergeben",
   handOverTitle: "Diese Sprechstunde übergeben",
   handOverHint:
     "Schicken Sie diesen Link einer Kollegin oder einem Kollegen in einem Ende-zu-Ende-verschlüsselten Chat. Er öffnet nur die Sitzung dieses Patienten und gilt für Kolleginnen und Kollegen, die diesen Sprechstundenraum moderieren dürfen. Sie verlassen das Gespräch, sobald sie da sind; der Patient bleibt.",

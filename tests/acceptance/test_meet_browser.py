@@ -8,7 +8,9 @@ link receives video but decodes none; a removed guest cannot come back into the 
 a consultation with a patient link: waiting room, a second person refused, admitted, decoded,
 ended, link used up; the next patients after one who left and one whose browser went away
 without leaving; each appointment with its own key (the first patient's secret decodes nothing
-of the second session); a colleague takes a session over by the doctor's hand-over link. Here the test also checks what the server saw: the chat message with the
+of the second session); a colleague is refused while a session runs until the doctor hands it to
+her; a colleague takes a session over by the doctor's hand-over (named colleague, then the link).
+Here the test also checks what the server saw: the chat message with the
 meeting link is end-to-end encrypted and the link's secret appears nowhere on the server (its
 database, its log), and every request of the pages went to Ward's origin.
 
@@ -83,8 +85,11 @@ CHECKS = [
     "the doctor sees the departed patient's open session",
     "doctor admits patient-4",
     "admitting the next patient ended the departed one's session",
+    "a colleague without a hand-over is refused during a session",
+    "the doctor hands the session to the colleague",
     "the first appointment's secret decodes nothing of the second session",
     "doctor and patient-2 decode each other with the second appointment's key",
+    "a hand-over to someone who may not moderate is refused",
     "the hand-over link carries the appointment's secret, not the room's",
     "colleague takes over: the patient stays and decodes her, the doctor is gone",
     "guests and patients do not load matrix-js-sdk",

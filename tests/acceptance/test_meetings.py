@@ -584,3 +584,93 @@ def test_meetings_survive_kill_9(ward_factory):
     assert Api(server).ok("GET", f"/meetings/{meeting}")["title"] == "Dauerhaft"
     anna = Api(server, login(server, "anna"))
     assert [e["knock_id"] for e in anna.ok("GET", f"/meetings/{meeting}/lobby")["waiting"]] == [k["knock_id"]]
+
+
+def test_a_running_consultation_admits_only_its_holders(ward_factory):
+    """Issue 8: while a patient is in a consultation, nobody else can join or disturb the session.
+    Other moderators (members of the room's chat) are refused by the join endpoint and by the
+    SFU's join gate until the doctor in the session hands it over to them; the holders, and the
+    hand-over, survive a restart; once the session is over the room is open to moderators again."""
+    server = ward_factory()
+    for name in ("anna", "bruno", "carla", "doktor"):
+        server.create_user(name, PASSWORD)
+    anna, bruno, carla, doktor = (Api(server, login(server, n)) for n in ("anna", "bruno", "carla", "doktor"))
+    room = make_room(anna, invite=["@bruno:localhost", "@carla:localhost"])
+    for api in (bruno, carla):
+        r = requests.post(f"{server.url}/_matrix/client/v3/join/{room}", json={},
+                          headers={"Authorization": f"Bearer {api.token}"}, timeout=30)
+        assert r.status_code == 200, r.text
+    consultation = anna.ok("POST", "/meetings", {"kind": "consultation", "origin_room": room})["meeting_id"]
+    join, handover = f"/meetings/{consultation}/join", f"/meetings/{consultation}/handover"
+
+    # No session yet: the room's moderators enter (bruno keeps his token for the gate below).
+    early = bruno.ok("POST", join)
+    carla.ok("POST", join)
+    expect(anna.call("POST", handover, {"user_id": "@bruno:localhost"}), 409)
+    link = anna.ok("POST", f"/meetings/{consultation}/patient-links", {"expires_in_ms": 3_600_000})["link_token"]
+    patient = Api(server, addr="203.0.113.41")
+    knock = patient.ok("POST", f"/patient-links/{link}/knock", {"display_name": "Frau Schmidt"})
+    anna.ok("POST", f"/meetings/{consultation}/lobby/{knock['knock_id']}/admit")
+
+    # A session runs: only the doctor who admitted the patient enters (again, after a reload).
+    for api in (bruno, carla):
+        body = expect(api.call("POST", join), 403, "M_FORBIDDEN")
+        assert "consultation is in progress" in body["error"] and "hand it over" in body["error"], body
+    doc_token = anna.ok("POST", join)
+    anna.ok("POST", join)
+
+    async def gate():
+        # The SFU asks the same question: bruno's token from before the session no longer
+        # gets him in; the doctor's does.
+        with pytest.raises(rtc.ConnectError):
+            await asyncio.wait_for(rtc.Room().connect(ws_url(server), early["token"]), 30)
+        doc = rtc.Room()
+        await doc.connect(ws_url(server), doc_token["token"])
+        await doc.disconnect()
+
+    asyncio.run(gate())
+
+    # Handing over: only a holder, only to a colleague who may moderate the room.
+    expect(bruno.call("POST", handover, {"user_id": "@carla:localhost"}), 403, "M_FORBIDDEN")
+    expect(anna.call("POST", handover, {}), 400, "M_MISSING_PARAM")
+    expect(anna.call("POST", handover, {"user_id": 5}), 400, "M_BAD_JSON")
+    expect(anna.call("POST", handover, {"user_id": "bruno"}), 400, "M_INVALID_PARAM")
+    expect(anna.call("POST", handover, {"user_id": "@anna:localhost"}), 400, "M_INVALID_PARAM")
+    body = expect(anna.call("POST", handover, {"user_id": "@doktor:localhost"}), 403, "M_FORBIDDEN")
+    assert "may not moderate" in body["error"], body
+    expect(doktor.call("POST", handover, {"user_id": "@bruno:localhost"}), 403, "M_FORBIDDEN")
+    expect(anna.call("POST", "/meetings/NoSuchMeetingAtAll0000/handover", {"user_id": "@bruno:localhost"}),
+           404, "M_NOT_FOUND")
+    expect(Api(server).call("POST", handover, {"user_id": "@bruno:localhost"}), 401, "M_MISSING_TOKEN")
+    anna.ok("POST", handover, {"user_id": "@bruno:localhost"})
+
+    # The colleague enters; a third one is still refused, and cannot hand it on.
+    assert bruno.ok("POST", join)["role"] == "moderator"
+    expect(carla.call("POST", join), 403, "M_FORBIDDEN")
+    expect(carla.call("POST", handover, {"user_id": "@anna:localhost"}), 403, "M_FORBIDDEN")
+    anna.ok("POST", join)
+
+    # The holders are kept in the store: a restart changes nothing.
+    server.restart()
+    bruno.ok("POST", join)
+    anna.ok("POST", join)
+    expect(carla.call("POST", join), 403, "M_FORBIDDEN")
+    # The colleague may hand it on; the latest colleague replaces the earlier one.
+    bruno.ok("POST", handover, {"user_id": "@carla:localhost"})
+    carla.ok("POST", join)
+    expect(bruno.call("POST", join), 403, "M_FORBIDDEN")
+    anna.ok("POST", join)
+
+    # The session ends (the doctor ends it with the patient): moderators enter as before.
+    admitted = patient.ok("GET", f"/meetings/{consultation}/knock/{knock['knock_id']}", auth=knock["knock_secret"])
+    anna.ok("POST", f"/meetings/{consultation}/participants/{admitted['identity']}/remove")
+    for api in (anna, bruno, carla):
+        api.ok("POST", join)
+    expect(doktor.call("POST", join), 403, "M_FORBIDDEN")
+    expect(anna.call("POST", handover, {"user_id": "@bruno:localhost"}), 409)
+
+    # Team meetings have no sessions to hand over.
+    team = anna.ok("POST", "/meetings", {"origin_room": room})["meeting_id"]
+    expect(anna.call("POST", f"/meetings/{team}/handover", {"user_id": "@bruno:localhost"}), 400, "M_INVALID_PARAM")
+    anna.ok("POST", f"/meetings/{team}/end")
+    anna.ok("POST", f"/meetings/{consultation}/end")

@@ -20,9 +20,12 @@
 //    the first patient's secret joins the second session and decodes none of it. With new
 //    links, a second patient leaves and a third's browser goes away without leaving: neither
 //    blocks the doctor from admitting the next patient.
-// 5. The doctor hands the fourth patient's session over: a colleague (in the chat, so allowed to
-//    moderate) opens the hand-over link, the doctor's page leaves once she is in, and patient
-//    and colleague decode each other.
+//    While a session runs, a colleague (a moderator of the room) is refused until the doctor
+//    hands the session to her; then, with the first appointment's secret, she decodes nothing.
+// 5. The doctor hands the fourth patient's session over: naming a colleague who may not moderate
+//    the room is refused; the doctor names the colleague (in the chat, so allowed to moderate),
+//    the server lets her in, the link appears; she opens it, the doctor's page leaves once she
+//    is in, and patient and colleague decode each other.
 //
 // The script records and waits; the test asserts. Its last line on stdout is `RESULT <json>`:
 // `checks` (name → {ok, detail}), the meeting link, every request of the pages, CSP violations
@@ -594,6 +597,26 @@ try {
   const second = await nextPatient("patient-2", "Paul Zweiter");
   // Per-appointment keys: a page keyed with the first appointment's secret (what the first
   // patient's link carried) is in the second session and decodes none of it.
+  step("a colleague without the doctor's hand-over is refused while the session runs");
+  const outsider = await colleaguePage("outsider");
+  await outsider.goto(`${WARD}/#/handover/${consultationId}/${patient1Secret}`);
+  const refusal = await (await outsider.waitForSelector("[data-testid=meet-problem]")).textContent();
+  check("a colleague without a hand-over is refused during a session", /läuft gerade eine Sprechstunde/.test(refusal), refusal);
+  await outsider.context().close();
+  // The doctor lets her into this session (through the API, so the doctor's page stays).
+  const granted = await member.evaluate(
+    async ([id, userId]) => {
+      const { accessToken } = JSON.parse(localStorage.getItem("ward.session"));
+      const r = await fetch(`/_ward/meet/v1/meetings/${id}/handover`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${accessToken}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ user_id: userId }),
+      });
+      return r.status;
+    },
+    [consultationId, COLLEAGUE_USER],
+  );
+  check("the doctor hands the session to the colleague", granted === 200, granted);
   step("a page with the first patient's secret joins the second session");
   const spy = await colleaguePage("spy");
   await spy.goto(`${WARD}/#/handover/${consultationId}/${patient1Secret}`);
@@ -631,6 +654,15 @@ try {
 
   // --- 5. Hand-over ---
   step("the doctor hands the consultation with patient-4 over to a colleague");
+  await member.fill("[data-testid=hand-over-to]", "@nobody:localhost");
+  await member.click("[data-testid=hand-over]");
+  const handOverError = await (await member.waitForSelector("[data-testid=hand-over-error]")).textContent();
+  check(
+    "a hand-over to someone who may not moderate is refused",
+    /nicht moderieren/.test(handOverError) && (await member.locator("[data-testid=handover-link]").count()) === 0,
+    handOverError,
+  );
+  await member.fill("[data-testid=hand-over-to]", COLLEAGUE_USER);
   await member.click("[data-testid=hand-over]");
   const handover = await member.locator("[data-testid=handover-link]").inputValue();
   check(

@@ -302,7 +302,6 @@ const en = {
   endConsultationWith: "End consultation",
   notInCall: "admitted, not in the call",
   endSession: "End session",
-  handOver: "Hand over",
   handOverTitle: "Hand over this consultation",
   handOverHint:
     "Send this link to a colleague in an end-to-end encrypted chat. It opens only this patient's session and works for colleagues who may moderate this consultation room. You leave once they have joined; the patient stays.",
@@ -310,6 +309,14 @@ const en = {
   handOverWaiting: "Waiting for your colleague to join…",
   handedOver: "You handed the consultation over. You can close this page.",
   handoverNotModerator: "Only colleagues who may moderate this consultation room can take it over.",
+  handOverTo: "Colleague's Matrix ID",
+  handOverGrant: "Let them in and show the link",
+  handOverGranted: "{user} may now take over this session.",
+  handOverNotHolder: "Only the doctor in this consultation can hand it over.",
+  handOverNotColleague: "This colleague may not moderate this consultation room (they must be a member of its chat).",
+  handOverNoSession: "No patient is in the consultation, so there is nothing to hand over.",
+  consultationInProgress:
+    "A consultation is in progress in this room. The doctor in it can hand it over to you; until then nobody else can join.",
   lockMeeting: "Lock meeting (nobody new can ask to join)",
   setPin: "Set PIN",
   removePin: "Remove PIN",
@@ -641,7 +648,6 @@ const de: Dict = {
   endConsultationWith: "Sprechstunde beenden",
   notInCall: "eingelassen, nicht im Gespräch",
   endSession: "Sitzung beenden",
-  handOver: "Übergeben",
   handOverTitle: "Diese Sprechstunde übergeben",
   handOverHint:
     "Schicken Sie diesen Link einer Kollegin oder einem Kollegen in einem Ende-zu-Ende-verschlüsselten Chat. Er öffnet nur die Sitzung dieses Patienten und gilt für Kolleginnen und Kollegen, die diesen Sprechstundenraum moderieren dürfen. Sie verlassen das Gespräch, sobald sie da sind; der Patient bleibt.",
@@ -649,6 +655,15 @@ const de: Dict = {
   handOverWaiting: "Warten auf die Kollegin oder den Kollegen…",
   handedOver: "Sie haben die Sprechstunde übergeben. Sie können diese Seite schließen.",
   handoverNotModerator: "Nur wer diesen Sprechstundenraum moderieren darf, kann die Sprechstunde übernehmen.",
+  handOverTo: "Matrix-ID der Kollegin oder des Kollegen",
+  handOverGrant: "Einlassen und Link zeigen",
+  handOverGranted: "{user} kann diese Sitzung jetzt übernehmen.",
+  handOverNotHolder: "Nur die Ärztin oder der Arzt in dieser Sprechstunde kann sie übergeben.",
+  handOverNotColleague:
+    "Diese Person darf diesen Sprechstundenraum nicht moderieren (sie muss Mitglied seines Chats sein).",
+  handOverNoSession: "Es ist keine Patientin und kein Patient in der Sprechstunde; es gibt nichts zu übergeben.",
+  consultationInProgress:
+    "In diesem Raum läuft gerade eine Sprechstunde. Die Ärztin oder der Arzt darin kann sie Ihnen übergeben; bis dahin kann niemand sonst hinzukommen.",
   lockMeeting: "Besprechung schließen (niemand Neues kann um Einlass bitten)",
   setPin: "PIN setzen",
   removePin: "PIN entfernen",

@@ -9,7 +9,10 @@
 //!   → `{meeting_id}`
 //! - `GET /meetings` → `{meetings: [{meeting_id, kind, title, origin_room, created_ms, locked, pin_required}]}`
 //!   (the caller's open meetings)
-//! - `POST /meetings/{id}/join` → `{token, ws_url_path: "/rtc", identity, room, role}` (moderators)
+//! - `POST /meetings/{id}/join` → `{token, ws_url_path: "/rtc", identity, room, role}` (moderators;
+//!   in a consultation while a patient is admitted, only the session's holders — the moderator
+//!   who admitted the patient and the colleague it was handed over to — others get 403
+//!   `M_FORBIDDEN` "a consultation is in progress; …". The SFU's join gate applies the same rule.)
 //!
 //! Public (no auth):
 //! - `GET /meetings/{id}` → `{kind, title, locked, pin_required, ended: false}` (404 unknown or ended)
@@ -32,6 +35,11 @@
 //! - `POST /meetings/{id}/end` → `{}`
 //! - `POST /meetings/{id}/patient-links` `{expires_in_ms, slot_start_ms?, slot_end_ms?}` →
 //!   `{link_token, link_ref, expires_ms}` (consultations)
+//! - `POST /meetings/{id}/handover` `{user_id}` → `{}` (consultations): a holder of the running
+//!   session lets a colleague (who may moderate the room) enter it. 400 `M_INVALID_PARAM` for a
+//!   bad `user_id`, oneself, or a team meeting; 403 `M_FORBIDDEN` if the caller does not hold
+//!   the session or the colleague may not moderate; 404 unknown or ended meeting; 409 when no
+//!   session is running.
 
 use axum::Json;
 use axum::Router;
@@ -75,6 +83,7 @@ pub(crate) fn routes(router: Router<AppState>) -> Router<AppState> {
         .route(&format!("{P}/meetings/{{id}}/participants/{{identity}}/mute"), post(mute))
         .route(&format!("{P}/meetings/{{id}}/end"), post(end))
         .route(&format!("{P}/meetings/{{id}}/patient-links"), post(patient_link))
+        .route(&format!("{P}/meetings/{{id}}/handover"), post(handover))
         .route(&format!("{P}/patient-links/{{token}}"), get(patient_link_info))
         .route(&format!("{P}/patient-links/{{token}}/knock"), post(patient_knock))
 }
@@ -428,4 +437,19 @@ async fn patient_knock(
 ) -> Answer {
     let created = state.services.knock_patient_link(param(&p, 0), &body.display_name, &addr).await?;
     Ok(no_store(knock_json(&created)))
+}
+
+#[derive(Debug, Deserialize)]
+struct HandoverBody {
+    user_id: String,
+}
+
+async fn handover(
+    State(state): State<AppState>,
+    Auth(authed): Auth,
+    PathParams(p): PathParams,
+    MeetBody(body): MeetBody<HandoverBody>,
+) -> Answer {
+    state.services.hand_over_consultation(&authed, param(&p, 0), &body.user_id).await?;
+    Ok(no_store(json!({})))
 }

@@ -68,6 +68,12 @@ pub mod limits {
     pub const THROTTLE_MAX_KEYS: usize = 100_000;
     /// Longest retention of meeting metadata (Anlage 31b BMV-Ä: three months at most).
     pub const RETENTION_DAYS_MAX: u32 = 90;
+    /// A running consultation session that neither its patient nor any of its holders has been
+    /// connected to since at least this long after the admission (or the last hand-over) is
+    /// abandoned: another moderator entering the room closes it instead of being refused, so
+    /// that a session left behind (both pages closed without a word) cannot lock the practice
+    /// out of its room. Long enough for pages that are still connecting or reloading.
+    pub const SESSION_ABANDONED_AFTER_MS: u64 = 120_000;
 }
 
 /// Prefix of the SFU room of a meeting; the rest is the meeting ID.
@@ -632,14 +638,22 @@ impl Services {
         })
     }
 
-    /// `POST /meetings/{id}/join`: a moderator's token.
+    /// `POST /meetings/{id}/join`: a moderator's token. In a consultation with a session running,
+    /// only for the session's holders ([`Self::check_session_entry`]).
     pub async fn join_meeting(&self, authed: &Authed, meeting_id: &str) -> Result<MeetingToken> {
         let meeting = self.open_meeting(meeting_id).await?;
         if !self.is_moderator(&meeting, &authed.user_id).await? {
-            return Err(Error::Forbidden(
-                "you cannot enter this meeting directly; knock as a guest and wait to be admitted".into(),
-            ));
+            return Err(Error::Forbidden(match meeting.kind {
+                MeetingKind::Consultation => {
+                    "only the practice's team enters this consultation room directly; patients use their personal link"
+                        .into()
+                }
+                MeetingKind::Meeting => {
+                    "you cannot enter this meeting directly; knock as a guest and wait to be admitted".into()
+                }
+            }));
         }
+        self.check_session_entry(&meeting, &authed.user_id, true).await?;
         let name = match self.store.account(&authed.user_id).await? {
             Some(a) => a.display_name.unwrap_or_else(|| authed.user_id.clone()),
             None => authed.user_id.clone(),
@@ -647,6 +661,126 @@ impl Services {
         let token = self.mint(&meeting, &authed.user_id, &name, "moderator")?;
         self.store.touch_meeting(meeting_id, now_ms()).await?;
         Ok(token)
+    }
+
+    /// A consultation's running session: its admitted patient's knock (at most one, by the
+    /// store's exclusive admission). `None` for team meetings and idle consultation rooms.
+    async fn consultation_session(&self, meeting: &Meeting) -> Result<Option<Knock>> {
+        if meeting.kind != MeetingKind::Consultation {
+            return Ok(None);
+        }
+        let knocks = self.store.open_knocks(&meeting.meeting_id).await?;
+        Ok(knocks.into_iter().find(|k| k.status == KnockStatus::Admitted))
+    }
+
+    /// Whether a moderator may enter the meeting now: in a consultation with a session running
+    /// (issue 8: nobody else may join or disturb it), only one of the session's holders may —
+    /// the moderator who admitted the patient, or the colleague it was handed over to
+    /// ([`Knock::held_by`]); a holder reconnecting gets in again. With `reclaim`, a session
+    /// abandoned by everyone in it ([`limits::SESSION_ABANDONED_AFTER_MS`]) is closed (the knock
+    /// becomes `left`) and the caller enters. The SFU's gate does not reclaim: it must not ask
+    /// the SFU back while it decides a join.
+    async fn check_session_entry(&self, meeting: &Meeting, user_id: &str, reclaim: bool) -> Result<()> {
+        let refused = || {
+            Error::Forbidden("a consultation is in progress; the doctor in it can hand it over to you".into())
+        };
+        let Some(session) = self.consultation_session(meeting).await? else {
+            return Ok(());
+        };
+        if session.held_by(user_id) {
+            return Ok(());
+        }
+        if !(reclaim && self.session_abandoned(&session).await?) {
+            return Err(refused());
+        }
+        let update = self
+            .store
+            .update_knock(
+                &session.knock_id,
+                &[KnockStatus::Admitted],
+                KnockStatus::Left,
+                false,
+                None,
+                now_ms(),
+            )
+            .await?;
+        if let KnockUpdate::Done(_) = update {
+            tracing::info!("closed an abandoned consultation session");
+            self.meet.notify(&meeting.meeting_id);
+        }
+        // Judged again: a patient admitted meanwhile has a session of their own.
+        match self.consultation_session(meeting).await? {
+            Some(s) if !s.held_by(user_id) => Err(refused()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether nobody of the session — its patient, its holders — has been connected to the
+    /// conference since [`limits::SESSION_ABANDONED_AFTER_MS`] after its admission or hand-over.
+    async fn session_abandoned(&self, session: &Knock) -> Result<bool> {
+        if now_ms() < session.updated_ms.saturating_add(limits::SESSION_ABANDONED_AFTER_MS) {
+            return Ok(false);
+        }
+        let Ok(conf) = self.conferencing() else {
+            return Ok(false);
+        };
+        let room = room_of(&session.meeting_id);
+        let people = [Some(&session.identity), session.admitted_by.as_ref(), session.handed_to.as_ref()];
+        for identity in people.into_iter().flatten() {
+            if conf.is_connected(&room, identity).await.map_err(conferencing_error)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// `POST /meetings/{id}/handover`: a holder of the consultation's running session hands it
+    /// over to a colleague, who may then enter (the hand-over link carries the appointment's
+    /// key; this grants the entry). The colleague must be allowed to moderate the room. The
+    /// holder keeps holding it (to come back, or until they leave); handing it over again
+    /// replaces the earlier colleague.
+    pub async fn hand_over_consultation(
+        &self,
+        authed: &Authed,
+        meeting_id: &str,
+        user_id: &str,
+    ) -> Result<()> {
+        let meeting = self.moderated_meeting(authed, meeting_id).await?;
+        if meeting.kind != MeetingKind::Consultation {
+            return Err(Error::InvalidParam("only a consultation's session can be handed over".into()));
+        }
+        let target = ruma::UserId::parse(user_id)
+            .map_err(|_| Error::InvalidParam("user_id must be a Matrix user ID (@name:server)".into()))?;
+        let target = target.as_str();
+        if target == authed.user_id {
+            return Err(Error::InvalidParam("hand the session over to a colleague, not to yourself".into()));
+        }
+        let Some(session) = self.consultation_session(&meeting).await? else {
+            return Err(Error::Conflict(
+                "no patient is in the consultation; there is no session to hand over".into(),
+            ));
+        };
+        let not_holder = || Error::Forbidden("only the doctor in the consultation can hand it over".into());
+        if !session.held_by(&authed.user_id) {
+            return Err(not_holder());
+        }
+        if !self.is_moderator(&meeting, target).await? {
+            return Err(Error::Forbidden(format!(
+                "{target} may not moderate this consultation room (they must be a member of its chat)"
+            )));
+        }
+        match self.store.hand_over_knock(&session.knock_id, &authed.user_id, target, now_ms()).await? {
+            KnockUpdate::Done(_) => {
+                metrics::counter!("ward_meet_handovers_total").increment(1);
+                self.meet.notify(meeting_id);
+                Ok(())
+            }
+            KnockUpdate::NotHolder => Err(not_holder()),
+            KnockUpdate::NotFound | KnockUpdate::WrongState(_) => {
+                Err(Error::Conflict("the session ended meanwhile; there is nothing to hand over".into()))
+            }
+            KnockUpdate::Busy => Err(Error::Internal("a hand-over answered as an admission".into())),
+        }
     }
 
     fn throttle_knock(&self, client_addr: &str, now: u64) -> Result<()> {
@@ -852,6 +986,7 @@ impl Services {
                 &[KnockStatus::Waiting, KnockStatus::Admitted],
                 KnockStatus::Left,
                 false,
+                None,
                 now_ms(),
             )
             .await?;
@@ -924,7 +1059,7 @@ impl Services {
             for knock_id in &stale {
                 let update = self
                     .store
-                    .update_knock(knock_id, &[KnockStatus::Waiting], KnockStatus::Expired, false, now)
+                    .update_knock(knock_id, &[KnockStatus::Waiting], KnockStatus::Expired, false, None, now)
                     .await?;
                 // Otherwise the guest was admitted, rejected or left in the meantime.
                 if let KnockUpdate::Done(_) = update {
@@ -953,7 +1088,14 @@ impl Services {
         let exclusive = meeting.kind == MeetingKind::Consultation;
         let mut update = self
             .store
-            .update_knock(&knock.knock_id, &[KnockStatus::Waiting], to, exclusive, now_ms())
+            .update_knock(
+                &knock.knock_id,
+                &[KnockStatus::Waiting],
+                to,
+                exclusive,
+                Some(&authed.user_id),
+                now_ms(),
+            )
             .await?;
         if update == KnockUpdate::Busy
             && to == KnockStatus::Admitted
@@ -963,7 +1105,14 @@ impl Services {
             // may have taken the place meanwhile (then this one is `Busy` again).
             update = self
                 .store
-                .update_knock(&knock.knock_id, &[KnockStatus::Waiting], to, exclusive, now_ms())
+                .update_knock(
+                    &knock.knock_id,
+                    &[KnockStatus::Waiting],
+                    to,
+                    exclusive,
+                    Some(&authed.user_id),
+                    now_ms(),
+                )
                 .await?;
         }
         match update {
@@ -982,6 +1131,7 @@ impl Services {
             KnockUpdate::Busy => Err(Error::Conflict(
                 "another patient is in the consultation; end their session before admitting the next".into(),
             )),
+            KnockUpdate::NotHolder => Err(Error::Internal("admission answered as a hand-over".into())),
         }
     }
 
@@ -1011,7 +1161,14 @@ impl Services {
         for knock in &admitted {
             let update = self
                 .store
-                .update_knock(&knock.knock_id, &[KnockStatus::Admitted], KnockStatus::Left, false, now_ms())
+                .update_knock(
+                    &knock.knock_id,
+                    &[KnockStatus::Admitted],
+                    KnockStatus::Left,
+                    false,
+                    None,
+                    now_ms(),
+                )
                 .await?;
             if let KnockUpdate::Done(_) = update
                 && let Err(e) = conf.remove_participant(&room, &knock.identity).await
@@ -1077,6 +1234,7 @@ impl Services {
                     &[KnockStatus::Waiting, KnockStatus::Admitted],
                     KnockStatus::Removed,
                     false,
+                    None,
                     now_ms(),
                 )
                 .await?;
@@ -1238,7 +1396,7 @@ impl Services {
             if !self.is_moderator(&meeting, identity).await? {
                 return Err(Error::Forbidden("you are not a participant of this meeting".into()));
             }
-            Ok::<(), Error>(())
+            self.check_session_entry(&meeting, identity, false).await
         };
         check.await.map_err(|e| match e {
             Error::Store(e) => {
@@ -1373,6 +1531,8 @@ mod tests {
             status,
             created_ms: 0,
             updated_ms: 0,
+            admitted_by: None,
+            handed_to: None,
         };
         assert_ne!(
             lobby_fingerprint(&[knock(KnockStatus::Waiting)]),
@@ -1394,6 +1554,8 @@ mod tests {
             status: KnockStatus::Waiting,
             created_ms: 0,
             updated_ms: 0,
+            admitted_by: None,
+            handed_to: None,
         };
         // Never polled: it counts from this process's start (or from the knock, if later).
         assert_eq!(state.last_polled_ms(&knock), Some(state.started_ms));

@@ -12,8 +12,8 @@ use crate::{SqliteStore, all, backend, from_sql, to_sql};
 
 const MEETING_COLUMNS: &str = "meeting_id, kind, title, creator, origin_room, members_enter, created_ms, \
      last_used_ms, ended_ms, locked, pin_hash";
-const KNOCK_COLUMNS: &str =
-    "knock_id, meeting_id, secret_hash, display_name, identity, link_hash, status, created_ms, updated_ms";
+const KNOCK_COLUMNS: &str = "knock_id, meeting_id, secret_hash, display_name, identity, link_hash, status, \
+     created_ms, updated_ms, admitted_by, handed_to";
 const LINK_COLUMNS: &str =
     "link_hash, meeting_id, created_ms, expires_ms, slot_start_ms, slot_end_ms, knock_id, spent";
 
@@ -59,6 +59,8 @@ fn knock_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Knock> {
         status: KnockStatus::parse(&status).ok_or_else(|| corrupt("knock status", &status))?,
         created_ms: from_sql(r.get(7)?),
         updated_ms: from_sql(r.get(8)?),
+        admitted_by: r.get(9)?,
+        handed_to: r.get(10)?,
     })
 }
 
@@ -374,10 +376,12 @@ impl MeetingStore for SqliteStore {
         from: &[KnockStatus],
         to: KnockStatus,
         exclusive: bool,
+        by: Option<&str>,
         now_ms: u64,
     ) -> Result<KnockUpdate> {
         let knock_id = knock_id.to_owned();
         let from = from.to_vec();
+        let by = by.map(str::to_owned);
         self.write(move |tx| {
             let knock = tx
                 .query_row(
@@ -409,6 +413,14 @@ impl MeetingStore for SqliteStore {
                 params![knock_id, to.as_str(), to_sql(now_ms)],
             )
             .map_err(backend)?;
+            if to == KnockStatus::Admitted {
+                tx.execute(
+                    "UPDATE meeting_knocks SET admitted_by = ?2 WHERE knock_id = ?1",
+                    params![knock_id, by],
+                )
+                .map_err(backend)?;
+                knock.admitted_by = by;
+            }
             // Leaving the lobby before admission (or expiring there) frees the link; everything
             // else uses it up.
             let spends = !(matches!(to, KnockStatus::Left | KnockStatus::Expired)
@@ -427,7 +439,50 @@ impl MeetingStore for SqliteStore {
             .map_err(backend)?;
             knock.status = to;
             knock.updated_ms = now_ms;
-            Ok(KnockUpdate::Done(knock))
+            Ok(KnockUpdate::Done(Box::new(knock)))
+        })
+        .await
+    }
+
+    async fn hand_over_knock(
+        &self,
+        knock_id: &str,
+        holder: &str,
+        to: &str,
+        now_ms: u64,
+    ) -> Result<KnockUpdate> {
+        let (knock_id, holder, to) = (knock_id.to_owned(), holder.to_owned(), to.to_owned());
+        self.write(move |tx| {
+            let knock = tx
+                .query_row(
+                    &format!("SELECT {KNOCK_COLUMNS} FROM meeting_knocks WHERE knock_id = ?1"),
+                    [&knock_id],
+                    knock_row,
+                )
+                .optional()
+                .map_err(backend)?;
+            let Some(mut knock) = knock else {
+                return Ok(KnockUpdate::NotFound);
+            };
+            if knock.status != KnockStatus::Admitted {
+                return Ok(KnockUpdate::WrongState(knock.status));
+            }
+            if !knock.held_by(&holder) {
+                return Ok(KnockUpdate::NotHolder);
+            }
+            tx.execute(
+                "UPDATE meeting_knocks SET handed_to = ?2, updated_ms = ?3 WHERE knock_id = ?1",
+                params![knock_id, to, to_sql(now_ms)],
+            )
+            .map_err(backend)?;
+            tx.execute(
+                "UPDATE meetings SET last_used_ms = ?2 WHERE meeting_id = ?1",
+                params![knock.meeting_id, to_sql(now_ms)],
+            )
+            .map_err(backend)?;
+            knock.handed_to = Some(to);
+            knock.updated_ms = now_ms;
+            Ok(KnockUpdate::Done(Box::new(knock)))
         })
         .await
     }

@@ -58,6 +58,7 @@ macro_rules! store_conformance_tests {
             meetings_and_their_settings,
             knocks_through_the_lobby,
             patient_links_are_single_use,
+            consultation_sessions_have_holders,
             meetings_are_purged_after_retention,
             sliding_connections_are_versioned,
             stale_sliding_connections_are_purged,
@@ -1456,26 +1457,37 @@ pub async fn knocks_through_the_lobby(store: &dyn Store) {
             status: KnockStatus::Waiting,
             created_ms: NOW + 1,
             updated_ms: NOW + 1,
+            admitted_by: None,
+            handed_to: None,
         }
     );
     assert_eq!(store.meeting("m").await.unwrap().unwrap().last_used_ms, NOW + 2, "a knock is a use");
 
     // Admission, and the states a change may start from.
     let admitted =
-        store.update_knock("k1", &[KnockStatus::Waiting], KnockStatus::Admitted, false, NOW + 5).await;
+        store.update_knock("k1", &[KnockStatus::Waiting], KnockStatus::Admitted, false, None, NOW + 5).await;
     let KnockUpdate::Done(k) = admitted.unwrap() else { panic!("admitted") };
     assert_eq!((k.status, k.updated_ms), (KnockStatus::Admitted, NOW + 5));
     assert_eq!(
-        store.update_knock("k1", &[KnockStatus::Waiting], KnockStatus::Rejected, false, NOW).await.unwrap(),
+        store
+            .update_knock("k1", &[KnockStatus::Waiting], KnockStatus::Rejected, false, None, NOW)
+            .await
+            .unwrap(),
         KnockUpdate::WrongState(KnockStatus::Admitted)
     );
     assert_eq!(
-        store.update_knock("nope", &[KnockStatus::Waiting], KnockStatus::Rejected, false, NOW).await.unwrap(),
+        store
+            .update_knock("nope", &[KnockStatus::Waiting], KnockStatus::Rejected, false, None, NOW)
+            .await
+            .unwrap(),
         KnockUpdate::NotFound
     );
     // Exclusive admission: one admitted knock at a time.
     assert_eq!(
-        store.update_knock("k2", &[KnockStatus::Waiting], KnockStatus::Admitted, true, NOW).await.unwrap(),
+        store
+            .update_knock("k2", &[KnockStatus::Waiting], KnockStatus::Admitted, true, None, NOW)
+            .await
+            .unwrap(),
         KnockUpdate::Busy
     );
     assert_eq!(status_of(store, "k2").await, KnockStatus::Waiting);
@@ -1500,7 +1512,7 @@ pub async fn knocks_through_the_lobby(store: &dyn Store) {
         store.create_knock(new_knock("k4", "m", None, NOW + 6), 9).await,
         Err(StoreError::Conflict(_))
     ));
-    store.update_knock("k4", &[KnockStatus::Waiting], KnockStatus::Left, false, NOW + 7).await.unwrap();
+    store.update_knock("k4", &[KnockStatus::Waiting], KnockStatus::Left, false, None, NOW + 7).await.unwrap();
 
     // Counts over all meetings, and the list of open ones, for operators.
     store.create_meeting(new_meeting("m2", MeetingKind::Meeting, "@b:x"), 10).await.unwrap();
@@ -1576,14 +1588,17 @@ pub async fn patient_links_are_single_use(store: &dyn Store) {
     );
     assert!(store.knock("p2").await.unwrap().is_none());
     // Leaving the lobby before admission frees the link (the patient reloads the page).
-    store.update_knock("p1", &[KnockStatus::Waiting], KnockStatus::Left, false, NOW + 3).await.unwrap();
+    store.update_knock("p1", &[KnockStatus::Waiting], KnockStatus::Left, false, None, NOW + 3).await.unwrap();
     assert!(!store.patient_link(&h(1)).await.unwrap().unwrap().spent);
     assert_eq!(
         store.create_knock(new_knock("p2", "c", Some(1), NOW + 4), 9).await.unwrap(),
         MeetingWrite::Done
     );
     // So does expiring there (the patient's browser stopped asking).
-    store.update_knock("p2", &[KnockStatus::Waiting], KnockStatus::Expired, false, NOW + 4).await.unwrap();
+    store
+        .update_knock("p2", &[KnockStatus::Waiting], KnockStatus::Expired, false, None, NOW + 4)
+        .await
+        .unwrap();
     assert_eq!(status_of(store, "p2").await, KnockStatus::Expired);
     assert!(!store.patient_link(&h(1)).await.unwrap().unwrap().spent);
     assert!(store.open_knocks("c").await.unwrap().is_empty(), "an expired knock is not in the lobby");
@@ -1592,7 +1607,10 @@ pub async fn patient_links_are_single_use(store: &dyn Store) {
         MeetingWrite::Done
     );
     // Admission uses it up: after the session nobody gets in with it.
-    store.update_knock("p2b", &[KnockStatus::Waiting], KnockStatus::Admitted, true, NOW + 5).await.unwrap();
+    store
+        .update_knock("p2b", &[KnockStatus::Waiting], KnockStatus::Admitted, true, None, NOW + 5)
+        .await
+        .unwrap();
     assert!(store.patient_link(&h(1)).await.unwrap().unwrap().spent);
     assert_eq!(
         store.create_knock(new_knock("p3", "c", Some(1), NOW + 6), 9).await.unwrap(),
@@ -1603,7 +1621,10 @@ pub async fn patient_links_are_single_use(store: &dyn Store) {
         store.create_knock(new_knock("q1", "c", Some(2), NOW + 6), 9).await.unwrap(),
         MeetingWrite::Done
     );
-    store.update_knock("q1", &[KnockStatus::Waiting], KnockStatus::Rejected, false, NOW + 7).await.unwrap();
+    store
+        .update_knock("q1", &[KnockStatus::Waiting], KnockStatus::Rejected, false, None, NOW + 7)
+        .await
+        .unwrap();
     assert!(store.patient_link(&h(2)).await.unwrap().unwrap().spent);
     // Spent links no longer count as open; an expired link refuses knocks.
     assert_eq!(
@@ -1621,6 +1642,57 @@ pub async fn patient_links_are_single_use(store: &dyn Store) {
     );
     store.end_meeting("c", NOW + 11).await.unwrap();
     assert!(store.patient_link(&h(6)).await.unwrap().unwrap().spent);
+}
+
+pub async fn consultation_sessions_have_holders(store: &dyn Store) {
+    store.create_meeting(new_meeting("c", MeetingKind::Consultation, "@doc:x"), 10).await.unwrap();
+    store.create_knock(new_knock("p1", "c", None, NOW + 1), 9).await.unwrap();
+    // Not admitted yet: nobody holds it, and it cannot be handed over.
+    assert_eq!(
+        store.hand_over_knock("p1", "@doc:x", "@col:x", NOW + 2).await.unwrap(),
+        KnockUpdate::WrongState(KnockStatus::Waiting)
+    );
+    assert_eq!(
+        store.hand_over_knock("nope", "@doc:x", "@col:x", NOW + 2).await.unwrap(),
+        KnockUpdate::NotFound
+    );
+    // The moderator who admits holds the session.
+    let admitted = store
+        .update_knock("p1", &[KnockStatus::Waiting], KnockStatus::Admitted, true, Some("@doc:x"), NOW + 3)
+        .await
+        .unwrap();
+    let KnockUpdate::Done(k) = admitted else { panic!("admitted") };
+    assert_eq!((k.admitted_by.as_deref(), k.handed_to.as_deref()), (Some("@doc:x"), None));
+    let k = store.knock("p1").await.unwrap().unwrap();
+    assert!(k.held_by("@doc:x") && !k.held_by("@col:x"));
+    // Only a holder hands it over; the colleague then holds it too.
+    assert_eq!(
+        store.hand_over_knock("p1", "@col:x", "@col:x", NOW + 4).await.unwrap(),
+        KnockUpdate::NotHolder
+    );
+    let KnockUpdate::Done(k) = store.hand_over_knock("p1", "@doc:x", "@col:x", NOW + 5).await.unwrap() else {
+        panic!("handed over")
+    };
+    assert_eq!((k.handed_to.as_deref(), k.updated_ms), (Some("@col:x"), NOW + 5));
+    let k = store.knock("p1").await.unwrap().unwrap();
+    assert!(k.held_by("@doc:x") && k.held_by("@col:x") && !k.held_by("@third:x"));
+    assert_eq!(k.status, KnockStatus::Admitted, "a hand-over leaves the session running");
+    assert_eq!(store.open_knocks("c").await.unwrap()[0].handed_to.as_deref(), Some("@col:x"));
+    // The colleague may hand it on: the latest colleague replaces the earlier one.
+    store.hand_over_knock("p1", "@col:x", "@third:x", NOW + 6).await.unwrap();
+    let k = store.knock_by_identity("c", "guest-p1").await.unwrap().unwrap();
+    assert!(k.held_by("@doc:x") && k.held_by("@third:x") && !k.held_by("@col:x"));
+    // Once the session is over it cannot be handed over, and the record stays as it was.
+    store
+        .update_knock("p1", &[KnockStatus::Admitted], KnockStatus::Left, false, None, NOW + 7)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.hand_over_knock("p1", "@doc:x", "@col:x", NOW + 8).await.unwrap(),
+        KnockUpdate::WrongState(KnockStatus::Left)
+    );
+    let k = store.knock("p1").await.unwrap().unwrap();
+    assert_eq!((k.admitted_by.as_deref(), k.handed_to.as_deref()), (Some("@doc:x"), Some("@third:x")));
 }
 
 pub async fn meetings_are_purged_after_retention(store: &dyn Store) {

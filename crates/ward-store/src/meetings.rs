@@ -141,6 +141,20 @@ pub struct Knock {
     pub status: KnockStatus,
     pub created_ms: u64,
     pub updated_ms: u64,
+    /// The moderator (Matrix user) who admitted the guest or patient. In a consultation they
+    /// hold the session while it runs: see [`Knock::held_by`].
+    pub admitted_by: Option<String>,
+    /// The colleague a running consultation session was handed over to (the latest; handing it
+    /// over again replaces them).
+    pub handed_to: Option<String>,
+}
+
+impl Knock {
+    /// Whether the user holds this knock's session: admitted it, or had it handed over to them.
+    /// While a consultation's patient is admitted, only the session's holders may enter.
+    pub fn held_by(&self, user_id: &str) -> bool {
+        self.admitted_by.as_deref() == Some(user_id) || self.handed_to.as_deref() == Some(user_id)
+    }
 }
 
 /// A single-use patient link of a consultation. Only the token's hash is kept.
@@ -191,12 +205,14 @@ pub struct MeetingCounts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KnockUpdate {
     /// Changed; the knock as it is now.
-    Done(Knock),
+    Done(Box<Knock>),
     NotFound,
     /// The knock is not in one of the states the change starts from; its current state.
     WrongState(KnockStatus),
     /// Admission refused: another knock of the meeting is admitted (consultations).
     Busy,
+    /// Hand-over refused: the user does not hold the session ([`Knock::held_by`]).
+    NotHolder,
 }
 
 #[async_trait]
@@ -233,13 +249,25 @@ pub trait MeetingStore: Send + Sync {
     /// with a patient link spends the link when it becomes admitted, rejected, removed or
     /// ended; leaving the lobby before admission, or expiring there ([`KnockStatus::Left`] or
     /// [`KnockStatus::Expired`] from [`KnockStatus::Waiting`]), frees the link for another
-    /// attempt.
+    /// attempt. `by` is the moderator making the change, if one does: a knock that becomes
+    /// admitted records them as [`Knock::admitted_by`].
     async fn update_knock(
         &self,
         knock_id: &str,
         from: &[KnockStatus],
         to: KnockStatus,
         exclusive: bool,
+        by: Option<&str>,
+        now_ms: u64,
+    ) -> Result<KnockUpdate>;
+    /// Hands an admitted knock's session over: records `to` as [`Knock::handed_to`], in the same
+    /// write that checks that the knock is admitted ([`KnockUpdate::WrongState`] otherwise) and
+    /// that `holder` holds it now ([`KnockUpdate::NotHolder`] otherwise).
+    async fn hand_over_knock(
+        &self,
+        knock_id: &str,
+        holder: &str,
+        to: &str,
         now_ms: u64,
     ) -> Result<KnockUpdate>;
 

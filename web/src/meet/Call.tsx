@@ -61,8 +61,9 @@ export function Call({
   const [seenChat, setSeenChat] = useState(0);
   const consultation = info.kind === "consultation";
   const moderator = moderatorToken !== null;
-  /** Handing over: the hand-over link is shown, and the page leaves once a colleague is in. */
-  const [handingOver, setHandingOver] = useState(false);
+  /** Handing over to this colleague (Matrix user ID): the server let them into the session,
+   * the hand-over link is shown, and the page leaves once they are in. */
+  const [handingOverTo, setHandingOverTo] = useState<string | null>(null);
   const [keyError, setKeyError] = useState<string | null>(null);
 
   // In a consultation room the session is keyed with the admitted patient's appointment secret
@@ -88,11 +89,13 @@ export function Call({
     return ref ? appointmentSecret(roomSecret!, meetingId, ref) : Promise.resolve(roomSecret!);
   }
 
-  // After "Hand over": as soon as a colleague (a moderator) is in and holds the key (a packet
-  // of theirs opened), this page leaves; the patient stays with the colleague.
+  // After "Hand over": as soon as the colleague it was handed to is in and holds the key (a
+  // packet of theirs opened), this page leaves; the patient stays with the colleague.
   const colleagueIn =
-    handingOver &&
-    [...room.remoteParticipants.values()].some((p) => roleOf(p) === "moderator" && session.openedFrom.has(p.identity));
+    handingOverTo !== null &&
+    [...room.remoteParticipants.values()].some(
+      (p) => p.identity === handingOverTo && roleOf(p) === "moderator" && session.openedFrom.has(p.identity),
+    );
   useEffect(() => {
     if (colleagueIn) onHandedOver();
   }, [colleagueIn]);
@@ -266,8 +269,8 @@ export function Call({
           consultation={consultation}
           admitted={lobby.admitted}
           canHandOver={consultation && appointmentRef !== null}
-          handingOver={handingOver}
-          startHandOver={() => setHandingOver(true)}
+          handingOverTo={handingOverTo}
+          startHandOver={setHandingOverTo}
         />
       )}
       {panel === "links" && moderator && consultation && roomSecret !== null && (
@@ -513,7 +516,7 @@ function PeoplePanel({
   consultation,
   admitted,
   canHandOver,
-  handingOver,
+  handingOverTo,
   startHandOver,
 }: {
   session: MeetSession;
@@ -525,10 +528,29 @@ function PeoplePanel({
   consultation: boolean;
   admitted: LobbyEntry[];
   canHandOver: boolean;
-  handingOver: boolean;
-  startHandOver: () => void;
+  handingOverTo: string | null;
+  startHandOver: (userId: string) => void;
 }) {
   const [pin, setPin] = useState("");
+  const [colleague, setColleague] = useState("");
+  const [handOverError, setHandOverError] = useState<string | null>(null);
+  const [granting, setGranting] = useState(false);
+  /** The server lets the colleague into this session first; only then is the link shown. */
+  async function handOver(e: Event) {
+    e.preventDefault();
+    const userId = colleague.trim();
+    if (!moderatorToken || !userId) return;
+    setHandOverError(null);
+    setGranting(true);
+    try {
+      await meet.handover(moderatorToken, meetingId, userId);
+      startHandOver(userId);
+    } catch (err) {
+      setHandOverError(explain(err));
+    } finally {
+      setGranting(false);
+    }
+  }
   const room = session.room;
   const remotes: RemoteParticipant[] = [...room.remoteParticipants.values()];
   const patients = new Set(admitted.filter((a) => a.patient).map((a) => a.identity));
@@ -598,8 +620,9 @@ function PeoplePanel({
       {moderatorToken && canHandOver && (
         <section class="handover" data-testid="handover">
           <h3>{t("handOverTitle")}</h3>
-          {handingOver ? (
+          {handingOverTo !== null ? (
             <>
+              <p class="hint">{t("handOverGranted", { user: handingOverTo })}</p>
               <p class="hint">{t("handOverHint")}</p>
               <input
                 readOnly
@@ -617,9 +640,28 @@ function PeoplePanel({
               <p role="status">{t("handOverWaiting")}</p>
             </>
           ) : (
-            <button type="button" onClick={startHandOver} data-testid="hand-over">
-              {t("handOver")}
-            </button>
+            <form onSubmit={(e) => void handOver(e)} data-testid="hand-over-form">
+              <label>
+                {t("handOverTo")}
+                <input
+                  value={colleague}
+                  onInput={(e) => setColleague((e.target as HTMLInputElement).value)}
+                  placeholder="@name:server"
+                  autocomplete="off"
+                  spellcheck={false}
+                  required
+                  data-testid="hand-over-to"
+                />
+              </label>
+              {handOverError && (
+                <p class="error" role="alert" data-testid="hand-over-error">
+                  {handOverError}
+                </p>
+              )}
+              <button type="submit" disabled={granting} data-testid="hand-over">
+                {t("handOverGrant")}
+              </button>
+            </form>
           )}
         </section>
       )}

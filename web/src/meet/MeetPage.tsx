@@ -136,6 +136,8 @@ export function MeetPage({ route }: { route: MeetRoute }) {
             setDirect(await meet.join(session.accessToken, route.meetingId));
           } catch (e) {
             if (!(e instanceof MeetError && e.status === 403)) throw e;
+            // A moderator, but a consultation session is running that was not handed to them.
+            if (e.message.includes("consultation is in progress")) return setPhase({ name: "problem", message: explain(e) });
             // Signed in but not a moderator here: knock like a guest.
             if (route.kind === "handover") return setPhase({ name: "problem", message: t("handoverNotModerator") });
           }
@@ -189,7 +191,12 @@ export function MeetPage({ route }: { route: MeetRoute }) {
       let admission: Admission | null = direct;
       if (direct) {
         // The token from the check may be old by now; ask again.
-        admission = await meet.join(session!.accessToken, id).catch(() => direct);
+        // Refused now (a consultation session began meanwhile, or the chat was left): say so;
+        // any other failure tries the token from the check.
+        admission = await meet.join(session!.accessToken, id).catch((e) => {
+          if (e instanceof MeetError && e.status === 403) throw e;
+          return direct;
+        });
       } else {
         for (;;) {
           // A knock kept from before (a connection that failed or was lost) is asked for a

@@ -151,6 +151,9 @@ export const meet = {
   end: (token: string, id: string) => call<object>("POST", `/meetings/${enc(id)}/end`, {}, token),
   patientLink: (token: string, id: string, body: { expires_in_ms: number; slot_start_ms?: number; slot_end_ms?: number }) =>
     call<{ link_token: string; link_ref: string; expires_ms: number }>("POST", `/meetings/${enc(id)}/patient-links`, body, token),
+  /** Lets a colleague into the running consultation session (only its holders may). */
+  handover: (token: string, id: string, userId: string) =>
+    call<object>("POST", `/meetings/${enc(id)}/handover`, { user_id: userId }, token),
   patientLinkInfo: (linkToken: string) => call<PatientLinkInfo>("GET", `/patient-links/${enc(linkToken)}`),
   patientKnock: (linkToken: string, display_name: string) =>
     call<Knock>("POST", `/patient-links/${enc(linkToken)}/knock`, { display_name }),

@@ -8,6 +8,10 @@ export function explain(e: unknown): string {
     if (e.status === 0) return t("meetOffline");
     if (e.status === 503) return t("meetNoConferencing");
     if (e.errcode === "M_LIMIT_EXCEEDED") return t("meetTooMany");
+    if (msg.includes("consultation is in progress")) return t("consultationInProgress");
+    if (msg.includes("to hand over")) return t("handOverNoSession");
+    if (msg.includes("only the doctor in the consultation")) return t("handOverNotHolder");
+    if (msg.includes("may not moderate")) return t("handOverNotColleague");
     if (msg.includes("locked")) return t("meetLocked");
     if (msg.includes("pin is wrong")) return t("meetWrongPin");
     if (msg.includes("needs a pin")) return t("meetNeedsPin");

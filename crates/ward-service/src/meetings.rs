@@ -663,6 +663,20 @@ impl Services {
         Ok(token)
     }
 
+    /// Ends an admitted guest's session (the knock becomes `left`); false if it was not
+    /// admitted any more.
+    async fn close_session(&self, knock_id: &str) -> Result<bool> {
+        let update = self.store.update_knock(
+            knock_id,
+            &[KnockStatus::Admitted],
+            KnockStatus::Left,
+            false,
+            None,
+            now_ms(),
+        );
+        Ok(matches!(update.await?, KnockUpdate::Done(_)))
+    }
+
     /// A consultation's running session: its admitted patient's knock (at most one, by the
     /// store's exclusive admission). `None` for team meetings and idle consultation rooms.
     async fn consultation_session(&self, meeting: &Meeting) -> Result<Option<Knock>> {
@@ -693,18 +707,7 @@ impl Services {
         if !(reclaim && self.session_abandoned(&session).await?) {
             return Err(refused());
         }
-        let update = self
-            .store
-            .update_knock(
-                &session.knock_id,
-                &[KnockStatus::Admitted],
-                KnockStatus::Left,
-                false,
-                None,
-                now_ms(),
-            )
-            .await?;
-        if let KnockUpdate::Done(_) = update {
+        if self.close_session(&session.knock_id).await? {
             tracing::info!("closed an abandoned consultation session");
             self.meet.notify(&meeting.meeting_id);
         }
@@ -1159,18 +1162,7 @@ impl Services {
             }
         }
         for knock in &admitted {
-            let update = self
-                .store
-                .update_knock(
-                    &knock.knock_id,
-                    &[KnockStatus::Admitted],
-                    KnockStatus::Left,
-                    false,
-                    None,
-                    now_ms(),
-                )
-                .await?;
-            if let KnockUpdate::Done(_) = update
+            if self.close_session(&knock.knock_id).await?
                 && let Err(e) = conf.remove_participant(&room, &knock.identity).await
             {
                 tracing::debug!(error = %e, "could not disconnect a departed patient");

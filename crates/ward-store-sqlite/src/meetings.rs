@@ -91,6 +91,16 @@ fn count(tx: &Transaction<'_>, sql: &str, params: impl rusqlite::Params) -> Resu
     tx.query_row(sql, params, |r| r.get::<_, i64>(0)).map(from_sql).map_err(backend)
 }
 
+fn knock_by_id(tx: &Transaction<'_>, knock_id: &str) -> Result<Option<Knock>> {
+    tx.query_row(
+        &format!("SELECT {KNOCK_COLUMNS} FROM meeting_knocks WHERE knock_id = ?1"),
+        [knock_id],
+        knock_row,
+    )
+    .optional()
+    .map_err(backend)
+}
+
 /// Updates one column of an open meeting (and its last use).
 async fn update_open_meeting(
     store: &SqliteStore,
@@ -324,16 +334,7 @@ impl MeetingStore for SqliteStore {
 
     async fn knock(&self, knock_id: &str) -> Result<Option<Knock>> {
         let knock_id = knock_id.to_owned();
-        self.read(move |tx| {
-            tx.query_row(
-                &format!("SELECT {KNOCK_COLUMNS} FROM meeting_knocks WHERE knock_id = ?1"),
-                [&knock_id],
-                knock_row,
-            )
-            .optional()
-            .map_err(backend)
-        })
-        .await
+        self.read(move |tx| knock_by_id(tx, &knock_id)).await
     }
 
     async fn knock_by_identity(&self, meeting_id: &str, identity: &str) -> Result<Option<Knock>> {
@@ -383,15 +384,7 @@ impl MeetingStore for SqliteStore {
         let from = from.to_vec();
         let by = by.map(str::to_owned);
         self.write(move |tx| {
-            let knock = tx
-                .query_row(
-                    &format!("SELECT {KNOCK_COLUMNS} FROM meeting_knocks WHERE knock_id = ?1"),
-                    [&knock_id],
-                    knock_row,
-                )
-                .optional()
-                .map_err(backend)?;
-            let Some(mut knock) = knock else {
+            let Some(mut knock) = knock_by_id(tx, &knock_id)? else {
                 return Ok(KnockUpdate::NotFound);
             };
             if !from.contains(&knock.status) {
@@ -453,15 +446,7 @@ impl MeetingStore for SqliteStore {
     ) -> Result<KnockUpdate> {
         let (knock_id, holder, to) = (knock_id.to_owned(), holder.to_owned(), to.to_owned());
         self.write(move |tx| {
-            let knock = tx
-                .query_row(
-                    &format!("SELECT {KNOCK_COLUMNS} FROM meeting_knocks WHERE knock_id = ?1"),
-                    [&knock_id],
-                    knock_row,
-                )
-                .optional()
-                .map_err(backend)?;
-            let Some(mut knock) = knock else {
+            let Some(mut knock) = knock_by_id(tx, &knock_id)? else {
                 return Ok(KnockUpdate::NotFound);
             };
             if knock.status != KnockStatus::Admitted {

@@ -89,7 +89,8 @@ pub mod limits {
     pub const MEMBERSHIPS_CACHE_ROWS_MAX: usize = 200_000;
     /// How long a cached membership list is trusted without a membership event in this process.
     pub const MEMBERSHIPS_CACHE_TTL_MS: u64 = 30_000;
-    /// Rooms whose bump stamp is remembered in memory (the map is cleared when full).
+    /// Rooms whose bump stamp (and, apart, whose room type) is remembered in memory (each map
+    /// is cleared when full).
     pub const BUMP_CACHE_MAX_ENTRIES: usize = 100_000;
 }
 
@@ -102,6 +103,9 @@ type BumpEntry = (Option<u64>, u64);
 #[derive(Default)]
 pub(crate) struct BumpCache {
     rooms: std::sync::Mutex<HashMap<String, BumpEntry>>,
+    /// Rooms' types (`m.room.create`'s `type`), which never change; at most
+    /// `BUMP_CACHE_MAX_ENTRIES`, cleared when full.
+    types: std::sync::Mutex<HashMap<String, Option<String>>>,
 }
 
 /// Users' membership lists, each with the stream position it was read at. An entry holds while
@@ -462,14 +466,18 @@ impl Services {
         let mut events = 0usize;
         for room_id in order {
             let Some(planned) = plan.rooms.get(&room_id).cloned() else { continue };
+            // A room the client has, where the notifier saw no event and no receipt after the
+            // position, has nothing to send: decided without reading the store, so a wake-up
+            // costs no reads for the rooms in range that did not change. (Membership changes
+            // and invites are events in the room; a changed membership or configuration is
+            // not `Incremental`.)
+            let quiet = planned.send == Send::Incremental
+                && since.is_some_and(|s| self.notifier.room_changes_after(&room_id, s.stream) == (false, false));
+            if quiet {
+                continue;
+            }
             if events >= limits::EVENTS_PER_RESPONSE_MAX && planned.send != Send::Left {
-                let quiet = planned.send == Send::Incremental
-                    && since.is_some_and(|s| {
-                        self.notifier.room_changes_after(&room_id, s.stream) == (false, false)
-                    });
-                if !quiet {
-                    plan.defer(&room_id);
-                }
+                plan.defer(&room_id);
                 continue;
             }
             let Some(m) = by_room.get(room_id.as_str()) else { continue };
@@ -518,12 +526,28 @@ impl Services {
         };
         let mut room_types: HashMap<String, Option<String>> = HashMap::new();
         if filters.iter().any(|f| f.needs_room_type()) {
+            {
+                let cache = self.bumps.types.lock().unwrap_or_else(|p| p.into_inner());
+                for id in &all_ids {
+                    if let Some(kind) = cache.get(id) {
+                        room_types.insert(id.clone(), kind.clone());
+                    }
+                }
+            }
             for id in &all_ids {
+                if room_types.contains_key(id) {
+                    continue;
+                }
                 let kind = self
                     .store
                     .current_state_event(id, "m.room.create", "")
                     .await?
                     .and_then(|e| string_field(&content_of(&e), "type"));
+                let mut cache = self.bumps.types.lock().unwrap_or_else(|p| p.into_inner());
+                if cache.len() >= limits::BUMP_CACHE_MAX_ENTRIES {
+                    cache.clear();
+                }
+                cache.insert(id.clone(), kind.clone());
                 room_types.insert(id.clone(), kind);
             }
         }

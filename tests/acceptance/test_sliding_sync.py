@@ -495,3 +495,42 @@ def test_a_kicked_user_learns_nothing_of_later_members(homeserver):
     assert later not in json.dumps(got), got
     if homeserver.kind == "ward":
         assert "joined_count" not in got and "heroes" not in got, got
+
+
+@pytest.mark.portable
+def test_a_larger_timeline_limit_resends_the_room_with_more_history(homeserver):
+    """Element X's room list asks for one event per room; opening a room subscribes to it with a
+    larger `timeline_limit`. The server sends the room again with the newest events up to the new
+    limit, flagged `unstable_expanded_timeline` (Synapse's name on this unstable endpoint; Ward
+    also sends the MSC's `expanded_timeline`), not as `initial`."""
+    token, _ = login(homeserver, "ssexpand")
+    room = _room(homeserver, token, name="Mehr")
+    for i in range(5):
+        _say(homeserver, token, room, f"m{i}")
+    state = [["m.room.name", ""]]
+    one = {"lists": {"all": {"ranges": [[0, 9]], "timeline_limit": 1, "required_state": state}}}
+    status, first = ss(homeserver, token, one)
+    assert status == 200, first
+    assert [e["content"].get("body") for e in first["rooms"][room]["timeline"]] == ["m4"]
+    more = {**one, "room_subscriptions": {room: {"timeline_limit": 4, "required_state": state}}}
+    status, second = ss(homeserver, token, more, pos=first["pos"], timeout_ms=0)
+    assert status == 200, second
+    got = second["rooms"][room]
+    assert got.get("unstable_expanded_timeline") is True, got
+    assert got.get("initial") is not True, got
+    assert [e["content"].get("body") for e in got["timeline"]] == ["m1", "m2", "m3", "m4"], got
+    assert got.get("limited") is True, got
+    if homeserver.kind == "ward":
+        assert got.get("expanded_timeline") is True, got
+        assert not got.get("required_state"), got  # the state is not sent again
+    # The same limit again: nothing new, the room is not sent.
+    status, third = ss(homeserver, token, more, pos=second["pos"], timeout_ms=0)
+    assert status == 200, third
+    assert room not in third.get("rooms", {}), third
+    # A message after that is plain news, not expanded.
+    _say(homeserver, token, room, "m5")
+    status, fourth = ss(homeserver, token, more, pos=third["pos"], timeout_ms=5000)
+    assert status == 200, fourth
+    got = fourth["rooms"][room]
+    assert [e["content"].get("body") for e in got["timeline"]] == ["m5"], got
+    assert "unstable_expanded_timeline" not in got and "expanded_timeline" not in got, got

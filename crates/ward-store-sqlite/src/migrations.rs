@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_media.sql"),
     include_str!("migrations/0006_meetings.sql"),
     include_str!("migrations/0007_sliding_sync.sql"),
+    include_str!("migrations/0008_sliding_timeline_limit.sql"),
 ];
 
 /// The schema version this build creates and understands.

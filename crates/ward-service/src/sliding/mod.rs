@@ -221,6 +221,9 @@ pub struct SlidingRoom {
     pub num_live: Option<u64>,
     pub bump_stamp: Option<u64>,
     pub heroes: Option<Vec<Hero>>,
+    /// The timeline is longer than what the client had because its `timeline_limit` grew: the
+    /// newest events, some of which it may have (MSC4186 `expanded_timeline`).
+    pub expanded_timeline: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -472,6 +475,7 @@ impl Services {
             // and invites are events in the room; a changed membership or configuration is
             // not `Incremental`.)
             let quiet = planned.send == Send::Incremental
+                && !planned.expanded
                 && since.is_some_and(|s| self.notifier.room_changes_after(&room_id, s.stream) == (false, false));
             if quiet {
                 continue;
@@ -718,7 +722,9 @@ impl Services {
         let until = if planned.send == Send::Left { m.stream_pos } else { target.stream };
         let limit =
             usize::try_from(planned.config.timeline_limit.min(limits::TIMELINE_LIMIT_MAX)).unwrap_or(1);
-        let after = if fresh { None } else { since_stream };
+        // An expanded timeline is the newest events whatever the client had (MSC4186's
+        // "changing room configs"); `limited` then says whether there are more before them.
+        let after = if fresh || planned.expanded { None } else { since_stream };
         let read = if limit == 0 {
             vec![]
         } else {
@@ -734,7 +740,7 @@ impl Services {
         // Derived from what the user may see only (hidden events neither count nor name senders).
         let room::Window { events, limited, num_live, has_state_events, senders } =
             room::window(read_count, visible, limit, since_stream);
-        if planned.send == Send::Incremental && events.is_empty() {
+        if planned.send == Send::Incremental && !planned.expanded && events.is_empty() {
             // Without new events only the user's own receipts change what the client shows
             // (the unread counts); receipts of others go through the receipts extension.
             let Some(s) = since_stream else { return Ok(None) };
@@ -775,7 +781,7 @@ impl Services {
         let mut fetch = state_ids.clone();
         fetch.extend(name_avatar_ids.iter().cloned());
         let fetched = if fetch.is_empty() { vec![] } else { self.store.events_by_id(&fetch).await? };
-        let mut room = SlidingRoom { initial: fresh, ..Default::default() };
+        let mut room = SlidingRoom { initial: fresh, expanded_timeline: planned.expanded, ..Default::default() };
         for e in &fetched {
             let content = content_of(e);
             match e.kind.as_str() {
@@ -942,7 +948,9 @@ impl Services {
                 if !joined.contains(room_id.as_str()) {
                     continue;
                 }
-                let fresh = fresh_rooms.contains(&room_id);
+                // Rooms sent whole or with an expanded timeline get all receipts (the timeline
+                // may hold events the client never had receipts for), as Synapse does.
+                let fresh = fresh_rooms.contains(&room_id) || plan.rooms.get(&room_id).is_some_and(|r| r.expanded);
                 let from = if fresh { 0 } else { since.map_or(0, |s| s.stream) };
                 if !fresh && since.is_some_and(|s| !self.notifier.room_changes_after(&room_id, s.stream).1) {
                     continue;

@@ -35,11 +35,17 @@ impl RoomConfig {
     /// characters) rather than the text, so what is kept per room and version is small however
     /// long the request's `required_state` is. Nothing reads a configuration back from it.
     pub fn key(&self) -> String {
+        self.key_with_limit(self.timeline_limit)
+    }
+
+    /// [`Self::key`] of this `required_state` with another timeline limit: equal to a stored
+    /// key made with that limit exactly when the requested state is the same.
+    fn key_with_limit(&self, timeline_limit: u64) -> String {
         use sha2::{Digest, Sha256};
         let set: BTreeSet<(&str, &str)> =
             self.required_state.iter().map(|(t, k)| (t.as_str(), k.as_str())).collect();
         let mut hash = Sha256::new();
-        hash.update(self.timeline_limit.to_be_bytes());
+        hash.update(timeline_limit.to_be_bytes());
         for (t, k) in set {
             // Length-prefixed, so no choice of strings makes two configurations collide.
             hash.update((t.len() as u64).to_be_bytes());
@@ -146,6 +152,9 @@ pub enum Send {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedRoom {
     pub send: Send,
+    /// The client had the room with a smaller timeline limit (`expanded_timeline`): the
+    /// timeline is the newest `timeline_limit` events, not only those after the position.
+    pub expanded: bool,
     pub membership: String,
     pub config: RoomConfig,
     pub bump_stamp: u64,
@@ -253,12 +262,19 @@ pub fn plan(
             continue;
         };
         let key = config.key();
-        let send = match sent_before.get(room_id.as_str()) {
-            Some(s) if s.membership == room.membership && s.config == key => Send::Incremental,
-            Some(s) if s.membership == room.membership => Send::StateAgain,
-            _ => Send::Initial,
+        let limit = config.timeline_limit.min(limits::TIMELINE_LIMIT_MAX);
+        let (send, expanded) = match sent_before.get(room_id.as_str()) {
+            Some(s) if s.membership == room.membership => {
+                // The stored key is of the state asked for then and the limit then: a change of
+                // the limit alone is no reason to send the state again.
+                let same_state =
+                    s.config == key || s.timeline_limit.is_some_and(|old| config.key_with_limit(old) == s.config);
+                let expanded = s.timeline_limit.is_some_and(|old| limit > old.min(limits::TIMELINE_LIMIT_MAX));
+                (if same_state { Send::Incremental } else { Send::StateAgain }, expanded)
+            }
+            _ => (Send::Initial, false),
         };
-        if send != Send::Incremental {
+        if send != Send::Incremental || expanded {
             if fresh >= limits::FRESH_ROOMS_PER_RESPONSE_MAX {
                 // Forgotten, like `Plan::defer`: the next response sends it whole (a kept record
                 // would make it `StateAgain`, whose timeline starts after this response).
@@ -271,12 +287,14 @@ pub fn plan(
             room_id: room_id.clone(),
             membership: room.membership.clone(),
             config: key,
+            timeline_limit: Some(limit),
         });
         out.order.push(room_id.clone());
         out.rooms.insert(
             room_id.clone(),
             PlannedRoom {
                 send,
+                expanded,
                 membership: room.membership.clone(),
                 config: config.clone(),
                 bump_stamp: room.bump_stamp,
@@ -289,6 +307,7 @@ pub fn plan(
                 room_id.clone(),
                 PlannedRoom {
                     send: Send::Left,
+                    expanded: false,
                     membership: membership.clone(),
                     config: RoomConfig {
                         required_state: vec![],
@@ -351,12 +370,46 @@ mod tests {
         let first = plan(&rooms, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &[]);
         let again = plan(&rooms, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &first.sent);
         assert!(again.rooms.values().all(|r| r.send == Send::Incremental));
-        let more = plan(&rooms, &[], &lists(list(0, 9, 5)), &BTreeMap::new(), &first.sent);
-        assert!(more.rooms.values().all(|r| r.send == Send::StateAgain));
+        let mut other_state = list(0, 9, 1);
+        other_state.config.required_state.push(("m.room.topic".into(), "".into()));
+        let more = plan(&rooms, &[], &lists(other_state), &BTreeMap::new(), &first.sent);
+        assert!(more.rooms.values().all(|r| r.send == Send::StateAgain && !r.expanded));
         let joined = [room("!a", "join", 5), room("!b", "join", 10)];
         let p = plan(&joined, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &first.sent);
         assert_eq!(p.rooms["!b"].send, Send::Initial);
         assert_eq!(p.rooms["!a"].send, Send::Incremental);
+    }
+
+    #[test]
+    fn a_larger_timeline_limit_expands_the_timeline_without_sending_the_state_again() {
+        let rooms = [room("!a", "join", 5), room("!b", "join", 9)];
+        let first = plan(&rooms, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &[]);
+        assert!(first.sent.iter().all(|s| s.timeline_limit == Some(1)));
+        // A subscription raises one room's limit: that room expands, the other stays as it was.
+        let subs: BTreeMap<String, RoomConfig> = [("!a".to_owned(), list(0, 0, 20).config)].into();
+        let p = plan(&rooms, &[], &lists(list(0, 9, 1)), &subs, &first.sent);
+        assert_eq!((p.rooms["!a"].send, p.rooms["!a"].expanded), (Send::Incremental, true));
+        assert_eq!((p.rooms["!b"].send, p.rooms["!b"].expanded), (Send::Incremental, false));
+        let a = p.sent.iter().find(|s| s.room_id == "!a").unwrap();
+        assert_eq!(a.timeline_limit, Some(20));
+        // Once sent with 20, asking for 20 again is plain incremental; 10 too (fewer is no news).
+        let again = plan(&rooms, &[], &lists(list(0, 9, 1)), &subs, &p.sent);
+        assert!(!again.rooms["!a"].expanded && again.rooms["!a"].send == Send::Incremental);
+        let fewer = plan(&rooms, &[], &lists(list(0, 9, 10)), &BTreeMap::new(), &p.sent);
+        assert_eq!((fewer.rooms["!a"].send, fewer.rooms["!a"].expanded), (Send::Incremental, false));
+        // Beyond the server's cap nothing more comes, so nothing expands.
+        let capped = plan(&rooms, &[], &lists(list(0, 9, limits::TIMELINE_LIMIT_MAX)), &BTreeMap::new(), &[]);
+        let over = plan(&rooms, &[], &lists(list(0, 9, 1_000)), &BTreeMap::new(), &capped.sent);
+        assert!(over.rooms.values().all(|r| !r.expanded));
+        // Records from before timeline limits were kept: the state again, never "expanded".
+        let old: Vec<SentRoom> = first.sent.iter().map(|s| SentRoom { timeline_limit: None, ..s.clone() }).collect();
+        let p = plan(&rooms, &[], &lists(list(0, 9, 20)), &BTreeMap::new(), &old);
+        assert!(p.rooms.values().all(|r| r.send == Send::StateAgain && !r.expanded));
+        // A changed state and a larger limit together: both.
+        let mut both = list(0, 9, 20);
+        both.config.required_state.push(("m.room.topic".into(), "".into()));
+        let p = plan(&rooms, &[], &lists(both), &BTreeMap::new(), &first.sent);
+        assert!(p.rooms.values().all(|r| r.send == Send::StateAgain && r.expanded));
     }
 
     #[test]
@@ -412,11 +465,13 @@ mod tests {
         assert_eq!(next.rooms["!a"].send, Send::Initial);
         assert_eq!(next.rooms["!b"].send, Send::Incremental);
         // A changed configuration deferred by the fresh-room limit is not kept either.
-        let more = plan(&rooms, &[], &lists(list(0, 9, 5)), &BTreeMap::new(), &first.sent);
+        let mut other_state = list(0, 9, 1);
+        other_state.config.required_state.push(("m.room.topic".into(), "".into()));
+        let more = plan(&rooms, &[], &lists(other_state.clone()), &BTreeMap::new(), &first.sent);
         assert_eq!(more.rooms["!a"].send, Send::StateAgain);
         let mut more = more;
         more.defer("!a");
-        let next = plan(&rooms, &[], &lists(list(0, 9, 5)), &BTreeMap::new(), &more.sent);
+        let next = plan(&rooms, &[], &lists(other_state), &BTreeMap::new(), &more.sent);
         assert_eq!(next.rooms["!a"].send, Send::Initial);
         // Departures are not deferred.
         let mut gone = plan(

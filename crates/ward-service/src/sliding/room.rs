@@ -95,7 +95,7 @@ mod tests {
     }
 
     fn sent(room: &str) -> SentRoom {
-        SentRoom { room_id: room.into(), membership: "join".into(), config: "1".into() }
+        SentRoom { room_id: room.into(), membership: "join".into(), config: "1".into(), timeline_limit: Some(1) }
     }
 
     fn ids(ms: &[&Membership]) -> Vec<String> {

@@ -123,7 +123,7 @@ def test_lists_positions_and_long_poll(homeserver):
     assert set(first["rooms"]) == set(rooms)
     room = first["rooms"][rooms[0]]
     assert room["initial"] is True and room["name"] == "eins"
-    assert any(e["type"] == "m.room.name" for e in room["required_state"])
+    assert [e["type"] for e in room["required_state"]].count("m.room.name") == 1, room["required_state"]
     assert any(e["type"] == "m.room.member" and e["state_key"] == me for e in room["required_state"])
     # Newest activity first: "drei" was created last.
     order = sorted(first["rooms"], key=lambda r: -first["rooms"][r]["bump_stamp"])
@@ -534,3 +534,44 @@ def test_a_larger_timeline_limit_resends_the_room_with_more_history(homeserver):
     got = fourth["rooms"][room]
     assert [e["content"].get("body") for e in got["timeline"]] == ["m5"], got
     assert "unstable_expanded_timeline" not in got and "expanded_timeline" not in got, got
+
+
+WILDCARD_STATE_EVENTS_PER_ROOM_MAX = 200  # sliding/mod.rs `limits`
+
+
+def test_wildcard_required_state_is_capped_per_room(homeserver):
+    """Ward-only (Synapse has no such cap): a room with more state than
+    WILDCARD_STATE_EVENTS_PER_ROOM_MAX answers `["*", "*"]` with that many events, the room's own
+    state first; entries named without a wildcard still come; the connection goes on."""
+    if homeserver.kind != "ward":
+        pytest.skip("Ward's own limit")
+    token, me = login(homeserver, "sscap")
+    room = _room(homeserver, token, name="Viel Zustand")
+    extra = WILDCARD_STATE_EVENTS_PER_ROOM_MAX + 20
+    for i in range(extra):
+        status, body = http_json("PUT", f"{homeserver.url}/_matrix/client/v3/rooms/{room}/state/org.example.s/k{i}",
+                                 {"i": i}, token=token)
+        assert status == 200, body
+    star = {"lists": {"all": {"ranges": [[0, 9]], "timeline_limit": 1,
+                              "required_state": [["*", "*"], ["org.example.s", f"k{extra - 1}"]]}}}
+    status, first = ss(homeserver, token, star)
+    assert status == 200, first
+    state = first["rooms"][room]["required_state"]
+    keys = {(e["type"], e["state_key"]) for e in state}
+    # The cap, plus the one named entry that was beyond it.
+    assert len(state) == len(keys), "an entry came twice"
+    assert len(state) == WILDCARD_STATE_EVENTS_PER_ROOM_MAX + 1, len(state)
+    for kind in ["m.room.create", "m.room.name", "m.room.power_levels", "m.room.join_rules"]:
+        assert (kind, "") in keys, kind
+    assert ("org.example.s", f"k{extra - 1}") in keys
+    assert first["rooms"][room]["name"] == "Viel Zustand"
+    # `[type, "*"]` is capped alike.
+    typed = {"lists": {"all": {"ranges": [[0, 9]], "timeline_limit": 1, "required_state": [["org.example.s", "*"]]}}}
+    status, other = ss(homeserver, token, {**typed, "conn_id": "typed"})
+    assert status == 200, other
+    assert len(other["rooms"][room]["required_state"]) == WILDCARD_STATE_EVENTS_PER_ROOM_MAX
+    # The connection goes on: news arrives as usual.
+    _say(homeserver, token, room, "weiter")
+    status, second = ss(homeserver, token, star, pos=first["pos"], timeout_ms=5000)
+    assert status == 200, second
+    assert [e["content"].get("body") for e in second["rooms"][room]["timeline"]] == ["weiter"]

@@ -56,6 +56,12 @@ pub mod limits {
     /// The longest event type or state key in a `required_state` entry (the Matrix limit on
     /// both in events).
     pub const REQUIRED_STATE_FIELD_MAX_BYTES: usize = 255;
+    /// State events one room's response carries because a wildcard (`["*", "*"]`, `[type, "*"]`)
+    /// asked for them; beyond it the room's own state goes first and members are cut (a room
+    /// with thousands of members would otherwise fill a response, and its memory, alone).
+    /// Entries named without a wildcard, `$ME` and `$LAZY` members are not counted. Clients
+    /// get the full member list from `/members`.
+    pub const WILDCARD_STATE_EVENTS_PER_ROOM_MAX: usize = 200;
     /// Events per room timeline in one response.
     pub const TIMELINE_LIMIT_MAX: u64 = 100;
     /// Rooms sent whole (new to the client or with changed settings) in one response; the
@@ -767,19 +773,25 @@ impl Services {
                 (false, Some(s)) if diff => Self::state_map(&self.store.state_at(room_id, s).await?),
                 _ => HashMap::new(),
             };
+            let mut wildcard: Vec<(String, String)> = Vec::new();
             for e in now_state {
                 let lazy_member = lazy && e.kind == "m.room.member" && senders.contains(&e.state_key);
                 let changed = diff && before.get(&(e.kind.clone(), e.state_key.clone())) != Some(&e.event_id);
                 if changed && (e.kind == "m.room.name" || e.kind == "m.room.avatar") {
                     name_avatar_ids.push(e.event_id.clone());
                 }
-                if lazy_member || (changed && planned.config.wants_state(&e.kind, &e.state_key, me)) {
+                let config = &planned.config;
+                if lazy_member || (changed && config.names_state(&e.kind, &e.state_key, me)) {
                     state_ids.push(e.event_id);
+                } else if changed && config.wants_state(&e.kind, &e.state_key, me) {
+                    wildcard.push((e.kind, e.event_id));
                 }
             }
+            state_ids.extend(room::cap_wildcard_state(wildcard, limits::WILDCARD_STATE_EVENTS_PER_ROOM_MAX));
         }
+        // Once each: a name or avatar asked for is in both lists (and would be sent twice).
         let mut fetch = state_ids.clone();
-        fetch.extend(name_avatar_ids.iter().cloned());
+        fetch.extend(name_avatar_ids.iter().filter(|id| !state_ids.contains(id)).cloned());
         let fetched = if fetch.is_empty() { vec![] } else { self.store.events_by_id(&fetch).await? };
         let mut room = SlidingRoom { initial: fresh, expanded_timeline: planned.expanded, ..Default::default() };
         for e in &fetched {

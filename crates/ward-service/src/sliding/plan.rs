@@ -60,6 +60,14 @@ impl RoomConfig {
         self.required_state.iter().any(|(t, k)| (t == "m.room.member" || t == "*") && k == "$LAZY")
     }
 
+    /// Whether a state entry is named by an entry without a wildcard (`$ME` counts as named):
+    /// such entries are never cut by `WILDCARD_STATE_EVENTS_PER_ROOM_MAX`.
+    pub fn names_state(&self, kind: &str, state_key: &str, me: &str) -> bool {
+        self.required_state
+            .iter()
+            .any(|(t, k)| t == kind && k != "*" && (k == state_key || (k == "$ME" && state_key == me)))
+    }
+
     /// Whether a state entry is asked for (`$LAZY` members are decided by the caller).
     pub fn wants_state(&self, kind: &str, state_key: &str, me: &str) -> bool {
         self.required_state.iter().any(|(t, k)| {

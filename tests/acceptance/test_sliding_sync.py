@@ -264,6 +264,28 @@ def test_a_response_stops_at_its_event_budget(homeserver):
     status, resp = ss(homeserver, token, req, pos=pos, timeout_ms=0)
     assert status == 200 and not resp.get("rooms"), resp
 
+    # Rooms the client has can be deferred too: a second connection has all with one event, then
+    # asks for 100 (expanded timelines, 1200 events). A deferred room the user then leaves must
+    # still be told as left; the other deferred ones come whole.
+    small = {"conn_id": "two", "lists": {"all": {**req["lists"]["all"], "timeline_limit": 1}}}
+    status, resp = ss(homeserver, token, small, timeout_ms=0)
+    assert status == 200 and set(resp["rooms"]) == rooms, resp
+    big = {**req, "conn_id": "two"}
+    status, resp = ss(homeserver, token, big, pos=resp["pos"], timeout_ms=0)
+    assert status == 200, resp
+    deferred = rooms - set(resp.get("rooms", {}))
+    assert deferred, "the expanded timelines exceed the budget"
+    gone = sorted(deferred)[0]
+    _post(homeserver, token, f"rooms/{gone}/leave")
+    status, resp = ss(homeserver, token, big, pos=resp["pos"], timeout_ms=0)
+    assert status == 200, resp
+    got = resp.get("rooms", {})
+    assert gone in got, f"the departure from a deferred room was lost: {sorted(got)}"
+    assert any(e["type"] == "m.room.member" and e["content"]["membership"] == "leave"
+               for e in got[gone]["timeline"]), got[gone]
+    for room_id in deferred - {gone}:
+        assert got[room_id].get("initial") is True and len(got[room_id]["timeline"]) == 100, room_id
+
 
 def test_a_position_of_an_evicted_connection_is_refused_after_its_id_is_reused(homeserver):
     """Not portable: Ward keeps 16 connections per device. A connection evicted and started again

@@ -143,6 +143,11 @@ pub struct RoomFacts {
     pub tags: Vec<String>,
 }
 
+/// The membership a connection's record keeps for a room the client had whose update did not
+/// fit into a response: it matches no real membership, so the room is sent whole next time,
+/// and a departure is still told (the record has the room).
+pub const DEFERRED: &str = "deferred";
+
 /// How a room goes into the response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Send {
@@ -163,6 +168,8 @@ pub struct PlannedRoom {
     /// The client had the room with a smaller timeline limit (`expanded_timeline`): the
     /// timeline is the newest `timeline_limit` events, not only those after the position.
     pub expanded: bool,
+    /// The connection's record had the room (so the client may show it).
+    pub had: bool,
     pub membership: String,
     pub config: RoomConfig,
     pub bump_stamp: u64,
@@ -185,17 +192,26 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Takes a planned room out of this response (it did not fit): the connection forgets
-    /// having sent it, so the next response sends it whole (`initial`) whatever the client had —
-    /// sending only what changed after this response's position would skip what this one left
-    /// out. Left rooms are never deferred (the departure is reported once).
+    /// Takes a planned room out of this response (it did not fit). The next response must send
+    /// it whole (`initial`) whatever the client had — sending only what changed after this
+    /// response's position would skip what this one left out — so the connection's record keeps
+    /// it only as [`DEFERRED`] when the client had it (a departure is then still told), and
+    /// forgets it otherwise. Left rooms are never deferred (the departure is reported once).
     pub fn defer(&mut self, room_id: &str) {
-        if self.rooms.get(room_id).is_none_or(|r| r.send == Send::Left) {
+        let Some(planned) = self.rooms.get(room_id) else { return };
+        if planned.send == Send::Left {
             return;
         }
+        let had = planned.had;
         self.rooms.remove(room_id);
         self.order.retain(|r| r != room_id);
-        self.sent.retain(|s| s.room_id != room_id);
+        if had {
+            if let Some(s) = self.sent.iter_mut().find(|s| s.room_id == room_id) {
+                s.membership = DEFERRED.to_owned();
+            }
+        } else {
+            self.sent.retain(|s| s.room_id != room_id);
+        }
         self.deferred += 1;
     }
 }
@@ -284,8 +300,11 @@ pub fn plan(
         };
         if send != Send::Incremental || expanded {
             if fresh >= limits::FRESH_ROOMS_PER_RESPONSE_MAX {
-                // Forgotten, like `Plan::defer`: the next response sends it whole (a kept record
+                // Like `Plan::defer`: the next response sends it whole (a record kept as it was
                 // would make it `StateAgain`, whose timeline starts after this response).
+                if let Some(s) = sent_before.get(room_id.as_str()) {
+                    out.sent.push(SentRoom { membership: DEFERRED.to_owned(), ..(*s).clone() });
+                }
                 out.deferred += 1;
                 continue;
             }
@@ -303,6 +322,7 @@ pub fn plan(
             PlannedRoom {
                 send,
                 expanded,
+                had: sent_before.contains_key(room_id.as_str()),
                 membership: room.membership.clone(),
                 config: config.clone(),
                 bump_stamp: room.bump_stamp,
@@ -316,6 +336,7 @@ pub fn plan(
                 PlannedRoom {
                     send: Send::Left,
                     expanded: false,
+                    had: true,
                     membership: membership.clone(),
                     config: RoomConfig {
                         required_state: vec![],
@@ -459,7 +480,7 @@ mod tests {
     }
 
     #[test]
-    fn deferred_rooms_are_forgotten_and_sent_whole_next_time() {
+    fn deferred_rooms_are_sent_whole_next_time_and_their_departures_told() {
         let rooms = [room("!a", "join", 5), room("!b", "join", 9)];
         let first = plan(&rooms, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &[]);
         assert_eq!(first.order, ["!b", "!a"], "filled in list order");
@@ -468,10 +489,17 @@ mod tests {
         again.defer("!a");
         assert_eq!(again.deferred, 1);
         assert!(!again.rooms.contains_key("!a") && again.order == ["!b"]);
-        assert!(again.sent.iter().all(|s| s.room_id != "!a"));
+        // The client had it: kept as deferred (not forgotten), so a departure is still told.
+        assert!(again.sent.iter().any(|s| s.room_id == "!a" && s.membership == DEFERRED));
         let next = plan(&rooms, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &again.sent);
         assert_eq!(next.rooms["!a"].send, Send::Initial);
         assert_eq!(next.rooms["!b"].send, Send::Incremental);
+        let left = plan(&rooms[1..], &[("!a".into(), "leave".into())], &lists(list(0, 9, 1)), &BTreeMap::new(), &again.sent);
+        assert_eq!(left.rooms["!a"].send, Send::Left);
+        // A room the client never had is forgotten when deferred.
+        let mut fresh = plan(&rooms, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &[]);
+        fresh.defer("!a");
+        assert!(fresh.sent.iter().all(|s| s.room_id != "!a"));
         // A changed configuration deferred by the fresh-room limit is not kept either.
         let mut other_state = list(0, 9, 1);
         other_state.config.required_state.push(("m.room.topic".into(), "".into()));

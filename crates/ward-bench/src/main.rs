@@ -636,7 +636,10 @@ async fn sliding_resume(args: ResumeArgs) -> Result<Value, String> {
     let text = std::fs::read(&args.state).map_err(|e| format!("{}: {e}", args.state.display()))?;
     let state: Value = serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", args.state.display()))?;
     let me = User { token: state["token"].as_str().unwrap_or_default().to_owned() };
-    println!("{:<10} {:>7} {:>12}   request times after the restart (ms, in order)", args.label, "rooms", "range");
+    println!(
+        "{:<10} {:>7} {:>12}   request times after the restart (ms, in order)",
+        args.label, "rooms", "range"
+    );
     let mut rows = Vec::new();
     for c in state["connections"].as_array().cloned().unwrap_or_default() {
         let end = c["range_end"].as_u64().unwrap_or(19);

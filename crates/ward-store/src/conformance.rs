@@ -1726,8 +1726,12 @@ pub async fn sliding_connections_are_versioned(store: &dyn Store) {
 
 pub async fn stale_sliding_connections_are_purged(store: &dyn Store) {
     store.register(registration("@a:x", None, Some(session("A1", 1, None))), NOW).await.unwrap();
-    let sent =
-        SentRoom { room_id: "!r:x".into(), membership: "join".into(), config: "c".into(), timeline_limit: None };
+    let sent = SentRoom {
+        room_id: "!r:x".into(),
+        membership: "join".into(),
+        config: "c".into(),
+        timeline_limit: None,
+    };
     // c1: two versions, the newest written at NOW + 10; c2: written at NOW only.
     let v1 =
         store.put_sliding_connection("@a:x", "A1", "c1", None, vec![sent.clone()], 1, NOW, 16).await.unwrap();

@@ -220,7 +220,8 @@ fn with_expanded_timelines(resp: v5::Response, expanded: &[String]) -> Result<Re
     let http = resp.try_into_http_response::<Vec<u8>>().map_err(internal)?;
     let mut body: serde_json::Value = serde_json::from_slice(http.body()).map_err(internal)?;
     for id in expanded {
-        if let Some(room) = body.get_mut("rooms").and_then(|r| r.get_mut(id)).and_then(|r| r.as_object_mut()) {
+        if let Some(room) = body.get_mut("rooms").and_then(|r| r.get_mut(id)).and_then(|r| r.as_object_mut())
+        {
             room.insert("expanded_timeline".into(), true.into());
             room.insert("unstable_expanded_timeline".into(), true.into());
         }

@@ -232,7 +232,9 @@ impl Notifier {
         let rooms = self.rooms();
         let floor = rooms.floor;
         queries
-            .map(|(room, since)| rooms.by_room.get(room).map_or(floor, |&(event, _)| event.max(floor)) > since)
+            .map(|(room, since)| {
+                rooms.by_room.get(room).map_or(floor, |&(event, _)| event.max(floor)) > since
+            })
             .collect()
     }
 

@@ -482,7 +482,8 @@ impl Services {
             // not `Incremental`.)
             let quiet = planned.send == Send::Incremental
                 && !planned.expanded
-                && since.is_some_and(|s| self.notifier.room_changes_after(&room_id, s.stream) == (false, false));
+                && since
+                    .is_some_and(|s| self.notifier.room_changes_after(&room_id, s.stream) == (false, false));
             if quiet {
                 continue;
             }
@@ -793,7 +794,8 @@ impl Services {
         let mut fetch = state_ids.clone();
         fetch.extend(name_avatar_ids.iter().filter(|id| !state_ids.contains(id)).cloned());
         let fetched = if fetch.is_empty() { vec![] } else { self.store.events_by_id(&fetch).await? };
-        let mut room = SlidingRoom { initial: fresh, expanded_timeline: planned.expanded, ..Default::default() };
+        let mut room =
+            SlidingRoom { initial: fresh, expanded_timeline: planned.expanded, ..Default::default() };
         for e in &fetched {
             let content = content_of(e);
             match e.kind.as_str() {
@@ -962,7 +964,8 @@ impl Services {
                 }
                 // Rooms sent whole or with an expanded timeline get all receipts (the timeline
                 // may hold events the client never had receipts for), as Synapse does.
-                let fresh = fresh_rooms.contains(&room_id) || plan.rooms.get(&room_id).is_some_and(|r| r.expanded);
+                let fresh =
+                    fresh_rooms.contains(&room_id) || plan.rooms.get(&room_id).is_some_and(|r| r.expanded);
                 let from = if fresh { 0 } else { since.map_or(0, |s| s.stream) };
                 if !fresh && since.is_some_and(|s| !self.notifier.room_changes_after(&room_id, s.stream).1) {
                     continue;

@@ -291,9 +291,10 @@ pub fn plan(
             Some(s) if s.membership == room.membership => {
                 // The stored key is of the state asked for then and the limit then: a change of
                 // the limit alone is no reason to send the state again.
-                let same_state =
-                    s.config == key || s.timeline_limit.is_some_and(|old| config.key_with_limit(old) == s.config);
-                let expanded = s.timeline_limit.is_some_and(|old| limit > old.min(limits::TIMELINE_LIMIT_MAX));
+                let same_state = s.config == key
+                    || s.timeline_limit.is_some_and(|old| config.key_with_limit(old) == s.config);
+                let expanded =
+                    s.timeline_limit.is_some_and(|old| limit > old.min(limits::TIMELINE_LIMIT_MAX));
                 (if same_state { Send::Incremental } else { Send::StateAgain }, expanded)
             }
             _ => (Send::Initial, false),
@@ -431,7 +432,8 @@ mod tests {
         let over = plan(&rooms, &[], &lists(list(0, 9, 1_000)), &BTreeMap::new(), &capped.sent);
         assert!(over.rooms.values().all(|r| !r.expanded));
         // Records from before timeline limits were kept: the state again, never "expanded".
-        let old: Vec<SentRoom> = first.sent.iter().map(|s| SentRoom { timeline_limit: None, ..s.clone() }).collect();
+        let old: Vec<SentRoom> =
+            first.sent.iter().map(|s| SentRoom { timeline_limit: None, ..s.clone() }).collect();
         let p = plan(&rooms, &[], &lists(list(0, 9, 20)), &BTreeMap::new(), &old);
         assert!(p.rooms.values().all(|r| r.send == Send::StateAgain && !r.expanded));
         // A changed state and a larger limit together: both.
@@ -494,7 +496,13 @@ mod tests {
         let next = plan(&rooms, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &again.sent);
         assert_eq!(next.rooms["!a"].send, Send::Initial);
         assert_eq!(next.rooms["!b"].send, Send::Incremental);
-        let left = plan(&rooms[1..], &[("!a".into(), "leave".into())], &lists(list(0, 9, 1)), &BTreeMap::new(), &again.sent);
+        let left = plan(
+            &rooms[1..],
+            &[("!a".into(), "leave".into())],
+            &lists(list(0, 9, 1)),
+            &BTreeMap::new(),
+            &again.sent,
+        );
         assert_eq!(left.rooms["!a"].send, Send::Left);
         // A room the client never had is forgotten when deferred.
         let mut fresh = plan(&rooms, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &[]);

@@ -108,7 +108,12 @@ mod tests {
     }
 
     fn sent(room: &str) -> SentRoom {
-        SentRoom { room_id: room.into(), membership: "join".into(), config: "1".into(), timeline_limit: Some(1) }
+        SentRoom {
+            room_id: room.into(),
+            membership: "join".into(),
+            config: "1".into(),
+            timeline_limit: Some(1),
+        }
     }
 
     fn ids(ms: &[&Membership]) -> Vec<String> {

@@ -216,6 +216,9 @@ impl Plan {
     }
 }
 
+/// Distinct room configurations whose digest one plan remembers (more are digested per room).
+const KEYS_REMEMBERED_MAX: usize = 16;
+
 /// Decides the response's rooms.
 ///
 /// `rooms` are the user's joined, invited and knocked rooms; `left` those whose departure the
@@ -278,6 +281,8 @@ pub fn plan(
         previously_sent.iter().map(|s| (s.room_id.as_str(), s)).collect();
     let mut fresh = 0usize;
     let mut done = BTreeSet::new();
+    // Most rooms share their list's configuration: its digest is made once, not per room.
+    let mut keys: Vec<(&RoomConfig, String)> = Vec::new();
     for room_id in priority {
         if !done.insert(room_id.clone()) {
             continue;
@@ -285,7 +290,16 @@ pub fn plan(
         let (Some(config), Some(room)) = (wanted.get(&room_id), facts.get(room_id.as_str())) else {
             continue;
         };
-        let key = config.key();
+        let key = match keys.iter().find(|(c, _)| *c == config) {
+            Some((_, k)) => k.clone(),
+            None => {
+                let k = config.key();
+                if keys.len() < KEYS_REMEMBERED_MAX {
+                    keys.push((config, k.clone()));
+                }
+                k
+            }
+        };
         let limit = config.timeline_limit.min(limits::TIMELINE_LIMIT_MAX);
         let (send, expanded) = match sent_before.get(room_id.as_str()) {
             Some(s) if s.membership == room.membership => {

@@ -575,7 +575,8 @@ async fn sliding(args: SlidingArgs) -> Result<Value, String> {
             }
             let mut news = Vec::new();
             for i in 0..args.repeat.max(1) {
-                // The oldest room in range moves to the top: one room changed among them.
+                // One room among the first `end + 1` created gets a message: one room in range
+                // (or just below it) changed.
                 let bottom = &rooms[rooms.len().saturating_sub(1).min(end as usize).saturating_sub(i)];
                 client.send(&me, bottom, &format!("r{end}-{target}-{i}"), "news").await?;
                 let t = Instant::now();

@@ -9,7 +9,8 @@
 # Extra arguments go to `ward-bench run` (e.g. --clients 16 --duration-s 5). With `sliding` as
 # the first argument it runs `ward-bench sliding` instead (sliding sync per request as one user's
 # room count grows; the rest go to it, e.g. --steps 10,100,1000 --repeat 5) and prints its
-# table per server (bench/sliding.sh is that). Every process this script starts is stopped when
+# table per server (bench/sliding.sh is that), then restarts the server and measures the first
+# requests on the connections it left (`ward-bench sliding-resume`). Every process this script starts is stopped when
 # it ends, also on Ctrl-C or failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,27 +65,58 @@ echo "==> building Ward and ward-bench (release)" >&2
 cargo build --release --locked -p ward -p ward-bench >&2
 target="${CARGO_TARGET_DIR:-$PWD/target}/release"
 
+start_ward() {
+    WARD_LISTEN="127.0.0.1:$port" WARD_DATA_DIR="$work/ward/data" WARD_REGISTRATION=open WARD_LOG_LEVEL=warn \
+        "$target/ward" serve >>"$out/ward.log" 2>&1 &
+    ward_pid=$!
+    started+=("$ward_pid")
+    wait_up "http://127.0.0.1:$port" "$ward_pid"
+}
+
+start_synapse() {
+    # shellcheck disable=SC2086
+    (cd "$work/synapse" && exec "$synapse_venv/bin/python" -m synapse.app.homeserver $config_args) >>"$out/synapse.log" 2>&1 &
+    synapse_pid=$!
+    started+=("$synapse_pid")
+    wait_up "http://127.0.0.1:$port" "$synapse_pid"
+}
+
+# `sliding` keeps its connections and measures their first requests after a restart of the
+# server (same data directory and port): `ward-bench sliding-resume`.
+state_args() { if [ "$scenario" = sliding ]; then echo "--state-out $out/$1-state.json"; fi; }
+resume() {
+    local name=$1 label=$2 pid=$3
+    if [ "$scenario" = sliding ]; then
+        "$target/ward-bench" sliding-resume --url "http://127.0.0.1:$port" --label "$label" \
+            --state "$out/$name-state.json" --out "$out/$name-resume.json"
+    fi
+}
+
 echo "==> Ward" >&2
 port=$(free_port)
 mkdir -p "$work/ward"
-WARD_LISTEN="127.0.0.1:$port" WARD_DATA_DIR="$work/ward/data" WARD_REGISTRATION=open WARD_LOG_LEVEL=warn \
-    "$target/ward" serve >"$out/ward.log" 2>&1 &
-ward_pid=$!
-started+=("$ward_pid")
-wait_up "http://127.0.0.1:$port" "$ward_pid"
-bench "$target/ward-bench" "$scenario" --url "http://127.0.0.1:$port" --label Ward --pid "$ward_pid" --out "$out/ward.json" "$@"
+start_ward
+# shellcheck disable=SC2046
+bench "$target/ward-bench" "$scenario" --url "http://127.0.0.1:$port" --label Ward --pid "$ward_pid" --out "$out/ward.json" $(state_args ward) "$@"
+if [ "$scenario" = sliding ]; then
+    stop "$ward_pid"
+    start_ward
+    resume ward Ward "$ward_pid"
+fi
 stop "$ward_pid"
 
 echo "==> Synapse" >&2
 port=$(free_port)
 mkdir -p "$work/synapse"
 config_args=$("$synapse_venv/bin/python" scripts/synapse_config.py "$work/synapse" "$port" --open)
-# shellcheck disable=SC2086
-(cd "$work/synapse" && exec "$synapse_venv/bin/python" -m synapse.app.homeserver $config_args) >"$out/synapse.log" 2>&1 &
-synapse_pid=$!
-started+=("$synapse_pid")
-wait_up "http://127.0.0.1:$port" "$synapse_pid"
-bench "$target/ward-bench" "$scenario" --url "http://127.0.0.1:$port" --label Synapse --pid "$synapse_pid" --out "$out/synapse.json" "$@"
+start_synapse
+# shellcheck disable=SC2046
+bench "$target/ward-bench" "$scenario" --url "http://127.0.0.1:$port" --label Synapse --pid "$synapse_pid" --out "$out/synapse.json" $(state_args synapse) "$@"
+if [ "$scenario" = sliding ]; then
+    stop "$synapse_pid"
+    start_synapse
+    resume synapse Synapse "$synapse_pid"
+fi
 stop "$synapse_pid"
 
 synapse_version=$("$synapse_venv/bin/python" -c 'import synapse; print(synapse.__version__)')

@@ -123,7 +123,7 @@ def test_lists_positions_and_long_poll(homeserver):
     assert set(first["rooms"]) == set(rooms)
     room = first["rooms"][rooms[0]]
     assert room["initial"] is True and room["name"] == "eins"
-    assert any(e["type"] == "m.room.name" for e in room["required_state"])
+    assert [e["type"] for e in room["required_state"]].count("m.room.name") == 1, room["required_state"]
     assert any(e["type"] == "m.room.member" and e["state_key"] == me for e in room["required_state"])
     # Newest activity first: "drei" was created last.
     order = sorted(first["rooms"], key=lambda r: -first["rooms"][r]["bump_stamp"])
@@ -263,6 +263,28 @@ def test_a_response_stops_at_its_event_budget(homeserver):
     # Once all were sent, nothing is sent again.
     status, resp = ss(homeserver, token, req, pos=pos, timeout_ms=0)
     assert status == 200 and not resp.get("rooms"), resp
+
+    # Rooms the client has can be deferred too: a second connection has all with one event, then
+    # asks for 100 (expanded timelines, 1200 events). A deferred room the user then leaves must
+    # still be told as left; the other deferred ones come whole.
+    small = {"conn_id": "two", "lists": {"all": {**req["lists"]["all"], "timeline_limit": 1}}}
+    status, resp = ss(homeserver, token, small, timeout_ms=0)
+    assert status == 200 and set(resp["rooms"]) == rooms, resp
+    big = {**req, "conn_id": "two"}
+    status, resp = ss(homeserver, token, big, pos=resp["pos"], timeout_ms=0)
+    assert status == 200, resp
+    deferred = rooms - set(resp.get("rooms", {}))
+    assert deferred, "the expanded timelines exceed the budget"
+    gone = sorted(deferred)[0]
+    _post(homeserver, token, f"rooms/{gone}/leave")
+    status, resp = ss(homeserver, token, big, pos=resp["pos"], timeout_ms=0)
+    assert status == 200, resp
+    got = resp.get("rooms", {})
+    assert gone in got, f"the departure from a deferred room was lost: {sorted(got)}"
+    assert any(e["type"] == "m.room.member" and e["content"]["membership"] == "leave"
+               for e in got[gone]["timeline"]), got[gone]
+    for room_id in deferred - {gone}:
+        assert got[room_id].get("initial") is True and len(got[room_id]["timeline"]) == 100, room_id
 
 
 def test_a_position_of_an_evicted_connection_is_refused_after_its_id_is_reused(homeserver):
@@ -495,3 +517,83 @@ def test_a_kicked_user_learns_nothing_of_later_members(homeserver):
     assert later not in json.dumps(got), got
     if homeserver.kind == "ward":
         assert "joined_count" not in got and "heroes" not in got, got
+
+
+@pytest.mark.portable
+def test_a_larger_timeline_limit_resends_the_room_with_more_history(homeserver):
+    """Element X's room list asks for one event per room; opening a room subscribes to it with a
+    larger `timeline_limit`. The server sends the room again with the newest events up to the new
+    limit, flagged `unstable_expanded_timeline` (Synapse's name on this unstable endpoint; Ward
+    also sends the MSC's `expanded_timeline`), not as `initial`."""
+    token, _ = login(homeserver, "ssexpand")
+    room = _room(homeserver, token, name="Mehr")
+    for i in range(5):
+        _say(homeserver, token, room, f"m{i}")
+    state = [["m.room.name", ""]]
+    one = {"lists": {"all": {"ranges": [[0, 9]], "timeline_limit": 1, "required_state": state}}}
+    status, first = ss(homeserver, token, one)
+    assert status == 200, first
+    assert [e["content"].get("body") for e in first["rooms"][room]["timeline"]] == ["m4"]
+    more = {**one, "room_subscriptions": {room: {"timeline_limit": 4, "required_state": state}}}
+    status, second = ss(homeserver, token, more, pos=first["pos"], timeout_ms=0)
+    assert status == 200, second
+    got = second["rooms"][room]
+    assert got.get("unstable_expanded_timeline") is True, got
+    assert got.get("initial") is not True, got
+    assert [e["content"].get("body") for e in got["timeline"]] == ["m1", "m2", "m3", "m4"], got
+    assert got.get("limited") is True, got
+    if homeserver.kind == "ward":
+        assert got.get("expanded_timeline") is True, got
+        assert not got.get("required_state"), got  # the state is not sent again
+    # The same limit again: nothing new, the room is not sent.
+    status, third = ss(homeserver, token, more, pos=second["pos"], timeout_ms=0)
+    assert status == 200, third
+    assert room not in third.get("rooms", {}), third
+    # A message after that is plain news, not expanded.
+    _say(homeserver, token, room, "m5")
+    status, fourth = ss(homeserver, token, more, pos=third["pos"], timeout_ms=5000)
+    assert status == 200, fourth
+    got = fourth["rooms"][room]
+    assert [e["content"].get("body") for e in got["timeline"]] == ["m5"], got
+    assert "unstable_expanded_timeline" not in got and "expanded_timeline" not in got, got
+
+
+WILDCARD_STATE_EVENTS_PER_ROOM_MAX = 200  # sliding/mod.rs `limits`
+
+
+def test_wildcard_required_state_is_capped_per_room(homeserver):
+    """Ward-only (Synapse has no such cap): a room with more state than
+    WILDCARD_STATE_EVENTS_PER_ROOM_MAX answers `["*", "*"]` with that many events, the room's own
+    state first; entries named without a wildcard still come; the connection goes on."""
+    if homeserver.kind != "ward":
+        pytest.skip("Ward's own limit")
+    token, me = login(homeserver, "sscap")
+    room = _room(homeserver, token, name="Viel Zustand")
+    extra = WILDCARD_STATE_EVENTS_PER_ROOM_MAX + 20
+    for i in range(extra):
+        status, body = http_json("PUT", f"{homeserver.url}/_matrix/client/v3/rooms/{room}/state/org.example.s/k{i}",
+                                 {"i": i}, token=token)
+        assert status == 200, body
+    star = {"lists": {"all": {"ranges": [[0, 9]], "timeline_limit": 1,
+                              "required_state": [["*", "*"], ["org.example.s", f"k{extra - 1}"]]}}}
+    status, first = ss(homeserver, token, star)
+    assert status == 200, first
+    state = first["rooms"][room]["required_state"]
+    keys = {(e["type"], e["state_key"]) for e in state}
+    # The cap, plus the one named entry that was beyond it.
+    assert len(state) == len(keys), "an entry came twice"
+    assert len(state) == WILDCARD_STATE_EVENTS_PER_ROOM_MAX + 1, len(state)
+    for kind in ["m.room.create", "m.room.name", "m.room.power_levels", "m.room.join_rules"]:
+        assert (kind, "") in keys, kind
+    assert ("org.example.s", f"k{extra - 1}") in keys
+    assert first["rooms"][room]["name"] == "Viel Zustand"
+    # `[type, "*"]` is capped alike.
+    typed = {"lists": {"all": {"ranges": [[0, 9]], "timeline_limit": 1, "required_state": [["org.example.s", "*"]]}}}
+    status, other = ss(homeserver, token, {**typed, "conn_id": "typed"})
+    assert status == 200, other
+    assert len(other["rooms"][room]["required_state"]) == WILDCARD_STATE_EVENTS_PER_ROOM_MAX
+    # The connection goes on: news arrives as usual.
+    _say(homeserver, token, room, "weiter")
+    status, second = ss(homeserver, token, star, pos=first["pos"], timeout_ms=5000)
+    assert status == 200, second
+    assert [e["content"].get("body") for e in second["rooms"][room]["timeline"]] == ["weiter"]

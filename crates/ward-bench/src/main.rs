@@ -7,7 +7,10 @@
 //! two runs side by side with the ratio. `bench/compare.sh` runs it against Ward and Synapse.
 //! `ward-bench sliding --url URL` measures simplified sliding sync (MSC4186) requests as one
 //! user's room count grows (10 → 1,000 by default): time and size of a first request for
-//! Element X's room list and of an incremental one, and the server's memory.
+//! Element X's room list and of an incremental one, and the server's memory; per list range
+//! (`--ranges`, [0,19], [0,99], [0,999]) a request with nothing new (a long-poll's wake-up for
+//! news elsewhere) and one after a message in range. `ward-bench sliding-resume` measures the
+//! first requests on those connections after the server restarted (`--state-out` keeps them).
 
 mod matrix;
 
@@ -36,6 +39,9 @@ enum Command {
     Compare { first: PathBuf, second: PathBuf },
     /// Sliding sync request time and memory as one user's room count grows.
     Sliding(SlidingArgs),
+    /// The first incremental sliding sync requests after the server restarted, on the
+    /// connections `sliding --state-out` left.
+    SlidingResume(ResumeArgs),
 }
 
 #[derive(Args, Clone)]
@@ -58,6 +64,29 @@ struct SlidingArgs {
     repeat: usize,
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// List range ends (`[0, N]`) whose idle and incremental requests are measured at each step.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![19, 99, 999])]
+    ranges: Vec<u64>,
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Where to keep the user and the connections' positions for `sliding-resume` (measured after
+    /// the server restarted).
+    #[arg(long)]
+    state_out: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+struct ResumeArgs {
+    #[arg(long)]
+    url: String,
+    #[arg(long, default_value = "server")]
+    label: String,
+    /// The file `sliding --state-out` wrote.
+    #[arg(long)]
+    state: PathBuf,
+    /// Requests measured one after the other on each connection.
+    #[arg(long, default_value_t = 5)]
+    repeat: usize,
     #[arg(long)]
     out: Option<PathBuf>,
 }
@@ -464,6 +493,10 @@ async fn sliding(args: SlidingArgs) -> Result<Value, String> {
         "{:<10} {:>7} {:>12} {:>12} {:>10} {:>12} {:>12} {:>10}",
         args.label, "rooms", "first best", "first med", "bytes", "incr best", "incr med", "RSS MiB"
     );
+    println!(
+        "{:<10} {:>7} {:>12} {:>12} {:>12} {:>12} {:>12}",
+        "", "", "range", "idle best", "idle med", "news best", "news med"
+    );
     for &target in &args.steps {
         let missing = target.saturating_sub(rooms.len());
         let (c, u, offset) = (client.clone(), me.clone(), rooms.len());
@@ -512,6 +545,62 @@ async fn sliding(args: SlidingArgs) -> Result<Value, String> {
         let rss = rss_kib(args.pid).map(|k| k as f64 / 1024.0);
         let (fb, fm) = best_and_median(first);
         let (ib, im) = best_and_median(incremental);
+        // Per range: a connection caught up with every room in range, then requests with
+        // nothing new (what a long-poll's wake-up costs when the news is elsewhere) and
+        // requests after a message in the room at the bottom of the range.
+        let mut by_range = Vec::new();
+        for &end in args.ranges.iter().filter(|&&e| e < rooms.len() as u64 || e == args.ranges[0]) {
+            let mut body = request.clone();
+            body["conn_id"] = json!(format!("range{end}"));
+            body["lists"]["all_rooms"]["ranges"] = json!([[0, end]]);
+            let (mut pos, mut catch_up) = (None::<String>, 0);
+            loop {
+                let (v, _) = client.sliding_sync(&me, pos.as_deref(), 0, &body).await?;
+                pos = v.get("pos").and_then(Value::as_str).map(str::to_owned);
+                let fresh = v["rooms"]
+                    .as_object()
+                    .is_some_and(|r| r.values().any(|room| room.get("initial") == Some(&json!(true))));
+                catch_up += 1;
+                if !fresh || catch_up > 100 {
+                    break;
+                }
+            }
+            let mut pos = pos.unwrap_or_default();
+            let mut idle = Vec::new();
+            for _ in 0..args.repeat.max(1) {
+                let t = Instant::now();
+                let (v, _) = client.sliding_sync(&me, Some(&pos), 0, &body).await?;
+                idle.push(ms(t.elapsed()));
+                pos = v.get("pos").and_then(Value::as_str).unwrap_or_default().to_owned();
+            }
+            let mut news = Vec::new();
+            for i in 0..args.repeat.max(1) {
+                // One room among the first `end + 1` created gets a message: one room in range
+                // (or just below it) changed.
+                let bottom = &rooms[rooms.len().saturating_sub(1).min(end as usize).saturating_sub(i)];
+                client.send(&me, bottom, &format!("r{end}-{target}-{i}"), "news").await?;
+                let t = Instant::now();
+                let (v, _) = client.sliding_sync(&me, Some(&pos), 0, &body).await?;
+                news.push(ms(t.elapsed()));
+                pos = v.get("pos").and_then(Value::as_str).unwrap_or_default().to_owned();
+            }
+            let (qb, qm) = best_and_median(idle);
+            let (nb, nm) = best_and_median(news);
+            println!(
+                "{:<10} {:>7} {:>12} {:>10.1}ms {:>10.1}ms {:>10.1}ms {:>10.1}ms",
+                "",
+                rooms.len(),
+                format!("[0,{end}]"),
+                qb,
+                qm,
+                nb,
+                nm
+            );
+            by_range.push(json!({
+                "range_end": end, "catch_up_requests": catch_up, "idle_best_ms": qb,
+                "idle_median_ms": qm, "news_best_ms": nb, "news_median_ms": nm, "pos": pos,
+            }));
+        }
         println!(
             "{:<10} {:>7} {:>10.1}ms {:>10.1}ms {:>10} {:>10.1}ms {:>10.1}ms {:>10}",
             "",
@@ -525,10 +614,52 @@ async fn sliding(args: SlidingArgs) -> Result<Value, String> {
         );
         rows.push(json!({
             "rooms": rooms.len(), "first_best_ms": fb, "first_median_ms": fm, "first_bytes": bytes,
-            "incremental_best_ms": ib, "incremental_median_ms": im, "rss_mib": rss,
+            "incremental_best_ms": ib, "incremental_median_ms": im, "rss_mib": rss, "ranges": by_range,
         }));
     }
+    if let Some(path) = &args.state_out {
+        // The last step's connections, for `sliding-resume` after a restart.
+        let last = rows.last().cloned().unwrap_or_default();
+        let connections: Vec<Value> = last["ranges"]
+            .as_array()
+            .map(|r| r.iter().map(|c| json!({"range_end": c["range_end"], "pos": c["pos"]})).collect())
+            .unwrap_or_default();
+        let state = json!({"token": me.token, "rooms": rooms.len(), "connections": connections});
+        std::fs::write(path, state.to_string()).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     Ok(json!({"label": args.label, "url": args.url, "sliding": rows}))
+}
+
+/// The first `repeat` requests (nothing new, timeout 0) on each connection a `sliding` run left,
+/// after the server restarted: what a client's first long-poll wake-ups cost on a fresh process.
+async fn sliding_resume(args: ResumeArgs) -> Result<Value, String> {
+    let client = Client::new(&args.url)?;
+    let text = std::fs::read(&args.state).map_err(|e| format!("{}: {e}", args.state.display()))?;
+    let state: Value = serde_json::from_slice(&text).map_err(|e| format!("{}: {e}", args.state.display()))?;
+    let me = User { token: state["token"].as_str().unwrap_or_default().to_owned() };
+    println!(
+        "{:<10} {:>7} {:>12}   request times after the restart (ms, in order)",
+        args.label, "rooms", "range"
+    );
+    let mut rows = Vec::new();
+    for c in state["connections"].as_array().cloned().unwrap_or_default() {
+        let end = c["range_end"].as_u64().unwrap_or(19);
+        let mut body = room_list_request();
+        body["conn_id"] = json!(format!("range{end}"));
+        body["lists"]["all_rooms"]["ranges"] = json!([[0, end]]);
+        let mut pos = c["pos"].as_str().unwrap_or_default().to_owned();
+        let mut times = Vec::new();
+        for _ in 0..args.repeat.max(1) {
+            let t = Instant::now();
+            let (v, _) = client.sliding_sync(&me, Some(&pos), 0, &body).await?;
+            times.push(ms(t.elapsed()));
+            pos = v.get("pos").and_then(Value::as_str).unwrap_or_default().to_owned();
+        }
+        let shown: Vec<String> = times.iter().map(|t| format!("{t:.1}")).collect();
+        println!("{:<10} {:>7} {:>12}   {}", "", state["rooms"], format!("[0,{end}]"), shown.join("  "));
+        rows.push(json!({"range_end": end, "times_ms": times}));
+    }
+    Ok(json!({"label": args.label, "url": args.url, "rooms": state["rooms"], "resume": rows}))
 }
 
 async fn run(args: RunArgs) -> Result<Value, String> {
@@ -659,6 +790,24 @@ async fn main() -> std::process::ExitCode {
         Command::Sliding(args) => {
             let out = args.out.clone();
             match sliding(args).await {
+                Ok(v) => {
+                    if let Some(path) = out
+                        && let Err(e) = std::fs::write(&path, v.to_string())
+                    {
+                        eprintln!("ward-bench: cannot write {}: {e}", path.display());
+                        return std::process::ExitCode::FAILURE;
+                    }
+                    std::process::ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("ward-bench: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+        Command::SlidingResume(args) => {
+            let out = args.out.clone();
+            match sliding_resume(args).await {
                 Ok(v) => {
                     if let Some(path) = out
                         && let Err(e) = std::fs::write(&path, v.to_string())

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_meetings.sql"),
     include_str!("migrations/0007_sliding_sync.sql"),
     include_str!("migrations/0008_consultation_holders.sql"),
+    include_str!("migrations/0009_sliding_timeline_limit.sql"),
 ];
 
 /// The schema version this build creates and understands.

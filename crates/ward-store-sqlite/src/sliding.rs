@@ -32,10 +32,17 @@ impl SlidingSyncStore for SqliteStore {
             }
             let rooms = all(
                 tx,
-                "SELECT room_id, membership, config FROM sliding_connection_rooms
+                "SELECT room_id, membership, config, timeline_limit FROM sliding_connection_rooms
                      WHERE user_id = ?1 AND device_id = ?2 AND conn_id = ?3 AND version = ?4",
                 params![user_id, device_id, conn_id, to_sql(version)],
-                |r| Ok(SentRoom { room_id: r.get(0)?, membership: r.get(1)?, config: r.get(2)? }),
+                |r| {
+                    Ok(SentRoom {
+                        room_id: r.get(0)?,
+                        membership: r.get(1)?,
+                        config: r.get(2)?,
+                        timeline_limit: r.get::<_, Option<i64>>(3)?.map(from_sql),
+                    })
+                },
             )?;
             Ok(Some(rooms))
         })
@@ -84,8 +91,9 @@ impl SlidingSyncStore for SqliteStore {
                 let mut insert = tx
                     .prepare_cached(
                         "INSERT OR REPLACE INTO sliding_connection_rooms
-                             (user_id, device_id, conn_id, version, room_id, membership, config)
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                             (user_id, device_id, conn_id, version, room_id, membership, config,
+                              timeline_limit)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                     )
                     .map_err(backend)?;
                 for r in &rooms {
@@ -97,7 +105,8 @@ impl SlidingSyncStore for SqliteStore {
                             to_sql(version),
                             r.room_id,
                             r.membership,
-                            r.config
+                            r.config,
+                            r.timeline_limit.map(to_sql)
                         ])
                         .map_err(backend)?;
                 }

@@ -61,6 +61,7 @@ macro_rules! store_conformance_tests {
             consultation_sessions_have_holders,
             meetings_are_purged_after_retention,
             sliding_connections_are_versioned,
+            sliding_connections_keep_timeline_limits,
             stale_sliding_connections_are_purged,
             sliding_sync_room_facts,
         );
@@ -1730,6 +1731,7 @@ pub async fn sliding_connections_are_versioned(store: &dyn Store) {
         room_id: room.into(),
         membership: membership.into(),
         config: "c".into(),
+        timeline_limit: Some(20),
     };
     assert_eq!(store.sliding_connection("@a:x", "A1", "c1", 1).await.unwrap(), None);
     let v1 = store
@@ -1796,7 +1798,12 @@ pub async fn sliding_connections_are_versioned(store: &dyn Store) {
 
 pub async fn stale_sliding_connections_are_purged(store: &dyn Store) {
     store.register(registration("@a:x", None, Some(session("A1", 1, None))), NOW).await.unwrap();
-    let sent = SentRoom { room_id: "!r:x".into(), membership: "join".into(), config: "c".into() };
+    let sent = SentRoom {
+        room_id: "!r:x".into(),
+        membership: "join".into(),
+        config: "c".into(),
+        timeline_limit: None,
+    };
     // c1: two versions, the newest written at NOW + 10; c2: written at NOW only.
     let v1 =
         store.put_sliding_connection("@a:x", "A1", "c1", None, vec![sent.clone()], 1, NOW, 16).await.unwrap();
@@ -1814,6 +1821,22 @@ pub async fn stale_sliding_connections_are_purged(store: &dyn Store) {
     assert_eq!(store.purge_sliding_connections(NOW + 11).await.unwrap(), 1);
     assert_eq!(store.sliding_connection("@a:x", "A1", "c1", v1).await.unwrap(), None);
     assert_eq!(store.sliding_connection("@a:x", "A1", "c1", v2).await.unwrap(), None);
+}
+
+/// A sent room's timeline limit is kept as given, also when unknown (`None`) and when it is 0.
+pub async fn sliding_connections_keep_timeline_limits(store: &dyn Store) {
+    store.register(registration("@a:x", None, Some(session("A1", 1, None))), NOW).await.unwrap();
+    let sent = |room: &str, limit: Option<u64>| SentRoom {
+        room_id: room.into(),
+        membership: "join".into(),
+        config: "c".into(),
+        timeline_limit: limit,
+    };
+    let rooms = vec![sent("!a:x", Some(0)), sent("!b:x", Some(100)), sent("!c:x", None)];
+    let v = store.put_sliding_connection("@a:x", "A1", "c1", None, rooms.clone(), 1, NOW, 2).await.unwrap();
+    let mut got = store.sliding_connection("@a:x", "A1", "c1", v).await.unwrap().unwrap();
+    got.sort_by(|a, b| a.room_id.cmp(&b.room_id));
+    assert_eq!(got, rooms);
 }
 
 pub async fn sliding_sync_room_facts(store: &dyn Store) {

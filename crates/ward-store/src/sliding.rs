@@ -21,6 +21,9 @@ pub struct SentRoom {
     /// own summary of `required_state` and `timeline_limit`); a change means the client needs
     /// the state again.
     pub config: String,
+    /// The `timeline_limit` the room was last sent with (`None` in records written before it
+    /// was kept): a larger one later means the client wants more history (`expanded_timeline`).
+    pub timeline_limit: Option<u64>,
 }
 
 #[async_trait]

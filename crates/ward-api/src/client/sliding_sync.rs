@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use axum::Router;
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use ruma::api::client::sync::sync_events::{UnreadNotificationsCount, v5};
 use ruma::{JsOption, OwnedMxcUri, UInt};
 use ward_service::sliding::{ExtensionScope, ListFilters, ListRequest, RoomConfig, SlidingInput};
@@ -122,9 +123,11 @@ async fn sliding_sync(
     State(state): State<AppState>,
     Auth(authed): Auth,
     RumaWithJson(req, body): RumaWithJson<v5::Request>,
-) -> Result<RumaResponse<v5::Response>, ApiError> {
+) -> Result<Response, ApiError> {
     let txn_id = req.txn_id.clone();
     let out = state.services.sliding_sync(&authed, input(req, &body)?).await?;
+    let expanded: Vec<String> =
+        out.rooms.iter().filter(|(_, r)| r.expanded_timeline).map(|(id, _)| id.clone()).collect();
     let mut resp = v5::Response::new(out.pos);
     resp.txn_id = txn_id;
     for (name, count) in out.lists {
@@ -201,5 +204,27 @@ async fn sliding_sync(
         typing.insert(room_id(&id)?, as_raw(&ev)?);
     }
     resp.extensions.typing.rooms = typing;
-    Ok(RumaResponse(resp))
+    if expanded.is_empty() {
+        return Ok(RumaResponse(resp).into_response());
+    }
+    with_expanded_timelines(resp, &expanded)
+}
+
+/// The response with `expanded_timeline` set on the rooms whose timeline grew, which ruma 0.17's
+/// `v5::response::Room` cannot carry. Both names go out: `unstable_expanded_timeline` is what
+/// Synapse sends on this unstable endpoint and what clients read today (matrix-js-sdk's
+/// sliding sync users, mautrix); `expanded_timeline` is the MSC's name. Clients that know
+/// neither (matrix-rust-sdk 0.18) see a `limited` timeline, which they handle anyway.
+fn with_expanded_timelines(resp: v5::Response, expanded: &[String]) -> Result<Response, ApiError> {
+    use ruma::api::OutgoingResponseExt as _;
+    let http = resp.try_into_http_response::<Vec<u8>>().map_err(internal)?;
+    let mut body: serde_json::Value = serde_json::from_slice(http.body()).map_err(internal)?;
+    for id in expanded {
+        if let Some(room) = body.get_mut("rooms").and_then(|r| r.get_mut(id)).and_then(|r| r.as_object_mut())
+        {
+            room.insert("expanded_timeline".into(), true.into());
+            room.insert("unstable_expanded_timeline".into(), true.into());
+        }
+    }
+    Ok(axum::Json(body).into_response())
 }

@@ -276,7 +276,7 @@ impl Services {
         // process has used, and a collision anyway (another node) is retried with a new one.
         const ROOM_ID_ATTEMPTS: u64 = 5;
         let mut attempt = 0;
-        let (room_id, positions) = loop {
+        let (room_id, positions, write) = loop {
             let pre_v12_room_id: Option<OwnedRoomId> = if rules.authorization.room_create_event_id_as_room_id
             {
                 None
@@ -317,8 +317,10 @@ impl Services {
                 published,
             };
             let new_events = pdus.iter().map(|p| new_event(p, None)).collect();
+            // Held until the notifier recorded the room (dropped with this iteration on error).
+            let write = self.notifier.room_write();
             match self.store.create_room(room, new_events).await {
-                Ok(p) => break (room_id, p),
+                Ok(p) => break (room_id, p, write),
                 Err(StoreError::Conflict(what)) if alias.as_deref() == Some(what.as_str()) => {
                     return Err(Error::RoomInUse(format!("the alias {what} is taken")));
                 }
@@ -334,6 +336,7 @@ impl Services {
             self.notifier.member_changed(room_id.as_str(), *p);
             self.notifier.room_changed(room_id.as_str(), *p, false);
         }
+        drop(write);
         Ok(room_id)
     }
 }

@@ -52,41 +52,126 @@ struct Ephemeral {
     presence: HashMap<String, Presence>,
 }
 
+/// Rooms the notifier tracks (for events and receipts, and for membership events apiece); the
+/// map is cleared when full, and its floor moves up so that nothing is lost.
+pub const NOTIFIER_ROOMS_MAX: usize = 200_000;
+
+/// What the notifier knows of changes per room, with the floor below which it knows nothing:
+/// a room absent from the map had its last change at or before `floor` (the stream position
+/// at start-up, or the newest position seen when the map was last cleared).
+struct Seen<T> {
+    by_room: HashMap<String, T>,
+    floor: u64,
+    newest: u64,
+}
+
+impl<T> Seen<T> {
+    fn new(floor: u64) -> Self {
+        Self { by_room: HashMap::new(), floor, newest: floor }
+    }
+
+    /// The entry of a room, making room for it first (clearing the map and raising the floor
+    /// to the newest position seen, so absent rooms still count as changed up to there).
+    fn entry(&mut self, room_id: &str, pos: u64, new: impl FnOnce() -> T) -> &mut T {
+        if self.by_room.len() >= NOTIFIER_ROOMS_MAX && !self.by_room.contains_key(room_id) {
+            self.by_room.clear();
+            self.floor = self.floor.max(self.newest);
+        }
+        self.newest = self.newest.max(pos);
+        self.by_room.entry(room_id.to_owned()).or_insert_with(new)
+    }
+}
+
+/// Room writes under way: each holds back the stream position syncs see at what the notifier
+/// had seen when the write began, so no sync takes a position past a committed event whose
+/// room the notifier has not recorded yet (writes that commit together are recorded by their
+/// tasks in any order).
+#[derive(Default)]
+struct Writes {
+    next_id: u64,
+    /// write → the newest position seen when it began (its own will be larger).
+    under_way: std::collections::BTreeMap<u64, u64>,
+    /// The newest position passed to `advance_stream`.
+    newest: u64,
+}
+
 pub struct Notifier {
     positions: tokio::sync::watch::Sender<Positions>,
     ephemeral: Mutex<Ephemeral>,
     /// room → (newest event position, newest receipt position) seen by this process, so a
-    /// sync can skip rooms where nothing happened without asking the database. Rooms not
-    /// in the map (after a restart) are always asked about.
-    rooms: Mutex<HashMap<String, (u64, u64)>>,
-    /// room → newest membership event position seen by this process, and the newest of all.
-    /// Rooms not in the map had their last membership change before start-up.
-    members: Mutex<(HashMap<String, u64>, u64)>,
-    /// The stream position at start-up.
-    started_at: u64,
+    /// sync can skip rooms where nothing happened without asking the database.
+    rooms: Mutex<Seen<(u64, u64)>>,
+    /// room → newest membership event position seen by this process (and the newest of all).
+    members: Mutex<Seen<u64>>,
+    writes: Mutex<Writes>,
+}
+
+/// A room write under way (see [`Notifier::room_write`]); dropping it lets the stream position
+/// syncs see move on.
+pub struct RoomWrite<'a> {
+    notifier: &'a Notifier,
+    id: u64,
+}
+
+impl Drop for RoomWrite<'_> {
+    fn drop(&mut self) {
+        let mut w = self.notifier.writes();
+        w.under_way.remove(&self.id);
+        self.notifier.publish(&w);
+    }
 }
 
 impl Notifier {
+    /// `stream` is the store's newest position at start-up: every change before it counts as
+    /// made at it (the notifier saw none of them).
     pub fn new(stream: u64) -> Self {
         Self {
             positions: tokio::sync::watch::Sender::new(Positions { stream, ephemeral: 0 }),
             ephemeral: Mutex::new(Ephemeral::default()),
-            rooms: Mutex::new(HashMap::new()),
-            members: Mutex::new((HashMap::new(), stream)),
-            started_at: stream,
+            rooms: Mutex::new(Seen::new(stream)),
+            members: Mutex::new(Seen::new(stream)),
+            writes: Mutex::new(Writes { newest: stream, ..Default::default() }),
         }
     }
 
-    fn members(&self) -> std::sync::MutexGuard<'_, (HashMap<String, u64>, u64)> {
+    fn members(&self) -> std::sync::MutexGuard<'_, Seen<u64>> {
         self.members.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn writes(&self) -> std::sync::MutexGuard<'_, Writes> {
+        self.writes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Announces a write of room events or receipts, to be held until the notifier has recorded
+    /// it ([`Self::room_changed`]) or the write failed. Every write whose room
+    /// [`Self::room_changes_after`] answers for must hold one.
+    pub fn room_write(&self) -> RoomWrite<'_> {
+        let mut w = self.writes();
+        w.next_id += 1;
+        let (id, newest) = (w.next_id, w.newest);
+        w.under_way.insert(id, newest);
+        RoomWrite { notifier: self, id }
+    }
+
+    /// Sets the position syncs see: the newest one announced, but not past any write under way.
+    fn publish(&self, w: &Writes) {
+        let held = w.under_way.values().min().copied().unwrap_or(u64::MAX);
+        let pos = w.newest.min(held);
+        self.positions.send_if_modified(|p| {
+            if pos > p.stream {
+                p.stream = pos;
+                true
+            } else {
+                false
+            }
+        });
     }
 
     /// Records a membership event (before [`Self::room_changed`] wakes syncs for it).
     pub fn member_changed(&self, room_id: &str, pos: u64) {
         let mut m = self.members();
-        let entry = m.0.entry(room_id.to_owned()).or_insert(pos);
+        let entry = m.entry(room_id, pos, || pos);
         *entry = (*entry).max(pos);
-        m.1 = m.1.max(pos);
     }
 
     /// Whether any room (`None`) or the given room had a membership event after `since`, as far
@@ -94,8 +179,8 @@ impl Notifier {
     pub fn members_changed_after(&self, room_id: Option<&str>, since: u64) -> bool {
         let m = self.members();
         match room_id {
-            None => m.1 > since,
-            Some(room) => m.0.get(room).copied().unwrap_or(self.started_at) > since,
+            None => m.newest > since,
+            Some(room) => m.by_room.get(room).copied().unwrap_or(0).max(m.floor) > since,
         }
     }
 
@@ -108,17 +193,12 @@ impl Notifier {
     }
 
     pub fn advance_stream(&self, pos: u64) {
-        self.positions.send_if_modified(|p| {
-            if pos > p.stream {
-                p.stream = pos;
-                true
-            } else {
-                false
-            }
-        });
+        let mut w = self.writes();
+        w.newest = w.newest.max(pos);
+        self.publish(&w);
     }
 
-    fn rooms(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, u64)>> {
+    fn rooms(&self) -> std::sync::MutexGuard<'_, Seen<(u64, u64)>> {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -126,7 +206,7 @@ impl Notifier {
     pub fn room_changed(&self, room_id: &str, pos: u64, receipt: bool) {
         {
             let mut rooms = self.rooms();
-            let entry = rooms.entry(room_id.to_owned()).or_insert((pos, pos));
+            let entry = rooms.entry(room_id, pos, || (0, 0));
             if receipt {
                 entry.1 = entry.1.max(pos);
             } else {
@@ -136,19 +216,26 @@ impl Notifier {
         self.advance_stream(pos);
     }
 
-    /// (events changed, receipts changed) after `since`, as far as this process knows; both
-    /// `true` for rooms it has not seen.
+    /// (events changed, receipts changed) after `since`, as far as this process knows. A room
+    /// it has no entry for changed last at or before its floor (start-up, or the last time the
+    /// map was cleared), so it counts as changed only for `since` below that.
     pub fn room_changes_after(&self, room_id: &str, since: u64) -> (bool, bool) {
-        match self.rooms().get(room_id) {
-            Some(&(event, receipt)) => (event > since, receipt > since),
-            None => (true, true),
+        let rooms = self.rooms();
+        match rooms.by_room.get(room_id) {
+            Some(&(event, receipt)) => (event.max(rooms.floor) > since, receipt.max(rooms.floor) > since),
+            None => (rooms.floor > since, rooms.floor > since),
         }
     }
 
     /// [`Self::room_changes_after`]'s "events changed" for many rooms under one lock.
     pub fn events_after_each<'a>(&self, queries: impl Iterator<Item = (&'a str, u64)>) -> Vec<bool> {
         let rooms = self.rooms();
-        queries.map(|(room, since)| rooms.get(room).is_none_or(|&(event, _)| event > since)).collect()
+        let floor = rooms.floor;
+        queries
+            .map(|(room, since)| {
+                rooms.by_room.get(room).map_or(floor, |&(event, _)| event.max(floor)) > since
+            })
+            .collect()
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, Ephemeral> {
@@ -326,10 +413,12 @@ impl Services {
             ts: now_ms(),
             stream_pos: 0,
         };
+        let write = self.notifier.room_write();
         if let Some(pos) = self.store.set_receipt(receipt).await? {
             self.forget_unread(&authed.user_id, Some(room_id.as_str()));
             self.notifier.room_changed(room_id.as_str(), pos, true);
         }
+        drop(write);
         Ok(())
     }
 
@@ -575,4 +664,67 @@ pub(crate) struct UnreadCache {
 pub struct UnreadCounts {
     pub main: (u64, u64),
     pub threads: std::collections::BTreeMap<String, (u64, u64)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rooms_unseen_since_start_up_are_unchanged_after_it() {
+        let n = Notifier::new(100);
+        // Before start-up the notifier knows nothing: a room may have changed.
+        assert_eq!(n.room_changes_after("!a:x", 99), (true, true));
+        // From the start-up position on, a room it has not seen did not change.
+        assert_eq!(n.room_changes_after("!a:x", 100), (false, false));
+        assert_eq!(n.events_after_each([("!a:x", 100), ("!a:x", 50)].into_iter()), vec![false, true]);
+        assert!(!n.members_changed_after(Some("!a:x"), 100));
+        assert!(n.members_changed_after(Some("!a:x"), 99));
+        n.room_changed("!a:x", 105, false);
+        assert_eq!(n.room_changes_after("!a:x", 104), (true, false));
+        assert_eq!(n.room_changes_after("!a:x", 105), (false, false));
+        // A receipt in a room seen only for events before: receipts count from the floor.
+        assert_eq!(n.room_changes_after("!a:x", 99), (true, true));
+        n.room_changed("!a:x", 107, true);
+        assert_eq!(n.room_changes_after("!a:x", 106), (false, true));
+    }
+
+    #[test]
+    fn clearing_the_full_map_raises_the_floor() {
+        let n = Notifier::new(0);
+        for i in 0..NOTIFIER_ROOMS_MAX {
+            n.room_changed(&format!("!r{i}:x"), i as u64 + 1, false);
+        }
+        let newest = NOTIFIER_ROOMS_MAX as u64;
+        n.room_changed("!new:x", newest + 1, false);
+        // The evicted rooms may have changed up to the newest position seen before clearing…
+        assert_eq!(n.room_changes_after("!r0:x", newest - 1), (true, true));
+        // …and not after it.
+        assert_eq!(n.room_changes_after("!r0:x", newest), (false, false));
+        assert_eq!(n.room_changes_after("!new:x", newest), (true, false));
+    }
+
+    #[test]
+    fn a_write_under_way_holds_back_the_position_syncs_see() {
+        let n = Notifier::new(10);
+        let a = n.room_write(); // will commit at 11
+        let b = n.room_write(); // will commit at 12
+        // b is recorded first (both committed in one group; tasks run in any order).
+        n.room_changed("!b:x", 12, false);
+        drop(b);
+        // A sync must not take 12 while a's room is not recorded: it would skip a's event.
+        assert_eq!(n.positions().stream, 10);
+        n.room_changed("!a:x", 11, false);
+        drop(a);
+        assert_eq!(n.positions().stream, 12);
+        // Other announcements go through at once when no write is under way.
+        n.advance_stream(13);
+        assert_eq!(n.positions().stream, 13);
+        // A write that fails releases the position too.
+        let c = n.room_write();
+        n.advance_stream(14);
+        assert_eq!(n.positions().stream, 13);
+        drop(c);
+        assert_eq!(n.positions().stream, 14);
+    }
 }

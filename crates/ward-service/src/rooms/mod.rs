@@ -206,6 +206,7 @@ impl Services {
         if let Some(old) = replaced {
             event.json = with_replaced_state(&pdu, &old);
         }
+        let write = self.notifier.room_write();
         let pos = self.store.append_events(room_id.as_str(), vec![event]).await?;
         if pdu.kind == TimelineEventType::RoomMember
             && let Some(member) = &pdu.state_key
@@ -218,6 +219,7 @@ impl Services {
             }
             self.notifier.room_changed(room_id.as_str(), *p, false);
         }
+        drop(write);
         Ok(pdu)
     }
 

@@ -56,6 +56,12 @@ pub mod limits {
     /// The longest event type or state key in a `required_state` entry (the Matrix limit on
     /// both in events).
     pub const REQUIRED_STATE_FIELD_MAX_BYTES: usize = 255;
+    /// State events one room's response carries because a wildcard (`["*", "*"]`, `[type, "*"]`)
+    /// asked for them; beyond it the room's own state goes first and members are cut (a room
+    /// with thousands of members would otherwise fill a response, and its memory, alone).
+    /// Entries named without a wildcard, `$ME` and `$LAZY` members are not counted. Clients
+    /// get the full member list from `/members`.
+    pub const WILDCARD_STATE_EVENTS_PER_ROOM_MAX: usize = 200;
     /// Events per room timeline in one response.
     pub const TIMELINE_LIMIT_MAX: u64 = 100;
     /// Rooms sent whole (new to the client or with changed settings) in one response; the
@@ -89,7 +95,8 @@ pub mod limits {
     pub const MEMBERSHIPS_CACHE_ROWS_MAX: usize = 200_000;
     /// How long a cached membership list is trusted without a membership event in this process.
     pub const MEMBERSHIPS_CACHE_TTL_MS: u64 = 30_000;
-    /// Rooms whose bump stamp is remembered in memory (the map is cleared when full).
+    /// Rooms whose bump stamp (and, apart, whose room type) is remembered in memory (each map
+    /// is cleared when full).
     pub const BUMP_CACHE_MAX_ENTRIES: usize = 100_000;
 }
 
@@ -102,6 +109,9 @@ type BumpEntry = (Option<u64>, u64);
 #[derive(Default)]
 pub(crate) struct BumpCache {
     rooms: std::sync::Mutex<HashMap<String, BumpEntry>>,
+    /// Rooms' types (`m.room.create`'s `type`), which never change; at most
+    /// `BUMP_CACHE_MAX_ENTRIES`, cleared when full.
+    types: std::sync::Mutex<HashMap<String, Option<String>>>,
 }
 
 /// Users' membership lists, each with the stream position it was read at. An entry holds while
@@ -217,6 +227,9 @@ pub struct SlidingRoom {
     pub num_live: Option<u64>,
     pub bump_stamp: Option<u64>,
     pub heroes: Option<Vec<Hero>>,
+    /// The timeline is longer than what the client had because its `timeline_limit` grew: the
+    /// newest events, some of which it may have (MSC4186 `expanded_timeline`).
+    pub expanded_timeline: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -462,14 +475,20 @@ impl Services {
         let mut events = 0usize;
         for room_id in order {
             let Some(planned) = plan.rooms.get(&room_id).cloned() else { continue };
+            // A room the client has, where the notifier saw no event and no receipt after the
+            // position, has nothing to send: decided without reading the store, so a wake-up
+            // costs no reads for the rooms in range that did not change. (Membership changes
+            // and invites are events in the room; a changed membership or configuration is
+            // not `Incremental`.)
+            let quiet = planned.send == Send::Incremental
+                && !planned.expanded
+                && since
+                    .is_some_and(|s| self.notifier.room_changes_after(&room_id, s.stream) == (false, false));
+            if quiet {
+                continue;
+            }
             if events >= limits::EVENTS_PER_RESPONSE_MAX && planned.send != Send::Left {
-                let quiet = planned.send == Send::Incremental
-                    && since.is_some_and(|s| {
-                        self.notifier.room_changes_after(&room_id, s.stream) == (false, false)
-                    });
-                if !quiet {
-                    plan.defer(&room_id);
-                }
+                plan.defer(&room_id);
                 continue;
             }
             let Some(m) = by_room.get(room_id.as_str()) else { continue };
@@ -518,12 +537,28 @@ impl Services {
         };
         let mut room_types: HashMap<String, Option<String>> = HashMap::new();
         if filters.iter().any(|f| f.needs_room_type()) {
+            {
+                let cache = self.bumps.types.lock().unwrap_or_else(|p| p.into_inner());
+                for id in &all_ids {
+                    if let Some(kind) = cache.get(id) {
+                        room_types.insert(id.clone(), kind.clone());
+                    }
+                }
+            }
             for id in &all_ids {
+                if room_types.contains_key(id) {
+                    continue;
+                }
                 let kind = self
                     .store
                     .current_state_event(id, "m.room.create", "")
                     .await?
                     .and_then(|e| string_field(&content_of(&e), "type"));
+                let mut cache = self.bumps.types.lock().unwrap_or_else(|p| p.into_inner());
+                if cache.len() >= limits::BUMP_CACHE_MAX_ENTRIES {
+                    cache.clear();
+                }
+                cache.insert(id.clone(), kind.clone());
                 room_types.insert(id.clone(), kind);
             }
         }
@@ -694,7 +729,9 @@ impl Services {
         let until = if planned.send == Send::Left { m.stream_pos } else { target.stream };
         let limit =
             usize::try_from(planned.config.timeline_limit.min(limits::TIMELINE_LIMIT_MAX)).unwrap_or(1);
-        let after = if fresh { None } else { since_stream };
+        // An expanded timeline is the newest events whatever the client had (MSC4186's
+        // "changing room configs"); `limited` then says whether there are more before them.
+        let after = if fresh || planned.expanded { None } else { since_stream };
         let read = if limit == 0 {
             vec![]
         } else {
@@ -710,7 +747,7 @@ impl Services {
         // Derived from what the user may see only (hidden events neither count nor name senders).
         let room::Window { events, limited, num_live, has_state_events, senders } =
             room::window(read_count, visible, limit, since_stream);
-        if planned.send == Send::Incremental && events.is_empty() {
+        if planned.send == Send::Incremental && !planned.expanded && events.is_empty() {
             // Without new events only the user's own receipts change what the client shows
             // (the unread counts); receipts of others go through the receipts extension.
             let Some(s) = since_stream else { return Ok(None) };
@@ -737,21 +774,28 @@ impl Services {
                 (false, Some(s)) if diff => Self::state_map(&self.store.state_at(room_id, s).await?),
                 _ => HashMap::new(),
             };
+            let mut wildcard: Vec<(String, String)> = Vec::new();
             for e in now_state {
                 let lazy_member = lazy && e.kind == "m.room.member" && senders.contains(&e.state_key);
                 let changed = diff && before.get(&(e.kind.clone(), e.state_key.clone())) != Some(&e.event_id);
                 if changed && (e.kind == "m.room.name" || e.kind == "m.room.avatar") {
                     name_avatar_ids.push(e.event_id.clone());
                 }
-                if lazy_member || (changed && planned.config.wants_state(&e.kind, &e.state_key, me)) {
+                let config = &planned.config;
+                if lazy_member || (changed && config.names_state(&e.kind, &e.state_key, me)) {
                     state_ids.push(e.event_id);
+                } else if changed && config.wants_state(&e.kind, &e.state_key, me) {
+                    wildcard.push((e.kind, e.event_id));
                 }
             }
+            state_ids.extend(room::cap_wildcard_state(wildcard, limits::WILDCARD_STATE_EVENTS_PER_ROOM_MAX));
         }
+        // Once each: a name or avatar asked for is in both lists (and would be sent twice).
         let mut fetch = state_ids.clone();
-        fetch.extend(name_avatar_ids.iter().cloned());
+        fetch.extend(name_avatar_ids.iter().filter(|id| !state_ids.contains(id)).cloned());
         let fetched = if fetch.is_empty() { vec![] } else { self.store.events_by_id(&fetch).await? };
-        let mut room = SlidingRoom { initial: fresh, ..Default::default() };
+        let mut room =
+            SlidingRoom { initial: fresh, expanded_timeline: planned.expanded, ..Default::default() };
         for e in &fetched {
             let content = content_of(e);
             match e.kind.as_str() {
@@ -918,7 +962,10 @@ impl Services {
                 if !joined.contains(room_id.as_str()) {
                     continue;
                 }
-                let fresh = fresh_rooms.contains(&room_id);
+                // Rooms sent whole or with an expanded timeline get all receipts (the timeline
+                // may hold events the client never had receipts for), as Synapse does.
+                let fresh =
+                    fresh_rooms.contains(&room_id) || plan.rooms.get(&room_id).is_some_and(|r| r.expanded);
                 let from = if fresh { 0 } else { since.map_or(0, |s| s.stream) };
                 if !fresh && since.is_some_and(|s| !self.notifier.room_changes_after(&room_id, s.stream).1) {
                     continue;

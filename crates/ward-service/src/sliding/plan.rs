@@ -35,11 +35,17 @@ impl RoomConfig {
     /// characters) rather than the text, so what is kept per room and version is small however
     /// long the request's `required_state` is. Nothing reads a configuration back from it.
     pub fn key(&self) -> String {
+        self.key_with_limit(self.timeline_limit)
+    }
+
+    /// [`Self::key`] of this `required_state` with another timeline limit: equal to a stored
+    /// key made with that limit exactly when the requested state is the same.
+    fn key_with_limit(&self, timeline_limit: u64) -> String {
         use sha2::{Digest, Sha256};
         let set: BTreeSet<(&str, &str)> =
             self.required_state.iter().map(|(t, k)| (t.as_str(), k.as_str())).collect();
         let mut hash = Sha256::new();
-        hash.update(self.timeline_limit.to_be_bytes());
+        hash.update(timeline_limit.to_be_bytes());
         for (t, k) in set {
             // Length-prefixed, so no choice of strings makes two configurations collide.
             hash.update((t.len() as u64).to_be_bytes());
@@ -52,6 +58,14 @@ impl RoomConfig {
 
     pub fn wants_lazy_members(&self) -> bool {
         self.required_state.iter().any(|(t, k)| (t == "m.room.member" || t == "*") && k == "$LAZY")
+    }
+
+    /// Whether a state entry is named by an entry without a wildcard (`$ME` counts as named):
+    /// such entries are never cut by `WILDCARD_STATE_EVENTS_PER_ROOM_MAX`.
+    pub fn names_state(&self, kind: &str, state_key: &str, me: &str) -> bool {
+        self.required_state
+            .iter()
+            .any(|(t, k)| t == kind && k != "*" && (k == state_key || (k == "$ME" && state_key == me)))
     }
 
     /// Whether a state entry is asked for (`$LAZY` members are decided by the caller).
@@ -129,6 +143,11 @@ pub struct RoomFacts {
     pub tags: Vec<String>,
 }
 
+/// The membership a connection's record keeps for a room the client had whose update did not
+/// fit into a response: it matches no real membership, so the room is sent whole next time,
+/// and a departure is still told (the record has the room).
+pub const DEFERRED: &str = "deferred";
+
 /// How a room goes into the response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Send {
@@ -146,6 +165,11 @@ pub enum Send {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedRoom {
     pub send: Send,
+    /// The client had the room with a smaller timeline limit (`expanded_timeline`): the
+    /// timeline is the newest `timeline_limit` events, not only those after the position.
+    pub expanded: bool,
+    /// The connection's record had the room (so the client may show it).
+    pub had: bool,
     pub membership: String,
     pub config: RoomConfig,
     pub bump_stamp: u64,
@@ -168,20 +192,32 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Takes a planned room out of this response (it did not fit): the connection forgets
-    /// having sent it, so the next response sends it whole (`initial`) whatever the client had —
-    /// sending only what changed after this response's position would skip what this one left
-    /// out. Left rooms are never deferred (the departure is reported once).
+    /// Takes a planned room out of this response (it did not fit). The next response must send
+    /// it whole (`initial`) whatever the client had — sending only what changed after this
+    /// response's position would skip what this one left out — so the connection's record keeps
+    /// it only as [`DEFERRED`] when the client had it (a departure is then still told), and
+    /// forgets it otherwise. Left rooms are never deferred (the departure is reported once).
     pub fn defer(&mut self, room_id: &str) {
-        if self.rooms.get(room_id).is_none_or(|r| r.send == Send::Left) {
+        let Some(planned) = self.rooms.get(room_id) else { return };
+        if planned.send == Send::Left {
             return;
         }
+        let had = planned.had;
         self.rooms.remove(room_id);
         self.order.retain(|r| r != room_id);
-        self.sent.retain(|s| s.room_id != room_id);
+        if had {
+            if let Some(s) = self.sent.iter_mut().find(|s| s.room_id == room_id) {
+                s.membership = DEFERRED.to_owned();
+            }
+        } else {
+            self.sent.retain(|s| s.room_id != room_id);
+        }
         self.deferred += 1;
     }
 }
+
+/// Distinct room configurations whose digest one plan remembers (more are digested per room).
+const KEYS_REMEMBERED_MAX: usize = 16;
 
 /// Decides the response's rooms.
 ///
@@ -245,6 +281,8 @@ pub fn plan(
         previously_sent.iter().map(|s| (s.room_id.as_str(), s)).collect();
     let mut fresh = 0usize;
     let mut done = BTreeSet::new();
+    // Most rooms share their list's configuration: its digest is made once, not per room.
+    let mut keys: Vec<(&RoomConfig, String)> = Vec::new();
     for room_id in priority {
         if !done.insert(room_id.clone()) {
             continue;
@@ -252,16 +290,36 @@ pub fn plan(
         let (Some(config), Some(room)) = (wanted.get(&room_id), facts.get(room_id.as_str())) else {
             continue;
         };
-        let key = config.key();
-        let send = match sent_before.get(room_id.as_str()) {
-            Some(s) if s.membership == room.membership && s.config == key => Send::Incremental,
-            Some(s) if s.membership == room.membership => Send::StateAgain,
-            _ => Send::Initial,
+        let key = match keys.iter().find(|(c, _)| *c == config) {
+            Some((_, k)) => k.clone(),
+            None => {
+                let k = config.key();
+                if keys.len() < KEYS_REMEMBERED_MAX {
+                    keys.push((config, k.clone()));
+                }
+                k
+            }
         };
-        if send != Send::Incremental {
+        let limit = config.timeline_limit.min(limits::TIMELINE_LIMIT_MAX);
+        let (send, expanded) = match sent_before.get(room_id.as_str()) {
+            Some(s) if s.membership == room.membership => {
+                // The stored key is of the state asked for then and the limit then: a change of
+                // the limit alone is no reason to send the state again.
+                let same_state = s.config == key
+                    || s.timeline_limit.is_some_and(|old| config.key_with_limit(old) == s.config);
+                let expanded =
+                    s.timeline_limit.is_some_and(|old| limit > old.min(limits::TIMELINE_LIMIT_MAX));
+                (if same_state { Send::Incremental } else { Send::StateAgain }, expanded)
+            }
+            _ => (Send::Initial, false),
+        };
+        if send != Send::Incremental || expanded {
             if fresh >= limits::FRESH_ROOMS_PER_RESPONSE_MAX {
-                // Forgotten, like `Plan::defer`: the next response sends it whole (a kept record
+                // Like `Plan::defer`: the next response sends it whole (a record kept as it was
                 // would make it `StateAgain`, whose timeline starts after this response).
+                if let Some(s) = sent_before.get(room_id.as_str()) {
+                    out.sent.push(SentRoom { membership: DEFERRED.to_owned(), ..(*s).clone() });
+                }
                 out.deferred += 1;
                 continue;
             }
@@ -271,12 +329,15 @@ pub fn plan(
             room_id: room_id.clone(),
             membership: room.membership.clone(),
             config: key,
+            timeline_limit: Some(limit),
         });
         out.order.push(room_id.clone());
         out.rooms.insert(
             room_id.clone(),
             PlannedRoom {
                 send,
+                expanded,
+                had: sent_before.contains_key(room_id.as_str()),
                 membership: room.membership.clone(),
                 config: config.clone(),
                 bump_stamp: room.bump_stamp,
@@ -289,6 +350,8 @@ pub fn plan(
                 room_id.clone(),
                 PlannedRoom {
                     send: Send::Left,
+                    expanded: false,
+                    had: true,
                     membership: membership.clone(),
                     config: RoomConfig {
                         required_state: vec![],
@@ -351,12 +414,47 @@ mod tests {
         let first = plan(&rooms, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &[]);
         let again = plan(&rooms, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &first.sent);
         assert!(again.rooms.values().all(|r| r.send == Send::Incremental));
-        let more = plan(&rooms, &[], &lists(list(0, 9, 5)), &BTreeMap::new(), &first.sent);
-        assert!(more.rooms.values().all(|r| r.send == Send::StateAgain));
+        let mut other_state = list(0, 9, 1);
+        other_state.config.required_state.push(("m.room.topic".into(), "".into()));
+        let more = plan(&rooms, &[], &lists(other_state), &BTreeMap::new(), &first.sent);
+        assert!(more.rooms.values().all(|r| r.send == Send::StateAgain && !r.expanded));
         let joined = [room("!a", "join", 5), room("!b", "join", 10)];
         let p = plan(&joined, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &first.sent);
         assert_eq!(p.rooms["!b"].send, Send::Initial);
         assert_eq!(p.rooms["!a"].send, Send::Incremental);
+    }
+
+    #[test]
+    fn a_larger_timeline_limit_expands_the_timeline_without_sending_the_state_again() {
+        let rooms = [room("!a", "join", 5), room("!b", "join", 9)];
+        let first = plan(&rooms, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &[]);
+        assert!(first.sent.iter().all(|s| s.timeline_limit == Some(1)));
+        // A subscription raises one room's limit: that room expands, the other stays as it was.
+        let subs: BTreeMap<String, RoomConfig> = [("!a".to_owned(), list(0, 0, 20).config)].into();
+        let p = plan(&rooms, &[], &lists(list(0, 9, 1)), &subs, &first.sent);
+        assert_eq!((p.rooms["!a"].send, p.rooms["!a"].expanded), (Send::Incremental, true));
+        assert_eq!((p.rooms["!b"].send, p.rooms["!b"].expanded), (Send::Incremental, false));
+        let a = p.sent.iter().find(|s| s.room_id == "!a").unwrap();
+        assert_eq!(a.timeline_limit, Some(20));
+        // Once sent with 20, asking for 20 again is plain incremental; 10 too (fewer is no news).
+        let again = plan(&rooms, &[], &lists(list(0, 9, 1)), &subs, &p.sent);
+        assert!(!again.rooms["!a"].expanded && again.rooms["!a"].send == Send::Incremental);
+        let fewer = plan(&rooms, &[], &lists(list(0, 9, 10)), &BTreeMap::new(), &p.sent);
+        assert_eq!((fewer.rooms["!a"].send, fewer.rooms["!a"].expanded), (Send::Incremental, false));
+        // Beyond the server's cap nothing more comes, so nothing expands.
+        let capped = plan(&rooms, &[], &lists(list(0, 9, limits::TIMELINE_LIMIT_MAX)), &BTreeMap::new(), &[]);
+        let over = plan(&rooms, &[], &lists(list(0, 9, 1_000)), &BTreeMap::new(), &capped.sent);
+        assert!(over.rooms.values().all(|r| !r.expanded));
+        // Records from before timeline limits were kept: the state again, never "expanded".
+        let old: Vec<SentRoom> =
+            first.sent.iter().map(|s| SentRoom { timeline_limit: None, ..s.clone() }).collect();
+        let p = plan(&rooms, &[], &lists(list(0, 9, 20)), &BTreeMap::new(), &old);
+        assert!(p.rooms.values().all(|r| r.send == Send::StateAgain && !r.expanded));
+        // A changed state and a larger limit together: both.
+        let mut both = list(0, 9, 20);
+        both.config.required_state.push(("m.room.topic".into(), "".into()));
+        let p = plan(&rooms, &[], &lists(both), &BTreeMap::new(), &first.sent);
+        assert!(p.rooms.values().all(|r| r.send == Send::StateAgain && r.expanded));
     }
 
     #[test]
@@ -398,7 +496,7 @@ mod tests {
     }
 
     #[test]
-    fn deferred_rooms_are_forgotten_and_sent_whole_next_time() {
+    fn deferred_rooms_are_sent_whole_next_time_and_their_departures_told() {
         let rooms = [room("!a", "join", 5), room("!b", "join", 9)];
         let first = plan(&rooms, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &[]);
         assert_eq!(first.order, ["!b", "!a"], "filled in list order");
@@ -407,16 +505,31 @@ mod tests {
         again.defer("!a");
         assert_eq!(again.deferred, 1);
         assert!(!again.rooms.contains_key("!a") && again.order == ["!b"]);
-        assert!(again.sent.iter().all(|s| s.room_id != "!a"));
+        // The client had it: kept as deferred (not forgotten), so a departure is still told.
+        assert!(again.sent.iter().any(|s| s.room_id == "!a" && s.membership == DEFERRED));
         let next = plan(&rooms, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &again.sent);
         assert_eq!(next.rooms["!a"].send, Send::Initial);
         assert_eq!(next.rooms["!b"].send, Send::Incremental);
+        let left = plan(
+            &rooms[1..],
+            &[("!a".into(), "leave".into())],
+            &lists(list(0, 9, 1)),
+            &BTreeMap::new(),
+            &again.sent,
+        );
+        assert_eq!(left.rooms["!a"].send, Send::Left);
+        // A room the client never had is forgotten when deferred.
+        let mut fresh = plan(&rooms, &[], &lists(list(0, 9, 1)), &BTreeMap::new(), &[]);
+        fresh.defer("!a");
+        assert!(fresh.sent.iter().all(|s| s.room_id != "!a"));
         // A changed configuration deferred by the fresh-room limit is not kept either.
-        let more = plan(&rooms, &[], &lists(list(0, 9, 5)), &BTreeMap::new(), &first.sent);
+        let mut other_state = list(0, 9, 1);
+        other_state.config.required_state.push(("m.room.topic".into(), "".into()));
+        let more = plan(&rooms, &[], &lists(other_state.clone()), &BTreeMap::new(), &first.sent);
         assert_eq!(more.rooms["!a"].send, Send::StateAgain);
         let mut more = more;
         more.defer("!a");
-        let next = plan(&rooms, &[], &lists(list(0, 9, 5)), &BTreeMap::new(), &more.sent);
+        let next = plan(&rooms, &[], &lists(other_state), &BTreeMap::new(), &more.sent);
         assert_eq!(next.rooms["!a"].send, Send::Initial);
         // Departures are not deferred.
         let mut gone = plan(

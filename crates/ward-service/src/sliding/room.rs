@@ -79,6 +79,19 @@ pub fn window(read_count: usize, visible: Vec<StoredEvent>, limit: usize, since:
     }
 }
 
+/// A room's state entries matched only by a wildcard (`["*", "*"]`, `[type, "*"]`), as
+/// `(type, event ID)`, cut to `max`: the room's own state (name, topic, power levels, …) before
+/// its members, otherwise in the given order. Entries named without a wildcard are not passed
+/// here and never cut.
+pub fn cap_wildcard_state(mut matched: Vec<(String, String)>, max: usize) -> Vec<String> {
+    if matched.len() > max {
+        // Stable: members keep their order behind everything else.
+        matched.sort_by_key(|(kind, _)| kind == "m.room.member");
+        matched.truncate(max);
+    }
+    matched.into_iter().map(|(_, id)| id).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,11 +108,33 @@ mod tests {
     }
 
     fn sent(room: &str) -> SentRoom {
-        SentRoom { room_id: room.into(), membership: "join".into(), config: "1".into() }
+        SentRoom {
+            room_id: room.into(),
+            membership: "join".into(),
+            config: "1".into(),
+            timeline_limit: Some(1),
+        }
     }
 
     fn ids(ms: &[&Membership]) -> Vec<String> {
         ms.iter().map(|m| m.room_id.clone()).collect()
+    }
+
+    #[test]
+    fn wildcard_state_is_cut_members_last() {
+        let entry = |k: &str, i: usize| (k.to_owned(), format!("${k}{i}"));
+        let mut matched: Vec<(String, String)> = (0..5).map(|i| entry("m.room.member", i)).collect();
+        matched.push(entry("m.room.name", 0));
+        matched.push(entry("m.room.topic", 0));
+        // Under the cap nothing changes, not even the order.
+        let all: Vec<String> = matched.iter().map(|(_, id)| id.clone()).collect();
+        assert_eq!(cap_wildcard_state(matched.clone(), 7), all);
+        // Over it: the room's own state first, then members in their order.
+        assert_eq!(
+            cap_wildcard_state(matched.clone(), 4),
+            ["$m.room.name0", "$m.room.topic0", "$m.room.member0", "$m.room.member1"]
+        );
+        assert!(cap_wildcard_state(matched, 0).is_empty());
     }
 
     #[test]

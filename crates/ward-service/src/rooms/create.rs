@@ -318,7 +318,7 @@ impl Services {
             };
             let new_events = pdus.iter().map(|p| new_event(p, None)).collect();
             // Held until the notifier recorded the room (dropped with this iteration on error).
-            let write = self.notifier.room_write();
+            let write = self.notifier.room_write(room_id.as_str());
             match self.store.create_room(room, new_events).await {
                 Ok(p) => break (room_id, p, write),
                 Err(StoreError::Conflict(what)) if alias.as_deref() == Some(what.as_str()) => {
@@ -336,7 +336,7 @@ impl Services {
             self.notifier.member_changed(room_id.as_str(), *p);
             self.notifier.room_changed(room_id.as_str(), *p, false);
         }
-        drop(write);
+        write.recorded();
         Ok(room_id)
     }
 }

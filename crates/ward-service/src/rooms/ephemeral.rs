@@ -107,14 +107,34 @@ pub struct Notifier {
 }
 
 /// A room write under way (see [`Notifier::room_write`]); dropping it lets the stream position
-/// syncs see move on.
+/// syncs see move on. Dropped without [`RoomWrite::recorded`] — the write failed, or the request
+/// was cancelled while the store was committing it, so its position never reached the notifier —
+/// the room counts as changed for every sync from then on (until restart): a few needless reads
+/// rather than an event no sync ever delivers.
 pub struct RoomWrite<'a> {
     notifier: &'a Notifier,
     id: u64,
+    room_id: String,
+    recorded: bool,
+}
+
+impl RoomWrite<'_> {
+    /// The store's answer is in and the notifier has recorded what it changed (if anything).
+    pub fn recorded(mut self) {
+        self.recorded = true;
+    }
 }
 
 impl Drop for RoomWrite<'_> {
     fn drop(&mut self) {
+        if !self.recorded {
+            let mut rooms = self.notifier.rooms();
+            let entry = rooms.entry(&self.room_id, 0, || (0, 0));
+            *entry = (u64::MAX, u64::MAX);
+            drop(rooms);
+            let mut members = self.notifier.members();
+            *members.entry(&self.room_id, 0, || 0) = u64::MAX;
+        }
         let mut w = self.notifier.writes();
         w.under_way.remove(&self.id);
         self.notifier.publish(&w);
@@ -145,12 +165,12 @@ impl Notifier {
     /// Announces a write of room events or receipts, to be held until the notifier has recorded
     /// it ([`Self::room_changed`]) or the write failed. Every write whose room
     /// [`Self::room_changes_after`] answers for must hold one.
-    pub fn room_write(&self) -> RoomWrite<'_> {
+    pub fn room_write(&self, room_id: &str) -> RoomWrite<'_> {
         let mut w = self.writes();
         w.next_id += 1;
         let (id, newest) = (w.next_id, w.newest);
         w.under_way.insert(id, newest);
-        RoomWrite { notifier: self, id }
+        RoomWrite { notifier: self, id, room_id: room_id.to_owned(), recorded: false }
     }
 
     /// Sets the position syncs see: the newest one announced, but not past any write under way.
@@ -413,12 +433,12 @@ impl Services {
             ts: now_ms(),
             stream_pos: 0,
         };
-        let write = self.notifier.room_write();
+        let write = self.notifier.room_write(room_id.as_str());
         if let Some(pos) = self.store.set_receipt(receipt).await? {
             self.forget_unread(&authed.user_id, Some(room_id.as_str()));
             self.notifier.room_changed(room_id.as_str(), pos, true);
         }
-        drop(write);
+        write.recorded();
         Ok(())
     }
 
@@ -707,24 +727,30 @@ mod tests {
     #[test]
     fn a_write_under_way_holds_back_the_position_syncs_see() {
         let n = Notifier::new(10);
-        let a = n.room_write(); // will commit at 11
-        let b = n.room_write(); // will commit at 12
+        let a = n.room_write("!a:x"); // will commit at 11
+        let b = n.room_write("!b:x"); // will commit at 12
         // b is recorded first (both committed in one group; tasks run in any order).
         n.room_changed("!b:x", 12, false);
-        drop(b);
+        b.recorded();
         // A sync must not take 12 while a's room is not recorded: it would skip a's event.
         assert_eq!(n.positions().stream, 10);
         n.room_changed("!a:x", 11, false);
-        drop(a);
+        a.recorded();
         assert_eq!(n.positions().stream, 12);
         // Other announcements go through at once when no write is under way.
         n.advance_stream(13);
         assert_eq!(n.positions().stream, 13);
-        // A write that fails releases the position too.
-        let c = n.room_write();
+        // A write that fails (or whose request is cancelled while the store commits) releases
+        // the position too, and its room counts as changed from then on.
+        let c = n.room_write("!c:x");
         n.advance_stream(14);
         assert_eq!(n.positions().stream, 13);
+        assert_eq!(n.room_changes_after("!c:x", 14), (false, false));
         drop(c);
         assert_eq!(n.positions().stream, 14);
+        assert_eq!(n.room_changes_after("!c:x", 1_000), (true, true));
+        assert!(n.members_changed_after(Some("!c:x"), 1_000));
+        n.room_changed("!c:x", 15, false);
+        assert_eq!(n.room_changes_after("!c:x", 1_000), (true, true));
     }
 }

@@ -206,7 +206,7 @@ impl Services {
         if let Some(old) = replaced {
             event.json = with_replaced_state(&pdu, &old);
         }
-        let write = self.notifier.room_write();
+        let write = self.notifier.room_write(room_id.as_str());
         let pos = self.store.append_events(room_id.as_str(), vec![event]).await?;
         if pdu.kind == TimelineEventType::RoomMember
             && let Some(member) = &pdu.state_key
@@ -219,7 +219,7 @@ impl Services {
             }
             self.notifier.room_changed(room_id.as_str(), *p, false);
         }
-        drop(write);
+        write.recorded();
         Ok(pdu)
     }
 

@@ -10,7 +10,7 @@
 //! run's shared epoch), so that a receiver in the same process can count what is missing and
 //! how long each packet took, on one clock.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -90,6 +90,8 @@ pub struct Spec {
     pub publish: bool,
     pub bitrate_bps: u64,
     pub packet_bytes: usize,
+    /// Packets leave at this many times `bitrate_bps` (0: a frame's packets leave at once).
+    pub pacing_factor: f64,
 }
 
 /// What a client saw; only packets sent inside the measurement window count.
@@ -193,6 +195,20 @@ struct Publishing {
     next_frame: Instant,
     next_keyframe: Instant,
     keyframe_requested: bool,
+    /// Packets of frames made but not sent yet (the pacer's queue), oldest first.
+    queue: VecDeque<QueuedPacket>,
+    /// When the pacer lets the next packet go.
+    next_packet: Instant,
+}
+
+/// A packet the pacer holds; its payload is made when it leaves, so that the send time written
+/// into it is the time it left.
+struct QueuedPacket {
+    len: usize,
+    first: bool,
+    last: bool,
+    keyframe: bool,
+    ts: u32,
 }
 
 fn signal(message: Req) -> Message {
@@ -258,6 +274,8 @@ pub async fn run(spec: Spec, shared: Arc<Shared>, mut stop: watch::Receiver<bool
             next_frame: now,
             next_keyframe: now,
             keyframe_requested: false,
+            queue: VecDeque::new(),
+            next_packet: now,
         });
     }
     let frame_interval = Duration::from_secs(1) / FPS;
@@ -270,6 +288,9 @@ pub async fn run(spec: Spec, shared: Arc<Shared>, mut stop: watch::Receiver<bool
             && p.pending.is_none()
         {
             wake = wake.min(p.next_frame);
+            if !p.queue.is_empty() {
+                wake = wake.min(p.next_packet);
+            }
         }
         tokio::select! {
             biased;
@@ -337,14 +358,16 @@ pub async fn run(spec: Spec, shared: Arc<Shared>, mut stop: watch::Receiver<bool
                 on_publisher_events(&mut publishing, events.drain(..));
                 if let Some(p) = &mut publishing
                     && p.pending.is_none()
-                    && p.next_frame <= now
                 {
-                    write_frame(&spec, &shared, p, &mut publisher, &mut report, frame_bytes, payload_max, now);
-                    p.next_frame += frame_interval;
-                    // Late by more than a frame (the machine is busy): skip, do not burst.
-                    if p.next_frame + frame_interval < now {
-                        p.next_frame = now + frame_interval;
+                    if p.next_frame <= now {
+                        make_frame(p, &publisher, frame_bytes, payload_max, now);
+                        p.next_frame += frame_interval;
+                        // Late by more than a frame (the machine is busy): skip, do not burst.
+                        if p.next_frame + frame_interval < now {
+                            p.next_frame = now + frame_interval;
+                        }
                     }
+                    send_paced(&spec, &shared, p, &mut publisher, &mut report, now);
                 }
             }
         }
@@ -385,25 +408,11 @@ fn on_rtp(shared: &Shared, report: &mut Report, seen: &mut HashMap<u32, ()>, at:
     report.latency_us.push(u32::try_from(latency_ns / 1000).unwrap_or(u32::MAX));
 }
 
-/// Writes one frame, packet by packet; each packet goes out before the next is made, so the
-/// send time in it is the time it left.
-#[allow(clippy::too_many_arguments)]
-fn write_frame(
-    spec: &Spec,
-    shared: &Shared,
-    p: &mut Publishing,
-    peer: &mut Peer,
-    report: &mut Report,
-    frame_bytes: usize,
-    payload_max: usize,
-    now: Instant,
-) {
+/// Cuts one frame into packets for the pacer's queue.
+fn make_frame(p: &mut Publishing, peer: &Peer, frame_bytes: usize, payload_max: usize, now: Instant) {
     if !peer.rtc.is_connected() {
         return;
     }
-    let Some(pt) = peer.rtc.codec_config().find(|c| c.spec().codec == Codec::Vp8).map(|c| c.pt()) else {
-        return;
-    };
     let keyframe = p.keyframe_requested || now >= p.next_keyframe;
     if keyframe {
         p.keyframe_requested = false;
@@ -412,25 +421,55 @@ fn write_frame(
     let size = if keyframe { frame_bytes * KEYFRAME_FACTOR } else { frame_bytes };
     let count = size.div_ceil(payload_max).max(1);
     let len = size.div_ceil(count).max(HEADER_BYTES);
-    let mut events = Vec::new();
+    if p.queue.is_empty() {
+        p.next_packet = p.next_packet.max(now);
+    }
     for index in 0..count {
+        p.queue.push_back(QueuedPacket {
+            len,
+            first: index == 0,
+            last: index + 1 == count,
+            keyframe,
+            ts: p.ts,
+        });
+    }
+    p.ts = p.ts.wrapping_add(90_000 / FPS);
+}
+
+/// Sends the queued packets whose time has come: each one holds the next back by its size at
+/// `pacing_factor` × the bitrate (or none, without pacing); each goes out before the next is
+/// made, so the send time in it is the time it left.
+fn send_paced(
+    spec: &Spec,
+    shared: &Shared,
+    p: &mut Publishing,
+    peer: &mut Peer,
+    report: &mut Report,
+    now: Instant,
+) {
+    let Some(pt) = peer.rtc.codec_config().find(|c| c.spec().codec == Codec::Vp8).map(|c| c.pt()) else {
+        return;
+    };
+    let pacing_bps = spec.bitrate_bps as f64 * spec.pacing_factor;
+    let mut events = Vec::new();
+    while p.next_packet <= now
+        && let Some(q) = p.queue.pop_front()
+    {
         let sent_at = Instant::now();
         let sent_ns = shared.ns(sent_at);
-        let mut payload = Vec::with_capacity(len);
+        let mut payload = Vec::with_capacity(q.len);
         // VP8 payload descriptor: S bit on a frame's first packet, partition 0; then the VP8
         // payload header, whose P bit (bit 0) is clear on keyframes.
-        payload.push(if index == 0 { 0x10 } else { 0x00 });
-        payload.push(if index == 0 && keyframe { 0x00 } else { 0x01 });
+        payload.push(if q.first { 0x10 } else { 0x00 });
+        payload.push(if q.first && q.keyframe { 0x00 } else { 0x01 });
         payload.extend_from_slice(&MAGIC);
         payload.extend_from_slice(&spec.number.to_be_bytes());
         payload.extend_from_slice(&p.counter.to_be_bytes());
         payload.extend_from_slice(&sent_ns.to_be_bytes());
-        payload.resize(len, 0xEE);
+        payload.resize(q.len, 0xEE);
         let mut api = peer.rtc.direct_api();
         let Some(tx) = api.stream_tx_by_mid(p.mid, None) else { return };
-        tx.write_rtp(
-            RtpWrite::new(pt, p.seq.into(), p.ts, sent_at, payload).marker(index + 1 == count).nackable(true),
-        );
+        tx.write_rtp(RtpWrite::new(pt, p.seq.into(), q.ts, sent_at, payload).marker(q.last).nackable(true));
         if shared.in_window(sent_ns) {
             report.sent += 1;
         }
@@ -438,8 +477,10 @@ fn write_frame(
         p.counter += 1;
         peer.woken = sent_at;
         peer.poll(&mut events, &mut report.send_drops);
+        if pacing_bps > 0.0 {
+            p.next_packet += Duration::from_secs_f64((q.len * 8) as f64 / pacing_bps);
+        }
     }
-    p.ts = p.ts.wrapping_add(90_000 / FPS);
     if events.iter().any(|e| matches!(e, Event::KeyframeRequest(_))) {
         p.keyframe_requested = true;
     }

@@ -61,6 +61,11 @@ struct Args {
     /// Largest RTP payload; frames are split into packets of at most this size.
     #[arg(long, default_value_t = 1_200)]
     packet_bytes: usize,
+    /// Publishers pace their packets at this many times the stream's bitrate, as browsers do
+    /// (libwebrtc's pacing factor is 2.5), so a frame's packets are spread out instead of
+    /// leaving in one burst; 0 sends each frame as one burst.
+    #[arg(long, default_value_t = 2.5)]
+    pacing_factor: f64,
     /// Seconds of media before measuring.
     #[arg(long, default_value_t = 3)]
     warmup_s: u64,
@@ -297,6 +302,7 @@ async fn scenario(args: &Args, server: &Server, kind: Kind, n: usize, run: usize
             publish,
             bitrate_bps: args.bitrate_kbps * 1000,
             packet_bytes: args.packet_bytes,
+            pacing_factor: args.pacing_factor,
         };
         handles.push(tokio::spawn(client::run(spec, shared.clone(), stop_rx.clone())));
         // Joins are cheap, but a burst of DTLS handshakes on two cores is not.
@@ -494,11 +500,16 @@ fn main() -> std::process::ExitCode {
     };
     println!("ward-rtc-bench: {}", machine());
     println!(
-        "server pid {} at {}; {} kbit/s per stream, payloads ≤ {} B, warm-up {} s, measured {} s{}",
+        "server pid {} at {}; {} kbit/s per stream, payloads ≤ {} B, {}, warm-up {} s, measured {} s{}",
         server.pid,
         server.http,
         args.bitrate_kbps,
         args.packet_bytes,
+        if args.pacing_factor > 0.0 {
+            format!("publishers paced at {}× the bitrate", args.pacing_factor)
+        } else {
+            "frames sent in bursts".to_owned()
+        },
         args.warmup_s,
         args.duration_s,
         if args.pin { ", server pinned to CPU 0" } else { "" }

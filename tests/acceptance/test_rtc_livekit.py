@@ -266,8 +266,9 @@ def test_room_service_api_from_livekit_server_sdk(server):
         lkapi = api.LiveKitAPI(server.url, KEY, SECRET)
         host, guest = rtc.Room(), rtc.Room()
         wh, wg = Watcher(host), Watcher(guest)
-        disconnected = []
+        disconnected, host_disconnected = [], []
         guest.on("disconnected", lambda reason: disconnected.append(reason))
+        host.on("disconnected", lambda reason: host_disconnected.append(reason))
         try:
             created = await lkapi.room.create_room(api.CreateRoomRequest(name=room, max_participants=5))
             assert created.name == room and created.sid.startswith("RM_") and created.max_participants == 5
@@ -303,6 +304,8 @@ def test_room_service_api_from_livekit_server_sdk(server):
             # Remove the guest: it is disconnected, the host sees it leave.
             await lkapi.room.remove_participant(api.RoomParticipantIdentity(room=room, identity="guest"))
             await until(lambda: disconnected and "guest" in wh.left, what="the guest removed")
+            # The SDK is told why: the leave message comes before the connection closes.
+            assert disconnected == [rtc.DisconnectReason.PARTICIPANT_REMOVED], disconnected
             with pytest.raises(api.TwirpError) as missing:
                 await lkapi.room.get_participant(api.RoomParticipantIdentity(room=room, identity="guest"))
             assert missing.value.code == "not_found"
@@ -319,6 +322,8 @@ def test_room_service_api_from_livekit_server_sdk(server):
             # Ending the room disconnects the host too.
             await lkapi.room.delete_room(api.DeleteRoomRequest(room=room))
             await until(lambda: host.connection_state == rtc.ConnectionState.CONN_DISCONNECTED, what="host disconnected")
+            await until(lambda: host_disconnected, what="the host's disconnected event")
+            assert host_disconnected == [rtc.DisconnectReason.ROOM_DELETED], host_disconnected
             assert (await lkapi.room.list_rooms(api.ListRoomsRequest(names=[room]))).rooms == []
             feeding.cancel()
         finally:

@@ -618,6 +618,22 @@ def test_a_running_consultation_admits_only_its_holders(ward_factory):
         assert "consultation is in progress" in body["error"] and "hand it over" in body["error"], body
     doc_token = anna.ok("POST", join)
     anna.ok("POST", join)
+    # Nor can another moderator change the running call: end it, remove or mute the patient,
+    # lock it or set a PIN, admit someone else. Seeing the lobby and making links stay open.
+    patient_identity = patient.ok("GET", f"/meetings/{consultation}/knock/{knock['knock_id']}",
+                                  auth=knock["knock_secret"])["identity"]
+    for method, path, body in [
+        ("POST", f"/meetings/{consultation}/end", None),
+        ("POST", f"/meetings/{consultation}/participants/{patient_identity}/remove", None),
+        ("POST", f"/meetings/{consultation}/participants/{patient_identity}/mute", {"track_sid": "TR_x"}),
+        ("PUT", f"/meetings/{consultation}/lock", {"locked": True}),
+        ("PUT", f"/meetings/{consultation}/pin", {"pin": "4711"}),
+        ("POST", f"/meetings/{consultation}/lobby/{knock['knock_id']}/admit", None),
+    ]:
+        refused = expect(carla.call(method, path, body), 403, "M_FORBIDDEN")
+        assert "only the doctor in it" in refused["error"], (path, refused)
+    carla.ok("GET", f"/meetings/{consultation}/lobby")
+    carla.ok("POST", f"/meetings/{consultation}/patient-links", {"expires_in_ms": 3_600_000})
 
     async def gate():
         # The SFU asks the same question: bruno's token from before the session no longer

@@ -12,7 +12,9 @@
 //! - `POST /meetings/{id}/join` → `{token, ws_url_path: "/rtc", identity, room, role}` (moderators;
 //!   in a consultation while a patient is admitted, only the session's holders — the moderator
 //!   who admitted the patient and the colleague it was handed over to — others get 403
-//!   `M_FORBIDDEN` "a consultation is in progress; …". The SFU's join gate applies the same rule.)
+//!   `M_FORBIDDEN` "a consultation is in progress; …". The SFU's join gate applies the same rule.
+//!   While such a session runs, admit, lock, PIN, remove, mute and end below are the holders'
+//!   alone too: 403 `M_FORBIDDEN` for other moderators.)
 //!
 //! Public (no auth):
 //! - `GET /meetings/{id}` → `{kind, title, locked, pin_required, ended: false}` (404 unknown or ended)

@@ -561,6 +561,22 @@ impl Services {
         Ok(meeting)
     }
 
+    /// A moderator's action that changes the running call (admit, lock, PIN, remove, mute,
+    /// end): in a consultation with a session running only its holders may take it, so that
+    /// nobody else disturbs the session (the words); others still see the lobby,
+    /// reject people waiting and make patient links.
+    async fn session_action(&self, authed: &Authed, meeting_id: &str) -> Result<Meeting> {
+        let meeting = self.moderated_meeting(authed, meeting_id).await?;
+        if let Some(session) = self.consultation_session(&meeting).await?
+            && !session.held_by(&authed.user_id)
+        {
+            return Err(Error::Forbidden(
+                "a consultation is in progress; only the doctor in it can do this".into(),
+            ));
+        }
+        Ok(meeting)
+    }
+
     fn mint(
         &self,
         meeting: &Meeting,
@@ -1083,7 +1099,11 @@ impl Services {
     }
 
     async fn decide(&self, authed: &Authed, meeting_id: &str, knock_id: &str, to: KnockStatus) -> Result<()> {
-        let meeting = self.moderated_meeting(authed, meeting_id).await?;
+        let meeting = if to == KnockStatus::Admitted {
+            self.session_action(authed, meeting_id).await?
+        } else {
+            self.moderated_meeting(authed, meeting_id).await?
+        };
         let knock = match self.store.knock(knock_id).await? {
             Some(k) if k.meeting_id == meeting.meeting_id => k,
             _ => return Err(Error::NotFound("nobody with this knock is in the lobby".into())),
@@ -1184,7 +1204,7 @@ impl Services {
 
     /// `PUT /meetings/{id}/lock`.
     pub async fn set_meeting_locked(&self, authed: &Authed, meeting_id: &str, locked: bool) -> Result<()> {
-        self.moderated_meeting(authed, meeting_id).await?;
+        self.session_action(authed, meeting_id).await?;
         if !self.store.set_meeting_locked(meeting_id, locked, now_ms()).await? {
             return Err(not_found());
         }
@@ -1193,7 +1213,7 @@ impl Services {
 
     /// `PUT /meetings/{id}/pin`: sets (hashed) or clears the PIN guests must give.
     pub async fn set_meeting_pin(&self, authed: &Authed, meeting_id: &str, pin: Option<&str>) -> Result<()> {
-        self.moderated_meeting(authed, meeting_id).await?;
+        self.session_action(authed, meeting_id).await?;
         let hash = match pin {
             Some(pin) => {
                 check_pin(pin)?;
@@ -1216,7 +1236,7 @@ impl Services {
         meeting_id: &str,
         identity: &str,
     ) -> Result<()> {
-        self.moderated_meeting(authed, meeting_id).await?;
+        self.session_action(authed, meeting_id).await?;
         let mut known = false;
         if let Some(knock) = self.store.knock_by_identity(meeting_id, identity).await? {
             let update = self
@@ -1252,7 +1272,7 @@ impl Services {
         identity: &str,
         track_sid: &str,
     ) -> Result<()> {
-        self.moderated_meeting(authed, meeting_id).await?;
+        self.session_action(authed, meeting_id).await?;
         self.conferencing()?
             .mute_track(&room_of(meeting_id), identity, track_sid)
             .await
@@ -1262,7 +1282,7 @@ impl Services {
     /// `POST /meetings/{id}/end`: everyone is disconnected, every knock closed, every patient
     /// link used up; the meeting's link stops working.
     pub async fn end_meeting(&self, authed: &Authed, meeting_id: &str) -> Result<()> {
-        self.moderated_meeting(authed, meeting_id).await?;
+        self.session_action(authed, meeting_id).await?;
         self.finish_meeting(meeting_id).await
     }
 

@@ -84,12 +84,14 @@ start_synapse() {
 # `sliding` keeps its connections and measures their first requests after a restart of the
 # server (same data directory and port): `ward-bench sliding-resume`.
 state_args() { if [ "$scenario" = sliding ]; then echo "--state-out $out/$1-state.json"; fi; }
+# resume NAME LABEL START_FUNCTION PID_VARIABLE: restarts the server, then measures.
 resume() {
-    local name=$1 label=$2 pid=$3
-    if [ "$scenario" = sliding ]; then
-        "$target/ward-bench" sliding-resume --url "http://127.0.0.1:$port" --label "$label" \
-            --state "$out/$name-state.json" --out "$out/$name-resume.json"
-    fi
+    local name=$1 label=$2 start=$3 pid_var=$4
+    [ "$scenario" = sliding ] || return 0
+    stop "${!pid_var}"
+    "$start"
+    "$target/ward-bench" sliding-resume --url "http://127.0.0.1:$port" --label "$label" \
+        --state "$out/$name-state.json" --out "$out/$name-resume.json"
 }
 
 echo "==> Ward" >&2
@@ -98,11 +100,7 @@ mkdir -p "$work/ward"
 start_ward
 # shellcheck disable=SC2046
 bench "$target/ward-bench" "$scenario" --url "http://127.0.0.1:$port" --label Ward --pid "$ward_pid" --out "$out/ward.json" $(state_args ward) "$@"
-if [ "$scenario" = sliding ]; then
-    stop "$ward_pid"
-    start_ward
-    resume ward Ward "$ward_pid"
-fi
+resume ward Ward start_ward ward_pid
 stop "$ward_pid"
 
 echo "==> Synapse" >&2
@@ -112,11 +110,7 @@ config_args=$("$synapse_venv/bin/python" scripts/synapse_config.py "$work/synaps
 start_synapse
 # shellcheck disable=SC2046
 bench "$target/ward-bench" "$scenario" --url "http://127.0.0.1:$port" --label Synapse --pid "$synapse_pid" --out "$out/synapse.json" $(state_args synapse) "$@"
-if [ "$scenario" = sliding ]; then
-    stop "$synapse_pid"
-    start_synapse
-    resume synapse Synapse "$synapse_pid"
-fi
+resume synapse Synapse start_synapse synapse_pid
 stop "$synapse_pid"
 
 synapse_version=$("$synapse_venv/bin/python" -c 'import synapse; print(synapse.__version__)')

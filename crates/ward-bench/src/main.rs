@@ -764,64 +764,38 @@ fn print_table(runs: &[&Value]) {
     }
 }
 
+/// A scenario's end: its figures written to `--out` (if given) as JSON, and the exit code.
+fn finish(result: Result<Value, String>, out: Option<PathBuf>) -> std::process::ExitCode {
+    let v = match result {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("ward-bench: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    if let Some(path) = out
+        && let Err(e) = std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap_or_default())
+    {
+        eprintln!("ward-bench: cannot write {}: {e}", path.display());
+        return std::process::ExitCode::FAILURE;
+    }
+    std::process::ExitCode::SUCCESS
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     match Cli::parse().command {
         Command::Run(args) => {
             let out = args.out.clone();
-            match run(args).await {
-                Ok(v) => {
-                    print_table(&[&v]);
-                    if let Some(path) = out
-                        && let Err(e) =
-                            std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap_or_default())
-                    {
-                        eprintln!("ward-bench: cannot write {}: {e}", path.display());
-                        return std::process::ExitCode::FAILURE;
-                    }
-                    std::process::ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("ward-bench: {e}");
-                    std::process::ExitCode::FAILURE
-                }
-            }
+            finish(run(args).await.inspect(|v| print_table(&[v])), out)
         }
         Command::Sliding(args) => {
             let out = args.out.clone();
-            match sliding(args).await {
-                Ok(v) => {
-                    if let Some(path) = out
-                        && let Err(e) = std::fs::write(&path, v.to_string())
-                    {
-                        eprintln!("ward-bench: cannot write {}: {e}", path.display());
-                        return std::process::ExitCode::FAILURE;
-                    }
-                    std::process::ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("ward-bench: {e}");
-                    std::process::ExitCode::FAILURE
-                }
-            }
+            finish(sliding(args).await, out)
         }
         Command::SlidingResume(args) => {
             let out = args.out.clone();
-            match sliding_resume(args).await {
-                Ok(v) => {
-                    if let Some(path) = out
-                        && let Err(e) = std::fs::write(&path, v.to_string())
-                    {
-                        eprintln!("ward-bench: cannot write {}: {e}", path.display());
-                        return std::process::ExitCode::FAILURE;
-                    }
-                    std::process::ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("ward-bench: {e}");
-                    std::process::ExitCode::FAILURE
-                }
-            }
+            finish(sliding_resume(args).await, out)
         }
         Command::Compare { first, second } => {
             let read = |p: &PathBuf| -> Result<Value, String> {

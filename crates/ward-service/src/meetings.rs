@@ -1109,34 +1109,18 @@ impl Services {
             _ => return Err(Error::NotFound("nobody with this knock is in the lobby".into())),
         };
         let exclusive = meeting.kind == MeetingKind::Consultation;
-        let mut update = self
-            .store
-            .update_knock(
-                &knock.knock_id,
-                &[KnockStatus::Waiting],
-                to,
-                exclusive,
-                Some(&authed.user_id),
-                now_ms(),
-            )
-            .await?;
+        let attempt = || {
+            let by = Some(authed.user_id.as_str());
+            self.store.update_knock(&knock.knock_id, &[KnockStatus::Waiting], to, exclusive, by, now_ms())
+        };
+        let mut update = attempt().await?;
         if update == KnockUpdate::Busy
             && to == KnockStatus::Admitted
             && self.close_departed_sessions(meeting_id, &knock.knock_id).await?
         {
             // The store stays the arbiter: a moderator admitting someone else at the same time
             // may have taken the place meanwhile (then this one is `Busy` again).
-            update = self
-                .store
-                .update_knock(
-                    &knock.knock_id,
-                    &[KnockStatus::Waiting],
-                    to,
-                    exclusive,
-                    Some(&authed.user_id),
-                    now_ms(),
-                )
-                .await?;
+            update = attempt().await?;
         }
         match update {
             KnockUpdate::Done(_) => {

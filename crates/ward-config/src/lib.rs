@@ -37,6 +37,16 @@ pub enum EncryptionDefault {
     Off,
 }
 
+/// Which estimate of a conference participant's downlink picks the video quality it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RtcBandwidthEstimator {
+    /// Ward's own, from loss and round-trip times; packets leave as soon as they are forwarded.
+    Ward,
+    /// str0m's delay-based estimator with its pacer: smoother sending, less throughput.
+    Str0m,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -93,6 +103,7 @@ pub struct Config {
     pub rtc_max_bitrate_bps_per_track: u64,
     pub rtc_empty_room_timeout_ms: u64,
     pub rtc_token_max_ttl_ms: u64,
+    pub rtc_bandwidth_estimator: RtcBandwidthEstimator,
     pub meeting_retention_days: u32,
     /// A guest waiting in a lobby whose page has not asked for this long is dropped from it
     /// (a patient's link works again).
@@ -161,6 +172,7 @@ impl Default for Config {
             rtc_empty_room_timeout_ms: 300_000,
             // LiveKit's SDKs mint tokens for six hours by default.
             rtc_token_max_ttl_ms: 21_600_000,
+            rtc_bandwidth_estimator: RtcBandwidthEstimator::Ward,
             // Anlage 31b BMV-Ä: video consultation metadata is kept three months at most.
             meeting_retention_days: 90,
             meeting_knock_expiry_ms: 120_000,

@@ -111,6 +111,7 @@ mod tests {
             max_bitrate_bps_per_track: 1_000_000,
             empty_room_timeout: Duration::from_secs(60),
             token_max_ttl: Duration::from_secs(3600),
+            bandwidth_estimator: ward_sfu::BandwidthEstimator::Ward,
         }))
     }
 

@@ -36,6 +36,7 @@ pub struct RtcSettings {
     pub empty_room_timeout: Duration,
     /// Longest lifetime of tokens Ward mints itself.
     pub token_max_ttl: Duration,
+    pub bandwidth_estimator: ward_sfu::BandwidthEstimator,
 }
 
 /// Asked before anyone joins or rejoins a room, after their token checked out: lets the
@@ -91,6 +92,7 @@ impl Rtc {
         cfg.max_bitrate_bps_per_track = settings.max_bitrate_bps_per_track;
         cfg.empty_room_timeout_ms =
             u64::try_from(settings.empty_room_timeout.as_millis()).unwrap_or(u64::MAX);
+        cfg.bandwidth_estimator = settings.bandwidth_estimator;
         cfg.id_seed = rand::random();
         cfg.server_version = "1.9.0".into();
         cfg.node_id = format!("ward-{}", env!("CARGO_PKG_VERSION"));

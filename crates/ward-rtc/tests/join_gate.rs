@@ -44,6 +44,7 @@ async fn server(yes: u32) -> (Arc<Rtc>, SocketAddr, Arc<ClosingDoor>) {
         max_bitrate_bps_per_track: 1_000_000,
         empty_room_timeout: Duration::from_secs(60),
         token_max_ttl: Duration::from_secs(600),
+        bandwidth_estimator: ward_sfu::BandwidthEstimator::Ward,
     };
     let rtc = Arc::new(Rtc::start(settings).await.unwrap());
     let door = Arc::new(ClosingDoor { asked: AtomicU32::new(0), yes });

@@ -27,8 +27,9 @@ use str0m::net::{Protocol, Receive, TcpType};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor, Vp8Patch};
 use str0m::{Candidate, Event, Input, Output as RtcOutput, Rtc};
 
+use crate::bwe::{self, Estimator};
 use crate::codec::{VideoCodec, starts_keyframe};
-use crate::config::SfuConfig;
+use crate::config::{BandwidthEstimator, SfuConfig};
 use crate::forward::{
     LayerState, QUALITY_ANY, QUALITY_HIGH, QUALITY_LOW, Rewriter, Vp8Munger, allocate, pick_layer,
     quality_of_rid,
@@ -110,6 +111,8 @@ enum Side {
 
 /// How often str0m reports loss and NACK counts per connection.
 const STATS_INTERVAL_MS: u64 = 2_000;
+/// How often a subscriber connection's statistics feed Ward's bandwidth estimator.
+const ESTIMATOR_REPORT_INTERVAL_MS: u64 = 500;
 /// How often publishers are reminded of the bitrate cap (REMB must be repeated).
 const REMB_INTERVAL_MS: u64 = 1_000;
 /// After the bandwidth forced a subscriber to a lower layer, this long before it goes up again.
@@ -264,7 +267,11 @@ struct Participant {
     pub_channels: HashMap<ChannelId, bool>,
     /// The signalling connection dropped at this time; the participant waits for a resume.
     signal_lost_at: Option<Instant>,
+    /// The subscriber's downlink estimate, from str0m's estimator or Ward's.
     bwe_bps: u64,
+    estimator: Estimator,
+    /// What the subscriber would take with bandwidth to spare (its best layers, with headroom).
+    wanted_bps: u64,
     /// Loudest audio level (dBov) in the current speaker window.
     speech_dbov: Option<f32>,
     speaking: bool,
@@ -447,7 +454,10 @@ impl Sfu {
         s
     }
 
-    fn new_rtc(&self, now: Instant) -> Rtc {
+    fn new_rtc(&self, now: Instant, side: Side) -> Rtc {
+        let str0m_estimates = self.cfg.bandwidth_estimator == BandwidthEstimator::Str0m;
+        let ward_estimates = !str0m_estimates && side == Side::Subscriber;
+        let stats_interval_ms = if ward_estimates { ESTIMATOR_REPORT_INTERVAL_MS } else { STATS_INTERVAL_MS };
         let mut rtc = Rtc::builder()
             .set_ice_lite(true)
             .set_rtp_mode(true)
@@ -455,8 +465,10 @@ impl Sfu {
             .enable_opus(true, false)
             .enable_vp8(true)
             .enable_h264(true)
-            .enable_bwe(Some(Bitrate::bps(INITIAL_BWE_BPS)))
-            .set_stats_interval(Some(Duration::from_millis(STATS_INTERVAL_MS)))
+            // Without an estimator str0m sends without pacing, but still keeps the TWCC record
+            // of what it sent, which Ward's estimator reads through the statistics.
+            .enable_bwe(str0m_estimates.then_some(Bitrate::bps(INITIAL_BWE_BPS)))
+            .set_stats_interval(Some(Duration::from_millis(stats_interval_ms)))
             .build(now);
         match Candidate::host(self.cfg.public_addr, "udp") {
             Ok(c) => {
@@ -542,8 +554,8 @@ impl Sfu {
             joined_unix_ms: self.unix_ms(now),
             version: 1,
             options,
-            publisher: self.new_rtc(now),
-            subscriber: self.new_rtc(now),
+            publisher: self.new_rtc(now, Side::Publisher),
+            subscriber: self.new_rtc(now, Side::Subscriber),
             pub_deadline: now,
             sub_deadline: now,
             tracks: Vec::new(),
@@ -563,6 +575,8 @@ impl Sfu {
             pub_channels: HashMap::new(),
             signal_lost_at: None,
             bwe_bps: INITIAL_BWE_BPS,
+            estimator: Estimator::new(INITIAL_BWE_BPS, now),
+            wanted_bps: 0,
             speech_dbov: None,
             speaking: false,
             pub_loss: 0.0,
@@ -1520,10 +1534,22 @@ impl Sfu {
                 }
             }
             (side, Event::PeerStats(stats)) => {
+                let ward_estimates = self.cfg.bandwidth_estimator == BandwidthEstimator::Ward;
                 if let Some(p) = self.participants.get_mut(&pid) {
                     match side {
                         Side::Publisher => p.pub_loss = stats.ingress_loss_fraction.unwrap_or(0.0),
-                        Side::Subscriber => p.sub_loss = stats.egress_loss_fraction.unwrap_or(0.0),
+                        Side::Subscriber => {
+                            p.sub_loss = stats.egress_loss_fraction.unwrap_or(0.0);
+                            if ward_estimates {
+                                let report = bwe::Report {
+                                    bytes_sent: stats.peer_bytes_tx,
+                                    loss: stats.egress_loss_fraction,
+                                    rtt: stats.rtt,
+                                    wanted_bps: p.wanted_bps,
+                                };
+                                p.bwe_bps = p.estimator.report(now, report);
+                            }
+                        }
                     }
                 }
             }
@@ -2110,11 +2136,17 @@ impl Sfu {
                 usable.map(|l| l.bitrate_bps).max().unwrap_or(0)
             })
             .sum();
-        let desired = Bitrate::bps((audio_bps + wanted_bps) * 5 / 4);
+        let desired_bps = (audio_bps + wanted_bps) * 5 / 4;
         let mut keyframes = Vec::new();
-        self.mark(id, Side::Subscriber);
+        let str0m_estimates = self.cfg.bandwidth_estimator == BandwidthEstimator::Str0m;
+        if str0m_estimates {
+            self.mark(id, Side::Subscriber);
+        }
         let sub = self.participants.get_mut(&id).expect("checked above");
-        sub.subscriber.bwe().set_bitrate(Bitrate::ZERO, desired);
+        sub.wanted_bps = desired_bps;
+        if str0m_estimates {
+            sub.subscriber.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(desired_bps));
+        }
         let unconstrained: Vec<Option<u8>> =
             requests.iter().map(|(layers, max_quality)| pick_layer(layers, *max_quality, u64::MAX)).collect();
         for ((i, target), free) in order.iter().zip(chosen).zip(unconstrained) {

@@ -10,13 +10,14 @@
 //! 2. [`Sfu::poll_output`] until `None`: send datagrams and signals, close sockets;
 //! 3. sleep until [`Sfu::poll_timeout`] or the next input.
 
+mod bwe;
 pub mod codec;
 mod config;
 mod engine;
 pub mod forward;
 mod grant;
 
-pub use config::SfuConfig;
+pub use config::{BandwidthEstimator, SfuConfig};
 pub use engine::{
     JoinError, JoinOptions, MAX_SIGNAL_BYTES, Output, ParticipantId, ServiceError, Sfu, SfuStats,
 };

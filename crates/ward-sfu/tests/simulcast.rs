@@ -2,9 +2,10 @@
 
 mod sim;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sim::{LinkConfig, RxPacket, Sim, TrackSpec, assert_contiguous};
+use ward_sfu::BandwidthEstimator;
 use ward_sfu::protocol as lk;
 
 const RATES: [u64; 3] = [150_000, 500_000, 1_500_000];
@@ -47,7 +48,15 @@ fn last_layer(stream: &[RxPacket]) -> u8 {
 }
 
 fn setup(seed: u64) -> (Sim, usize, usize, usize, String) {
-    let mut sim = Sim::new(seed);
+    setup_with(seed, BandwidthEstimator::Ward)
+}
+
+fn setup_with(seed: u64, estimator: BandwidthEstimator) -> (Sim, usize, usize, usize, String) {
+    let mut sim = Sim::with_config(seed, |c| {
+        c.bandwidth_estimator = estimator;
+        // The simulated clients do not ping; the longer tests would lose them to the silence.
+        c.ping_timeout_s = 3_600;
+    });
     let a = sim.join("alice");
     let b = sim.join("bob");
     let c = sim.join("carol");
@@ -95,13 +104,22 @@ fn requested_sizes_switch_layers_at_keyframes() {
     assert_whole_frames("carol", &carol);
 }
 
-/// The real estimator (str0m's TWCC bandwidth estimation in the SFU): B's downlink is
-/// capped below the high layer, so B's estimate drops and the SFU moves B to a lower layer,
-/// at a keyframe; C, with plenty of bandwidth, stays on the high layer. When the cap is
-/// lifted, the estimator probes and B gets the high layer back.
+/// The real estimator: B's downlink is capped below the high layer, so B's estimate drops
+/// and the SFU moves B to a lower layer, at a keyframe; C, with plenty of bandwidth, stays on
+/// the high layer. When the cap is lifted, the estimator tries (Ward's) or probes (str0m's)
+/// and B gets the high layer back.
 #[test]
 fn a_congested_subscriber_moves_to_a_lower_layer_and_back() {
-    let (mut sim, a, b, c, sid) = setup(3);
+    congested_subscriber_moves_down_and_back(BandwidthEstimator::Ward);
+}
+
+#[test]
+fn with_str0m_s_estimator_a_congested_subscriber_moves_to_a_lower_layer_and_back() {
+    congested_subscriber_moves_down_and_back(BandwidthEstimator::Str0m);
+}
+
+fn congested_subscriber_moves_down_and_back(estimator: BandwidthEstimator) {
+    let (mut sim, a, b, c, sid) = setup_with(3, estimator);
     sim.run_for(Duration::from_secs(1));
     assert_eq!(last_layer(&sim.clients[b].stream_of(&sid)), 2, "bob starts on the high layer");
 
@@ -137,10 +155,87 @@ fn a_congested_subscriber_moves_to_a_lower_layer_and_back() {
     assert_eq!(layer_runs("carol", &carol), vec![2]);
     assert_whole_frames("carol", &carol);
     eprintln!(
-        "bob's layers {runs:?}; lowered {reacted_in:?} after the cap, raised {recovered_in:?} after it \
+        "{estimator:?}: bob's layers {runs:?}; lowered {reacted_in:?} after the cap, raised {recovered_in:?} after it \
          went; bob's downlink {:?}",
         sim.downlink_stats(b)
     );
+}
+
+/// How many of `who`'s video packets received in `[from, to)` came from each layer.
+fn layer_shares(sim: &Sim, who: usize, sid: &str, from: Instant, to: Instant) -> [usize; 3] {
+    let mut counts = [0; 3];
+    for r in sim.clients[who].stream_of(sid).iter().filter(|r| r.at >= from && r.at < to) {
+        counts[usize::from(r.video.expect("synthetic video").layer)] += 1;
+    }
+    counts
+}
+
+/// Behind a lasting cap that fits the middle layer, Ward's estimator keeps B there: its trials
+/// of the high layer grow rarer, so B spends nearly all the time on the best layer that fits
+/// and the link's queue rarely overflows.
+#[test]
+fn behind_a_lasting_cap_trials_of_the_high_layer_grow_rare() {
+    let (mut sim, _a, b, c, sid) = setup(5);
+    sim.run_for(Duration::from_secs(1));
+    sim.downlink(b, LinkConfig { rate_bps: Some(800_000), ..LinkConfig::default() });
+    sim.run_for(Duration::from_secs(10));
+    let settled_at = sim.now;
+    let dropped_before = sim.downlink_stats(b).queue_dropped;
+    sim.run_for(Duration::from_secs(120));
+    let shares = layer_shares(&sim, b, &sid, settled_at, sim.now);
+    let dropped = sim.downlink_stats(b).queue_dropped - dropped_before;
+    let total: usize = shares.iter().sum();
+    eprintln!(
+        "bob's packets per layer over 120 s behind 800 kbit/s: {shares:?}; {dropped} dropped in the queue"
+    );
+    assert!(shares[1] * 100 >= total * 85, "bob should mostly get the middle layer: {shares:?}");
+    assert!(dropped * 100 <= total as u64 * 3, "{dropped} of {total} packets dropped at the bottleneck");
+    let carol = layer_shares(&sim, c, &sid, settled_at, sim.now);
+    assert_eq!(carol[0] + carol[1], 0, "carol's link was never capped: {carol:?}");
+}
+
+/// Random loss on an otherwise fast line is not congestion: NACK/RTX repairs it, and dropping
+/// to a lower layer would not help. B keeps the high layer at 5 % loss.
+#[test]
+fn random_loss_on_a_fast_line_keeps_the_high_layer() {
+    let (mut sim, _a, b, _c, sid) = setup(6);
+    sim.run_for(Duration::from_secs(1));
+    sim.downlink(b, LinkConfig { loss: 0.05, ..LinkConfig::default() });
+    let from = sim.now;
+    sim.run_for(Duration::from_secs(20));
+    let shares = layer_shares(&sim, b, &sid, from, sim.now);
+    eprintln!("bob's packets per layer over 20 s at 5 % loss: {shares:?}");
+    assert_eq!(shares[0] + shares[1], 0, "bob left the high layer: {shares:?}");
+}
+
+/// A deep buffer (two seconds of queue before anything is dropped) hides congestion from a
+/// loss-based estimator until the delay is already awful; the round-trip time shows it early.
+/// B moves down before the queue drops a packet, and the queueing delay it sees stays short.
+#[test]
+fn a_filling_deep_buffer_is_seen_by_its_delay_before_any_loss() {
+    let (mut sim, _a, b, _c, sid) = setup(7);
+    sim.run_for(Duration::from_secs(1));
+    sim.downlink(
+        b,
+        LinkConfig { rate_bps: Some(800_000), max_queue: Duration::from_secs(2), ..LinkConfig::default() },
+    );
+    let capped_at = sim.now;
+    let lowered = sim.run_until_cond(Duration::from_secs(5), |s| {
+        s.clients[b].received.last().and_then(|r| r.video).is_some_and(|v| v.layer < 2)
+    });
+    assert!(lowered, "bob stayed on the high layer: {}", sim.describe());
+    eprintln!("lowered {:?} after the cap; {:?}", sim.now - capped_at, sim.downlink_stats(b));
+    assert_eq!(sim.downlink_stats(b).queue_dropped, 0, "the queue overflowed before bob moved down");
+    sim.run_for(Duration::from_secs(20));
+    // Once settled, packets cross the link in well under the buffer's two seconds.
+    let late = sim.clients[b]
+        .stream_of(&sid)
+        .windows(2)
+        .rev()
+        .take(200)
+        .filter(|w| w[1].at.duration_since(w[0].at) > Duration::from_millis(500))
+        .count();
+    assert_eq!(late, 0, "bob's stream stalled behind the queue");
 }
 
 /// Many PLIs from several subscribers within the throttle interval reach the publisher as at

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ward_config::{Config, RTC_API_SECRET_MIN_CHARS};
+use ward_config::{Config, RTC_API_SECRET_MIN_CHARS, RtcBandwidthEstimator};
 use ward_rtc::{ApiKeys, RtcSettings};
 
 /// The resolved settings for `ward serve`. Without `rtc_api_secret`, the secret comes from
@@ -52,6 +52,10 @@ fn resolve(config: &Config, secret: String) -> Result<RtcSettings, String> {
         max_bitrate_bps_per_track: config.rtc_max_bitrate_bps_per_track,
         empty_room_timeout: Duration::from_millis(config.rtc_empty_room_timeout_ms),
         token_max_ttl: Duration::from_millis(config.rtc_token_max_ttl_ms),
+        bandwidth_estimator: match config.rtc_bandwidth_estimator {
+            RtcBandwidthEstimator::Ward => ward_sfu::BandwidthEstimator::Ward,
+            RtcBandwidthEstimator::Str0m => ward_sfu::BandwidthEstimator::Str0m,
+        },
     })
 }
 

@@ -1,0 +1,369 @@
+//! Ward's own estimate of a subscriber's downlink: how many bits per second the SFU can send
+//! it before the link queues or drops. It picks the subscriber's simulcast layers.
+//!
+//! Why not str0m's estimator: str0m couples its delay-based estimator to a leaky-bucket
+//! pacer that releases one packet per timeout round, and that round through all of str0m
+//! costs a fifth to a third of the SFU's time per forwarded packet (docs/benchmarks.md, "The
+//! pacer experiment"). LiveKit, likewise, estimates from TWCC feedback and sends without a
+//! pacing queue. str0m still keeps the TWCC record of every packet it sent without its
+//! estimator, and reports from it what this estimator needs, per connection and interval:
+//! bytes sent, the share of packets lost over the last second, and the round-trip time of
+//! the newest packet the receiver acknowledged (which includes the time it waited in the
+//! bottleneck's queue).
+//!
+//! The rules, in the spirit of GCC (draft-ietf-rmcat-gcc) but on these coarser signals:
+//!
+//! - **Congestion** is loss above [`LOSS_CONGESTED`], or a round-trip time that stands above
+//!   the lowest one of the last [`RTT_WINDOW_MS`] by more than [`QUEUE_DELAY_MAX_MS`] in two
+//!   reports running (or by twice that in one): the link's queue is filling.
+//! - On congestion the estimate falls to [`BACKOFF`] of what got through (the rate sent over
+//!   the loss window times the share delivered), at most once per [`DECREASE_INTERVAL_MS`]
+//!   since the signals lag.
+//! - On a clean report (loss below [`LOSS_CLEAN`], no queueing) the estimate grows by
+//!   [`GROWTH_PER_S`], but not beyond what the sending rate shows the link to carry (half as
+//!   much again, plus [`GROWTH_HEADROOM_BPS`]): an estimate far above anything sent says
+//!   nothing.
+//! - Simulcast layers are steps (a layer is ~3× the one below), and nothing is sent to probe
+//!   the gap, so a subscriber held below what it wants gets a **trial** once the link has been
+//!   clean for a while: the estimate jumps to what it wants. The trial stands once the SFU
+//!   has sent above the old estimate for [`TRIAL_WINDOW_MS`] without congestion (a layer
+//!   switch waits for a keyframe and the allocator's hold, so the clock starts when the rate
+//!   rises). Congestion before that undoes it through the back-off, and the next trial waits
+//!   twice as long (up to [`TRIAL_WAIT_MAX_MS`]).
+//! - Loss between the two thresholds holds the estimate: lines lose a few percent without
+//!   being full, and NACK/RTX repairs that.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// Loss above this share of packets (over str0m's one-second window) is congestion.
+pub const LOSS_CONGESTED: f32 = 0.10;
+/// Loss below this share lets the estimate grow.
+pub const LOSS_CLEAN: f32 = 0.02;
+/// Queueing delay (round-trip time above the recent minimum) that counts as a filling queue.
+pub const QUEUE_DELAY_MAX_MS: u64 = 60;
+/// The minimum round-trip time is taken over this window, so a route change is followed.
+pub const RTT_WINDOW_MS: u64 = 30_000;
+/// Most round-trip samples kept (the window at two reports a second, with room to spare).
+pub const RTT_SAMPLES_MAX: usize = 128;
+/// str0m's loss figure covers this window; the delivered rate is measured over the same.
+pub const LOSS_WINDOW_MS: u64 = 1_000;
+/// Most byte-count samples kept for it.
+pub const RATE_SAMPLES_MAX: usize = 16;
+/// The share of the delivered rate the estimate falls to on congestion.
+pub const BACKOFF: f64 = 0.85;
+/// Signals lag the cause by a report or two: decreases are this far apart at least.
+pub const DECREASE_INTERVAL_MS: u64 = 1_000;
+/// Growth of the estimate per second of clean reports (GCC's multiplicative increase).
+pub const GROWTH_PER_S: f64 = 0.08;
+/// Room the estimate may grow above 1.5× the sending rate, so a quiet subscriber's estimate
+/// still climbs a little.
+pub const GROWTH_HEADROOM_BPS: u64 = 100_000;
+/// No estimate goes below this: audio and the lowest layer must still be tried.
+pub const ESTIMATE_MIN_BPS: u64 = 100_000;
+/// No estimate goes above this.
+pub const ESTIMATE_MAX_BPS: u64 = 50_000_000;
+/// Clean time before the first trial after congestion; doubled after each failed trial.
+pub const TRIAL_WAIT_MIN_MS: u64 = 2_000;
+pub const TRIAL_WAIT_MAX_MS: u64 = 64_000;
+/// A trial stands after this long of sending above the old estimate without congestion.
+pub const TRIAL_WINDOW_MS: u64 = 3_000;
+/// A trial whose higher rate never shows (the subscriber turned its video off, say) ends
+/// after this long, neither standing nor failed.
+pub const TRIAL_UNUSED_MS: u64 = 10_000;
+
+/// What str0m reported for one subscriber connection at one interval.
+#[derive(Debug, Clone, Copy)]
+pub struct Report {
+    /// Bytes sent on the connection so far (cumulative, all packets).
+    pub bytes_sent: u64,
+    /// Share of packets lost over the last second, from TWCC feedback.
+    pub loss: Option<f32>,
+    /// Round-trip time of the newest packet the receiver acknowledged.
+    pub rtt: Option<Duration>,
+    /// What the subscriber would take with bandwidth to spare (its best layers, with headroom).
+    pub wanted_bps: u64,
+}
+
+#[derive(Debug)]
+pub struct Estimator {
+    estimate_bps: u64,
+    /// Cumulative bytes sent at each report, newest last, over the loss window.
+    sent: VecDeque<(Instant, u64)>,
+    rtts: VecDeque<(Instant, Duration)>,
+    delay_strikes: u8,
+    last_decrease: Option<Instant>,
+    /// Since when the link has shown no congestion.
+    clean_since: Instant,
+    trial: Option<Trial>,
+    trial_wait_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Trial {
+    started: Instant,
+    from_bps: u64,
+    /// When the sending rate first rose above `from_bps`.
+    loaded: Option<Instant>,
+}
+
+impl Estimator {
+    pub fn new(initial_bps: u64, now: Instant) -> Self {
+        Self {
+            estimate_bps: initial_bps.clamp(ESTIMATE_MIN_BPS, ESTIMATE_MAX_BPS),
+            sent: VecDeque::new(),
+            rtts: VecDeque::new(),
+            delay_strikes: 0,
+            last_decrease: None,
+            clean_since: now,
+            trial: None,
+            trial_wait_ms: TRIAL_WAIT_MIN_MS,
+        }
+    }
+
+    /// Takes one interval's report; returns the new estimate.
+    pub fn report(&mut self, now: Instant, r: Report) -> u64 {
+        let Some(&(last_at, last_bytes)) = self.sent.back() else {
+            self.sent.push_back((now, r.bytes_sent));
+            return self.estimate_bps;
+        };
+        let elapsed = now.saturating_duration_since(last_at);
+        if elapsed.is_zero() {
+            return self.estimate_bps;
+        }
+        let rate_bps = |bytes: u64, since: Duration| (bytes as f64 * 8.0 / since.as_secs_f64()) as u64;
+        let sent_bps = rate_bps(r.bytes_sent.saturating_sub(last_bytes), elapsed);
+        while self.sent.len() >= RATE_SAMPLES_MAX
+            || self
+                .sent
+                .get(1)
+                .is_some_and(|(t, _)| now.duration_since(*t) >= Duration::from_millis(LOSS_WINDOW_MS))
+        {
+            self.sent.pop_front();
+        }
+        let &(window_at, window_bytes) = self.sent.front().expect("one sample at least");
+        let window_sent_bps =
+            rate_bps(r.bytes_sent.saturating_sub(window_bytes), now.duration_since(window_at));
+        self.sent.push_back((now, r.bytes_sent));
+        let loss = f64::from(r.loss.unwrap_or(0.0).clamp(0.0, 1.0));
+        let queue_delay = r.rtt.map(|rtt| self.queue_delay(now, rtt)).unwrap_or_default();
+        let queueing = queue_delay > Duration::from_millis(QUEUE_DELAY_MAX_MS);
+        self.delay_strikes = if queueing { self.delay_strikes.saturating_add(1) } else { 0 };
+        let congested = loss > f64::from(LOSS_CONGESTED)
+            || self.delay_strikes >= 2
+            || queue_delay > Duration::from_millis(2 * QUEUE_DELAY_MAX_MS);
+
+        if congested {
+            self.clean_since = now;
+            if self.trial.take().is_some() {
+                self.trial_wait_ms = (self.trial_wait_ms * 2).min(TRIAL_WAIT_MAX_MS);
+            }
+            let may_decrease = self
+                .last_decrease
+                .is_none_or(|t| now.duration_since(t) >= Duration::from_millis(DECREASE_INTERVAL_MS));
+            if may_decrease {
+                let delivered = window_sent_bps as f64 * (1.0 - loss);
+                let target = (delivered * BACKOFF) as u64;
+                self.estimate_bps = self.estimate_bps.min(target).max(ESTIMATE_MIN_BPS);
+                self.last_decrease = Some(now);
+            }
+            return self.estimate_bps;
+        }
+        if loss >= f64::from(LOSS_CLEAN) || queueing {
+            return self.estimate_bps;
+        }
+        if let Some(trial) = &mut self.trial {
+            if sent_bps > trial.from_bps {
+                trial.loaded.get_or_insert(now);
+            }
+            let stood =
+                trial.loaded.is_some_and(|t| now.duration_since(t) >= Duration::from_millis(TRIAL_WINDOW_MS));
+            if stood {
+                self.trial = None;
+                self.trial_wait_ms = TRIAL_WAIT_MIN_MS;
+            } else if trial.loaded.is_none()
+                && now.duration_since(trial.started) >= Duration::from_millis(TRIAL_UNUSED_MS)
+            {
+                self.trial = None;
+            }
+        }
+        let grown = (self.estimate_bps as f64 * (1.0 + GROWTH_PER_S * elapsed.as_secs_f64())) as u64;
+        let carried = sent_bps.saturating_mul(3) / 2 + GROWTH_HEADROOM_BPS;
+        self.estimate_bps = grown.min(carried.max(self.estimate_bps));
+        let waited = now.duration_since(self.clean_since) >= Duration::from_millis(self.trial_wait_ms);
+        if r.wanted_bps > self.estimate_bps && waited && self.trial.is_none() {
+            self.trial = Some(Trial { started: now, from_bps: self.estimate_bps, loaded: None });
+            self.estimate_bps = r.wanted_bps;
+            // The next trial counts its wait from here.
+            self.clean_since = now;
+        }
+        self.estimate_bps = self.estimate_bps.clamp(ESTIMATE_MIN_BPS, ESTIMATE_MAX_BPS);
+        self.estimate_bps
+    }
+
+    /// Records a round-trip sample and returns how far it stands above the window's minimum.
+    fn queue_delay(&mut self, now: Instant, rtt: Duration) -> Duration {
+        while self
+            .rtts
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > Duration::from_millis(RTT_WINDOW_MS))
+            || self.rtts.len() >= RTT_SAMPLES_MAX
+        {
+            self.rtts.pop_front();
+        }
+        self.rtts.push_back((now, rtt));
+        let min = self.rtts.iter().map(|(_, r)| *r).min().unwrap_or(rtt);
+        rtt.saturating_sub(min)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STEP: Duration = Duration::from_millis(500);
+
+    /// A subscriber link in simulated time: `capacity_bps` through a queue; the SFU sends
+    /// `sending_bps(estimate)` (what the layers it picks add up to).
+    struct Link {
+        est: Estimator,
+        now: Instant,
+        bytes: u64,
+        base_rtt: Duration,
+    }
+
+    impl Link {
+        fn new(initial_bps: u64) -> Self {
+            let now = Instant::now();
+            let mut est = Estimator::new(initial_bps, now);
+            est.report(now, Report { bytes_sent: 0, loss: None, rtt: None, wanted_bps: 0 });
+            Self { est, now, bytes: 0, base_rtt: Duration::from_millis(40) }
+        }
+
+        /// One interval of sending `sent_bps` with the given loss and queueing delay.
+        fn step(&mut self, sent_bps: u64, loss: f32, queue_ms: u64, wanted_bps: u64) -> u64 {
+            self.now += STEP;
+            self.bytes += sent_bps / 8 / 2;
+            let rtt = self.base_rtt + Duration::from_millis(queue_ms);
+            self.est.report(
+                self.now,
+                Report { bytes_sent: self.bytes, loss: Some(loss), rtt: Some(rtt), wanted_bps },
+            )
+        }
+    }
+
+    #[test]
+    fn heavy_loss_drops_the_estimate_to_what_got_through() {
+        let mut l = Link::new(2_500_000);
+        assert!(l.step(1_800_000, 0.0, 0, 2_000_000) >= 2_500_000);
+        // A 700 kbit/s bottleneck: ~60 % of 1.8 Mbit/s is lost.
+        let e = l.step(1_800_000, 0.6, 250, 2_000_000);
+        assert!((600_000..=700_000).contains(&e), "estimate {e}");
+    }
+
+    #[test]
+    fn a_filling_queue_is_congestion_before_any_loss() {
+        let mut l = Link::new(2_000_000);
+        l.step(1_000_000, 0.0, 0, 1_000_000);
+        // 70 ms of queueing in one report is not enough ...
+        assert_eq!(l.step(1_000_000, 0.0, 70, 1_000_000), 2_000_000);
+        // ... twice running is.
+        let e = l.step(1_000_000, 0.0, 80, 1_000_000);
+        assert_eq!(e, 850_000);
+        // A queue growing fast (> 120 ms) counts at once, but not within a second of the last
+        // decrease.
+        assert_eq!(l.step(800_000, 0.0, 150, 1_000_000), 850_000);
+        assert_eq!(l.step(800_000, 0.0, 150, 1_000_000), 680_000);
+    }
+
+    #[test]
+    fn moderate_loss_holds_and_random_jitter_below_the_threshold_is_ignored() {
+        let mut l = Link::new(1_000_000);
+        for _ in 0..20 {
+            assert_eq!(l.step(900_000, 0.05, 0, 1_000_000), 1_000_000);
+        }
+        for i in 0..20 {
+            // Jitter of up to 50 ms on the round trip.
+            let e = l.step(900_000, 0.0, (i * 17) % 50, 1_000_000);
+            assert!(e >= 1_000_000);
+        }
+    }
+
+    #[test]
+    fn growth_is_bounded_by_what_was_sent() {
+        let mut l = Link::new(500_000);
+        for _ in 0..40 {
+            l.step(200_000, 0.0, 0, 0);
+        }
+        // 1.5 × 200 kbit/s + 100 kbit/s headroom; never below where it started, though.
+        assert_eq!(l.est.estimate_bps, 500_000);
+        let mut l = Link::new(300_000);
+        for _ in 0..40 {
+            l.step(280_000, 0.0, 0, 0);
+        }
+        assert_eq!(l.est.estimate_bps, 520_000);
+    }
+
+    /// The trial: a subscriber held at the middle layer on a link that has room gets what it
+    /// wants after a clean spell; on a link that has none, the trial is undone and the next one
+    /// waits twice as long.
+    #[test]
+    fn trials_reach_for_the_wanted_rate_and_back_off_when_they_fail() {
+        let wanted = 1_900_000;
+        let mut l = Link::new(2_500_000);
+        l.step(1_800_000, 0.0, 0, wanted);
+        // Congestion: 1 Mbit/s link.
+        let e = l.step(1_800_000, 0.45, 200, wanted);
+        assert!(e < 1_000_000, "estimate {e}");
+        // Now the SFU sends the middle layer (500 kbit/s), which fits.
+        let mut trials = Vec::new();
+        let mut t = Duration::ZERO;
+        let mut trying = false;
+        for _ in 0..(120_000 / STEP.as_millis() as u64) {
+            t += STEP;
+            let e = l.est.estimate_bps;
+            let sent = if e >= wanted { 1_800_000 } else { 500_000 };
+            if sent > 1_000_000 && !trying {
+                trials.push(t);
+            }
+            trying = sent > 1_000_000;
+            // The 1 Mbit/s link: the high layer overflows it.
+            let (loss, queue) = if sent > 1_000_000 { (0.4, 200) } else { (0.0, 0) };
+            l.step(sent, loss, queue, wanted);
+        }
+        let gaps: Vec<u64> = trials.windows(2).map(|w| (w[1] - w[0]).as_secs()).collect();
+        assert!(trials.len() >= 3, "trials at {trials:?}");
+        assert!(gaps.windows(2).all(|g| g[1] >= g[0]), "gaps between trials grow: {gaps:?}");
+        assert!(*gaps.last().expect("several trials") >= 16, "gaps {gaps:?}");
+
+        // A link with room: the first trial stands.
+        let mut l = Link::new(2_500_000);
+        l.step(1_800_000, 0.0, 0, wanted);
+        l.step(1_800_000, 0.45, 200, wanted);
+        let mut reached = None;
+        for i in 0..20 {
+            let e = l.est.estimate_bps;
+            let sent = if e >= wanted { 1_800_000 } else { 500_000 };
+            l.step(sent, 0.0, 0, wanted);
+            if e >= wanted && reached.is_none() {
+                reached = Some(i);
+            }
+        }
+        assert!(reached.is_some_and(|i| i <= 6), "reached at step {reached:?}");
+        assert!(l.est.estimate_bps >= wanted);
+    }
+
+    #[test]
+    fn the_estimate_stays_within_its_bounds() {
+        let mut l = Link::new(10);
+        assert_eq!(l.est.estimate_bps, ESTIMATE_MIN_BPS);
+        assert_eq!(l.step(0, 1.0, 5_000, u64::MAX), ESTIMATE_MIN_BPS);
+        let mut l = Link::new(u64::MAX);
+        assert_eq!(l.est.estimate_bps, ESTIMATE_MAX_BPS);
+        l.step(u64::MAX / 4, 0.0, 0, u64::MAX);
+        assert!(l.est.estimate_bps <= ESTIMATE_MAX_BPS);
+        // Counters that go backwards (a new connection) do not underflow.
+        l.bytes = 0;
+        l.step(0, 0.0, 0, 0);
+    }
+}

@@ -195,19 +195,66 @@ const COUNTERS: [&str; 4] = [
     "ward_rtc_keyframe_requests_total",
 ];
 
-/// [`COUNTERS`] from the metrics listener (the server refreshes them once a second).
-fn server_counters(metrics: Option<SocketAddr>) -> Option<[f64; 4]> {
+/// The server's metrics page.
+fn scrape(metrics: Option<SocketAddr>) -> Option<String> {
     let mut s = TcpStream::connect(metrics?).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
     let mut body = String::new();
     s.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+/// [`COUNTERS`] from the metrics page (the server refreshes them once a second).
+fn server_counters(body: Option<&str>) -> Option<[f64; 4]> {
+    let body = body?;
     let value = |name: &str| {
         body.lines()
             .find(|l| l.split_whitespace().next() == Some(name))
             .and_then(|l| l.split_whitespace().last()?.parse().ok())
     };
     Some([value(COUNTERS[0])?, value(COUNTERS[1])?, value(COUNTERS[2])?, value(COUNTERS[3])?])
+}
+
+/// The server's forwarding-delay histogram: (upper bound in seconds, cumulative count), ending
+/// with `+Inf`.
+fn forward_delay_buckets(body: Option<&str>) -> Option<Vec<(f64, f64)>> {
+    let prefix = format!("{}_bucket{{le=\"", ward_rtc::runtime::FORWARD_DELAY_METRIC);
+    let buckets: Vec<(f64, f64)> = body?
+        .lines()
+        .filter_map(|l| {
+            let (le, rest) = l.strip_prefix(&prefix)?.split_once("\"}")?;
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            Some((le, rest.trim().parse().ok()?))
+        })
+        .collect();
+    (!buckets.is_empty()).then_some(buckets)
+}
+
+/// The `q`-quantile (0–1) of what was observed between two readings of a histogram, in
+/// milliseconds, interpolated within its bucket as Prometheus' `histogram_quantile` does.
+fn histogram_quantile_ms(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> Option<f64> {
+    let counts: Vec<(f64, f64)> = after
+        .iter()
+        .map(|(le, n)| (*le, n - before.iter().find(|b| b.0 == *le).map_or(0.0, |b| b.1)))
+        .collect();
+    let total = counts.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let rank = q * total;
+    let mut lower = (0.0, 0.0);
+    for (le, cumulative) in counts {
+        if cumulative >= rank {
+            if le.is_infinite() {
+                return Some(lower.0 * 1000.0);
+            }
+            let share = if cumulative > lower.1 { (rank - lower.1) / (cumulative - lower.1) } else { 1.0 };
+            return Some((lower.0 + (le - lower.0) * share) * 1000.0);
+        }
+        lower = (le, cumulative);
+    }
+    None
 }
 
 /// Datagrams the kernel dropped because a UDP socket's receive buffer was full, machine-wide
@@ -245,6 +292,8 @@ struct Row {
     loss: f64,
     duplicates: u64,
     send_drops: u64,
+    /// The server's own forwarding delay (datagram read → copy sent), p50 and p99.
+    server_delay_ms: Option<(f64, f64)>,
     p50_ms: f64,
     p99_ms: f64,
     max_ms: f64,
@@ -327,7 +376,9 @@ async fn scenario(args: &Args, server: &Server, kind: Kind, n: usize, run: usize
 
     let tick = clock_tick();
     let sfu_pid = server.pid.to_string();
-    let counters0 = server_counters(server.metrics);
+    let page0 = scrape(server.metrics);
+    let counters0 = server_counters(page0.as_deref());
+    let delay0 = forward_delay_buckets(page0.as_deref());
     let rcvbuf0 = udp_receive_buffer_errors();
     let t0 = Instant::now();
     let (sfu0, own0) = (cpu_seconds(&sfu_pid, tick), cpu_seconds("self", tick));
@@ -336,7 +387,10 @@ async fn scenario(args: &Args, server: &Server, kind: Kind, n: usize, run: usize
     let t1 = Instant::now();
     shared.end_window(t1);
     let (sfu1, own1) = (cpu_seconds(&sfu_pid, tick), cpu_seconds("self", tick));
-    let counters1 = server_counters(server.metrics);
+    // The server folds delays into its histogram at least every 5 s, and on every scrape.
+    let page1 = scrape(server.metrics);
+    let counters1 = server_counters(page1.as_deref());
+    let delay1 = forward_delay_buckets(page1.as_deref());
     let rcvbuf1 = udp_receive_buffer_errors();
     let window_s = (t1 - t0).as_secs_f64();
     // Late packets and retransmissions of packets sent in the window.
@@ -388,6 +442,12 @@ async fn scenario(args: &Args, server: &Server, kind: Kind, n: usize, run: usize
         loss: if expected == 0 { f64::NAN } else { 1.0 - unique as f64 / expected as f64 },
         duplicates: total - unique,
         send_drops,
+        server_delay_ms: delay0.zip(delay1).map(|(a, b)| {
+            (
+                histogram_quantile_ms(&a, &b, 0.5).unwrap_or(f64::NAN),
+                histogram_quantile_ms(&a, &b, 0.99).unwrap_or(f64::NAN),
+            )
+        }),
         p50_ms: percentile(&latency, 50.0),
         p99_ms: percentile(&latency, 99.0),
         max_ms: latency.last().map_or(f64::NAN, |l| f64::from(*l) / 1000.0),
@@ -451,10 +511,11 @@ fn print_row(r: &Row) {
     );
     let show = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
     println!(
-        "         (server: received {} pkt/s, NACKs in {}/s, keyframe requests out {}/s; UDP receive-buffer drops on the machine: {})",
+        "         (server: received {} pkt/s, NACKs in {}/s, keyframe requests out {}/s, forwarding delay p50/p99 {} ms; UDP receive-buffer drops on the machine: {})",
         show(r.received_pps),
         show(r.nacks_ps),
         show(r.keyframe_requests_ps),
+        r.server_delay_ms.map_or("-".into(), |(p50, p99)| format!("{p50:.2}/{p99:.2}")),
         show(r.rcvbuf_errors),
     );
     if r.duplicates > 0 || r.send_drops > 0 {
@@ -540,4 +601,23 @@ fn main() -> std::process::ExitCode {
     }
     drop(server);
     if failed { std::process::ExitCode::FAILURE } else { std::process::ExitCode::SUCCESS }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::histogram_quantile_ms;
+
+    #[test]
+    fn quantiles_interpolate_within_the_bucket_of_what_the_window_added() {
+        let before = [(0.001, 10.0), (0.002, 20.0), (f64::INFINITY, 20.0)];
+        let after = [(0.001, 60.0), (0.002, 120.0), (f64::INFINITY, 120.0)];
+        // The window added 50 below 1 ms and 50 between 1 and 2 ms.
+        let p50 = histogram_quantile_ms(&before, &after, 0.5).unwrap();
+        let p99 = histogram_quantile_ms(&before, &after, 0.99).unwrap();
+        assert!((p50 - 1.0).abs() < 1e-9, "{p50}");
+        assert!((p99 - 1.98).abs() < 1e-9, "{p99}");
+        assert_eq!(histogram_quantile_ms(&after, &after, 0.5), None, "nothing observed");
+        let overflow = [(0.001, 60.0), (0.002, 70.0), (f64::INFINITY, 170.0)];
+        assert_eq!(histogram_quantile_ms(&before, &overflow, 0.99), Some(2.0), "beyond the last bound");
+    }
 }

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use ward_api::{ApiSettings, AppState};
@@ -12,6 +13,11 @@ pub async fn run(loaded: Loaded, config_arg: Option<PathBuf>) -> Result<(), Stri
     let config = loaded.config;
     let listen = config.listen_addr()?;
     let metrics_addr = config.metrics_addr()?;
+    // Before anything that records: the SFU's task, the background tasks. A handle taken
+    // before the recorder is installed records nothing, ever.
+    if let Some(addr) = metrics_addr {
+        start_metrics(addr).await?;
+    }
     let (_store, services) = crate::open_services(&config).await?;
     // After open_services, which creates the data directory the generated secret lives in.
     let rtc = if config.rtc_enabled {
@@ -32,10 +38,6 @@ pub async fn run(loaded: Loaded, config_arg: Option<PathBuf>) -> Result<(), Stri
         None
     };
 
-    // Before the background tasks, so that what they record at once is not lost.
-    if let Some(addr) = metrics_addr {
-        start_metrics(addr).await?;
-    }
     crate::meet::wire(&services, rtc.as_ref());
 
     let state = AppState {
@@ -86,12 +88,31 @@ pub async fn run(loaded: Loaded, config_arg: Option<PathBuf>) -> Result<(), Stri
     Ok(())
 }
 
+/// How often histogram observations are folded into their buckets.
+const METRICS_UPKEEP_INTERVAL_MS: u64 = 5_000;
+
 async fn start_metrics(addr: SocketAddr) -> Result<(), String> {
+    use metrics_exporter_prometheus::Matcher;
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets(&[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0])
+        .and_then(|b| {
+            b.set_buckets_for_metric(
+                Matcher::Full(ward_rtc::runtime::FORWARD_DELAY_METRIC.into()),
+                ward_rtc::runtime::FORWARD_DELAY_BUCKETS_S,
+            )
+        })
         .map_err(|e| format!("metrics: {e}"))?
         .install_recorder()
         .map_err(|e| format!("metrics: {e}"))?;
+    // Histograms keep every observation until they are folded into buckets, which a scrape or
+    // this upkeep does: without it, a server nobody scrapes would grow without bound.
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(METRICS_UPKEEP_INTERVAL_MS)).await;
+            upkeep.run_upkeep();
+        }
+    });
     let listener =
         TcpListener::bind(addr).await.map_err(|e| format!("cannot listen for metrics on {addr}: {e}"))?;
     tracing::info!(%addr, "metrics at /metrics");

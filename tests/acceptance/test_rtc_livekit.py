@@ -80,6 +80,7 @@ class Watcher:
     def __init__(self, room: rtc.Room):
         self.room = room
         self.video_frames = 0
+        self.video_widths: list[int] = []
         self.audio_frames = 0
         self.data: list[tuple[str, bytes, str]] = []
         self.joined: list[str] = []
@@ -99,8 +100,9 @@ class Watcher:
 
     def _track(self, track, publication, participant):
         async def count_video():
-            async for _ in rtc.VideoStream(track):
+            async for event in rtc.VideoStream(track):
                 self.video_frames += 1
+                self.video_widths.append(event.frame.width)
 
         async def count_audio():
             async for _ in rtc.AudioStream(track):
@@ -165,9 +167,13 @@ def test_publish_subscribe_data_and_presence(server):
 
             # The SFU's work shows in its metrics.
             await asyncio.sleep(1.5)
-            metrics = requests.get(f"http://{server.env['WARD_METRICS_LISTEN']}/metrics", timeout=10).text
-            values = {line.split()[0]: float(line.split()[1]) for line in metrics.splitlines()
-                      if line.startswith("ward_rtc_")}
+
+            def rtc_metrics():
+                text = requests.get(f"http://{server.env['WARD_METRICS_LISTEN']}/metrics", timeout=10).text
+                return text, {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+                              if line.startswith("ward_rtc_")}
+
+            metrics, values = rtc_metrics()
             assert values["ward_rtc_participants"] == 3
             assert values["ward_rtc_published_tracks"] == 2
             assert values["ward_rtc_packets_forwarded_total"] > 100
@@ -177,6 +183,15 @@ def test_publish_subscribe_data_and_presence(server):
             assert values["ward_rtc_forward_delay_seconds_count"] > 100
             under_2ms = values['ward_rtc_forward_delay_seconds_bucket{le="0.002"}']
             assert under_2ms >= 0.9 * values["ward_rtc_forward_delay_seconds_count"], metrics
+
+            # On a clean link the bandwidth estimate, from real libwebrtc's TWCC feedback, keeps
+            # bob and carol on alice's best layer: no switch for three seconds, full width.
+            frames_before = (len(wb.video_widths), len(wc.video_widths))
+            await asyncio.sleep(3)
+            _, later = rtc_metrics()
+            assert later["ward_rtc_layer_switches_total"] == values["ward_rtc_layer_switches_total"], (values, later)
+            for widths, before in ((wb.video_widths, frames_before[0]), (wc.video_widths, frames_before[1])):
+                assert len(widths) - before >= 30 and set(widths[before:]) == {WIDTH}, widths[before:]
 
             # Leave events.
             await carol.disconnect()

@@ -17,15 +17,17 @@
 //!   the lowest one of the last [`RTT_WINDOW_MS`] by more than [`QUEUE_DELAY_MAX_MS`] in two
 //!   reports running (or by twice that in one): the link's queue is filling.
 //! - On congestion the estimate falls to [`BACKOFF`] of what got through (the rate sent over
-//!   the loss window times the share delivered), at most once per [`DECREASE_INTERVAL_MS`]
-//!   since the signals lag.
+//!   the loss window times the share delivered). The signals lag: the next decrease waits
+//!   until the sending rate has come down to the new estimate (a layer switch waits for a
+//!   keyframe) and a loss window has passed since, or [`DECREASE_SETTLE_MAX_MS`].
 //! - On a clean report (loss below [`LOSS_CLEAN`], no queueing) the estimate grows by
-//!   [`GROWTH_PER_S`], but not beyond what the sending rate shows the link to carry (half as
-//!   much again, plus [`GROWTH_HEADROOM_BPS`]): an estimate far above anything sent says
-//!   nothing.
+//!   [`GROWTH_PER_S`] while the SFU sends at least [`GROWTH_USE_PERCENT`] of it (so it levels
+//!   off a quarter above what is sent): an estimate far above anything sent says nothing, and
+//!   an upgrade that the estimate drifted into would skip the trials' back-off.
 //! - Simulcast layers are steps (a layer is ~3× the one below), and nothing is sent to probe
 //!   the gap, so a subscriber held below what it wants gets a **trial** once the link has been
-//!   clean for a while: the estimate jumps to what it wants. The trial stands once the SFU
+//!   clean for a while: the estimate jumps to what one step up needs (the next layer of its
+//!   most important subscription, [`Report::step_up_bps`]). The trial stands once the SFU
 //!   has sent above the old estimate for [`TRIAL_WINDOW_MS`] without congestion (a layer
 //!   switch waits for a keyframe and the allocator's hold, so the clock starts when the rate
 //!   rises). Congestion before that undoes it through the back-off, and the next trial waits
@@ -52,13 +54,13 @@ pub const LOSS_WINDOW_MS: u64 = 1_000;
 pub const RATE_SAMPLES_MAX: usize = 16;
 /// The share of the delivered rate the estimate falls to on congestion.
 pub const BACKOFF: f64 = 0.85;
-/// Signals lag the cause by a report or two: decreases are this far apart at least.
-pub const DECREASE_INTERVAL_MS: u64 = 1_000;
+/// A decrease whose effect never shows in the sending rate (the lowest layer is on already)
+/// allows the next one after this long.
+pub const DECREASE_SETTLE_MAX_MS: u64 = 4_000;
 /// Growth of the estimate per second of clean reports (GCC's multiplicative increase).
 pub const GROWTH_PER_S: f64 = 0.08;
-/// Room the estimate may grow above 1.5× the sending rate, so a quiet subscriber's estimate
-/// still climbs a little.
-pub const GROWTH_HEADROOM_BPS: u64 = 100_000;
+/// The estimate grows only while the sending rate is at least this share of it (percent).
+pub const GROWTH_USE_PERCENT: u64 = 80;
 /// No estimate goes below this: audio and the lowest layer must still be tried.
 pub const ESTIMATE_MIN_BPS: u64 = 100_000;
 /// No estimate goes above this.
@@ -81,8 +83,9 @@ pub struct Report {
     pub loss: Option<f32>,
     /// Round-trip time of the newest packet the receiver acknowledged.
     pub rtt: Option<Duration>,
-    /// What the subscriber would take with bandwidth to spare (its best layers, with headroom).
-    pub wanted_bps: u64,
+    /// What the next better allocation needs (one layer up on the most important subscription
+    /// held below its best, with headroom); 0 if nothing is held back.
+    pub step_up_bps: u64,
 }
 
 #[derive(Debug)]
@@ -92,11 +95,19 @@ pub struct Estimator {
     sent: VecDeque<(Instant, u64)>,
     rtts: VecDeque<(Instant, Duration)>,
     delay_strikes: u8,
-    last_decrease: Option<Instant>,
+    decrease: Option<Decrease>,
     /// Since when the link has shown no congestion.
     clean_since: Instant,
     trial: Option<Trial>,
     trial_wait_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Decrease {
+    at: Instant,
+    to_bps: u64,
+    /// When the sending rate first came down to `to_bps`.
+    effective: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -114,7 +125,7 @@ impl Estimator {
             sent: VecDeque::new(),
             rtts: VecDeque::new(),
             delay_strikes: 0,
-            last_decrease: None,
+            decrease: None,
             clean_since: now,
             trial: None,
             trial_wait_ms: TRIAL_WAIT_MIN_MS,
@@ -145,6 +156,12 @@ impl Estimator {
         let window_sent_bps =
             rate_bps(r.bytes_sent.saturating_sub(window_bytes), now.duration_since(window_at));
         self.sent.push_back((now, r.bytes_sent));
+        if let Some(d) = &mut self.decrease
+            && d.effective.is_none()
+            && sent_bps <= d.to_bps
+        {
+            d.effective = Some(now);
+        }
         let loss = f64::from(r.loss.unwrap_or(0.0).clamp(0.0, 1.0));
         let queue_delay = r.rtt.map(|rtt| self.queue_delay(now, rtt)).unwrap_or_default();
         let queueing = queue_delay > Duration::from_millis(QUEUE_DELAY_MAX_MS);
@@ -158,14 +175,15 @@ impl Estimator {
             if self.trial.take().is_some() {
                 self.trial_wait_ms = (self.trial_wait_ms * 2).min(TRIAL_WAIT_MAX_MS);
             }
-            let may_decrease = self
-                .last_decrease
-                .is_none_or(|t| now.duration_since(t) >= Duration::from_millis(DECREASE_INTERVAL_MS));
+            let may_decrease = self.decrease.is_none_or(|d| match d.effective {
+                Some(t) => now.duration_since(t) >= Duration::from_millis(LOSS_WINDOW_MS),
+                None => now.duration_since(d.at) >= Duration::from_millis(DECREASE_SETTLE_MAX_MS),
+            });
             if may_decrease {
                 let delivered = window_sent_bps as f64 * (1.0 - loss);
                 let target = (delivered * BACKOFF) as u64;
                 self.estimate_bps = self.estimate_bps.min(target).max(ESTIMATE_MIN_BPS);
-                self.last_decrease = Some(now);
+                self.decrease = Some(Decrease { at: now, to_bps: self.estimate_bps, effective: None });
             }
             return self.estimate_bps;
         }
@@ -187,13 +205,14 @@ impl Estimator {
                 self.trial = None;
             }
         }
-        let grown = (self.estimate_bps as f64 * (1.0 + GROWTH_PER_S * elapsed.as_secs_f64())) as u64;
-        let carried = sent_bps.saturating_mul(3) / 2 + GROWTH_HEADROOM_BPS;
-        self.estimate_bps = grown.min(carried.max(self.estimate_bps));
+        if sent_bps.saturating_mul(100) >= self.estimate_bps.saturating_mul(GROWTH_USE_PERCENT) {
+            self.estimate_bps =
+                (self.estimate_bps as f64 * (1.0 + GROWTH_PER_S * elapsed.as_secs_f64())) as u64;
+        }
         let waited = now.duration_since(self.clean_since) >= Duration::from_millis(self.trial_wait_ms);
-        if r.wanted_bps > self.estimate_bps && waited && self.trial.is_none() {
+        if r.step_up_bps > self.estimate_bps && waited && self.trial.is_none() {
             self.trial = Some(Trial { started: now, from_bps: self.estimate_bps, loaded: None });
-            self.estimate_bps = r.wanted_bps;
+            self.estimate_bps = r.step_up_bps;
             // The next trial counts its wait from here.
             self.clean_since = now;
         }
@@ -236,18 +255,18 @@ mod tests {
         fn new(initial_bps: u64) -> Self {
             let now = Instant::now();
             let mut est = Estimator::new(initial_bps, now);
-            est.report(now, Report { bytes_sent: 0, loss: None, rtt: None, wanted_bps: 0 });
+            est.report(now, Report { bytes_sent: 0, loss: None, rtt: None, step_up_bps: 0 });
             Self { est, now, bytes: 0, base_rtt: Duration::from_millis(40) }
         }
 
         /// One interval of sending `sent_bps` with the given loss and queueing delay.
-        fn step(&mut self, sent_bps: u64, loss: f32, queue_ms: u64, wanted_bps: u64) -> u64 {
+        fn step(&mut self, sent_bps: u64, loss: f32, queue_ms: u64, step_up_bps: u64) -> u64 {
             self.now += STEP;
             self.bytes += sent_bps / 8 / 2;
             let rtt = self.base_rtt + Duration::from_millis(queue_ms);
             self.est.report(
                 self.now,
-                Report { bytes_sent: self.bytes, loss: Some(loss), rtt: Some(rtt), wanted_bps },
+                Report { bytes_sent: self.bytes, loss: Some(loss), rtt: Some(rtt), step_up_bps },
             )
         }
     }
@@ -270,10 +289,24 @@ mod tests {
         // ... twice running is.
         let e = l.step(1_000_000, 0.0, 80, 1_000_000);
         assert_eq!(e, 850_000);
-        // A queue growing fast (> 120 ms) counts at once, but not within a second of the last
-        // decrease.
+        // A queue growing fast (> 120 ms) counts at once, but not before the sending rate has
+        // come down to the new estimate (here at once) and a loss window has passed since.
+        assert_eq!(l.step(800_000, 0.0, 150, 1_000_000), 850_000);
         assert_eq!(l.step(800_000, 0.0, 150, 1_000_000), 850_000);
         assert_eq!(l.step(800_000, 0.0, 150, 1_000_000), 680_000);
+        // A single spike of 70–120 ms (a keyframe queueing for a moment) is not congestion.
+        let mut l = Link::new(2_000_000);
+        l.step(1_000_000, 0.0, 0, 1_000_000);
+        assert!(l.step(1_000_000, 0.0, 100, 1_000_000) >= 2_000_000);
+        assert!(l.step(1_000_000, 0.0, 0, 1_000_000) >= 2_000_000);
+        // A decrease that the sending rate does not follow (nothing lower to switch to) allows
+        // the next only after the settle time.
+        let mut l = Link::new(1_000_000);
+        l.step(900_000, 0.0, 0, 0);
+        assert_eq!(l.step(900_000, 0.5, 0, 0), 382_500);
+        let held: Vec<u64> = (0..7).map(|_| l.step(900_000, 0.5, 0, 0)).collect();
+        assert!(held.iter().all(|e| *e == 382_500), "{held:?}");
+        assert!(l.step(900_000, 0.6, 0, 0) < 382_500);
     }
 
     #[test]
@@ -295,13 +328,14 @@ mod tests {
         for _ in 0..40 {
             l.step(200_000, 0.0, 0, 0);
         }
-        // 1.5 × 200 kbit/s + 100 kbit/s headroom; never below where it started, though.
+        // Sending 40 % of the estimate: it does not grow (nor fall without congestion).
         assert_eq!(l.est.estimate_bps, 500_000);
+        // Sending most of it: it grows until what is sent is less than 80 % of it.
         let mut l = Link::new(300_000);
         for _ in 0..40 {
             l.step(280_000, 0.0, 0, 0);
         }
-        assert_eq!(l.est.estimate_bps, 520_000);
+        assert!((350_000..=365_000).contains(&l.est.estimate_bps), "{}", l.est.estimate_bps);
     }
 
     /// The trial: a subscriber held at the middle layer on a link that has room gets what it

@@ -270,8 +270,10 @@ struct Participant {
     /// The subscriber's downlink estimate, from str0m's estimator or Ward's.
     bwe_bps: u64,
     estimator: Estimator,
-    /// What the subscriber would take with bandwidth to spare (its best layers, with headroom).
-    wanted_bps: u64,
+    /// What one step up needs (see [`bwe::Report::step_up_bps`]); Ward's estimator tries it.
+    step_up_bps: u64,
+    /// The budget the last layer allocation had.
+    last_budget_bps: u64,
     /// Loudest audio level (dBov) in the current speaker window.
     speech_dbov: Option<f32>,
     speaking: bool,
@@ -576,7 +578,8 @@ impl Sfu {
             signal_lost_at: None,
             bwe_bps: INITIAL_BWE_BPS,
             estimator: Estimator::new(INITIAL_BWE_BPS, now),
-            wanted_bps: 0,
+            step_up_bps: 0,
+            last_budget_bps: 0,
             speech_dbov: None,
             speaking: false,
             pub_loss: 0.0,
@@ -1545,7 +1548,7 @@ impl Sfu {
                                     bytes_sent: stats.peer_bytes_tx,
                                     loss: stats.egress_loss_fraction,
                                     rtt: stats.rtt,
-                                    wanted_bps: p.wanted_bps,
+                                    step_up_bps: p.step_up_bps,
                                 };
                                 p.bwe_bps = p.estimator.report(now, report);
                             }
@@ -2125,7 +2128,15 @@ impl Sfu {
             .zip(&layer_sets)
             .map(|(i, l)| (l.as_slice(), sub.downtracks[*i].max_quality))
             .collect();
-        let chosen = allocate(&requests, budget);
+        // Layers stay within the tolerance only while the budget holds: a layer whose own rate
+        // wobbled up stays, an estimate that fell moves it down.
+        let current: Vec<Option<u8>> = if budget >= sub.last_budget_bps {
+            order.iter().map(|i| sub.downtracks[*i].target).collect()
+        } else {
+            Vec::new()
+        };
+        let chosen = allocate(&requests, &current, budget);
+        let step_up_bps = step_up(&requests, &chosen).map_or(0, |bps| (audio_bps + bps) * 5 / 4);
         // What the subscriber would take with bandwidth to spare: the estimator probes up to
         // it (str0m never probes without a desired rate, so an estimate that dropped once
         // would keep the subscriber on low layers for good).
@@ -2143,7 +2154,8 @@ impl Sfu {
             self.mark(id, Side::Subscriber);
         }
         let sub = self.participants.get_mut(&id).expect("checked above");
-        sub.wanted_bps = desired_bps;
+        sub.step_up_bps = step_up_bps;
+        sub.last_budget_bps = budget;
         if str0m_estimates {
             sub.subscriber.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(desired_bps));
         }
@@ -2355,6 +2367,23 @@ fn rid_of_quality(quality: u8) -> &'static str {
 
 /// The layer that best matches a requested display size: the smallest layer at least as
 /// large, else the largest.
+/// What the allocation would cost with one step up: the most important subscription held below
+/// the best layer it accepts gets the next active layer up. `None` if none is held back.
+fn step_up(requests: &[(&[LayerState], u8)], chosen: &[Option<u8>]) -> Option<u64> {
+    let rate = |layers: &[LayerState], q: Option<u8>| {
+        q.and_then(|q| layers.iter().find(|l| l.quality == q)).map_or(0, |l| l.bitrate_bps)
+    };
+    let total: u64 = requests.iter().zip(chosen).map(|((layers, _), q)| rate(layers, *q)).sum();
+    requests.iter().zip(chosen).find_map(|((layers, max_quality), q)| {
+        let current = (*q)?;
+        let next = layers
+            .iter()
+            .filter(|l| l.active && l.quality > current && l.quality <= *max_quality)
+            .min_by_key(|l| l.quality)?;
+        Some(total - rate(layers, Some(current)) + next.bitrate_bps)
+    })
+}
+
 fn quality_for_size(layers: &[lk::VideoLayer], width: u32, height: u32) -> u8 {
     if layers.is_empty() {
         return QUALITY_HIGH;

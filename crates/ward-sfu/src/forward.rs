@@ -45,15 +45,35 @@ pub fn pick_layer(layers: &[LayerState], max_quality: u8, budget_bps: u64) -> Op
     Some(fitting.unwrap_or(lowest))
 }
 
+/// A subscription keeps the layer it is on while that layer's rate is within this share of the
+/// budget left (in percent): layer rates wobble with every keyframe, and a switch costs the
+/// subscriber a keyframe, so a layer just at the edge would otherwise flap. Congestion lowers
+/// the estimate by far more than this.
+pub const STAY_TOLERANCE_PERCENT: u64 = 110;
+
 /// Splits a subscriber's estimated bandwidth across its video subscriptions, most important
 /// first (the caller orders them: screen shares, then larger requested sizes): each gets the
-/// best layer that fits what is left. Returns the chosen quality per subscription.
-pub fn allocate(subscriptions: &[(&[LayerState], u8)], budget_bps: u64) -> Vec<Option<u8>> {
+/// best layer that fits what is left, or keeps its `current` layer within
+/// [`STAY_TOLERANCE_PERCENT`]. Returns the chosen quality per subscription.
+pub fn allocate(
+    subscriptions: &[(&[LayerState], u8)],
+    current: &[Option<u8>],
+    budget_bps: u64,
+) -> Vec<Option<u8>> {
     let mut left = budget_bps;
     subscriptions
         .iter()
-        .map(|(layers, max_quality)| {
-            let chosen = pick_layer(layers, *max_quality, left)?;
+        .enumerate()
+        .map(|(i, (layers, max_quality))| {
+            let mut chosen = pick_layer(layers, *max_quality, left)?;
+            let stay = current.get(i).copied().flatten().and_then(|q| {
+                let l = layers.iter().find(|l| l.quality == q && l.active && q <= *max_quality)?;
+                (q > chosen && l.bitrate_bps * 100 <= left.saturating_mul(STAY_TOLERANCE_PERCENT))
+                    .then_some(q)
+            });
+            if let Some(q) = stay {
+                chosen = q;
+            }
             let cost = layers.iter().find(|l| l.quality == chosen).map_or(0, |l| l.bitrate_bps);
             left = left.saturating_sub(cost);
             Some(chosen)
@@ -221,10 +241,22 @@ mod tests {
     fn allocation_serves_the_first_subscription_first() {
         let a = layers(&[(0, 150_000, true), (2, 1_500_000, true)]);
         let b = layers(&[(0, 150_000, true), (2, 1_500_000, true)]);
-        let got = allocate(&[(&a, QUALITY_ANY), (&b, QUALITY_ANY)], 2_000_000);
+        let got = allocate(&[(&a, QUALITY_ANY), (&b, QUALITY_ANY)], &[], 2_000_000);
         assert_eq!(got, vec![Some(2), Some(0)]);
-        let got = allocate(&[(&a, QUALITY_ANY), (&b, QUALITY_ANY)], 4_000_000);
+        let got = allocate(&[(&a, QUALITY_ANY), (&b, QUALITY_ANY)], &[], 4_000_000);
         assert_eq!(got, vec![Some(2), Some(2)]);
+    }
+
+    #[test]
+    fn a_current_layer_stays_within_the_tolerance_but_not_beyond() {
+        let a = layers(&[(0, 150_000, true), (1, 500_000, true), (2, 1_500_000, true)]);
+        // 1.5 Mbit/s does not fit in 1.4, but it is within 10 % of it: stay.
+        assert_eq!(allocate(&[(&a, QUALITY_ANY)], &[Some(2)], 1_400_000), vec![Some(2)]);
+        // Going up needs the full rate.
+        assert_eq!(allocate(&[(&a, QUALITY_ANY)], &[Some(1)], 1_400_000), vec![Some(1)]);
+        // Beyond the tolerance, or above what the subscriber asks for: down.
+        assert_eq!(allocate(&[(&a, QUALITY_ANY)], &[Some(2)], 1_300_000), vec![Some(1)]);
+        assert_eq!(allocate(&[(&a, 1)], &[Some(2)], 1_400_000), vec![Some(1)]);
     }
 
     #[test]

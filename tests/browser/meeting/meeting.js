@@ -5,6 +5,8 @@
 //   await meeting.snapshot()   — participants, remote tracks with their decoder statistics, and
 //                                the ICE candidate pairs of every peer connection
 //   await meeting.shareScreen() — starts a screen share (getDisplayMedia)
+// Fragment parameters: token, name; `transport=tcp` (below); `publish=none` (watch only);
+// `layout=large` (remote videos at 1280×720, so adaptive stream asks for the top layer).
 
 import { Room, RoomEvent, Track } from "./livekit-client.esm.mjs";
 
@@ -38,6 +40,8 @@ if (params.get("transport") === "tcp") {
     return addIceCandidate.call(this, candidate);
   };
 }
+
+if (params.get("layout") === "large") document.documentElement.classList.add("large");
 
 const room = new Room({ adaptiveStream: true, dynacast: true });
 const errors = [];
@@ -81,7 +85,7 @@ async function start() {
   status("connecting");
   await room.connect(`${scheme}://${location.host}`, token);
   status("publishing");
-  await room.localParticipant.enableCameraAndMicrophone();
+  if (params.get("publish") !== "none") await room.localParticipant.enableCameraAndMicrophone();
   status(`${room.remoteParticipants.size + 1} here`);
   $("share").disabled = false;
 }
@@ -143,7 +147,7 @@ async function remoteTrack(participant, publication) {
     // were not decoded, keyframe requests.
     const fields = ["packetsReceived", "packetsLost", "nackCount", "framesReceived", "framesDecoded",
       "framesDropped", "keyFramesDecoded", "pliCount", "firCount", "frameWidth", "frameHeight",
-      "totalSamplesReceived"];
+      "totalSamplesReceived", "bytesReceived"];
     for (const f of fields) if (inbound[f] !== undefined) entry[f] = inbound[f];
   }
   return entry;

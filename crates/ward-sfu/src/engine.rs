@@ -1550,7 +1550,15 @@ impl Sfu {
                                     rtt: stats.rtt,
                                     step_up_bps: p.step_up_bps,
                                 };
+                                let before = p.bwe_bps;
                                 p.bwe_bps = p.estimator.report(now, report);
+                                if p.bwe_bps != before {
+                                    tracing::debug!(
+                                        participant = %p.sid, from = before, to = p.bwe_bps,
+                                        loss = ?stats.egress_loss_fraction, rtt = ?stats.rtt,
+                                        "bandwidth estimate"
+                                    );
+                                }
                             }
                         }
                     }

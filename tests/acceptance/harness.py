@@ -59,6 +59,37 @@ def http_json(method: str, url: str, body=None, token: str | None = None):
         return e.code, json.loads(e.read() or b"{}")
 
 
+# The browser tests (tests/browser, playwright-core driving Debian's Chromium).
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+BROWSER_DIR = REPO / "tests" / "browser"
+BROWSER_ARTIFACTS = BROWSER_DIR / "artifacts"
+LIVEKIT_ESM = BROWSER_DIR / "node_modules" / "livekit-client" / "dist" / "livekit-client.esm.mjs"
+
+
+def meeting_page(dest: Path) -> Path:
+    """The conference test page (tests/browser/meeting/) with livekit-client's ESM build beside
+    it, copied to `dest` for Ward to serve from WARD_WEB_DIR."""
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: run scripts/setup-test-env"
+    assert LIVEKIT_ESM.exists(), "livekit-client missing: run scripts/setup-test-env"
+    shutil.copytree(BROWSER_DIR / "meeting", dest)
+    shutil.copy(LIVEKIT_ESM, dest / LIVEKIT_ESM.name)
+    return dest
+
+
+def run_browser_script(argv: list[str], env: dict, cwd: Path, timeout_s: int, result_file: Path) -> dict:
+    """Runs one of the tests/browser scripts, prints its progress, and returns the JSON of its
+    last `RESULT <json>` line (also written to `result_file`, beside its screenshots)."""
+    run = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout_s)
+    lines = run.stdout.splitlines()
+    print("\n".join(line for line in lines if not line.startswith("RESULT ")))
+    results = [line for line in lines if line.startswith("RESULT ")]
+    assert run.returncode == 0 and results, f"{run.stdout[-5000:]}\n{run.stderr[-5000:]}"
+    result = json.loads(results[-1].removeprefix("RESULT "))
+    result_file.parent.mkdir(parents=True, exist_ok=True)
+    result_file.write_text(json.dumps(result, indent=1))
+    return result
+
+
 def ward_binary() -> Path:
     override = os.environ.get("WARD_BIN")
     if override:

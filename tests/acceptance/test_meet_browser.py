@@ -22,13 +22,13 @@ Ward-only: meetings and the web app are Ward's own.
 
 import json
 import os
-import subprocess
 import urllib.parse
 from pathlib import Path
 
 import pytest
 
-from harness import REPO, http_json
+from harness import BROWSER_ARTIFACTS as ARTIFACTS
+from harness import BROWSER_DIR, CHROMIUM, REPO, http_json, run_browser_script
 
 USER = "doktor"
 PASSWORD = "praxis passwort 1"
@@ -36,11 +36,8 @@ COLLEAGUE = "kollegin"
 COLLEAGUE_PASSWORD = "praxis passwort 2"
 ROOM = "Teambesprechung"
 PLAIN_ROOM = "Offener Raum"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 WEB_DIST = REPO / "web" / "dist"
-BROWSER_DIR = REPO / "tests" / "browser"
 SCRIPT = BROWSER_DIR / "meet.mjs"
-ARTIFACTS = BROWSER_DIR / "artifacts"
 WAIT_MS = 45_000
 SCRIPT_TIMEOUT_S = 420
 
@@ -147,15 +144,8 @@ def test_meetings_and_consultation_in_the_browser(meet_ward):
     env = {**os.environ, "WARD_URL": server.url, "WARD_USER": USER, "WARD_PASSWORD": PASSWORD, "WARD_ROOM": ROOM, "WARD_PLAIN_ROOM": PLAIN_ROOM,
            "WARD_COLLEAGUE_USER": colleague_id, "WARD_COLLEAGUE_TOKEN": colleague_token,
            "CHROMIUM": CHROMIUM, "WARD_ARTIFACTS": str(ARTIFACTS), "WARD_WAIT_MS": str(WAIT_MS)}
-    run = subprocess.run(["node", str(SCRIPT)], env=env, cwd=BROWSER_DIR, capture_output=True, text=True,
-                         timeout=SCRIPT_TIMEOUT_S)
-    lines = run.stdout.splitlines()
-    print("\n".join(line for line in lines if not line.startswith("RESULT ")))
-    results = [line for line in lines if line.startswith("RESULT ")]
-    assert run.returncode == 0 and results, f"{run.stdout[-5000:]}\n{run.stderr[-5000:]}"
-    result = json.loads(results[-1].removeprefix("RESULT "))
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / "meet-result.json").write_text(json.dumps(result, indent=1))
+    result = run_browser_script(["node", str(SCRIPT)], env, BROWSER_DIR, SCRIPT_TIMEOUT_S,
+                                ARTIFACTS / "meet-result.json")
     print("timings (ms):", result["timings"])
     log = "\n".join(result["console"][-60:])
     failed = {name: c["detail"] for name, c in result["checks"].items() if not c["ok"]}

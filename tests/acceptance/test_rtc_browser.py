@@ -20,25 +20,19 @@ import datetime
 import json
 import os
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 from livekit import api
 
-from harness import REPO
+from harness import BROWSER_ARTIFACTS as ARTIFACTS
+from harness import BROWSER_DIR, CHROMIUM, meeting_page, run_browser_script
 
 KEY = "praxis"
 SECRET = "a-conferencing-secret-of-at-least-32-characters"
 ROOM = "fallbesprechung"
 PEOPLE = ["anna", "ben", "clara"]  # the first shares her screen
 TCP_ONLY = "clara"  # her page acts as if UDP were blocked: media over ICE-TCP
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-BROWSER_DIR = REPO / "tests" / "browser"
 SCRIPT = BROWSER_DIR / "meeting.mjs"
-LIVEKIT_ESM = BROWSER_DIR / "node_modules" / "livekit-client" / "dist" / "livekit-client.esm.mjs"
-ARTIFACTS = BROWSER_DIR / "artifacts"
 # The script waits up to this long for each of: cameras, microphones, screen share, leave.
 WAIT_MS = 60_000
 SCRIPT_TIMEOUT_S = 240
@@ -48,11 +42,7 @@ SCRIPT_TIMEOUT_S = 240
 def meeting_ward(ward_factory, tmp_path):
     if os.environ.get("WARD_TEST_TARGET") == "synapse":
         pytest.skip("conferencing is Ward's own")
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} missing: run scripts/setup-test-env"
-    assert LIVEKIT_ESM.exists(), "livekit-client missing: run scripts/setup-test-env"
-    web = tmp_path / "web"
-    shutil.copytree(BROWSER_DIR / "meeting", web)
-    shutil.copy(LIVEKIT_ESM, web / LIVEKIT_ESM.name)
+    web = meeting_page(tmp_path / "web")
     return ward_factory(registration="closed", env={"WARD_WEB_DIR": str(web)},
                         rtc_api_key=KEY, rtc_api_secret=SECRET)
 
@@ -88,14 +78,8 @@ def test_three_browsers_see_each_other_and_a_screen_share(meeting_ward):
            "WARD_WAIT_MS": str(WAIT_MS),
            "WARD_MEETING": json.dumps([{"name": p.title(), "token": token(p),
                                         **({"transport": "tcp"} if p == TCP_ONLY else {})} for p in PEOPLE])}
-    run = subprocess.run(["node", str(SCRIPT)], env=env, cwd=BROWSER_DIR, capture_output=True, text=True,
-                         timeout=SCRIPT_TIMEOUT_S)
-    lines = run.stdout.splitlines()
-    print("\n".join(line for line in lines if not line.startswith("RESULT ")))
-    results = [line for line in lines if line.startswith("RESULT ")]
-    assert run.returncode == 0 and results, f"{run.stdout[-5000:]}\n{run.stderr[-5000:]}"
-    result = json.loads(results[-1].removeprefix("RESULT "))
-    (ARTIFACTS / "meeting-result.json").write_text(json.dumps(result, indent=1))
+    result = run_browser_script(["node", str(SCRIPT)], env, BROWSER_DIR, SCRIPT_TIMEOUT_S,
+                                ARTIFACTS / "meeting-result.json")
     print("timings (ms):", result["timings"])
     log = "\n".join(result["console"][-40:])
     assert not result["failure"], f"{result['failure']}\nconsole:\n{log}\nsee {server.log}"

@@ -30,7 +30,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./browser.mjs";
 
 const WARD = new URL(process.env.WARD_URL).origin;
 const ADMIN = process.env.WARD_ADMIN_USER;
@@ -43,19 +43,6 @@ const COLLEAGUE = `kollegin${Date.now().toString(36)}`;
 const COLLEAGUE_PW = "sicheres Passwort 123";
 /** Long enough for the first sync, key upload and the wasm crypto start on a busy machine. */
 const STEP_MS = 60_000;
-
-// From the design brief: Debian's Chromium, headless, nothing phoning home. Playwright passes a
-// fresh temporary --user-data-dir of its own (launch() refuses one in args).
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 const requests = []; // { who, url }
 const problems = []; // CSP violations, page errors
@@ -158,11 +145,7 @@ async function signIn(page, user, password) {
   await page.click("form button[type=submit]");
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: FLAGS,
-  headless: true,
-});
+const browser = await launchChromium();
 let failed = false;
 let restore = null; // the third context's page, once it exists
 let admin2 = null; // the admin's second browser, once it exists

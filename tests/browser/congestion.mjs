@@ -20,7 +20,7 @@
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./browser.mjs";
 
 const HTTP = "127.0.0.1:8008";
 const WARD = `http://${HTTP}`;
@@ -63,24 +63,7 @@ const ward = spawn(process.env.WARD_BIN, ["serve"], {
   stdio: ["ignore", log, log],
 });
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-  ],
-  headless: true,
-});
+const browser = await launchChromium({ calls: true });
 
 async function open(name, fragment) {
   const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });

@@ -38,7 +38,7 @@
 
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./browser.mjs";
 
 const WARD = new URL(process.env.WARD_URL).origin;
 const USER = process.env.WARD_USER;
@@ -51,22 +51,6 @@ const COLLEAGUE_USER = process.env.WARD_COLLEAGUE_USER;
 const COLLEAGUE_TOKEN = process.env.WARD_COLLEAGUE_TOKEN;
 const ARTIFACTS = process.env.WARD_ARTIFACTS;
 const WAIT_MS = Number(process.env.WARD_WAIT_MS || 45_000);
-
-// As in meeting.mjs: headless, nothing phoning home, fake media whose prompts are accepted.
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--use-fake-device-for-media-stream",
-  "--use-fake-ui-for-media-stream",
-  "--allow-loopback-in-peer-connection",
-  "--autoplay-policy=no-user-gesture-required",
-];
 
 const requests = [];
 const problems = [];
@@ -113,11 +97,7 @@ function watch(context, who) {
   );
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: FLAGS,
-  headless: true,
-});
+const browser = await launchChromium({ calls: true });
 
 /**
  * A tap on what the SFU forwards, installed in every page before the app runs: livekit-client

@@ -25,31 +25,12 @@
 
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { launchChromium } from "./browser.mjs";
 
 const WARD = new URL(process.env.WARD_URL).origin;
 const PEOPLE = JSON.parse(process.env.WARD_MEETING);
 const ARTIFACTS = process.env.WARD_ARTIFACTS;
 const WAIT_MS = Number(process.env.WARD_WAIT_MS || 60_000);
-
-// As in chat.mjs (headless, nothing phoning home), plus fake media devices and a fake screen
-// whose permission prompts are accepted, and host candidates on the loopback interface (Ward's
-// SFU announces 127.0.0.1 in these tests). getDisplayMedia works headless with these two fake
-// flags: Chromium hands out a synthetic 1280x720 "screen".
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-  "--use-fake-device-for-media-stream",
-  "--use-fake-ui-for-media-stream",
-  "--allow-loopback-in-peer-connection",
-  "--autoplay-policy=no-user-gesture-required",
-];
 
 const requests = []; // { who, url }
 const problems = []; // CSP violations, page errors
@@ -118,11 +99,7 @@ const decoding = (s, source) =>
 const hearing = (s) => s.remotes.filter((t) => t.kind === "audio" && t.packetsReceived > 0).length;
 
 mkdirSync(ARTIFACTS, { recursive: true });
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: FLAGS,
-  headless: true,
-});
+const browser = await launchChromium({ calls: true });
 const pages = [];
 let failure = null;
 let snapshots = [];

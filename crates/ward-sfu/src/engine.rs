@@ -2144,28 +2144,28 @@ impl Sfu {
             Vec::new()
         };
         let chosen = allocate(&requests, &current, budget);
-        let step_up_bps = step_up(&requests, &chosen).map_or(0, |bps| (audio_bps + bps) * 5 / 4);
-        // What the subscriber would take with bandwidth to spare: the estimator probes up to
-        // it (str0m never probes without a desired rate, so an estimate that dropped once
-        // would keep the subscriber on low layers for good).
-        let wanted_bps: u64 = requests
-            .iter()
-            .map(|(layers, max_quality)| {
-                let usable = layers.iter().filter(|l| l.active && l.quality <= *max_quality);
-                usable.map(|l| l.bitrate_bps).max().unwrap_or(0)
-            })
-            .sum();
-        let desired_bps = (audio_bps + wanted_bps) * 5 / 4;
         let mut keyframes = Vec::new();
         let str0m_estimates = self.cfg.bandwidth_estimator == BandwidthEstimator::Str0m;
         if str0m_estimates {
             self.mark(id, Side::Subscriber);
         }
         let sub = self.participants.get_mut(&id).expect("checked above");
-        sub.step_up_bps = step_up_bps;
         sub.last_budget_bps = budget;
         if str0m_estimates {
-            sub.subscriber.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(desired_bps));
+            // What the subscriber would take with bandwidth to spare: str0m probes up to it (it
+            // never probes without a desired rate, so an estimate that dropped once would keep
+            // the subscriber on low layers for good).
+            let wanted_bps: u64 = requests
+                .iter()
+                .map(|(layers, max_quality)| {
+                    let usable = layers.iter().filter(|l| l.active && l.quality <= *max_quality);
+                    usable.map(|l| l.bitrate_bps).max().unwrap_or(0)
+                })
+                .sum();
+            sub.subscriber.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps((audio_bps + wanted_bps) * 5 / 4));
+        } else {
+            // Ward's estimator tries one step up at a time.
+            sub.step_up_bps = step_up(&requests, &chosen).map_or(0, |bps| (audio_bps + bps) * 5 / 4);
         }
         let unconstrained: Vec<Option<u8>> =
             requests.iter().map(|(layers, max_quality)| pick_layer(layers, *max_quality, u64::MAX)).collect();

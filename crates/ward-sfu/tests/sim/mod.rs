@@ -528,6 +528,12 @@ pub struct Sim {
     pub undeliverable: u64,
     /// NAT mappings: a client's own address → the address the SFU sees.
     nat: HashMap<SocketAddr, SocketAddr>,
+    /// Wall time spent inside the SFU's calls (not the clients'), for the cost program.
+    pub sfu_busy: Duration,
+    /// Run the SFU's due timers right after each datagram, as the shell's loop does, rather
+    /// than at most once per simulated millisecond (which lets timer rounds serve several
+    /// datagrams and so understates their cost).
+    pub eager_timers: bool,
 }
 
 static CRYPTO: Once = Once::new();
@@ -567,6 +573,8 @@ impl Sim {
             sfu_timeout_at: None,
             undeliverable: 0,
             nat: HashMap::new(),
+            sfu_busy: Duration::ZERO,
+            eager_timers: false,
         }
     }
 
@@ -855,7 +863,9 @@ impl Sim {
             self.pump();
         }
         if self.sfu_deadline() <= now {
+            let t = Instant::now();
             self.sfu.handle_timeout(now);
+            self.sfu_busy += t.elapsed();
             self.sfu_timeout_at = Some(now);
         }
         for i in 0..self.clients.len() {
@@ -901,7 +911,17 @@ impl Sim {
             // As the shell does: the destination is the socket's own address, which differs
             // from the announced one when the SFU binds 0.0.0.0 or sits behind NAT.
             let local = self.sfu.config().local_addr;
+            let t = Instant::now();
             self.sfu.handle_receive(now, f.from, local, &f.data);
+            if self.eager_timers {
+                for _ in 0..64 {
+                    if self.sfu.poll_timeout() > now {
+                        break;
+                    }
+                    self.sfu.handle_timeout(now);
+                }
+            }
+            self.sfu_busy += t.elapsed();
             return;
         }
         let Some(c) = self.clients.iter_mut().find(|c| c.pub_addr == f.to || c.sub_addr == f.to) else {
@@ -948,7 +968,11 @@ impl Sim {
     pub fn pump(&mut self) {
         loop {
             let mut busy = false;
-            while let Some(o) = self.sfu.poll_output() {
+            loop {
+                let t = Instant::now();
+                let output = self.sfu.poll_output();
+                self.sfu_busy += t.elapsed();
+                let Some(o) = output else { break };
                 busy = true;
                 match o {
                     Output::Transmit { source, destination, contents, .. } => {

@@ -10,11 +10,11 @@
 //! run's shared epoch), so that a receiver in the same process can count what is missing and
 //! how long each packet took, on one clock.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -52,6 +52,9 @@ pub struct Shared {
     window_end_ns: AtomicU64,
     /// (subscriber, publisher) pairs that have received media.
     pub flowing: AtomicUsize,
+    /// Per client number: its participant SID (from the join response) and how many
+    /// publishers' streams it has received, to name the clients a failed setup left without.
+    pub progress: Mutex<BTreeMap<u32, (String, usize)>>,
 }
 
 impl Shared {
@@ -61,6 +64,7 @@ impl Shared {
             window_start_ns: AtomicU64::new(u64::MAX),
             window_end_ns: AtomicU64::new(u64::MAX),
             flowing: AtomicUsize::new(0),
+            progress: Mutex::default(),
         }
     }
 
@@ -211,6 +215,9 @@ struct QueuedPacket {
     ts: u32,
 }
 
+/// Until the join response tells the server's interval.
+const DEFAULT_PING_INTERVAL_S: u64 = 5;
+
 fn signal(message: Req) -> Message {
     Message::Binary(lk::SignalRequest { message: Some(message) }.encode_to_vec().into())
 }
@@ -281,6 +288,11 @@ pub async fn run(spec: Spec, shared: Arc<Shared>, mut stop: watch::Receiver<bool
     let frame_interval = Duration::from_secs(1) / FPS;
     let frame_bytes = usize::try_from(spec.bitrate_bps / 8 / u64::from(FPS)).unwrap_or(usize::MAX).max(1);
     let payload_max = spec.packet_bytes.max(HEADER_BYTES + 1);
+    // Like LiveKit's clients: a server that hears nothing for three ping timeouts takes the
+    // client for gone (before this, the first viewers of a 200-viewer fanout were dropped
+    // while the rest were still joining).
+    let mut ping = tokio::time::interval(Duration::from_secs(DEFAULT_PING_INTERVAL_S));
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     loop {
         let mut wake = publisher.deadline.min(subscriber.deadline);
@@ -295,12 +307,16 @@ pub async fn run(spec: Spec, shared: Arc<Shared>, mut stop: watch::Receiver<bool
         tokio::select! {
             biased;
             _ = stop.changed() => break,
+            _ = ping.tick() => {
+                let sent_ms = i64::try_from(shared.ns(Instant::now()) / 1_000_000).unwrap_or_default();
+                ws_tx.send(signal(Req::Ping(sent_ms))).await.map_err(|e| e.to_string())?;
+            }
             r = subscriber.socket.readable() => {
                 if r.is_ok() {
                     events = subscriber.receive(&mut buf);
                     for e in events.drain(..) {
                         if let Event::RtpPacket(p) = e {
-                            on_rtp(&shared, &mut report, &mut seen, p.timestamp, &p.payload);
+                            on_rtp(&shared, spec.number, &mut report, &mut seen, p.timestamp, &p.payload);
                         }
                     }
                 }
@@ -341,6 +357,15 @@ pub async fn run(spec: Spec, shared: Arc<Shared>, mut stop: watch::Receiver<bool
                             publisher.poll(&mut events, &mut report.send_drops);
                         }
                     }
+                    Some(Resp::Join(j)) => {
+                        let sid = j.participant.map(|p| p.sid).unwrap_or_default();
+                        shared.progress.lock().unwrap_or_else(|e| e.into_inner()).entry(spec.number).or_default().0 = sid;
+                        if j.ping_interval > 0 {
+                            let every = Duration::from_secs(u64::from(j.ping_interval.unsigned_abs()));
+                            ping = tokio::time::interval(every);
+                            ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                        }
+                    }
                     Some(Resp::Leave(_)) => return Err(format!("client {}: the SFU sent leave", spec.number)),
                     _ => {}
                 }
@@ -351,7 +376,7 @@ pub async fn run(spec: Spec, shared: Arc<Shared>, mut stop: watch::Receiver<bool
                 subscriber.timeout(now, &mut events, &mut report.send_drops);
                 for e in events.drain(..) {
                     if let Event::RtpPacket(p) = e {
-                        on_rtp(&shared, &mut report, &mut seen, p.timestamp, &p.payload);
+                        on_rtp(&shared, spec.number, &mut report, &mut seen, p.timestamp, &p.payload);
                     }
                 }
                 publisher.timeout(now, &mut events, &mut report.send_drops);
@@ -390,7 +415,14 @@ fn on_publisher_events(publishing: &mut Option<Publishing>, events: impl Iterato
     }
 }
 
-fn on_rtp(shared: &Shared, report: &mut Report, seen: &mut HashMap<u32, ()>, at: Instant, payload: &[u8]) {
+fn on_rtp(
+    shared: &Shared,
+    me: u32,
+    report: &mut Report,
+    seen: &mut HashMap<u32, ()>,
+    at: Instant,
+    payload: &[u8],
+) {
     if payload.len() < HEADER_BYTES || payload[2..4] != MAGIC {
         return;
     }
@@ -399,6 +431,7 @@ fn on_rtp(shared: &Shared, report: &mut Report, seen: &mut HashMap<u32, ()>, at:
     let sent_ns = u64::from_be_bytes(payload[16..24].try_into().expect("8 bytes"));
     if seen.insert(number, ()).is_none() {
         shared.flowing.fetch_add(1, Ordering::SeqCst);
+        shared.progress.lock().unwrap_or_else(|e| e.into_inner()).entry(me).or_default().1 += 1;
     }
     if !shared.in_window(sent_ns) {
         return;

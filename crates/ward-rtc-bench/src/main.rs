@@ -139,7 +139,7 @@ fn start_server(args: &Args) -> Result<Server, String> {
         .env("WARD_LISTEN", http.to_string())
         .env("WARD_METRICS_LISTEN", metrics.to_string())
         .env("WARD_DATA_DIR", data.path().join("data"))
-        .env("WARD_LOG_LEVEL", "warn")
+        .env("WARD_LOG_LEVEL", std::env::var("WARD_LOG_LEVEL").unwrap_or_else(|_| "warn".into()))
         .env("WARD_RTC_API_KEY", &keys.key)
         .env("WARD_RTC_API_SECRET", &keys.secret)
         .env("WARD_RTC_UDP_BIND", "127.0.0.1")
@@ -365,9 +365,20 @@ async fn scenario(args: &Args, server: &Server, kind: Kind, n: usize, run: usize
         }
         if Instant::now() > setup_deadline {
             let _ = stop_tx.send(true);
+            // Everyone receives every publisher but itself; name those who did not.
+            let progress = shared.progress.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let short: Vec<String> = (0..clients as u32)
+                .filter_map(|number| {
+                    let publishes = kind == Kind::Mesh || number == 0;
+                    let expected = publishers - usize::from(publishes);
+                    let (sid, got) = progress.get(&number).cloned().unwrap_or_default();
+                    (got < expected).then(|| format!("client {number} ({sid}): {got} of {expected}"))
+                })
+                .collect();
             return Err(format!(
-                "only {} of {expected_pairs} streams reached their subscribers",
-                shared.flowing.load(Ordering::SeqCst)
+                "only {} of {expected_pairs} streams reached their subscribers; short: {}",
+                shared.flowing.load(Ordering::SeqCst),
+                short.join(", ")
             ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -32,6 +32,11 @@
 //!   switch waits for a keyframe and the allocator's hold, so the clock starts when the rate
 //!   rises). Congestion before that undoes it through the back-off, and the next trial waits
 //!   twice as long (up to [`TRIAL_WAIT_MAX_MS`]).
+//! - The step that failed is remembered as a **ceiling** with a back-off of its own: a failed
+//!   trial of the top layer can take the estimate below the middle one, whose trial then
+//!   stands; that success resets the wait for steps below the ceiling only, so the top layer is
+//!   not tried again (and the picture frozen again) every few seconds on a link that cannot
+//!   carry it. A trial that reaches the ceiling and stands clears it.
 //! - Loss between the two thresholds holds the estimate: lines lose a few percent without
 //!   being full, and NACK/RTX repairs that.
 
@@ -70,6 +75,9 @@ pub const TRIAL_WAIT_MIN_MS: u64 = 2_000;
 pub const TRIAL_WAIT_MAX_MS: u64 = 64_000;
 /// A trial stands after this long of sending above the old estimate without congestion.
 pub const TRIAL_WINDOW_MS: u64 = 3_000;
+/// A trial to at least this share of the ceiling (the lowest step that failed, percent) counts
+/// as a trial of that step: layer rates wobble between trials.
+pub const CEILING_SHARE_PERCENT: u64 = 90;
 /// A trial whose higher rate never shows (the subscriber turned its video off, say) ends
 /// after this long, neither standing nor failed.
 pub const TRIAL_UNUSED_MS: u64 = 10_000;
@@ -100,6 +108,11 @@ pub struct Estimator {
     clean_since: Instant,
     trial: Option<Trial>,
     trial_wait_ms: u64,
+    /// The lowest step whose trial failed since one reaching it last stood, and the wait
+    /// before the next trial of it (doubled on each failure there, kept when a lower one
+    /// stands).
+    ceiling_bps: Option<u64>,
+    ceiling_wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -114,6 +127,7 @@ struct Decrease {
 struct Trial {
     started: Instant,
     from_bps: u64,
+    to_bps: u64,
     /// When the sending rate first rose above `from_bps`.
     loaded: Option<Instant>,
 }
@@ -129,6 +143,8 @@ impl Estimator {
             clean_since: now,
             trial: None,
             trial_wait_ms: TRIAL_WAIT_MIN_MS,
+            ceiling_bps: None,
+            ceiling_wait_ms: TRIAL_WAIT_MIN_MS,
         }
     }
 
@@ -172,8 +188,14 @@ impl Estimator {
 
         if congested {
             self.clean_since = now;
-            if self.trial.take().is_some() {
+            if let Some(trial) = self.trial.take() {
                 self.trial_wait_ms = (self.trial_wait_ms * 2).min(TRIAL_WAIT_MAX_MS);
+                self.ceiling_wait_ms = if self.reaches_ceiling(trial.to_bps) {
+                    (self.ceiling_wait_ms * 2).min(TRIAL_WAIT_MAX_MS)
+                } else {
+                    self.trial_wait_ms
+                };
+                self.ceiling_bps = Some(self.ceiling_bps.map_or(trial.to_bps, |c| c.min(trial.to_bps)));
             }
             let may_decrease = self.decrease.is_none_or(|d| match d.effective {
                 Some(t) => now.duration_since(t) >= Duration::from_millis(LOSS_WINDOW_MS),
@@ -197,8 +219,13 @@ impl Estimator {
             let stood =
                 trial.loaded.is_some_and(|t| now.duration_since(t) >= Duration::from_millis(TRIAL_WINDOW_MS));
             if stood {
+                let to_bps = trial.to_bps;
                 self.trial = None;
                 self.trial_wait_ms = TRIAL_WAIT_MIN_MS;
+                if self.reaches_ceiling(to_bps) {
+                    self.ceiling_bps = None;
+                    self.ceiling_wait_ms = TRIAL_WAIT_MIN_MS;
+                }
             } else if trial.loaded.is_none()
                 && now.duration_since(trial.started) >= Duration::from_millis(TRIAL_UNUSED_MS)
             {
@@ -209,15 +236,30 @@ impl Estimator {
             self.estimate_bps =
                 (self.estimate_bps as f64 * (1.0 + GROWTH_PER_S * elapsed.as_secs_f64())) as u64;
         }
-        let waited = now.duration_since(self.clean_since) >= Duration::from_millis(self.trial_wait_ms);
+        let wait_ms = if self.reaches_ceiling(r.step_up_bps) {
+            self.trial_wait_ms.max(self.ceiling_wait_ms)
+        } else {
+            self.trial_wait_ms
+        };
+        let waited = now.duration_since(self.clean_since) >= Duration::from_millis(wait_ms);
         if r.step_up_bps > self.estimate_bps && waited && self.trial.is_none() {
-            self.trial = Some(Trial { started: now, from_bps: self.estimate_bps, loaded: None });
+            self.trial = Some(Trial {
+                started: now,
+                from_bps: self.estimate_bps,
+                to_bps: r.step_up_bps,
+                loaded: None,
+            });
             self.estimate_bps = r.step_up_bps;
             // The next trial counts its wait from here.
             self.clean_since = now;
         }
         self.estimate_bps = self.estimate_bps.clamp(ESTIMATE_MIN_BPS, ESTIMATE_MAX_BPS);
         self.estimate_bps
+    }
+
+    /// Whether a trial to `bps` tries the step that failed last (or a higher one).
+    fn reaches_ceiling(&self, bps: u64) -> bool {
+        self.ceiling_bps.is_some_and(|c| bps.saturating_mul(100) >= c.saturating_mul(CEILING_SHARE_PERCENT))
     }
 
     /// Records a round-trip sample and returns how far it stands above the window's minimum.
@@ -385,6 +427,43 @@ mod tests {
         }
         assert!(reached.is_some_and(|i| i <= 6), "reached at step {reached:?}");
         assert!(l.est.estimate_bps >= wanted);
+    }
+
+    /// A link that carries the middle layer with little to spare: a failed trial of the top
+    /// layer takes the estimate below the middle one, whose trial then stands. That success
+    /// must not bring the next trial of the top layer back at the shortest wait: in a browser
+    /// each failed trial of the top layer froze the picture for up to ~3 s.
+    #[test]
+    fn a_lower_step_standing_does_not_reset_the_back_off_of_the_step_above() {
+        const LAYERS: [u64; 3] = [150_000, 500_000, 1_500_000];
+        const LINK: u64 = 560_000;
+        let mut l = Link::new(2_000_000);
+        l.step(1_500_000, 0.0, 0, 0);
+        let mut top_trials = Vec::new();
+        let mut middle_stood = 0;
+        let mut t = Duration::ZERO;
+        let mut sent_before = 0;
+        for _ in 0..(180_000 / STEP.as_millis() as u64) {
+            t += STEP;
+            let e = l.est.estimate_bps;
+            // The allocator: the best layer the estimate covers, and one step up from it.
+            let sent = LAYERS.iter().copied().filter(|r| *r <= e).max().unwrap_or(LAYERS[0]);
+            let step_up = LAYERS.iter().copied().find(|r| *r > sent).map_or(0, |r| r * 5 / 4);
+            if sent == LAYERS[2] && sent_before != LAYERS[2] {
+                top_trials.push(t.as_secs());
+            }
+            if sent == LAYERS[1] && sent_before == LAYERS[0] {
+                middle_stood += 1;
+            }
+            sent_before = sent;
+            let (loss, queue) = if sent > LINK { (1.0 - LINK as f32 / sent as f32, 200) } else { (0.0, 0) };
+            l.step(sent, loss, queue, step_up);
+        }
+        let gaps: Vec<u64> = top_trials.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(top_trials.len() >= 3, "top-layer trials at {top_trials:?} s");
+        assert!(middle_stood >= 2, "the middle layer came back {middle_stood} times");
+        assert!(gaps.windows(2).all(|g| g[1] >= g[0]), "gaps between top-layer trials grow: {gaps:?}");
+        assert!(*gaps.last().expect("several trials") >= 32, "gaps {gaps:?}");
     }
 
     #[test]

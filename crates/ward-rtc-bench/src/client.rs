@@ -289,8 +289,7 @@ pub async fn run(spec: Spec, shared: Arc<Shared>, mut stop: watch::Receiver<bool
     let frame_bytes = usize::try_from(spec.bitrate_bps / 8 / u64::from(FPS)).unwrap_or(usize::MAX).max(1);
     let payload_max = spec.packet_bytes.max(HEADER_BYTES + 1);
     // Like LiveKit's clients: a server that hears nothing for three ping timeouts takes the
-    // client for gone (before this, the first viewers of a 200-viewer fanout were dropped
-    // while the rest were still joining).
+    // client for gone (before the bench pinged, long fanout setups lost their first viewers).
     let mut ping = tokio::time::interval(Duration::from_secs(DEFAULT_PING_INTERVAL_S));
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 

@@ -32,11 +32,10 @@
 //!   switch waits for a keyframe and the allocator's hold, so the clock starts when the rate
 //!   rises). Congestion before that undoes it through the back-off, and the next trial waits
 //!   twice as long (up to [`TRIAL_WAIT_MAX_MS`]).
-//! - The step that failed is remembered as a **ceiling** with a back-off of its own: a failed
+//! - Each step that failed is remembered as a **ceiling** with a back-off of its own: a failed
 //!   trial of the top layer can take the estimate below the middle one, whose trial then
-//!   stands; that success resets the wait for steps below the ceiling only, so the top layer is
-//!   not tried again (and the picture frozen again) every few seconds on a link that cannot
-//!   carry it. A trial that reaches the ceiling and stands clears it.
+//!   stands; that success clears only the ceilings it reached, so the top layer is not tried
+//!   again (and the picture frozen again) every few seconds on a link that cannot carry it.
 //! - Loss between the two thresholds holds the estimate: lines lose a few percent without
 //!   being full, and NACK/RTX repairs that.
 
@@ -75,12 +74,19 @@ pub const TRIAL_WAIT_MIN_MS: u64 = 2_000;
 pub const TRIAL_WAIT_MAX_MS: u64 = 64_000;
 /// A trial stands after this long of sending above the old estimate without congestion.
 pub const TRIAL_WINDOW_MS: u64 = 3_000;
-/// A trial to at least this share of the ceiling (the lowest step that failed, percent) counts
-/// as a trial of that step: layer rates wobble between trials.
+/// A trial to at least this share of a ceiling (a step that failed, percent) counts as a trial
+/// of that step: layer rates wobble between trials.
 pub const CEILING_SHARE_PERCENT: u64 = 90;
+/// Ceilings kept (a subscription has at most three layers; the highest goes first).
+pub const CEILINGS_MAX: usize = 4;
 /// A trial whose higher rate never shows (the subscriber turned its video off, say) ends
 /// after this long, neither standing nor failed.
 pub const TRIAL_UNUSED_MS: u64 = 10_000;
+
+/// Whether a trial to `bps` tries the step at `ceiling_bps` (or a higher one).
+fn reaches(bps: u64, ceiling_bps: u64) -> bool {
+    bps.saturating_mul(100) >= ceiling_bps.saturating_mul(CEILING_SHARE_PERCENT)
+}
 
 /// What str0m reported for one subscriber connection at one interval.
 #[derive(Debug, Clone, Copy)]
@@ -108,11 +114,16 @@ pub struct Estimator {
     clean_since: Instant,
     trial: Option<Trial>,
     trial_wait_ms: u64,
-    /// The lowest step whose trial failed since one reaching it last stood, and the wait
-    /// before the next trial of it (doubled on each failure there, kept when a lower one
+    /// Steps whose trial failed since a trial reaching them stood, lowest first, each with the
+    /// wait before the next trial of it (doubled on each failure there, kept when a lower step
     /// stands).
-    ceiling_bps: Option<u64>,
-    ceiling_wait_ms: u64,
+    ceilings: Vec<Ceiling>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Ceiling {
+    bps: u64,
+    wait_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -143,8 +154,7 @@ impl Estimator {
             clean_since: now,
             trial: None,
             trial_wait_ms: TRIAL_WAIT_MIN_MS,
-            ceiling_bps: None,
-            ceiling_wait_ms: TRIAL_WAIT_MIN_MS,
+            ceilings: Vec::new(),
         }
     }
 
@@ -190,12 +200,7 @@ impl Estimator {
             self.clean_since = now;
             if let Some(trial) = self.trial.take() {
                 self.trial_wait_ms = (self.trial_wait_ms * 2).min(TRIAL_WAIT_MAX_MS);
-                self.ceiling_wait_ms = if self.reaches_ceiling(trial.to_bps) {
-                    (self.ceiling_wait_ms * 2).min(TRIAL_WAIT_MAX_MS)
-                } else {
-                    self.trial_wait_ms
-                };
-                self.ceiling_bps = Some(self.ceiling_bps.map_or(trial.to_bps, |c| c.min(trial.to_bps)));
+                self.trial_failed(trial.to_bps);
             }
             let may_decrease = self.decrease.is_none_or(|d| match d.effective {
                 Some(t) => now.duration_since(t) >= Duration::from_millis(LOSS_WINDOW_MS),
@@ -222,10 +227,7 @@ impl Estimator {
                 let to_bps = trial.to_bps;
                 self.trial = None;
                 self.trial_wait_ms = TRIAL_WAIT_MIN_MS;
-                if self.reaches_ceiling(to_bps) {
-                    self.ceiling_bps = None;
-                    self.ceiling_wait_ms = TRIAL_WAIT_MIN_MS;
-                }
+                self.trial_stood(to_bps);
             } else if trial.loaded.is_none()
                 && now.duration_since(trial.started) >= Duration::from_millis(TRIAL_UNUSED_MS)
             {
@@ -236,12 +238,8 @@ impl Estimator {
             self.estimate_bps =
                 (self.estimate_bps as f64 * (1.0 + GROWTH_PER_S * elapsed.as_secs_f64())) as u64;
         }
-        let wait_ms = if self.reaches_ceiling(r.step_up_bps) {
-            self.trial_wait_ms.max(self.ceiling_wait_ms)
-        } else {
-            self.trial_wait_ms
-        };
-        let waited = now.duration_since(self.clean_since) >= Duration::from_millis(wait_ms);
+        let waited =
+            now.duration_since(self.clean_since) >= Duration::from_millis(self.trial_wait_for(r.step_up_bps));
         if r.step_up_bps > self.estimate_bps && waited && self.trial.is_none() {
             self.trial = Some(Trial {
                 started: now,
@@ -257,9 +255,32 @@ impl Estimator {
         self.estimate_bps
     }
 
-    /// Whether a trial to `bps` tries the step that failed last (or a higher one).
-    fn reaches_ceiling(&self, bps: u64) -> bool {
-        self.ceiling_bps.is_some_and(|c| bps.saturating_mul(100) >= c.saturating_mul(CEILING_SHARE_PERCENT))
+    /// A trial to `to_bps` stood: the ceilings it reached are gone, higher ones stay.
+    fn trial_stood(&mut self, to_bps: u64) {
+        self.ceilings.retain(|c| !reaches(to_bps, c.bps));
+    }
+
+    /// The wait before a trial to `to_bps`: the general one, or a ceiling's it reaches.
+    fn trial_wait_for(&self, to_bps: u64) -> u64 {
+        self.ceilings
+            .iter()
+            .filter(|c| reaches(to_bps, c.bps))
+            .map(|c| c.wait_ms)
+            .fold(self.trial_wait_ms, u64::max)
+    }
+
+    /// A trial to `to_bps` failed: that step's ceiling waits twice as long, or a new one
+    /// starts at the general wait (already doubled).
+    fn trial_failed(&mut self, to_bps: u64) {
+        let same_step = |c: &Ceiling| reaches(to_bps, c.bps) && reaches(c.bps, to_bps);
+        if let Some(c) = self.ceilings.iter_mut().find(|c| same_step(c)) {
+            c.bps = c.bps.min(to_bps);
+            c.wait_ms = (c.wait_ms * 2).min(TRIAL_WAIT_MAX_MS);
+        } else {
+            self.ceilings.push(Ceiling { bps: to_bps, wait_ms: self.trial_wait_ms });
+            self.ceilings.sort_by_key(|c| c.bps);
+            self.ceilings.truncate(CEILINGS_MAX);
+        }
     }
 
     /// Records a round-trip sample and returns how far it stands above the window's minimum.
@@ -464,6 +485,32 @@ mod tests {
         assert!(middle_stood >= 2, "the middle layer came back {middle_stood} times");
         assert!(gaps.windows(2).all(|g| g[1] >= g[0]), "gaps between top-layer trials grow: {gaps:?}");
         assert!(*gaps.last().expect("several trials") >= 32, "gaps {gaps:?}");
+    }
+
+    /// Ceilings are per step: a lower step failing and then standing (the link narrowed for a
+    /// while) leaves the higher step's back-off as it was.
+    #[test]
+    fn each_failed_step_keeps_its_own_back_off() {
+        let mut e = Estimator::new(1_000_000, Instant::now());
+        let (top, middle) = (1_900_000, 650_000);
+        e.trial_wait_ms = 4_000;
+        e.trial_failed(top);
+        e.trial_failed(top * 95 / 100); // the same step, its rate wobbling
+        assert_eq!(e.trial_wait_for(top), 8_000);
+        e.trial_failed(middle);
+        assert_eq!(e.trial_wait_for(middle), 4_000);
+        assert_eq!(e.trial_wait_for(top), 8_000, "a higher step waits for the lower ceilings too");
+        e.trial_wait_ms = TRIAL_WAIT_MIN_MS;
+        e.trial_stood(middle);
+        assert_eq!(e.trial_wait_for(middle), TRIAL_WAIT_MIN_MS);
+        assert_eq!(e.trial_wait_for(top), 8_000);
+        e.trial_stood(top);
+        assert_eq!(e.trial_wait_for(top), TRIAL_WAIT_MIN_MS);
+        // Bounded.
+        for i in 0..10 {
+            e.trial_failed(100_000 << i);
+        }
+        assert_eq!(e.ceilings.len(), CEILINGS_MAX);
     }
 
     #[test]

@@ -2178,7 +2178,7 @@ impl Sfu {
             sub.subscriber.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps((audio_bps + wanted_bps) * 5 / 4));
         } else {
             // Ward's estimator tries one step up at a time.
-            sub.step_up_bps = step_up(&requests, &chosen).map_or(0, |bps| (audio_bps + bps) * 5 / 4);
+            sub.step_up_bps = step_up(&requests, &chosen, audio_bps).unwrap_or(0);
         }
         let unconstrained: Vec<Option<u8>> =
             requests.iter().map(|(layers, max_quality)| pick_layer(layers, *max_quality, u64::MAX)).collect();
@@ -2390,18 +2390,27 @@ fn rid_of_quality(quality: u8) -> &'static str {
 /// large, else the largest.
 /// What the allocation would cost with one step up: the most important subscription held below
 /// the best layer it accepts gets the next active layer up. `None` if none is held back.
-fn step_up(requests: &[(&[LayerState], u8)], chosen: &[Option<u8>]) -> Option<u64> {
+/// The estimate a trial of one step up needs: the next layer of the most important
+/// subscription held below its best, with a quarter on top (layer rates swell with keyframes),
+/// but less than the layer after it would need, so that the allocator takes one step and not
+/// two (Chromium's 720p simulcast can put the top layer within that quarter of the middle one).
+fn step_up(requests: &[(&[LayerState], u8)], chosen: &[Option<u8>], audio_bps: u64) -> Option<u64> {
     let rate = |layers: &[LayerState], q: Option<u8>| {
         q.and_then(|q| layers.iter().find(|l| l.quality == q)).map_or(0, |l| l.bitrate_bps)
     };
     let total: u64 = requests.iter().zip(chosen).map(|((layers, _), q)| rate(layers, *q)).sum();
     requests.iter().zip(chosen).find_map(|((layers, max_quality), q)| {
         let current = (*q)?;
-        let next = layers
-            .iter()
-            .filter(|l| l.active && l.quality > current && l.quality <= *max_quality)
-            .min_by_key(|l| l.quality)?;
-        Some(total - rate(layers, Some(current)) + next.bitrate_bps)
+        let mut above: Vec<&LayerState> =
+            layers.iter().filter(|l| l.active && l.quality > current && l.quality <= *max_quality).collect();
+        above.sort_by_key(|l| l.quality);
+        let others = audio_bps + total - rate(layers, Some(current));
+        let need = others + above.first()?.bitrate_bps;
+        let mut trial = need * 5 / 4;
+        if let Some(after) = above.get(1) {
+            trial = trial.min((others + after.bitrate_bps).saturating_sub(1)).max(need);
+        }
+        Some(trial)
     })
 }
 
@@ -2490,6 +2499,28 @@ mod tests {
         );
         let recv = "m=audio 9 x\r\na=mid:7\r\na=recvonly\r\nm=video 9 x\r\na=mid:8\r\na=inactive\r\n";
         assert!(sdp_media_lines(recv).iter().all(|l| !l.client_sends));
+    }
+
+    /// A trial takes one step: its estimate covers the next layer with room for keyframes,
+    /// but not the layer after it, however close the two are.
+    #[test]
+    fn a_trial_steps_up_one_layer() {
+        let layer = |quality, bitrate_bps| LayerState { quality, bitrate_bps, active: true };
+        let audio = 40_000;
+        // Layers a third apart: a quarter on top of the middle one fits below the top one.
+        let apart = [layer(0, 150_000), layer(1, 500_000), layer(2, 1_500_000)];
+        assert_eq!(step_up(&[(&apart, 2)], &[Some(0)], audio), Some(675_000));
+        // Chromium's 720p camera as measured in test_rtc_congestion: the top layer is within
+        // a quarter of the middle one (with a keyframe in its window).
+        let close = [layer(0, 150_000), layer(1, 700_000), layer(2, 830_000)];
+        let trial = step_up(&[(&close, 2)], &[Some(0)], audio).expect("held back");
+        assert_eq!(trial, 869_999);
+        assert_eq!(allocate(&[(&close, 2)], &[], trial - audio), vec![Some(1)]);
+        // From the middle layer the top one is the last step: a quarter on top of it.
+        assert_eq!(step_up(&[(&close, 2)], &[Some(1)], audio), Some(1_087_500));
+        // Nothing held back.
+        assert_eq!(step_up(&[(&close, 2)], &[Some(2)], audio), None);
+        assert_eq!(step_up(&[(&close, 1)], &[Some(1)], audio), None);
     }
 
     #[test]

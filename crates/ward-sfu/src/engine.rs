@@ -2386,14 +2386,11 @@ fn rid_of_quality(quality: u8) -> &'static str {
     }
 }
 
-/// The layer that best matches a requested display size: the smallest layer at least as
-/// large, else the largest.
-/// What the allocation would cost with one step up: the most important subscription held below
-/// the best layer it accepts gets the next active layer up. `None` if none is held back.
-/// The estimate a trial of one step up needs: the next layer of the most important
-/// subscription held below its best, with a quarter on top (layer rates swell with keyframes),
-/// but less than the layer after it would need, so that the allocator takes one step and not
-/// two (Chromium's 720p simulcast can put the top layer within that quarter of the middle one).
+/// The estimate a trial of one step up needs: the allocation with the next active layer for
+/// the most important subscription held below the best layer it accepts, plus audio, with a
+/// quarter on top (layer rates swell with keyframes), but less than the layer after it would
+/// need, so that the allocator takes one step and not two (Chromium's 720p simulcast can put
+/// the top layer within that quarter of the middle one). `None` if nothing is held back.
 fn step_up(requests: &[(&[LayerState], u8)], chosen: &[Option<u8>], audio_bps: u64) -> Option<u64> {
     let rate = |layers: &[LayerState], q: Option<u8>| {
         q.and_then(|q| layers.iter().find(|l| l.quality == q)).map_or(0, |l| l.bitrate_bps)
@@ -2414,6 +2411,8 @@ fn step_up(requests: &[(&[LayerState], u8)], chosen: &[Option<u8>], audio_bps: u
     })
 }
 
+/// The layer that best matches a requested display size: the smallest layer at least as
+/// large, else the largest.
 fn quality_for_size(layers: &[lk::VideoLayer], width: u32, height: u32) -> u8 {
     if layers.is_empty() {
         return QUALITY_HIGH;

@@ -24,7 +24,7 @@
 //!   [`GROWTH_PER_S`] while the SFU sends at least [`GROWTH_USE_PERCENT`] of it (so it levels
 //!   off a quarter above what is sent): an estimate far above anything sent says nothing, and
 //!   an upgrade that the estimate drifted into would skip the trials' back-off.
-//! - Simulcast layers are steps (a layer is ~3× the one below), and nothing is sent to probe
+//! - Simulcast layers are steps (often ~3× the one below, in Chromium sometimes only ~1.2×), and nothing is sent to probe
 //!   the gap, so a subscriber held below what it wants gets a **trial** once the link has been
 //!   clean for a while: the estimate jumps to what one step up needs (the next layer of its
 //!   most important subscription, [`Report::step_up_bps`]). The trial stands once the SFU

@@ -24,14 +24,14 @@
 //!   [`GROWTH_PER_S`] while the SFU sends at least [`GROWTH_USE_PERCENT`] of it (so it levels
 //!   off a quarter above what is sent): an estimate far above anything sent says nothing, and
 //!   an upgrade that the estimate drifted into would skip the trials' back-off.
-//! - Simulcast layers are steps (often ~3× the one below, in Chromium sometimes only ~1.2×), and nothing is sent to probe
-//!   the gap, so a subscriber held below what it wants gets a **trial** once the link has been
-//!   clean for a while: the estimate jumps to what one step up needs (the next layer of its
-//!   most important subscription, [`Report::step_up_bps`]). The trial stands once the SFU
-//!   has sent above the old estimate for [`TRIAL_WINDOW_MS`] without congestion (a layer
-//!   switch waits for a keyframe and the allocator's hold, so the clock starts when the rate
-//!   rises). Congestion before that undoes it through the back-off, and the next trial waits
-//!   twice as long (up to [`TRIAL_WAIT_MAX_MS`]).
+//! - Simulcast layers are steps (often ~3× the one below, in Chromium sometimes only ~1.2×),
+//!   and nothing is sent to probe the gap, so a subscriber held below what it wants gets a
+//!   **trial** once the link has been clean for a while: the estimate jumps to what one step
+//!   up needs (the next layer of its most important subscription, [`Report::step_up_bps`]).
+//!   The trial stands once the SFU has sent above the old estimate for [`TRIAL_WINDOW_MS`]
+//!   without congestion (a layer switch waits for a keyframe and the allocator's hold, so the
+//!   clock starts when the rate rises). Congestion before that undoes it through the back-off,
+//!   and the next trial waits twice as long (up to [`TRIAL_WAIT_MAX_MS`]).
 //! - Each step that failed is remembered as a **ceiling** with a back-off of its own: a failed
 //!   trial of the top layer can take the estimate below the middle one, whose trial then
 //!   stands; that success clears only the ceilings it reached, so the top layer is not tried

@@ -41,6 +41,12 @@ const TCP_FRAME_MAX_BYTES: usize = 4096;
 /// An ICE-TCP connection silent this long is closed (clients send consent checks every few
 /// seconds).
 const TCP_IDLE_TIMEOUT_MS: u64 = 30_000;
+/// Datagrams read from the socket, when they are waiting there already, before the copies
+/// of their media are sent. A subscriber connection written by several pays str0m's
+/// per-connection round once for all of them, so a busier loop forwards more per core; an
+/// idle one reads a single datagram and forwards it at once. Bounded so that the first
+/// datagram's copies do not wait long behind the others' reading.
+const DATAGRAM_BATCH_MAX: usize = 16;
 /// Rounds of due timers run back to back before the loop looks at the socket again.
 const DUE_TIMER_ROUNDS_MAX: usize = 64;
 /// How often the metrics are refreshed from the core's counters.
@@ -238,8 +244,9 @@ struct Task {
     /// Open ICE-TCP connections by peer address: where their framed packets go.
     tcp: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
     stats: Arc<Mutex<SfuStats>>,
-    /// When the datagram being handled was read: RTP sent before the loop waits again is
-    /// forwarded media, and its delay since then goes into `forward_delay`.
+    /// When the first datagram of the batch being handled was read: RTP sent before the loop
+    /// waits again is forwarded media, and its delay since then goes into `forward_delay`
+    /// (for a batch's later datagrams a little more than their own).
     received_at: Option<Instant>,
     forward_delay: metrics::Histogram,
 }
@@ -276,6 +283,10 @@ impl Task {
                         let now = Instant::now();
                         self.received_at = Some(now);
                         self.sfu.handle_receive(now, source, local, &buf[..n]);
+                        for _ in 1..DATAGRAM_BATCH_MAX {
+                            let Ok((n, source)) = self.socket.try_recv_from(&mut buf) else { break };
+                            self.sfu.handle_receive(Instant::now(), source, local, &buf[..n]);
+                        }
                     }
                     // ICMP errors (a client went away) surface here on some systems; harmless.
                     Err(e) => tracing::debug!(error = %e, "UDP receive failed"),

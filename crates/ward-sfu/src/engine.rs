@@ -242,10 +242,10 @@ struct Participant {
     subscriber: Rtc,
     pub_deadline: Instant,
     sub_deadline: Instant,
-    /// RTP was written to the subscriber connection since its last timeout round. str0m only
-    /// sends a written packet after a timeout round has stamped it, so the drain runs that
-    /// round before polling instead of polling twice (the poll is the costlier half: it walks
-    /// ICE, DTLS and SCTP each time).
+    /// RTP was written to the subscriber connection since its last timeout round (it is in
+    /// [`Sfu::written`]). str0m only sends a written packet after a timeout round has stamped
+    /// it, so the drain runs that round before polling instead of polling twice (the poll is
+    /// the costlier half: it walks ICE, DTLS and SCTP each time).
     sub_written: bool,
     tracks: Vec<PubTrack>,
     mid_to_cid: HashMap<String, String>,
@@ -373,6 +373,14 @@ pub struct Sfu {
     /// participants there are.
     ufrags: HashMap<String, (ParticipantId, Side)>,
     dirty: Vec<(ParticipantId, Side)>,
+    /// Subscriber connections with RTP written since their last timeout round, in the order
+    /// first written. They send in [`Sfu::poll_output`], not at once: the shell reads a batch
+    /// of datagrams before it polls, and a connection written by several of them then pays
+    /// one timeout round and one poll for all (a round and a poll walk every part of str0m;
+    /// they cost more than the packet). Each entry's `sub_written` flag is set.
+    written: Vec<ParticipantId>,
+    /// The latest time any input brought (the timeout round of deferred sends runs at it).
+    now: Instant,
     out: VecDeque<Output>,
     next_housekeeping: Instant,
     next_quality: Instant,
@@ -393,6 +401,8 @@ impl Sfu {
             routes: HashMap::new(),
             ufrags: HashMap::new(),
             dirty: Vec::new(),
+            written: Vec::new(),
+            now,
             out: VecDeque::new(),
             next_housekeeping: now + Duration::from_millis(HOUSEKEEPING_INTERVAL_MS),
             next_quality: now + Duration::from_millis(QUALITY_INTERVAL_MS),
@@ -425,12 +435,20 @@ impl Sfu {
         self.participants.get(&id).map(|p| p.sid.as_str())
     }
 
+    /// The next thing for the shell to do. Media written by the inputs since the last call
+    /// leaves here, so a shell that has several datagrams at hand hands them all in first.
     pub fn poll_output(&mut self) -> Option<Output> {
+        while self.out.is_empty() && !self.written.is_empty() {
+            self.send_written();
+        }
         self.out.pop_front()
     }
 
     /// When [`Sfu::handle_timeout`] must be called next.
     pub fn poll_timeout(&self) -> Instant {
+        if !self.written.is_empty() {
+            return self.now;
+        }
         self.participants
             .values()
             .flat_map(|p| [Some(p.pub_deadline), Some(p.sub_deadline), p.first_offer_at])
@@ -758,6 +776,7 @@ impl Sfu {
         self.ufrags.remove(&p.pub_ufrag);
         self.ufrags.remove(&p.sub_ufrag);
         self.dirty.retain(|(pid, _)| *pid != id);
+        self.written.retain(|pid| *pid != id);
         if let Some(room) = self.rooms.get_mut(&p.room) {
             room.members.retain(|m| *m != id);
             if room.members.is_empty() {
@@ -1434,6 +1453,16 @@ impl Sfu {
             self.housekeeping(now);
         }
         self.drain(now);
+        self.send_written();
+    }
+
+    /// Runs the timeout round that lets str0m send what was written, on every written
+    /// subscriber connection, and polls them.
+    fn send_written(&mut self) {
+        // `drain` leaves `dirty` empty, so the written connections need no de-duplication.
+        let written = std::mem::take(&mut self.written);
+        self.dirty.extend(written.into_iter().rev().map(|pid| (pid, Side::Subscriber)));
+        self.drain(self.now);
     }
 
     fn mark(&mut self, pid: ParticipantId, side: Side) {
@@ -1445,6 +1474,7 @@ impl Sfu {
     /// Polls every connection that got input until each is waiting for time again; events
     /// may hand work to other connections, which are then polled too.
     fn drain(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         while let Some((pid, side)) = self.dirty.pop() {
             let mut events = Vec::new();
             let Some(p) = self.participants.get_mut(&pid) else { continue };
@@ -1822,10 +1852,11 @@ impl Sfu {
                 }
             }
             tx.write_rtp(write);
-            sub.sub_written = true;
+            if !std::mem::replace(&mut sub.sub_written, true) {
+                self.written.push(s);
+            }
             self.stats.packets_forwarded += 1;
             self.stats.bytes_forwarded += packet.payload.len() as u64;
-            self.mark(s, Side::Subscriber);
         }
         if retyped && let Some(p) = self.participants.get_mut(&pid) {
             p.version += 1;

@@ -16,7 +16,19 @@ use ward_sfu::protocol as lk;
 /// continuous sequence numbers, starting at a keyframe.
 #[test]
 fn audio_and_video_reach_every_subscriber_without_gaps() {
+    audio_and_video_reach_every_subscriber(1);
+}
+
+/// The same when the shell hands in the datagrams that arrive together before it polls, so
+/// that a subscriber connection sends several packets after one timeout round.
+#[test]
+fn audio_and_video_reach_every_subscriber_when_datagrams_come_in_batches() {
+    audio_and_video_reach_every_subscriber(16);
+}
+
+fn audio_and_video_reach_every_subscriber(batch: usize) {
     let mut sim = Sim::new(1);
+    sim.sfu_batch_max = batch;
     let a = sim.join("alice");
     let b = sim.join("bob");
     let c = sim.join("carol");
@@ -66,6 +78,9 @@ fn audio_and_video_reach_every_subscriber_without_gaps() {
             "{who}: the last audio packets are missing"
         );
         assert!(counters[0] < 10, "{who}: audio started only at packet {}", counters[0]);
+    }
+    if batch > 1 {
+        assert!(sim.sfu_batched > 100, "only {} datagrams came in a batch", sim.sfu_batched);
     }
     let stats = sim.sfu.stats();
     assert_eq!(stats.published_tracks, 2);

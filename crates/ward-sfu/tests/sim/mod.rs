@@ -534,6 +534,12 @@ pub struct Sim {
     /// than at most once per simulated millisecond (which lets timer rounds serve several
     /// datagrams and so understates their cost).
     pub eager_timers: bool,
+    /// Datagrams due for the SFU at the same simulated instant handed in together, up to
+    /// this many, before its outputs are polled, as the shell reads the datagrams waiting on
+    /// its socket before it sends (1: each alone, as an idle loop sees them).
+    pub sfu_batch_max: usize,
+    /// Datagrams handed to the SFU behind another of the same batch.
+    pub sfu_batched: u64,
 }
 
 static CRYPTO: Once = Once::new();
@@ -575,6 +581,8 @@ impl Sim {
             nat: HashMap::new(),
             sfu_busy: Duration::ZERO,
             eager_timers: false,
+            sfu_batch_max: 1,
+            sfu_batched: 0,
         }
     }
 
@@ -856,11 +864,32 @@ impl Sim {
 
     fn step(&mut self) {
         let now = self.now;
-        // str0m must be polled after every input (an RTP packet waits in a single slot).
+        // str0m must be polled after every input (an RTP packet waits in a single slot); the
+        // SFU polls its own connections per datagram and sends when its outputs are polled.
+        let mut batched = 0;
         while self.in_flight.peek().is_some_and(|Reverse(f)| f.at <= now) {
             let Reverse(f) = self.in_flight.pop().expect("peeked");
+            let to_sfu = f.to == self.sfu_addr;
+            if !to_sfu && batched > 0 {
+                self.after_sfu_input();
+                batched = 0;
+            }
             self.deliver(f);
-            self.pump();
+            if !to_sfu {
+                self.pump();
+                continue;
+            }
+            if batched > 0 {
+                self.sfu_batched += 1;
+            }
+            batched += 1;
+            if batched >= self.sfu_batch_max {
+                self.after_sfu_input();
+                batched = 0;
+            }
+        }
+        if batched > 0 {
+            self.after_sfu_input();
         }
         if self.sfu_deadline() <= now {
             let t = Instant::now();
@@ -890,6 +919,24 @@ impl Sim {
         }
     }
 
+    /// What the shell does after handing the SFU datagrams: send its outputs, then (with
+    /// `eager_timers`) run the timers that are due.
+    fn after_sfu_input(&mut self) {
+        self.pump();
+        if self.eager_timers {
+            let now = self.now;
+            let t = Instant::now();
+            for _ in 0..64 {
+                if self.sfu.poll_timeout() > now {
+                    break;
+                }
+                self.sfu.handle_timeout(now);
+            }
+            self.sfu_busy += t.elapsed();
+            self.pump();
+        }
+    }
+
     /// From now on the client's `own` address reaches the SFU as `seen` (a NAT's mapping
     /// changed); datagrams for the old address are lost.
     pub fn rebind(&mut self, own: SocketAddr, seen: SocketAddr) {
@@ -913,14 +960,6 @@ impl Sim {
             let local = self.sfu.config().local_addr;
             let t = Instant::now();
             self.sfu.handle_receive(now, f.from, local, &f.data);
-            if self.eager_timers {
-                for _ in 0..64 {
-                    if self.sfu.poll_timeout() > now {
-                        break;
-                    }
-                    self.sfu.handle_timeout(now);
-                }
-            }
             self.sfu_busy += t.elapsed();
             return;
         }

@@ -6,7 +6,8 @@
 //! timeout (the same run loop as str0m, which does the WebRTC underneath):
 //!
 //! 1. [`Sfu::join`] / [`Sfu::handle_signal_bytes`] / [`Sfu::handle_receive`] /
-//!    [`Sfu::handle_timeout`] with `now`;
+//!    [`Sfu::handle_timeout`] with `now` (several in a row when they are at hand: media
+//!    written by all of them leaves in one round per subscriber connection);
 //! 2. [`Sfu::poll_output`] until `None`: send datagrams and signals, close sockets;
 //! 3. sleep until [`Sfu::poll_timeout`] or the next input.
 

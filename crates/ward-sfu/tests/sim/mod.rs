@@ -1,5 +1,9 @@
-//! A deterministic simulation of the SFU core with LiveKit-like clients, without sockets or
-//! sleeping.
+//! A simulation of the SFU core with LiveKit-like clients, without sockets or sleeping.
+//!
+//! It is not bit-for-bit repeatable: str0m draws its own randomness (ICE credentials, SSRCs,
+//! DTLS keys, whose signatures vary in length by a byte or two) and hash maps iterate in a
+//! per-run order. Behind a bandwidth cap such small differences move which packets a queue
+//! drops, so tests assert what must hold in every run, never one run's exact packets.
 //!
 //! * Time: one `Instant::now()` at the start, then the clock jumps from event to event (the
 //!   next datagram delivery, the SFU's or a client's timer, the next media frame).

@@ -26,11 +26,24 @@ const CALL_FLAGS = [
   "--autoplay-policy=no-user-gesture-required",
 ];
 
+// Chromium now and then dies while starting on these VMs (SIGSEGV before its first page, in a
+// CI run on 2026-12-07), before any test step ran. A launch is tried this many times; a
+// browser that cannot start at all still fails the test, after the last attempt.
+const LAUNCH_ATTEMPTS = 3;
+
 /** Launches $CHROMIUM (default /usr/bin/chromium); `calls` adds the fake media devices. */
-export function launchChromium({ calls = false } = {}) {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: calls ? [...FLAGS, ...CALL_FLAGS] : FLAGS,
-    headless: true,
-  });
+export async function launchChromium({ calls = false } = {}) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await chromium.launch({
+        executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+        args: calls ? [...FLAGS, ...CALL_FLAGS] : FLAGS,
+        headless: true,
+      });
+    } catch (e) {
+      if (attempt >= LAUNCH_ATTEMPTS) throw e;
+      const first = String(e?.message ?? e).split("\n")[0];
+      console.error(`chromium did not start (attempt ${attempt} of ${LAUNCH_ATTEMPTS}): ${first}; trying again`);
+    }
+  }
 }

@@ -23,6 +23,13 @@ use ward_sfu::{JoinError, JoinOptions, MAX_SIGNAL_BYTES};
 use crate::Rtc;
 use crate::runtime::{Outgoing, ServiceRequest, Session, SfuHandle};
 
+/// Each signalling socket's read buffer. tungstenite allocates it per connection and zeroes
+/// all of it on every read attempt, which [`run`]'s loop makes for every message it sends
+/// too; at the default 128 KiB that was 128 KiB of memory per participant and a 128 KiB memset
+/// per outgoing message. Signalling messages are small (an SDP is a few KiB), and larger ones
+/// up to [`MAX_SIGNAL_BYTES`] are still read, in several chunks.
+pub const SIGNAL_READ_BUFFER_BYTES: usize = 4 * 1024;
+
 fn flag(query: &HashMap<String, String>, name: &str, default: bool) -> bool {
     match query.get(name).map(String::as_str) {
         Some("1" | "true") => true,
@@ -88,6 +95,7 @@ pub(crate) async fn rtc(
     let on_failure = sfu.clone();
     ws.max_message_size(MAX_SIGNAL_BYTES)
         .max_frame_size(MAX_SIGNAL_BYTES)
+        .read_buffer_size(SIGNAL_READ_BUFFER_BYTES)
         .on_failed_upgrade(move |e| {
             tracing::debug!(error = %e, "signalling upgrade failed");
             tokio::spawn(async move { on_failure.closed(id, generation).await });

@@ -9,6 +9,11 @@
 //! publisher's number, a per-publisher packet counter and the send time (nanoseconds since the
 //! run's shared epoch), so that a receiver in the same process can count what is missing and
 //! how long each packet took, on one clock.
+//!
+//! A subscriber connection either decrypts every packet through str0m ([`Receiving::Decrypting`],
+//! as a real client does) or only counts RTP by its clear header ([`Receiving::Counting`]),
+//! which costs the load generator a fraction as much, so that it can drive the server near a
+//! full core.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
@@ -31,6 +36,7 @@ use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// Marks the bench's payloads (after the VP8 descriptor and payload header).
 const MAGIC: [u8; 2] = *b"WB";
@@ -43,6 +49,11 @@ const KEYFRAME_FACTOR: usize = 3;
 /// str0m learns the time only from inputs; a peer connection is never left alone longer.
 const MAX_SLEEP: Duration = Duration::from_millis(50);
 const DATAGRAM_MAX: usize = 2048;
+/// The signalling socket's read buffer. The client's loop polls the socket on every turn (each
+/// datagram), and tungstenite zeroes its whole read buffer on every read attempt: at the
+/// default 128 KiB that memset was half of the load generator's time. Signalling messages are
+/// small, and larger ones are still read, in several chunks.
+const SIGNAL_READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// What every client of a run shares with the orchestrator.
 pub struct Shared {
@@ -85,6 +96,18 @@ impl Shared {
     }
 }
 
+/// How a subscriber connection takes in media.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receiving {
+    /// Every datagram goes through str0m: decrypted, NACKed when missing, reported on (receiver
+    /// reports, congestion-control feedback), and timed.
+    Decrypting,
+    /// RTP is counted by its clear header (SSRC and sequence number) and never decrypted; str0m
+    /// gets only STUN, DTLS and RTCP, so the connection stays up but sends the server no NACKs
+    /// and no reports of what arrived. No latency is measured.
+    Counting,
+}
+
 #[derive(Debug, Clone)]
 pub struct Spec {
     /// The publisher number written into payloads (unique in the run).
@@ -96,6 +119,7 @@ pub struct Spec {
     pub packet_bytes: usize,
     /// Packets leave at this many times `bitrate_bps` (0: a frame's packets leave at once).
     pub pacing_factor: f64,
+    pub receiving: Receiving,
 }
 
 /// What a client saw; only packets sent inside the measurement window count.
@@ -107,9 +131,15 @@ pub struct Report {
     pub received: HashMap<u32, Vec<u64>>,
     /// Send → receive, in microseconds, of every packet received.
     pub latency_us: Vec<u32>,
+    /// A counting subscriber's RTP arrivals in the window (by arrival time): per SSRC, the
+    /// extended sequence numbers (duplicates possible).
+    pub counted: HashMap<u32, Vec<u64>>,
     /// Datagrams the client's sockets could not send (full buffers).
     pub send_drops: u64,
 }
+
+/// Takes a counting subscriber's RTP datagram and its arrival time.
+type CountRtp<'a> = dyn FnMut(&[u8], Instant) + 'a;
 
 struct Peer {
     rtc: Rtc,
@@ -131,13 +161,20 @@ impl Peer {
         Ok(Self { rtc, socket, addr, deadline: now, woken: now })
     }
 
-    /// Feeds every datagram waiting on the socket to the connection.
-    fn receive(&mut self, buf: &mut [u8]) -> Vec<Event> {
+    /// Feeds every datagram waiting on the socket to the connection, except RTP when `counting`
+    /// is given: that goes to `counting` instead, undecrypted.
+    fn receive(&mut self, buf: &mut [u8], mut counting: Option<&mut CountRtp<'_>>) -> Vec<Event> {
         let mut events = Vec::new();
         loop {
             match self.socket.try_recv_from(buf) {
                 Ok((n, source)) => {
                     let now = Instant::now();
+                    if let Some(count) = counting.as_mut()
+                        && is_rtp(&buf[..n])
+                    {
+                        count(&buf[..n], now);
+                        continue;
+                    }
                     if let Ok(r) = Receive::new(Protocol::Udp, source, self.addr, &buf[..n]) {
                         let _ = self.rtc.handle_input(Input::Receive(now, r));
                     }
@@ -190,6 +227,49 @@ impl Peer {
     }
 }
 
+/// RTP rather than RTCP, STUN or DTLS (RFC 7983 demultiplexing; RTCP packet types 192–223).
+fn is_rtp(datagram: &[u8]) -> bool {
+    datagram.len() >= 12 && datagram[0] >> 6 == 2 && !(192..=223).contains(&datagram[1])
+}
+
+/// The full sequence number of a 16-bit one, given the last one of the same stream: the
+/// candidate nearest to it.
+fn extend_seq(last: u64, seq: u16) -> u64 {
+    let candidate = (last & !0xFFFF) | u64::from(seq);
+    [candidate.wrapping_sub(1 << 16), candidate, candidate + (1 << 16)]
+        .into_iter()
+        .min_by_key(|c| c.abs_diff(last))
+        .unwrap_or(candidate)
+}
+
+/// A counting subscriber's state: the last extended sequence number per SSRC.
+#[derive(Default)]
+struct Counting {
+    last_seq: HashMap<u32, u64>,
+}
+
+impl Counting {
+    fn count(&mut self, shared: &Shared, me: u32, report: &mut Report, datagram: &[u8], at: Instant) {
+        let seq = u16::from_be_bytes([datagram[2], datagram[3]]);
+        let ssrc = u32::from_be_bytes([datagram[8], datagram[9], datagram[10], datagram[11]]);
+        let extended = match self.last_seq.get(&ssrc) {
+            Some(last) => extend_seq(*last, seq),
+            None => {
+                // Each publisher's stream reaches a subscriber on one SSRC (no retransmissions
+                // come without NACKs).
+                shared.flowing.fetch_add(1, Ordering::SeqCst);
+                shared.progress.lock().unwrap_or_else(|e| e.into_inner()).entry(me).or_default().1 += 1;
+                (1 << 32) | u64::from(seq)
+            }
+        };
+        let last = self.last_seq.entry(ssrc).or_insert(extended);
+        *last = (*last).max(extended);
+        if shared.in_window(shared.ns(at)) {
+            report.counted.entry(ssrc).or_default().push(extended);
+        }
+    }
+}
+
 struct Publishing {
     mid: Mid,
     pending: Option<SdpPendingOffer>,
@@ -224,7 +304,8 @@ fn signal(message: Req) -> Message {
 
 /// Runs one client until `stop` turns true, then leaves the room.
 pub async fn run(spec: Spec, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) -> Result<Report, String> {
-    let (ws, _) = tokio_tungstenite::connect_async(spec.url.as_str())
+    let config = WebSocketConfig::default().read_buffer_size(SIGNAL_READ_BUFFER_BYTES);
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(spec.url.as_str(), Some(config), false)
         .await
         .map_err(|e| format!("client {}: signalling connection: {e}", spec.number))?;
     let (mut ws_tx, mut ws_rx) = ws.split();
@@ -237,6 +318,7 @@ pub async fn run(spec: Spec, shared: Arc<Shared>, mut stop: watch::Receiver<bool
     // Which publisher each subscriber m-line carries is learnt from the payloads; this only
     // notices the first packet of each.
     let mut seen: HashMap<u32, ()> = HashMap::new();
+    let mut counting = (spec.receiving == Receiving::Counting).then(Counting::default);
 
     let mut publishing = None;
     if spec.publish {
@@ -312,7 +394,13 @@ pub async fn run(spec: Spec, shared: Arc<Shared>, mut stop: watch::Receiver<bool
             }
             r = subscriber.socket.readable() => {
                 if r.is_ok() {
-                    events = subscriber.receive(&mut buf);
+                    events = match &mut counting {
+                        Some(c) => {
+                            let mut count = |d: &[u8], at| c.count(&shared, spec.number, &mut report, d, at);
+                            subscriber.receive(&mut buf, Some(&mut count))
+                        }
+                        None => subscriber.receive(&mut buf, None),
+                    };
                     for e in events.drain(..) {
                         if let Event::RtpPacket(p) = e {
                             on_rtp(&shared, spec.number, &mut report, &mut seen, p.timestamp, &p.payload);
@@ -322,7 +410,7 @@ pub async fn run(spec: Spec, shared: Arc<Shared>, mut stop: watch::Receiver<bool
             }
             r = publisher.socket.readable() => {
                 if r.is_ok() {
-                    events = publisher.receive(&mut buf);
+                    events = publisher.receive(&mut buf, None);
                     on_publisher_events(&mut publishing, events.drain(..));
                 }
             }
@@ -515,5 +603,33 @@ fn send_paced(
     }
     if events.iter().any(|e| matches!(e, Event::KeyframeRequest(_))) {
         p.keyframe_requested = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{extend_seq, is_rtp};
+
+    #[test]
+    fn sequence_numbers_extend_across_wraps_both_ways() {
+        let base = 1 << 32;
+        assert_eq!(extend_seq(base | 10, 11), base | 11);
+        assert_eq!(extend_seq(base | 0xFFFF, 2), base + 0x1_0002);
+        assert_eq!(extend_seq(base + 0x1_0002, 0xFFFE), base | 0xFFFE, "reordered across the wrap");
+    }
+
+    #[test]
+    fn rtp_is_told_from_rtcp_stun_and_dtls() {
+        let mut rtp = [0u8; 12];
+        rtp[0] = 0x80;
+        rtp[1] = 96;
+        assert!(is_rtp(&rtp));
+        rtp[1] = 0x80 | 96; // marker bit set
+        assert!(is_rtp(&rtp));
+        let mut rtcp = rtp;
+        rtcp[1] = 200; // sender report
+        assert!(!is_rtp(&rtcp));
+        assert!(!is_rtp(&[0x00, 0x01, 0, 0, 0x21, 0x12, 0xA4, 0x42, 0, 0, 0, 0]), "STUN");
+        assert!(!is_rtp(&[22, 0xFE, 0xFD, 0, 0, 0, 0, 0, 0, 0, 0, 0]), "DTLS");
     }
 }

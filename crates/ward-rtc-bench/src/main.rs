@@ -14,6 +14,12 @@
 //! core, loss (packets sent in the window that never arrived), and the time from a packet
 //! leaving its publisher to its arrival at a subscriber (p50/p99/max). It also prints its own
 //! CPU: on a small machine the load generator competes with the server for the same cores.
+//!
+//! Decrypting every copy costs the load generator about as much as forwarding it costs the
+//! server, so on a small machine the server never gets near a full core. `--full-subscribers K`
+//! keeps K subscribers real (decrypting, NACKing, reporting, timing) and lets the others count
+//! RTP by its clear header instead ([`client::Receiving::Counting`]): the server can then be
+//! driven to the load at which per-core figures such as LiveKit's are taken.
 
 mod client;
 
@@ -29,7 +35,7 @@ use clap::Parser;
 use tokio::sync::watch;
 use ward_rtc::{ApiKeys, MintRequest};
 
-use crate::client::{Report, Shared, Spec};
+use crate::client::{Receiving, Report, Shared, Spec};
 
 #[derive(Parser, Debug)]
 #[command(name = "ward-rtc-bench", about = "Load Ward's SFU with LiveKit-signalling clients and measure it")]
@@ -78,6 +84,12 @@ struct Args {
     /// Pin the server to CPU 0 and this program to the other CPUs (`taskset`).
     #[arg(long)]
     pin: bool,
+    /// Only the first K subscribers of each scenario decrypt, repair (NACK) and time what they
+    /// receive; the others count RTP by its clear header without decrypting it and send the
+    /// server no feedback. Latency comes from the K, loss and throughput from all. Default:
+    /// every subscriber decrypts.
+    #[arg(long)]
+    full_subscribers: Option<usize>,
 }
 
 /// The server under test: a child process or one that already runs.
@@ -165,6 +177,14 @@ fn start_server(args: &Args) -> Result<Server, String> {
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(Server { http, metrics: Some(metrics), pid, keys, child: Some(child), _data: Some(data) })
+}
+
+/// A process's resident memory in MiB (`VmRSS` in /proc/<pid>/status).
+fn rss_mib(pid: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 =
+        status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 /// A process's CPU time (user + system) in seconds.
@@ -277,6 +297,9 @@ struct Row {
     kind: Kind,
     n: usize,
     streams: usize,
+    /// Subscribers that decrypted (and timed) what they received, of all subscribers.
+    decrypting_subscribers: usize,
+    subscribers: usize,
     window_s: f64,
     delivered_pps: f64,
     counter_pps: Option<f64>,
@@ -287,6 +310,8 @@ struct Row {
     keyframe_requests_ps: Option<f64>,
     /// Machine-wide receive-buffer drops in the window.
     rcvbuf_errors: Option<f64>,
+    /// The server's resident memory at the window's end.
+    sfu_rss_mib: Option<f64>,
     sfu_cores: f64,
     bench_cores: f64,
     loss: f64,
@@ -318,12 +343,24 @@ async fn scenario(args: &Args, server: &Server, kind: Kind, n: usize, run: usize
     };
     let expected_pairs = publishers * subs_per_publisher;
     let mut handles = Vec::new();
+    // The numbers of the clients whose subscriber connections decrypt (the first to join;
+    // never the fanout's publisher, which subscribes to nothing).
+    let mut decrypting: Vec<u32> = Vec::new();
     for i in 0..clients {
         let number = match kind {
             Kind::Fanout => ((i + 1) % clients) as u32,
             Kind::Mesh => i as u32,
         };
         let publish = kind == Kind::Mesh || number == 0;
+        let subscribes = kind == Kind::Mesh || number != 0;
+        let receiving = if !subscribes || args.full_subscribers.is_none_or(|k| i < k) {
+            Receiving::Decrypting
+        } else {
+            Receiving::Counting
+        };
+        if subscribes && receiving == Receiving::Decrypting {
+            decrypting.push(number);
+        }
         let token = ward_rtc::mint(
             &server.keys,
             &MintRequest {
@@ -352,6 +389,7 @@ async fn scenario(args: &Args, server: &Server, kind: Kind, n: usize, run: usize
             bitrate_bps: args.bitrate_kbps * 1000,
             packet_bytes: args.packet_bytes,
             pacing_factor: args.pacing_factor,
+            receiving,
         };
         handles.push(tokio::spawn(client::run(spec, shared.clone(), stop_rx.clone())));
         // Joins are cheap, but a burst of DTLS handshakes on two cores is not.
@@ -398,6 +436,7 @@ async fn scenario(args: &Args, server: &Server, kind: Kind, n: usize, run: usize
     let t1 = Instant::now();
     shared.end_window(t1);
     let (sfu1, own1) = (cpu_seconds(&sfu_pid, tick), cpu_seconds("self", tick));
+    let sfu_rss_mib = rss_mib(&sfu_pid);
     // The server folds delays into its histogram at least every 5 s, and on every scrape.
     let page1 = scrape(server.metrics);
     let counters1 = server_counters(page1.as_deref());
@@ -418,8 +457,12 @@ async fn scenario(args: &Args, server: &Server, kind: Kind, n: usize, run: usize
     // Let the server forget the room before the next scenario.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let sent: u64 = reports.iter().map(|(_, r)| r.sent).sum();
-    let expected = sent * subs_per_publisher as u64;
+    // Decrypting subscribers expect every packet their publishers sent in the window; counting
+    // ones, every sequence number between the first and last that arrived in it.
+    let mut expected: u64 = reports
+        .iter()
+        .map(|(number, r)| r.sent * decrypting.iter().filter(|d| *d != number).count() as u64)
+        .sum();
     let mut unique = 0u64;
     let mut total = 0u64;
     let mut latency: Vec<u32> = Vec::new();
@@ -432,6 +475,15 @@ async fn scenario(args: &Args, server: &Server, kind: Kind, n: usize, run: usize
             counters.dedup();
             unique += counters.len() as u64;
         }
+        for seqs in r.counted.values_mut() {
+            total += seqs.len() as u64;
+            seqs.sort_unstable();
+            seqs.dedup();
+            unique += seqs.len() as u64;
+            if let (Some(first), Some(last)) = (seqs.first(), seqs.last()) {
+                expected += last - first + 1;
+            }
+        }
         latency.append(&mut r.latency_us);
     }
     latency.sort_unstable();
@@ -441,6 +493,8 @@ async fn scenario(args: &Args, server: &Server, kind: Kind, n: usize, run: usize
         kind,
         n,
         streams: expected_pairs,
+        decrypting_subscribers: decrypting.len(),
+        subscribers: if kind == Kind::Fanout { n } else { clients },
         window_s,
         delivered_pps: unique as f64 / window_s,
         counter_pps: rate(0),
@@ -448,6 +502,7 @@ async fn scenario(args: &Args, server: &Server, kind: Kind, n: usize, run: usize
         nacks_ps: rate(2),
         keyframe_requests_ps: rate(3),
         rcvbuf_errors: delta(rcvbuf0, rcvbuf1),
+        sfu_rss_mib,
         sfu_cores: delta(sfu0, sfu1).unwrap_or(f64::NAN) / window_s,
         bench_cores: delta(own0, own1).unwrap_or(f64::NAN) / window_s,
         loss: if expected == 0 { f64::NAN } else { 1.0 - unique as f64 / expected as f64 },
@@ -522,13 +577,20 @@ fn print_row(r: &Row) {
     );
     let show = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.0}"));
     println!(
-        "         (server: received {} pkt/s, NACKs in {}/s, keyframe requests out {}/s, forwarding delay p50/p99 {} ms; UDP receive-buffer drops on the machine: {})",
+        "         (server: received {} pkt/s, NACKs in {}/s, keyframe requests out {}/s, forwarding delay p50/p99 {} ms, resident memory {} MiB; UDP receive-buffer drops on the machine: {})",
         show(r.received_pps),
         show(r.nacks_ps),
         show(r.keyframe_requests_ps),
         r.server_delay_ms.map_or("-".into(), |(p50, p99)| format!("{p50:.2}/{p99:.2}")),
+        show(r.sfu_rss_mib),
         show(r.rcvbuf_errors),
     );
+    if r.decrypting_subscribers < r.subscribers {
+        println!(
+            "         ({} of {} subscribers decrypted and timed what they received; the others counted RTP headers)",
+            r.decrypting_subscribers, r.subscribers
+        );
+    }
     if r.duplicates > 0 || r.send_drops > 0 {
         println!(
             "         ({} duplicate packets received, {} client datagrams not sent: full socket buffer; window {:.2} s)",

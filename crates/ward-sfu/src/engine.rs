@@ -1346,28 +1346,29 @@ impl Sfu {
             return;
         };
         let input = Input::Receive(now, receive);
-        let cached = self.routes.get(&(proto, source)).copied().filter(|(pid, side)| {
+        let accepts = |(pid, side): &(ParticipantId, Side)| {
             self.participants.get(pid).is_some_and(|p| match side {
                 Side::Publisher => p.publisher.accepts(&input),
                 Side::Subscriber => p.subscriber.accepts(&input),
             })
-        });
-        // An address not seen before must start with a connectivity check naming our ufrag
-        // (ICE sends checks before anything else, also after an address changes).
-        let target = cached.or_else(|| {
-            let (pid, side) = self.ufrag_owner(data)?;
-            let p = self.participants.get(&pid)?;
-            let accepted = match side {
-                Side::Publisher => p.publisher.accepts(&input),
-                Side::Subscriber => p.subscriber.accepts(&input),
-            };
-            accepted.then_some((pid, side))
-        });
+        };
+        let route = self.routes.get(&(proto, source)).copied();
+        // A connectivity check names its connection by our ufrag, and that decides over the
+        // address's route: an address not seen before must start with one (ICE sends checks
+        // before anything else, also after an address changes), and a NAT may give a new
+        // client the address of one that vanished moments ago, whose connections are still
+        // kept for a reconnect. str0m's `accepts` takes everything from a connection's
+        // nominated address, checks included, so by the route alone the new client's checks
+        // would go to the old connection and the new client would never connect.
+        let target = match self.ufrag_owner(data) {
+            Some(owner) => Some(owner).filter(accepts),
+            None => route.filter(accepts),
+        };
         let Some((pid, side)) = target else {
             self.stats.bad_datagrams += 1;
             return;
         };
-        if cached.is_none() {
+        if route != Some((pid, side)) {
             self.remember_route(proto, source, pid, side);
         }
         let p = self.participants.get_mut(&pid).expect("found above");

@@ -222,6 +222,54 @@ fn media_follows_a_subscriber_whose_address_changes() {
     assert!(sim.clients[b].subscriber.is_connected());
 }
 
+/// A NAT may hand a new client the address (IP and port) of one that vanished moments ago and
+/// whose connection is still kept for a reconnect (carrier-grade NAT reuses ports across
+/// subscribers; a practice behind one address does too). The new client's connectivity checks
+/// name its own connections by ICE username and must reach them, not the old connections
+/// that were nominated at those addresses, or the new client never connects.
+#[test]
+fn a_new_client_on_the_address_of_one_that_vanished_connects() {
+    let mut sim = Sim::new(13);
+    let a = sim.join("alice");
+    let b = sim.join("bob");
+    sim.publish(a, vec![TrackSpec::video("cam", 300_000)]);
+    sim.publish(b, vec![TrackSpec::video("bobcam", 300_000)]);
+    sim.connect_all();
+    sim.run_for(Duration::from_secs(1));
+    let cam = sim.clients[a].track_sid("cam");
+    assert!(!sim.clients[b].received_of(&cam).is_empty(), "{}", sim.describe());
+
+    // Bob's app dies: its signalling drops without a leave (so the SFU keeps his connections
+    // for a reconnect) and his sockets are gone.
+    let bob = sim.clients[b].pid;
+    sim.sfu.signal_closed(sim.now, bob);
+    sim.clients[b].closed = true;
+    // Dave joins from behind the same NAT, which gives his two sockets bob's old ports.
+    let d = sim.join("dave");
+    sim.rebind(sim.clients[d].pub_addr, sim.clients[b].pub_addr);
+    sim.rebind(sim.clients[d].sub_addr, sim.clients[b].sub_addr);
+    sim.publish(d, vec![TrackSpec::video("davecam", 300_000)]);
+    let up = sim.run_until_cond(Duration::from_secs(5), |s| {
+        s.clients[d].subscriber.is_connected() && s.clients[d].publisher.is_connected()
+    });
+    assert!(up, "dave's connections did not come up: {}", sim.describe());
+    sim.run_for(Duration::from_secs(2));
+    let last_second = sim.now - Duration::from_secs(1);
+    let to_dave = sim.clients[d].received_of(&cam).iter().filter(|r| r.at >= last_second).count();
+    assert!(
+        to_dave > 10,
+        "dave received {to_dave} of alice's packets in the last second; {}",
+        sim.describe()
+    );
+    let davecam = sim.clients[d].track_sid("davecam");
+    let to_alice = sim.clients[a].received_of(&davecam).iter().filter(|r| r.at >= last_second).count();
+    assert!(
+        to_alice > 10,
+        "alice received {to_alice} of dave's packets in the last second; {}",
+        sim.describe()
+    );
+}
+
 /// Datagrams from addresses nobody announced are dropped without asking every connection, and
 /// a connectivity check naming an unknown ICE username finds nobody.
 #[test]

@@ -296,6 +296,9 @@ struct QueuedPacket {
     ts: u32,
 }
 
+/// How long a leaving client waits for the server to close the signalling connection.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
 /// Until the join response tells the server's interval.
 const DEFAULT_PING_INTERVAL_S: u64 = 5;
 
@@ -492,6 +495,11 @@ pub async fn run(spec: Spec, shared: Arc<Shared>, mut stop: watch::Receiver<bool
     };
     let _ = ws_tx.send(signal(Req::Leave(leave))).await;
     let _ = ws_tx.close().await;
+    // Finish the closing handshake, as browsers do: a socket closed at once answers whatever
+    // the server still sends (updates about the others leaving) with a reset, and a reset
+    // throws away the leave the server has not read yet, so the server would keep this
+    // participant for its reconnect window (about half of a fanout's viewers did).
+    let _ = tokio::time::timeout(CLOSE_WAIT, async { while let Some(Ok(_)) = ws_rx.next().await {} }).await;
     Ok(report)
 }
 

@@ -74,8 +74,11 @@ def test_a_congested_viewer_drops_a_layer_and_gets_it_back():
 
     # Down within a few seconds of the cap (the estimator reports every 500 ms; the switch
     # waits for a keyframe of the lower layer). Measured 1.5–7.1 s over eight runs (an earlier
-    # build took 8.1 and 9.1 s once each), so the bound leaves room.
-    assert timings["lowered"] is not None and timings["lowered"] <= 10_000, timings
+    # build took 8.1 and 9.1 s once each); 1.5–3.0 s in three runs on 2026-12-07, but 10.2 s
+    # in a CI run that evening, on a slow VM: the SFU switched 2.6 s after the cap, and the
+    # lower layer's keyframe then took seconds to get through the congested link (its loss
+    # was 47 %). The bound is for "it adapts", not for how fast a loaded machine does.
+    assert timings["lowered"] is not None and timings["lowered"] <= 15_000, timings
     shaped = [s for s in samples if s["phase"] == "shaped"]
     settled = [s for s in shaped if s["t"] >= timings["shaped"] + timings["lowered"]]
     # Mostly below the top layer while shaped (trials of the top layer come back briefly) …

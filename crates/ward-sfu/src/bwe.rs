@@ -30,12 +30,16 @@
 //!   up needs (the next layer of its most important subscription, [`Report::step_up_bps`]).
 //!   The trial stands once the SFU has sent above the old estimate for [`TRIAL_WINDOW_MS`]
 //!   without congestion (a layer switch waits for a keyframe and the allocator's hold, so the
-//!   clock starts when the rate rises). Congestion before that undoes it through the back-off,
-//!   and the next trial waits twice as long (up to [`TRIAL_WAIT_MAX_MS`]).
+//!   clock starts when the rate rises). Congestion before that undoes it: the estimate goes
+//!   back to at most where the trial started (less if the back-off says so), and the next
+//!   trial waits twice as long (up to [`TRIAL_WAIT_MAX_MS`]). A trial that stands starts the
+//!   next clean spell.
 //! - Each step that failed is remembered as a **ceiling** with a back-off of its own: a failed
 //!   trial of the top layer can take the estimate below the middle one, whose trial then
 //!   stands; that success clears only the ceilings it reached, so the top layer is not tried
 //!   again (and the picture frozen again) every few seconds on a link that cannot carry it.
+//!   Congestion that ends a spell of [`SETTLED_MS`] without any (no trial running) sets a
+//!   ceiling at the rate that was sent, as a failed trial of that step would.
 //! - Loss between the two thresholds holds the estimate: lines lose a few percent without
 //!   being full, and NACK/RTX repairs that.
 
@@ -77,6 +81,9 @@ pub const TRIAL_WINDOW_MS: u64 = 3_000;
 /// A trial to at least this share of a ceiling (a step that failed, percent) counts as a trial
 /// of that step: layer rates wobble between trials.
 pub const CEILING_SHARE_PERCENT: u64 = 90;
+/// Congestion after this long without any counts as the link failing the step the
+/// subscriber had settled on (a ceiling, like a failed trial); sooner, it is the same episode.
+pub const SETTLED_MS: u64 = 2_000;
 /// Ceilings kept (a subscription has at most three layers; the highest goes first).
 pub const CEILINGS_MAX: usize = 4;
 /// A trial whose higher rate never shows (the subscriber turned its video off, say) ends
@@ -197,18 +204,34 @@ impl Estimator {
             || queue_delay > Duration::from_millis(2 * QUEUE_DELAY_MAX_MS);
 
         if congested {
+            let settled = now.duration_since(self.clean_since) >= Duration::from_millis(SETTLED_MS);
             self.clean_since = now;
-            if let Some(trial) = self.trial.take() {
+            let trial = self.trial.take();
+            if let Some(trial) = trial {
                 self.trial_wait_ms = (self.trial_wait_ms * 2).min(TRIAL_WAIT_MAX_MS);
                 self.trial_failed(trial.to_bps);
+            } else if settled {
+                // The link failed the step the subscriber had settled on, just as a failed
+                // trial of it would: without this, the first trial after the drop came at the
+                // shortest wait and, on a link that cannot carry the step, froze the picture.
+                let wait_ms = (self.trial_wait_ms * 2).min(TRIAL_WAIT_MAX_MS);
+                self.step_failed(window_sent_bps, wait_ms);
             }
-            let may_decrease = self.decrease.is_none_or(|d| match d.effective {
-                Some(t) => now.duration_since(t) >= Duration::from_millis(LOSS_WINDOW_MS),
-                None => now.duration_since(d.at) >= Duration::from_millis(DECREASE_SETTLE_MAX_MS),
-            });
+            let may_decrease = trial.is_some()
+                || self.decrease.is_none_or(|d| match d.effective {
+                    Some(t) => now.duration_since(t) >= Duration::from_millis(LOSS_WINDOW_MS),
+                    None => now.duration_since(d.at) >= Duration::from_millis(DECREASE_SETTLE_MAX_MS),
+                });
             if may_decrease {
                 let delivered = window_sent_bps as f64 * (1.0 - loss);
-                let target = (delivered * BACKOFF) as u64;
+                let mut target = (delivered * BACKOFF) as u64;
+                if let Some(trial) = trial {
+                    // A failed trial goes back to at most where it started, which the link had
+                    // carried: the loss window still holds the rate from before the queue
+                    // filled, and backing off from that alone left a browser on a layer the
+                    // link could not carry either, its picture frozen, for seconds more.
+                    target = target.min(trial.from_bps);
+                }
                 self.estimate_bps = self.estimate_bps.min(target).max(ESTIMATE_MIN_BPS);
                 self.decrease = Some(Decrease { at: now, to_bps: self.estimate_bps, effective: None });
             }
@@ -228,6 +251,9 @@ impl Estimator {
                 self.trial = None;
                 self.trial_wait_ms = TRIAL_WAIT_MIN_MS;
                 self.trial_stood(to_bps);
+                // The next step waits a clean spell on this one: the trial's own clock began
+                // when it started, so the next trial would otherwise begin at once.
+                self.clean_since = now;
             } else if trial.loaded.is_none()
                 && now.duration_since(trial.started) >= Duration::from_millis(TRIAL_UNUSED_MS)
             {
@@ -272,12 +298,18 @@ impl Estimator {
     /// A trial to `to_bps` failed: that step's ceiling waits twice as long, or a new one
     /// starts at the general wait (already doubled).
     fn trial_failed(&mut self, to_bps: u64) {
-        let same_step = |c: &Ceiling| reaches(to_bps, c.bps) && reaches(c.bps, to_bps);
+        self.step_failed(to_bps, self.trial_wait_ms);
+    }
+
+    /// The link failed to carry `bps`: that step's ceiling waits twice as long, or a new one
+    /// starts at `wait_ms`.
+    fn step_failed(&mut self, bps: u64, wait_ms: u64) {
+        let same_step = |c: &Ceiling| reaches(bps, c.bps) && reaches(c.bps, bps);
         if let Some(c) = self.ceilings.iter_mut().find(|c| same_step(c)) {
-            c.bps = c.bps.min(to_bps);
+            c.bps = c.bps.min(bps);
             c.wait_ms = (c.wait_ms * 2).min(TRIAL_WAIT_MAX_MS);
         } else {
-            self.ceilings.push(Ceiling { bps: to_bps, wait_ms: self.trial_wait_ms });
+            self.ceilings.push(Ceiling { bps, wait_ms });
             self.ceilings.sort_by_key(|c| c.bps);
             self.ceilings.truncate(CEILINGS_MAX);
         }
@@ -485,6 +517,67 @@ mod tests {
         assert!(middle_stood >= 2, "the middle layer came back {middle_stood} times");
         assert!(gaps.windows(2).all(|g| g[1] >= g[0]), "gaps between top-layer trials grow: {gaps:?}");
         assert!(*gaps.last().expect("several trials") >= 32, "gaps {gaps:?}");
+    }
+
+    /// Congestion that knocks a subscriber off the layer it had settled on is the link failing
+    /// that step, as a failed trial would be: the first trial of it after the drop waits like
+    /// a second one. And a trial that stands restarts the clean spell, so the next step waits
+    /// its turn (in the browser test a top-layer trial began in the very report in which the
+    /// middle layer's trial stood, and its failure froze the picture).
+    #[test]
+    fn a_drop_from_a_settled_layer_backs_off_that_layer_like_a_failed_trial() {
+        const LAYERS: [u64; 3] = [150_000, 420_000, 800_000];
+        const LINK: u64 = 480_000;
+        let mut l = Link::new(2_000_000);
+        let mut sent = LAYERS[2];
+        for _ in 0..10 {
+            l.step(sent, 0.0, 0, 0);
+        }
+        let mut top_trials = Vec::new();
+        let mut middle_at = None;
+        let mut t = Duration::ZERO;
+        for _ in 0..(40_000 / STEP.as_millis() as u64) {
+            let (loss, queue) = if sent > LINK { (1.0 - LINK as f32 / sent as f32, 200) } else { (0.0, 0) };
+            let step_up = LAYERS.iter().copied().find(|r| *r > sent).map_or(0, |r| r * 5 / 4);
+            let e = l.step(sent, loss, queue, step_up);
+            t += STEP;
+            let now_sent = LAYERS.iter().copied().filter(|r| *r <= e).max().unwrap_or(LAYERS[0]);
+            if now_sent == LAYERS[2] && sent != LAYERS[2] {
+                top_trials.push(t.as_millis() as u64);
+            }
+            if now_sent == LAYERS[1] && sent != LAYERS[1] && middle_at.is_none() {
+                middle_at = Some(t.as_millis() as u64);
+            }
+            sent = now_sent;
+        }
+        let middle_at = middle_at.expect("the middle layer fits the link");
+        let first_top = *top_trials.first().expect("the top layer is tried again");
+        assert!(
+            first_top >= middle_at + 2 * TRIAL_WAIT_MIN_MS,
+            "top tried at {top_trials:?} ms, middle settled at {middle_at} ms"
+        );
+        assert!(top_trials.len() <= 3, "top-layer trials in 40 s at {top_trials:?} ms");
+    }
+
+    /// A failed trial goes back to where it started: the loss window still holds the rate
+    /// from before the trial, so the back-off alone would leave the estimate above what the
+    /// link had carried.
+    #[test]
+    fn a_failed_trial_goes_back_to_where_it_started() {
+        let mut l = Link::new(400_000);
+        for _ in 0..3 {
+            l.step(380_000, 0.0, 0, 1_000_000);
+        }
+        let before = l.est.estimate_bps;
+        assert!(before < 1_000_000 && l.est.trial.is_none(), "{before}");
+        // The clean spell (2 s) has passed: the next report starts a trial.
+        assert_eq!(l.step(380_000, 0.0, 0, 1_000_000), 1_000_000);
+        let from = l.est.trial.expect("a trial").from_bps;
+        assert!(from >= before);
+        // The switch happened; the queue fills at once (no loss yet).
+        let e = l.step(1_000_000, 0.0, 150, 1_000_000);
+        assert!(e <= from, "estimate {e} after a trial from {from}");
+        assert!(l.est.trial.is_none());
     }
 
     /// Ceilings are per step: a lower step failing and then standing (the link narrowed for a

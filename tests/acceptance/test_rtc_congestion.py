@@ -1,9 +1,10 @@
 """Ward's bandwidth estimate with a real browser behind a congested downlink
 (tests/browser/congestion.mjs, playwright-core and Debian's Chromium with livekit-client).
 
-Chromium's own TWCC feedback drives Ward's estimator. The downlink is a real bottleneck: `tc`
-shapes, in a network namespace of the test's own (`unshare -n`, so root), everything Ward's
-media port sends down to 60 % of what the viewer's top simulcast layer needed. The viewer must
+Chromium's own TWCC feedback drives Ward's estimator. The viewer's downlink is a real
+bottleneck: `tc` shapes, in a network namespace of the test's own (`unshare -n`, so root), what
+Ward's media port sends to the viewer's receiving connection down to 60 % of what the viewer's
+top simulcast layer needed (the publisher's connection is not shaped). The viewer must
 drop to a smaller layer within seconds, keep decoding while shaped (a failed trial of a larger
 layer may freeze the picture for a few seconds), spend most of that time
 below the top layer, and get the top layer back once the link is open again.

@@ -8,8 +8,8 @@
 // simulcast: three layers), Ben only watches, in a 1280-pixel tile, so adaptive stream asks for
 // Anna's top layer. Phases, each recorded with Ben's decoder statistics every 500 ms:
 //   1. unshaped: Ben decodes the top layer; his receive rate over 4 s is measured;
-//   2. shaped: everything the SFU's media port sends goes through a `tc` HTB class at 60 % of
-//      that rate with a short queue (the only media it sends is Ben's);
+//   2. shaped: what the SFU's media port sends to Ben's receiving connection goes through a
+//      `tc` HTB class at 60 % of that rate with a short queue;
 //   3. the class is opened up again.
 // The script records; the test asserts. Last line on stdout: `RESULT <json>`.
 //
@@ -101,6 +101,16 @@ async function until(ben, phase, ms, done) {
   }
 }
 
+/** The local UDP port of Ben's connection that receives the most (the subscriber's). */
+async function receivingPort(ben) {
+  const snap = await ben.evaluate(() => meeting.snapshot());
+  const selected = snap.ice.map((i) => i.selected).filter((p) => p?.local?.endsWith("/udp"));
+  selected.sort((a, b) => (b.bytesReceived ?? 0) - (a.bytesReceived ?? 0));
+  const port = Number(selected[0]?.local?.split("/")[0].split(":").pop());
+  if (!Number.isInteger(port) || port <= 0) throw new Error(`no receiving UDP port in ${JSON.stringify(snap.ice)}`);
+  return port;
+}
+
 let topWidth = 0;
 let unshapedBps = 0;
 let capBps = 0;
@@ -132,13 +142,18 @@ try {
   capBps = Math.round(unshapedBps * 0.6);
   step(`top layer ${topWidth} px at ${Math.round(unshapedBps / 1000)} kbit/s; shaping to ${Math.round(capBps / 1000)} kbit/s`);
 
-  // 2. Shaped: what the SFU's media port sends, through one HTB class with a short queue.
+  // 2. Shaped: what the SFU's media port sends to Ben's receiving connection, through one HTB
+  // class with a short queue. Only that: shaping the whole port also queued (and dropped) the
+  // keyframe requests and feedback the SFU sends Anna, which a viewer's thin link would not.
+  const benPort = await receivingPort(ben);
+  step(`shaping what port ${MEDIA_PORT} sends to Ben's port ${benPort}`);
   sh("tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb", "default", "1");
   sh("tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:1", "htb", "rate", "10gbit");
   sh("tc", "class", "add", "dev", "lo", "parent", "1:", "classid", "1:2", "htb", "rate", `${capBps}bit`, "ceil", `${capBps}bit`);
   sh("tc", "qdisc", "add", "dev", "lo", "parent", "1:2", "handle", "20:", "pfifo", "limit", "30");
   sh("tc", "filter", "add", "dev", "lo", "protocol", "ip", "parent", "1:0", "prio", "1", "u32",
-    "match", "ip", "protocol", "17", "0xff", "match", "ip", "sport", String(MEDIA_PORT), "0xffff", "flowid", "1:2");
+    "match", "ip", "protocol", "17", "0xff", "match", "ip", "sport", String(MEDIA_PORT), "0xffff", "match", "ip", "dport", String(benPort), "0xffff",
+    "flowid", "1:2");
   const shapedAt = Date.now() - started;
   timings.shaped = shapedAt;
   const lowered = await until(ben, "shaped", WAIT_MS, (s) => s.width > 0 && s.width < topWidth);

@@ -5,9 +5,10 @@ Chromium's own TWCC feedback drives Ward's estimator. The viewer's downlink is a
 bottleneck: `tc` shapes, in a network namespace of the test's own (`unshare -n`, so root), what
 Ward's media port sends to the viewer's receiving connection down to 60 % of what the viewer's
 top simulcast layer needed (the publisher's connection is not shaped). The viewer must
-drop to a smaller layer within seconds, keep decoding while shaped (a failed trial of a larger
-layer may freeze the picture for a few seconds), spend most of that time
-below the top layer, and get the top layer back once the link is open again.
+drop to a smaller layer within seconds, keep decoding while shaped (at least half its frame
+rate from before; a failed trial of a larger layer may freeze the picture for a few seconds),
+spend most of that time below the top layer, and get the top layer back once the link is open
+again.
 
 Ward-only (not `portable`): conferencing is not part of the Matrix spec.
 """
@@ -82,10 +83,23 @@ def test_a_congested_viewer_drops_a_layer_and_gets_it_back():
     assert timings["lowered"] is not None and timings["lowered"] <= 15_000, timings
     shaped = [s for s in samples if s["phase"] == "shaped"]
     settled = [s for s in shaped if s["t"] >= timings["shaped"] + timings["lowered"]]
-    # Mostly below the top layer while shaped (trials of the top layer come back briefly) …
-    below = sum(1 for s in settled if s["width"] < top)
-    assert below >= 0.7 * len(settled), [s["width"] for s in settled]
-    # … and the picture kept moving: no four seconds without a decoded frame. (A trial of the
+    # Mostly below the top layer while shaped (trials of the top layer come back briefly). A
+    # sample counts as on the top layer when top-sized frames were decoded since the one before:
+    # after a failed trial the last top-sized frame stays on screen until a keyframe of a lower
+    # layer gets through the full queue (up to ~5 s measured), and that is a freeze, which the
+    # checks below bound. (Counting the frozen samples as the top layer too failed a CI run:
+    # 15 of 41 samples at the top width.) …
+    on_top = [later for earlier, later in zip(settled, settled[1:])
+              if later["width"] >= top and later["framesDecoded"] > earlier["framesDecoded"]]
+    assert len(on_top) <= 0.3 * len(settled), [(s["width"], s["framesDecoded"]) for s in settled]
+    # … the picture moved at least half as fast as over the 4 s before the cap (a viewer kept
+    # on a layer the link cannot carry decodes a frame now and then; measured 13–17 fps while
+    # shaped, 20 before) …
+    def fps(run):
+        return (run[-1]["framesDecoded"] - run[0]["framesDecoded"]) * 1000 / (run[-1]["t"] - run[0]["t"])
+    before = [s for s in samples if s["phase"] == "unshaped"][-2:]
+    assert fps(settled) >= 0.5 * fps(before), (fps(settled), fps(before))
+    # … and it kept moving: no four seconds without a decoded frame. (A trial of the
     # top layer that the link cannot carry freezes the picture until the estimate has dropped
     # and a keyframe of the lower layer has come through: ~3 s measured.)
     for earlier, later in zip(settled, settled[8:]):

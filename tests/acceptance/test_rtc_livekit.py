@@ -1,7 +1,7 @@
 """Conferencing with LiveKit's own Python SDK (`livekit` from PyPI: native WebRTC in the wheel)
 against Ward's built-in SFU: publishing, subscribing with decoded frames, data packets,
 join/leave events, the token's permissions, end-to-end encrypted media, the room service API,
-and resuming after the signalling connection dropped.
+resuming after the signalling connection dropped, and garbage on one signalling connection.
 
 Ward-only (not `portable`): conferencing is not part of the Matrix spec, Synapse has no SFU.
 """
@@ -9,8 +9,10 @@ Ward-only (not `portable`): conferencing is not part of the Matrix spec, Synapse
 import asyncio
 import datetime
 
+import aiohttp
 import pytest
 from livekit import api, rtc
+from livekit.protocol import rtc as signal
 
 import requests
 
@@ -118,6 +120,11 @@ async def until(condition, timeout=30, what="condition"):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.1)
+
+
+def rtc_metric(server, name: str) -> float:
+    text = requests.get(f"http://{server.env['WARD_METRICS_LISTEN']}/metrics", timeout=10).text
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.split(" ")[0] == name)
 
 
 def test_publish_subscribe_data_and_presence(server):
@@ -454,5 +461,73 @@ def test_a_client_resumes_after_its_signalling_connection_drops(server):
             for r in (alice, bob):
                 await r.disconnect()
             await outage.close()
+
+    asyncio.run(scenario())
+
+
+def test_garbage_on_one_signalling_connection_disturbs_no_one(server):
+    """Mallory joins with a WebSocket of her own (aiohttp's, not an SDK) and sends what no SDK
+    would: a text frame, bytes that are no protobuf, a truncated request. Ward drops each (and
+    counts them), and her connection still answers a ping. A message over the size limit closes
+    her connection (1009, message too big). Alice and Bob, on LiveKit's SDK in the same room,
+    keep receiving media and data throughout."""
+    async def scenario():
+        room = "stoerung"
+        alice, bob = rtc.Room(), rtc.Room()
+        wa, wb = Watcher(alice), Watcher(bob)
+        await alice.connect(ws_url(server), token("alice", room=room))
+        feeding = await publish_camera_and_microphone(alice)
+        await bob.connect(ws_url(server), token("bob", room=room))
+        http = aiohttp.ClientSession()
+        try:
+            await until(lambda: wb.video_frames >= 30, what="bob decodes alice's video")
+            bad_before = rtc_metric(server, "ward_rtc_bad_signals_total")
+            url = f"{ws_url(server)}/rtc?access_token={token('mallory', room=room)}&protocol=15"
+            ws = await http.ws_connect(url, max_msg_size=0)
+
+            async def next_response(kind: str) -> signal.SignalResponse:
+                while True:
+                    msg = await ws.receive(timeout=10)
+                    assert msg.type == aiohttp.WSMsgType.BINARY, msg
+                    response = signal.SignalResponse.FromString(msg.data)
+                    if response.WhichOneof("message") == kind:
+                        return response
+
+            await next_response("join")
+            await until(lambda: "mallory" in wa.joined, what="alice sees mallory join")
+
+            await ws.send_str('{"ping_req": {"timestamp": 1}}')
+            await ws.send_bytes(b"\xff" * 64)  # wire type 7: no protobuf at all
+            offer = signal.SignalRequest(offer=signal.SessionDescription(type="offer", sdp="v=0\r\n" * 50))
+            await ws.send_bytes(offer.SerializeToString()[:-7])
+            await ws.send_bytes(signal.SignalRequest(ping_req=signal.Ping(timestamp=42)).SerializeToString())
+            pong = await next_response("pong_resp")
+            assert pong.pong_resp.last_ping_timestamp == 42
+            # The text frame is ignored; the two undecodable ones are counted (published each second).
+            await until(lambda: rtc_metric(server, "ward_rtc_bad_signals_total") >= bad_before + 2,
+                        what="the undecodable requests counted in the metrics")
+
+            # Over the limit (MAX_SIGNAL_BYTES, 1 MiB): the connection is closed, not the server.
+            await ws.send_bytes(b"\x00" * (1024 * 1024 + 1))
+            closing = await ws.receive(timeout=10)
+            while closing.type == aiohttp.WSMsgType.BINARY:
+                closing = await ws.receive(timeout=10)
+            assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), closing
+            assert ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG, ws.close_code
+
+            # Alice and Bob never noticed.
+            frames = wb.video_frames
+            await until(lambda: wb.video_frames >= frames + 30, what="bob keeps decoding alice's video")
+            await bob.local_participant.publish_data(b"noch da", reliable=True, topic="chat")
+            await until(lambda: ("bob", b"noch da", "chat") in wa.data, what="bob's data reaches alice")
+            assert requests.get(server.url + "/_matrix/client/versions", timeout=10).ok
+        finally:
+            await http.close()
+            feeding.cancel()
+            for w in (wa, wb):
+                for t in w.tasks:
+                    t.cancel()
+            for r in (alice, bob):
+                await r.disconnect()
 
     asyncio.run(scenario())

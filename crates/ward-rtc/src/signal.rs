@@ -118,6 +118,20 @@ async fn refuse_resume(mut socket: WebSocket) {
         socket.send(Message::Close(Some(CloseFrame { code: close_code::NORMAL, reason: "".into() }))).await;
 }
 
+/// The close frame that tells a client why its connection ends after a read error: a message
+/// over [`MAX_SIGNAL_BYTES`] gets 1009 and a broken frame 1002 (RFC 6455, 7.4.1). After any
+/// other error (a reset connection) there is no one to tell.
+fn refusal(error: axum::Error) -> Option<CloseFrame> {
+    let (code, reason) = match error.into_inner().downcast_ref::<tungstenite::Error>()? {
+        tungstenite::Error::Capacity(_) => {
+            (close_code::SIZE, format!("a signalling message may have at most {MAX_SIGNAL_BYTES} bytes"))
+        }
+        tungstenite::Error::Protocol(e) => (close_code::PROTOCOL, format!("WebSocket protocol error: {e}")),
+        _ => return None,
+    };
+    Some(CloseFrame { code, reason: reason.into() })
+}
+
 async fn run(mut socket: WebSocket, sfu: SfuHandle, mut session: Session) {
     let id = session.id;
     loop {
@@ -131,7 +145,14 @@ async fn run(mut socket: WebSocket, sfu: SfuHandle, mut session: Session) {
                 // JSON text frames are a debugging mode of livekit-client; the SDKs never use it.
                 Some(Ok(Message::Text(_))) => tracing::debug!("text signalling frame ignored"),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                Some(Err(e)) => {
+                    tracing::info!(participant = ?id, error = %e, "signalling connection closed after a read error");
+                    if let Some(close) = refusal(e) {
+                        let _ = socket.send(Message::Close(Some(close))).await;
+                    }
+                    break;
+                }
+                Some(Ok(Message::Close(_))) | None => break,
             },
             outgoing = session.outgoing.recv() => match outgoing {
                 Some(Outgoing::Signal(bytes)) => {
@@ -148,4 +169,23 @@ async fn run(mut socket: WebSocket, sfu: SfuHandle, mut session: Session) {
         }
     }
     sfu.closed(id, session.generation).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_errors_a_client_can_be_told_about_get_a_close_frame() {
+        let too_long =
+            tungstenite::error::CapacityError::MessageTooLong { size: 2 << 20, max_size: MAX_SIGNAL_BYTES };
+        let close = refusal(axum::Error::new(tungstenite::Error::Capacity(too_long))).expect("a close frame");
+        assert_eq!(close.code, close_code::SIZE);
+        assert!(close.reason.contains(&MAX_SIGNAL_BYTES.to_string()), "{}", close.reason);
+        let masked = tungstenite::error::ProtocolError::UnmaskedFrameFromClient;
+        let close = refusal(axum::Error::new(tungstenite::Error::Protocol(masked))).expect("a close frame");
+        assert_eq!(close.code, close_code::PROTOCOL);
+        assert_eq!(refusal(axum::Error::new(tungstenite::Error::ConnectionClosed)), None);
+        assert_eq!(refusal(axum::Error::new(std::io::Error::other("reset"))), None);
+    }
 }

@@ -19,6 +19,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts"))
 from synapse_config import write_config  # noqa: E402
@@ -93,9 +95,16 @@ def run_browser_script(argv: list[str], env: dict, cwd: Path, timeout_s: int, re
 def ward_binary() -> Path:
     override = os.environ.get("WARD_BIN")
     if override:
-        return Path(override)
-    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
-    return target / "debug" / "ward"
+        binary = Path(override)
+    else:
+        target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+        binary = target / "debug" / "ward"
+    if not binary.is_file():
+        # A run that forgot CARGO_TARGET_DIR (scripts/test and .ci/run set it) looked in ./target
+        # and failed every test with a bare "No such file" far from the cause.
+        pytest.exit(f"no Ward binary at {binary}: build it with `cargo build -p ward` and run with the "
+                    "same CARGO_TARGET_DIR (or set WARD_BIN); scripts/test does both", returncode=4)
+    return binary
 
 
 class WardServer:

@@ -7,7 +7,11 @@ Ward-only (not `portable`): conferencing is not part of the Matrix spec, Synapse
 """
 
 import asyncio
+import base64
 import datetime
+import os
+import socket
+import struct
 
 import aiohttp
 import pytest
@@ -531,3 +535,39 @@ def test_garbage_on_one_signalling_connection_disturbs_no_one(server):
                 await r.disconnect()
 
     asyncio.run(scenario())
+
+
+def test_a_broken_websocket_frame_is_answered_with_1002(server):
+    """A client frame without the mask RFC 6455 requires of clients (written by hand on a raw
+    socket: no library sends one) ends that signalling connection with close code 1002 and
+    the reason, not with a dropped connection."""
+    with socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=10) as s:
+        key = base64.b64encode(os.urandom(16)).decode()
+        s.sendall((f"GET /rtc?access_token={token('mallet', room='stoerung-2')}&protocol=15 HTTP/1.1\r\n"
+                   f"Host: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        reader = s.makefile("rb")
+        status = reader.readline()
+        assert b" 101 " in status, status
+        while reader.readline() not in (b"\r\n", b""):
+            pass
+
+        def frame():
+            first, second = reader.read(2)
+            length = second & 0x7F
+            if length == 126:
+                length = struct.unpack("!H", reader.read(2))[0]
+            elif length == 127:
+                length = struct.unpack("!Q", reader.read(8))[0]
+            return first & 0x0F, reader.read(length)
+
+        assert frame()[0] == 0x2, "the join response comes first, as a binary frame"
+        s.sendall(b"\x82\x05hello")  # FIN, binary, five bytes, and no mask
+        while True:
+            opcode, payload = frame()
+            if opcode == 0x8:
+                break
+        code = struct.unpack("!H", payload[:2])[0]
+        assert code == 1002, (code, payload)
+        assert b"protocol error" in payload, payload
+    assert requests.get(server.url + "/_matrix/client/versions", timeout=10).ok

@@ -126,6 +126,17 @@ async def until(condition, timeout=30, what="condition"):
         await asyncio.sleep(0.1)
 
 
+async def leave(rooms, watchers, feeding=None):
+    """Stops feeding and counting, then disconnects every room: a test's cleanup."""
+    if feeding is not None:
+        feeding.cancel()
+    for w in watchers:
+        for t in w.tasks:
+            t.cancel()
+    for room in rooms:
+        await room.disconnect()
+
+
 def rtc_metric(server, name: str) -> float:
     text = requests.get(f"http://{server.env['WARD_METRICS_LISTEN']}/metrics", timeout=10).text
     return sum(float(line.split()[-1]) for line in text.splitlines() if line.split(" ")[0] == name)
@@ -208,12 +219,7 @@ def test_publish_subscribe_data_and_presence(server):
             await carol.disconnect()
             await until(lambda: "carol" in wa.left and "carol" in wb.left, what="carol's leave at alice and bob")
         finally:
-            feeding.cancel()
-            for w in (wa, wb, wc):
-                for t in w.tasks:
-                    t.cancel()
-            for room in (alice, bob, carol):
-                await room.disconnect()
+            await leave((alice, bob, carol), (wa, wb, wc), feeding)
 
     asyncio.run(scenario())
 
@@ -278,12 +284,7 @@ def test_end_to_end_encrypted_media_passes_untouched(server):
             await asyncio.sleep(3)
             assert wm.video_frames == 0, "a wrong key must not decode anything"
         finally:
-            feeding.cancel()
-            for w in (wb, wm):
-                for t in w.tasks:
-                    t.cancel()
-            for r in (alice, bob, mallory):
-                await r.disconnect()
+            await leave((alice, bob, mallory), (wb, wm), feeding)
 
     asyncio.run(scenario())
 
@@ -358,11 +359,7 @@ def test_room_service_api_from_livekit_server_sdk(server):
             assert (await lkapi.room.list_rooms(api.ListRoomsRequest(names=[room]))).rooms == []
             feeding.cancel()
         finally:
-            for w in (wh, wg):
-                for t in w.tasks:
-                    t.cancel()
-            await host.disconnect()
-            await guest.disconnect()
+            await leave((host, guest), (wh, wg))
             await lkapi.aclose()
 
     asyncio.run(scenario())
@@ -458,12 +455,7 @@ def test_a_client_resumes_after_its_signalling_connection_drops(server):
             await until(lambda: ("bob", "microphone") in wa.muted, what="alice sees bob's mute after the resume")
             assert "bob" not in wa.left and wa.joined.count("bob") <= 1, (wa.left, wa.joined)
         finally:
-            feeding.cancel()
-            for w in (wa, wb):
-                for t in w.tasks:
-                    t.cancel()
-            for r in (alice, bob):
-                await r.disconnect()
+            await leave((alice, bob), (wa, wb), feeding)
             await outage.close()
 
     asyncio.run(scenario())
@@ -527,12 +519,7 @@ def test_garbage_on_one_signalling_connection_disturbs_no_one(server):
             assert requests.get(server.url + "/_matrix/client/versions", timeout=10).ok
         finally:
             await http.close()
-            feeding.cancel()
-            for w in (wa, wb):
-                for t in w.tasks:
-                    t.cancel()
-            for r in (alice, bob):
-                await r.disconnect()
+            await leave((alice, bob), (wa, wb), feeding)
 
     asyncio.run(scenario())
 

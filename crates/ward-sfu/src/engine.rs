@@ -115,6 +115,12 @@ const STATS_INTERVAL_MS: u64 = 2_000;
 const ESTIMATOR_REPORT_INTERVAL_MS: u64 = 500;
 /// How often publishers are reminded of the bitrate cap (REMB must be repeated).
 const REMB_INTERVAL_MS: u64 = 1_000;
+/// A subscriber connection's resend buffer for a video stream, as str0m sets it up (packets,
+/// age, and the share of resends above which queued ones are dropped); restated for the
+/// buffer that replaces it when the estimate drops a layer (see `allocate_layers`).
+const VIDEO_RESEND_PACKETS_MAX: usize = 1000;
+const VIDEO_RESEND_MAX_AGE_MS: u64 = 3_000;
+const VIDEO_RESEND_RATIO_CAP: f32 = 0.15;
 /// After the bandwidth forced a subscriber to a lower layer, this long before it goes up again.
 const UPGRADE_HOLD_MS: u64 = 3_000;
 /// How often rooms are looked after: speakers, layer allocation, timers.
@@ -277,8 +283,9 @@ struct Participant {
     estimator: Estimator,
     /// What one step up needs (see [`bwe::Report::step_up_bps`]); Ward's estimator tries it.
     step_up_bps: u64,
-    /// The budget the last layer allocation had.
+    /// The budget and the estimate the last layer allocation had.
     last_budget_bps: u64,
+    last_estimate_bps: u64,
     /// Loudest audio level (dBov) in the current speaker window.
     speech_dbov: Option<f32>,
     speaking: bool,
@@ -604,6 +611,7 @@ impl Sfu {
             estimator: Estimator::new(INITIAL_BWE_BPS, now),
             step_up_bps: 0,
             last_budget_bps: 0,
+            last_estimate_bps: 0,
             speech_dbov: None,
             speaking: false,
             pub_loss: 0.0,
@@ -2196,6 +2204,7 @@ impl Sfu {
         }
         let sub = self.participants.get_mut(&id).expect("checked above");
         sub.last_budget_bps = budget;
+        let estimate_fell = sub.bwe_bps < std::mem::replace(&mut sub.last_estimate_bps, sub.bwe_bps);
         if str0m_estimates {
             // What the subscriber would take with bandwidth to spare: str0m probes up to it (it
             // never probes without a desired rate, so an estimate that dropped once would keep
@@ -2214,6 +2223,7 @@ impl Sfu {
         }
         let unconstrained: Vec<Option<u8>> =
             requests.iter().map(|(layers, max_quality)| pick_layer(layers, *max_quality, u64::MAX)).collect();
+        let mut shed_mids = Vec::new();
         for ((i, target), free) in order.iter().zip(chosen).zip(unconstrained) {
             let d = &mut sub.downtracks[*i];
             if target.is_none() {
@@ -2233,6 +2243,17 @@ impl Sfu {
             if d.target != target {
                 tracing::debug!(track = %d.track_sid, from = ?d.target, to = ?target, bandwidth_limited, "layer target");
                 d.target = target;
+                // The estimate fell below the layer being forwarded: it stops now, not at the
+                // lower layer's keyframe. Its frames are being lost in the congested queue
+                // anyway, and each packet more would wait there ahead of the keyframe the viewer
+                // needs (behind a tight cap the queue drains only at what the link has left
+                // over the lower layer: seconds of frozen picture in a browser). A switch for
+                // any other reason (a smaller window, the budget shared with another video)
+                // keeps the old layer until the new one can be decoded.
+                if estimate_fell && bandwidth_limited && d.rewriter.source() > target {
+                    d.rewriter.pause();
+                    shed_mids.extend(d.mid);
+                }
             }
             let needs_switch = d.rewriter.source() != d.target;
             if needs_switch {
@@ -2243,6 +2264,17 @@ impl Sfu {
                     d.waiting_since = Some(now);
                     keyframes.push((d.publisher, d.track_sid.clone(), target.unwrap_or(QUALITY_HIGH)));
                 }
+            }
+        }
+        for mid in shed_mids {
+            // Repairs of the layer that stopped would queue ahead of the keyframe too: a fresh
+            // resend buffer answers no NACK for what was sent before.
+            if let Some(tx) = sub.subscriber.direct_api().stream_tx_by_mid(mid, None) {
+                tx.set_rtx_cache(
+                    VIDEO_RESEND_PACKETS_MAX,
+                    Duration::from_millis(VIDEO_RESEND_MAX_AGE_MS),
+                    Some(VIDEO_RESEND_RATIO_CAP),
+                );
             }
         }
         for (publisher, sid, quality) in keyframes {

@@ -86,8 +86,9 @@ def test_a_congested_viewer_drops_a_layer_and_gets_it_back():
     # Mostly below the top layer while shaped (trials of the top layer come back briefly). A
     # sample counts as on the top layer when top-sized frames were decoded since the one before:
     # after a failed trial the last top-sized frame stays on screen until a keyframe of a lower
-    # layer gets through the full queue, and that is a freeze, which the checks below bound. (Counting the frozen samples as the top layer too failed a CI run:
-    # 15 of 41 samples at the top width.) …
+    # layer gets through the full queue, and that is a freeze, which the checks below bound.
+    # (Counting the frozen samples as the top layer too failed a CI run: 15 of 41 samples at
+    # the top width.) …
     on_top = [later for earlier, later in zip(settled, settled[1:])
               if later["width"] >= top and later["framesDecoded"] > earlier["framesDecoded"]]
     assert len(on_top) <= 0.3 * len(settled), [(s["width"], s["framesDecoded"]) for s in settled]
